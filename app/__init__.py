@@ -1,0 +1,1 @@
+"""coreml-chat's desktop application (PySide6 on qasync)."""
