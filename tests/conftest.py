@@ -28,3 +28,11 @@ def smollm2_gguf() -> Path:
     from converter.demo_model import fetch_demo_gguf
 
     return fetch_demo_gguf(TEST_CACHE)
+
+# The converter needs coremltools to see torch: load torch first in the test process (the engine's
+# own import of coremltools hides torch only where torch is not loaded yet; see
+# engine/coremltools_import.py). Import-boundary tests run in fresh interpreters.
+try:
+    import torch  # noqa: F401
+except ImportError:  # the chat runtime alone is installed
+    pass
