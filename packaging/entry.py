@@ -1,0 +1,8 @@
+"""PyInstaller's entry script: the frozen app starts here (`--convert` and `--self-test` included)."""
+
+import sys
+
+from app.main import main
+
+if __name__ == "__main__":
+    sys.exit(main())
