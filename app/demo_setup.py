@@ -27,7 +27,11 @@ def demo_model_dir() -> Path:
 
 
 def is_model_folder(folder: Path) -> bool:
-    return folder.is_dir() and any(folder.glob("*.mlpackage")) and (folder / "tokenizer.json").is_file()
+    return (
+        folder.is_dir()
+        and any(folder.glob("*.mlpackage"))
+        and (folder / "tokenizer.json").is_file()
+    )
 
 
 def converter_command() -> list[str]:

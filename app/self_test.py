@@ -46,7 +46,9 @@ def run_self_test(model: Path, *, expect: str | None = "Paris") -> dict[str, obj
         loaded = _wait_for(events, ModelLoaded, request_id=1)
         config = GenerationConfig(max_new_tokens=24, temperature=0.0, seed=0)
         messages = (ChatMessage("user", QUESTION),)
-        worker.submit(Generate(request_id=2, conversation_id="self-test", messages=messages, config=config))
+        worker.submit(
+            Generate(request_id=2, conversation_id="self-test", messages=messages, config=config)
+        )
         finished = _wait_for(events, GenerationFinished, request_id=2)
     finally:
         worker.close()
@@ -79,9 +81,15 @@ def _wait_for(events: queue.Queue[Event], kind: type, *, request_id: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="coreml-chat --self-test", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the demo model)")
-    parser.add_argument("--expect", default="Paris", help="text the answer must contain ('' for none)")
+    parser = argparse.ArgumentParser(
+        prog="coreml-chat --self-test", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="model folder (default: the demo model)"
+    )
+    parser.add_argument(
+        "--expect", default="Paris", help="text the answer must contain ('' for none)"
+    )
     args = parser.parse_args(argv)
     model = args.model or _default_model()
     if not model.exists():

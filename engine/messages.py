@@ -149,4 +149,6 @@ class EngineError:
     message: str
 
 
-Event = ModelLoaded | PrefillProgress | TokenText | ContextTrimmed | GenerationFinished | EngineError
+Event = (
+    ModelLoaded | PrefillProgress | TokenText | ContextTrimmed | GenerationFinished | EngineError
+)

@@ -73,7 +73,9 @@ class Model(Protocol):
 
     def make_state(self) -> Any: ...
 
-    def predict(self, inputs: dict[str, np.ndarray], state: Any = None) -> dict[str, np.ndarray]: ...
+    def predict(
+        self, inputs: dict[str, np.ndarray], state: Any = None
+    ) -> dict[str, np.ndarray]: ...
 
 
 def coreml_available() -> bool:
@@ -102,7 +104,9 @@ def load_model(
 
     package = find_package(Path(path))
     if compute_units not in COMPUTE_UNITS:
-        raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}, not {compute_units!r}")
+        raise ValueError(
+            f"compute_units must be one of {', '.join(COMPUTE_UNITS)}, not {compute_units!r}"
+        )
     use_coreml = runtime == "coreml" or (runtime == "auto" and coreml_available())
     if use_coreml:
         from engine.coreml_runtime import load_coreml_model

@@ -36,7 +36,9 @@ def _loaded_after_import(module: str) -> set[str]:
 @pytest.mark.parametrize("module", _modules_of("engine"))
 def test_engine_imports_no_qt_torch_or_transformers(module: str) -> None:
     loaded = _loaded_after_import(module)
-    assert not loaded & set(FORBIDDEN_IN_ENGINE), f"{module} pulls in {loaded & set(FORBIDDEN_IN_ENGINE)}"
+    assert not loaded & set(FORBIDDEN_IN_ENGINE), (
+        f"{module} pulls in {loaded & set(FORBIDDEN_IN_ENGINE)}"
+    )
 
 
 def test_app_starts_without_torch() -> None:
@@ -59,7 +61,9 @@ def test_converter_never_imports_qt() -> None:
         str(p.relative_to(REPO))
         for p in (REPO / "converter").rglob("*.py")
         if any(
-            line.lstrip().startswith(("import PySide6", "from PySide6", "import qasync", "from qasync"))
+            line.lstrip().startswith(
+                ("import PySide6", "from PySide6", "import qasync", "from qasync")
+            )
             for line in p.read_text().splitlines()
         )
     ]
