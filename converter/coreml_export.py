@@ -1,0 +1,196 @@
+"""The coremltools half of a conversion: trace, convert to a stateful ML Program, quantize, describe.
+
+One function per stage (as apple/ml-stable-diffusion's torch2coreml does), so the pipeline in
+``converter.convert`` can free each stage's inputs before the next one runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from converter.coremltools_progress import report_coremltools_progress
+from converter.progress import CancelToken
+from converter.torch_model import StatefulCausalLM, causal_mask
+from engine import package_metadata as meta
+
+logger = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("int4", "int8", "none")
+
+FractionReport = Callable[[float, str], None]
+
+
+def quantization_label(quantize: str, block_size: int) -> str:
+    """The metadata value: ``int4-block32``, ``int8`` or ``fp16``."""
+    return {"int4": f"int4-block{block_size}", "int8": "int8", "none": "fp16"}[quantize]
+
+
+def trace(module: StatefulCausalLM) -> torch.jit.ScriptModule:
+    """Trace with two new tokens after three cached ones, so both shapes stay symbolic."""
+    module.reset_cache()
+    input_ids = torch.zeros((1, 2), dtype=torch.int32)
+    mask = causal_mask(3, 2, dtype=torch.float16)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(module, (input_ids, mask), check_trace=False)
+    module.reset_cache()
+    return traced
+
+
+def to_coreml(
+    traced: torch.jit.ScriptModule,
+    module: StatefulCausalLM,
+    *,
+    report: FractionReport,
+    cancel: CancelToken | None,
+):
+    """``ct.convert`` into a stateful ML Program with flexible query and cache lengths."""
+    import coremltools as ct
+
+    spec = module.spec
+    context = module.context_length
+    query_length = ct.RangeDim(lower_bound=1, upper_bound=context, default=1)
+    end_length = ct.RangeDim(lower_bound=1, upper_bound=context, default=1)
+    cache_shape = tuple(module.keyCache.shape)
+    inputs = [
+        ct.TensorType(name=meta.INPUT_IDS, shape=(1, query_length), dtype=np.int32),
+        ct.TensorType(
+            name=meta.CAUSAL_MASK, shape=(1, 1, query_length, end_length), dtype=np.float16
+        ),
+    ]
+    states = [
+        ct.StateType(wrapped_type=ct.TensorType(shape=cache_shape, dtype=np.float16), name=name)
+        for name in (meta.KEY_CACHE, meta.VALUE_CACHE)
+    ]
+    outputs = [ct.TensorType(name=meta.LOGITS, dtype=np.float16)]
+    logger.info(
+        "converting %s: %d layers, vocab %d, context %d",
+        spec.architecture,
+        spec.num_layers,
+        spec.vocab_size,
+        context,
+    )
+    # Bars: the torch frontend's op loop, then the frontend, main and backend pass pipelines.
+    with (
+        report_coremltools_progress(report, cancel=cancel, expected_bars=4),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        mlmodel = ct.convert(
+            traced,
+            inputs=inputs,
+            outputs=outputs,
+            states=states,
+            minimum_deployment_target=ct.target.iOS18,
+            compute_precision=ct.precision.FLOAT16,
+            skip_model_load=True,
+        )
+    # The MLModel keeps the whole MIL program (every weight) alive otherwise; the package on
+    # disk is all we need from here on.
+    mlmodel._mil_program = None
+    gc.collect()
+    return mlmodel
+
+
+def quantize(
+    mlmodel,
+    *,
+    mode: str,
+    block_size: int,
+    report: FractionReport,
+    cancel: CancelToken | None,
+):
+    """int4 per-block or int8 per-channel symmetric weights; ``none`` keeps float16."""
+    if mode == "none":
+        report(1.0, "float16 weights kept")
+        return mlmodel
+    import coremltools as ct
+
+    if mode == "int4":
+        op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
+            mode="linear_symmetric", dtype="int4", granularity="per_block", block_size=block_size
+        )
+    elif mode == "int8":
+        op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
+            mode="linear_symmetric", dtype="int8", granularity="per_channel"
+        )
+    else:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, not {mode!r}")
+    config = ct.optimize.coreml.OptimizationConfig(global_config=op_config)
+    with (
+        report_coremltools_progress(report, cancel=cancel, expected_bars=3),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        quantized = ct.optimize.coreml.linear_quantize_weights(mlmodel, config=config)
+    quantized._mil_program = None
+    gc.collect()
+    return quantized
+
+
+INPUT_DESCRIPTIONS = {
+    meta.INPUT_IDS: "Token ids of the new tokens, int32 (1, q).",
+    meta.CAUSAL_MASK: (
+        "Additive attention mask float16 (1, 1, q, end): 0 where new token i may attend to "
+        "position j, -inf where j > end - q + i. end = tokens in the cache after this call."
+    ),
+}
+OUTPUT_DESCRIPTION = "Next-token logits, float16 (1, q, vocab)."
+OUTPUT_DESCRIPTION_LAST = "Next-token logits of the last new token only, float16 (1, 1, vocab)."
+STATE_DESCRIPTIONS = {
+    meta.KEY_CACHE: "Key cache float16 (layers, 1, kv_heads, context, head_dim), written in place.",
+    meta.VALUE_CACHE: "Value cache float16 (layers, 1, kv_heads, context, head_dim), in place.",
+}
+
+
+@dataclass(frozen=True)
+class PackageFacts:
+    source_id: str
+    architecture: str
+    context_length: int
+    quantization: str
+    bos_token_id: int | None
+    eos_token_ids: tuple[int, ...]
+    last_logits_only: bool
+    versions: Mapping[str, str]
+
+
+def describe(mlmodel, facts: PackageFacts) -> None:
+    """Descriptions on every input, output and state; user metadata; author/license/version."""
+    for name, text in INPUT_DESCRIPTIONS.items():
+        mlmodel.input_description[name] = text
+    mlmodel.output_description[meta.LOGITS] = (
+        OUTPUT_DESCRIPTION_LAST if facts.last_logits_only else OUTPUT_DESCRIPTION
+    )
+    for state in mlmodel._spec.description.state:
+        state.shortDescription = STATE_DESCRIPTIONS.get(state.name, "")
+    mlmodel.short_description = (
+        f"{facts.source_id} ({facts.architecture}), stateful kv-cache, "
+        f"{facts.quantization}, context {facts.context_length}. Converted by coreml-chat."
+    )
+    mlmodel.author = f"Converted from {facts.source_id} by coreml-chat"
+    mlmodel.license = "See the license of the source model."
+    mlmodel.version = facts.versions.get("converter", "")
+    metadata = {
+        meta.SOURCE_MODEL_ID: facts.source_id,
+        meta.CONTEXT_LENGTH: str(facts.context_length),
+        meta.ARCHITECTURE: facts.architecture,
+        meta.QUANTIZATION: facts.quantization,
+        meta.CONVERTER_VERSION: facts.versions.get("converter", ""),
+        meta.COREMLTOOLS_VERSION: facts.versions.get("coremltools", ""),
+        meta.TORCH_VERSION: facts.versions.get("torch", ""),
+        meta.TRANSFORMERS_VERSION: facts.versions.get("transformers", ""),
+        meta.EOS_TOKEN_IDS: ",".join(str(i) for i in facts.eos_token_ids),
+        meta.LAST_LOGITS_ONLY: "true" if facts.last_logits_only else "false",
+    }
+    if facts.bos_token_id is not None:
+        metadata[meta.BOS_TOKEN_ID] = str(facts.bos_token_id)
+    for key, value in metadata.items():
+        mlmodel.user_defined_metadata[key] = value

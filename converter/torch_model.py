@@ -1,0 +1,310 @@
+"""Our own stateful Llama/Mistral module: the torch program the converter traces.
+
+Built from a Hugging Face config and its weights, not by patching transformers (its internals change
+between versions). The interface is the one of DESIGN.md's model folder:
+
+- ``forward(input_ids int32 (1, q), causal_mask float16 (1, 1, q, end)) -> logits``
+- ``end`` is the number of tokens in the cache after this call, so new keys and values are written in
+  place into the ``keyCache``/``valueCache`` buffers at ``[end - q : end]``, and the rotary positions
+  are ``end - q .. end - 1``: both are taken from the inputs' shapes, which stay symbolic in the trace.
+- attention is one fused ``scaled_dot_product_attention`` without an explicit ``scale`` (coremltools
+  keeps it fused only then), over the cache's first ``end`` positions with the caller's mask.
+- the RMSNorm divides by the largest magnitude first, so ``x * x`` cannot overflow in float16.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from converter.errors import ConversionError
+
+SUPPORTED_ARCHITECTURES = ("MistralForCausalLM", "LlamaForCausalLM")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The architecture facts the stateful module needs, read from a Hugging Face config."""
+
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rms_norm_eps: float
+    rope_theta: float
+    tie_word_embeddings: bool
+    max_position_embeddings: int
+    rope_scaling: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ModelSpec:
+        """Read a config dict (``config.json`` or ``PretrainedConfig.to_dict()``)."""
+        architectures = config.get("architectures") or []
+        architecture = architectures[0] if architectures else ""
+        if architecture not in SUPPORTED_ARCHITECTURES:
+            found = architecture or f"model_type {config.get('model_type', 'unknown')!r}"
+            raise ConversionError(
+                f"unsupported architecture {found}: coreml-chat converts "
+                f"{' and '.join(SUPPORTED_ARCHITECTURES)} models"
+            )
+        heads = int(config["num_attention_heads"])
+        hidden = int(config["hidden_size"])
+        rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
+        theta = config.get("rope_theta") or rope.get("rope_theta") or 10000.0
+        rope_type = rope.get("rope_type", rope.get("type", "default")) or "default"
+        if rope_type not in ("default", "llama3"):
+            raise ConversionError(
+                f"unsupported rope scaling {rope_type!r}: coreml-chat supports default and llama3 rope"
+            )
+        scaling = tuple(sorted((k, v) for k, v in rope.items() if k != "rope_theta"))
+        return cls(
+            architecture=architecture,
+            vocab_size=int(config["vocab_size"]),
+            hidden_size=hidden,
+            intermediate_size=int(config["intermediate_size"]),
+            num_layers=int(config["num_hidden_layers"]),
+            num_heads=heads,
+            num_kv_heads=int(config.get("num_key_value_heads") or heads),
+            head_dim=int(config.get("head_dim") or hidden // heads),
+            rms_norm_eps=float(config.get("rms_norm_eps", 1e-6)),
+            rope_theta=float(theta),
+            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            max_position_embeddings=int(config.get("max_position_embeddings", 2048)),
+            rope_scaling=scaling if rope_type == "llama3" else (),
+        )
+
+    @property
+    def parameter_count(self) -> int:
+        attention = self.hidden_size * self.head_dim * (2 * self.num_heads + 2 * self.num_kv_heads)
+        mlp = 3 * self.hidden_size * self.intermediate_size
+        per_layer = attention + mlp + 2 * self.hidden_size
+        embeddings = self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+        return self.num_layers * per_layer + embeddings + self.hidden_size
+
+
+def rope_inverse_frequencies(spec: ModelSpec) -> torch.Tensor:
+    """The rotary inverse frequencies, with llama3's scaling applied when the config asks for it."""
+    exponents = torch.arange(0, spec.head_dim, 2, dtype=torch.float64) / spec.head_dim
+    inv_freq = 1.0 / (spec.rope_theta**exponents)
+    if not spec.rope_scaling:
+        return inv_freq
+    scaling = dict(spec.rope_scaling)
+    factor = float(scaling["factor"])
+    low = float(scaling.get("low_freq_factor", 1.0))
+    high = float(scaling.get("high_freq_factor", 4.0))
+    original = float(scaling.get("original_max_position_embeddings", 8192))
+    wavelength = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelength > original / low, inv_freq / factor, inv_freq)
+    smooth = (original / wavelength - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelength >= original / high) & (wavelength <= original / low)
+    return torch.where(medium, smoothed, scaled)
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm that stays finite in float16: scale by the row's largest magnitude before squaring."""
+
+    def __init__(self, size: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-4)
+        scaled = x / scale
+        # mean((x/s)^2) + eps/s^2, with eps/s/s so that s*s itself is never formed.
+        variance = scaled.pow(2).mean(dim=-1, keepdim=True) + (self.eps / scale) / scale
+        return scaled * torch.rsqrt(variance) * self.weight
+
+
+class Attention(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.num_heads = spec.num_heads
+        self.num_kv_heads = spec.num_kv_heads
+        self.head_dim = spec.head_dim
+        self.q_proj = nn.Linear(spec.hidden_size, spec.num_heads * spec.head_dim, bias=False)
+        self.k_proj = nn.Linear(spec.hidden_size, spec.num_kv_heads * spec.head_dim, bias=False)
+        self.v_proj = nn.Linear(spec.hidden_size, spec.num_kv_heads * spec.head_dim, bias=False)
+        self.o_proj = nn.Linear(spec.num_heads * spec.head_dim, spec.hidden_size, bias=False)
+
+
+class MLP(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(spec.hidden_size, spec.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(spec.hidden_size, spec.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(spec.intermediate_size, spec.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.self_attn = Attention(spec)
+        self.mlp = MLP(spec)
+        self.input_layernorm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+
+
+class Backbone(nn.Module):
+    """Holds the weights under Hugging Face's names (``model.layers.0.self_attn.q_proj.weight``)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(spec.vocab_size, spec.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(spec) for _ in range(spec.num_layers))
+        self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+
+
+def _rotate_half(x: torch.Tensor, half: int) -> torch.Tensor:
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class StatefulCausalLM(nn.Module):
+    """A Llama/Mistral decoder whose kv-cache lives in two registered buffers (Core ML states)."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        context_length: int,
+        last_logits_only: bool = False,
+        cache_dtype: torch.dtype = torch.float16,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.context_length = context_length
+        self.last_logits_only = last_logits_only
+        self.model = Backbone(spec)
+        self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False)
+        if spec.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        cache_shape = (spec.num_layers, 1, spec.num_kv_heads, context_length, spec.head_dim)
+        self.register_buffer("keyCache", torch.zeros(cache_shape, dtype=cache_dtype))
+        self.register_buffer("valueCache", torch.zeros(cache_shape, dtype=cache_dtype))
+        positions = torch.arange(context_length, dtype=torch.float64)
+        angles = torch.outer(positions, rope_inverse_frequencies(spec))
+        angles = torch.cat((angles, angles), dim=-1)
+        self.register_buffer("rope_cos", angles.cos().float(), persistent=False)
+        self.register_buffer("rope_sin", angles.sin().float(), persistent=False)
+
+    def reset_cache(self) -> None:
+        self.keyCache.zero_()
+        self.valueCache.zero_()
+
+    def forward(self, input_ids: torch.Tensor, causal_mask: torch.Tensor) -> torch.Tensor:
+        spec = self.spec
+        length = input_ids.shape[1]
+        end = causal_mask.shape[-1]
+        past = end - length
+        dtype = self.model.embed_tokens.weight.dtype
+        mask = causal_mask.to(dtype)
+        cos = self.rope_cos[past:end].to(dtype)
+        sin = self.rope_sin[past:end].to(dtype)
+        repeats = spec.num_heads // spec.num_kv_heads
+        half = spec.head_dim // 2
+
+        hidden = self.model.embed_tokens(input_ids)
+        for index, layer in enumerate(self.model.layers):
+            attention = layer.self_attn
+            x = layer.input_layernorm(hidden)
+            q = attention.q_proj(x).view(1, length, spec.num_heads, spec.head_dim).transpose(1, 2)
+            k = attention.k_proj(x).view(1, length, spec.num_kv_heads, spec.head_dim)
+            v = attention.v_proj(x).view(1, length, spec.num_kv_heads, spec.head_dim)
+            k = k.transpose(1, 2)
+            v = v.transpose(1, 2)
+            q = q * cos + _rotate_half(q, half) * sin
+            k = k * cos + _rotate_half(k, half) * sin
+            self.keyCache[index : index + 1, :, :, past:end, :] = k.unsqueeze(0).to(
+                self.keyCache.dtype
+            )
+            self.valueCache[index : index + 1, :, :, past:end, :] = v.unsqueeze(0).to(
+                self.valueCache.dtype
+            )
+            keys = self.keyCache[index, :, :, :end, :].to(dtype)
+            values = self.valueCache[index, :, :, :end, :].to(dtype)
+            if repeats > 1:
+                grouped = (1, spec.num_kv_heads, repeats, end, spec.head_dim)
+                keys = keys.unsqueeze(2).expand(grouped).reshape(1, spec.num_heads, end, -1)
+                values = values.unsqueeze(2).expand(grouped).reshape(1, spec.num_heads, end, -1)
+            # Attention in float32 terms: coremltools' torch frontend computes in float32 and reads
+            # the float16 states as float32, so the casts make both sides agree; its float16
+            # compute-precision pass then turns the whole program into float16.
+            attended = F.scaled_dot_product_attention(
+                q.float(), keys.float(), values.float(), attn_mask=mask.float()
+            ).to(dtype)
+            attended = attended.transpose(1, 2).reshape(1, length, spec.num_heads * spec.head_dim)
+            hidden = hidden + attention.o_proj(attended)
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        if self.last_logits_only:
+            hidden = hidden[:, -1:, :]
+        return self.lm_head(self.model.norm(hidden))
+
+
+def causal_mask(past: int, length: int, *, dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    """The additive mask for ``length`` new tokens after ``past`` cached ones: (1, 1, q, past + q)."""
+    rows = torch.arange(length).unsqueeze(1)
+    columns = torch.arange(past + length).unsqueeze(0)
+    mask = torch.zeros(length, past + length, dtype=torch.float32)
+    mask[columns > past + rows] = float("-inf")
+    return mask.to(dtype)[None, None]
+
+
+def build_stateful_model(
+    spec: ModelSpec,
+    weights: Mapping[str, torch.Tensor],
+    *,
+    context_length: int,
+    last_logits_only: bool = False,
+    cache_dtype: torch.dtype = torch.float16,
+) -> StatefulCausalLM:
+    """Build the module on the meta device and adopt ``weights`` without copying them."""
+    with torch.device("meta"):
+        module = StatefulCausalLM(
+            spec,
+            context_length=context_length,
+            last_logits_only=last_logits_only,
+            cache_dtype=cache_dtype,
+        )
+    expected = {name for name, _ in module.named_parameters(remove_duplicate=True)}
+    state = {name: tensor for name, tensor in weights.items() if name in expected}
+    if spec.tie_word_embeddings:
+        state.pop("lm_head.weight", None)
+    missing = sorted(expected - set(state))
+    if missing:
+        raise ConversionError(
+            f"the weights lack {len(missing)} tensors the architecture needs "
+            f"(first: {missing[0]}); is the checkpoint complete?"
+        )
+    for name, tensor in state.items():
+        wanted = dict(module.named_parameters())[name].shape
+        if tuple(tensor.shape) != tuple(wanted):
+            raise ConversionError(
+                f"weight {name} has shape {tuple(tensor.shape)}, the config implies {tuple(wanted)}"
+            )
+    module.load_state_dict(state, strict=False, assign=True)
+    if spec.tie_word_embeddings:
+        module.lm_head.weight = module.model.embed_tokens.weight
+    # Buffers were made on the meta device: materialise them for real.
+    cache_shape = (spec.num_layers, 1, spec.num_kv_heads, context_length, spec.head_dim)
+    module.keyCache = torch.zeros(cache_shape, dtype=cache_dtype)
+    module.valueCache = torch.zeros(cache_shape, dtype=cache_dtype)
+    positions = torch.arange(context_length, dtype=torch.float64)
+    angles = torch.outer(positions, rope_inverse_frequencies(spec))
+    angles = torch.cat((angles, angles), dim=-1)
+    module.rope_cos = angles.cos().float()
+    module.rope_sin = angles.sin().float()
+    return module.eval()
