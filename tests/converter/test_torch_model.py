@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_rmsnorm_stays_finite_in_float16_where_the_naive_one_overflows():
 
 def test_unsupported_architecture_is_refused_naming_what_is_supported():
     config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}
-    with pytest.raises(ConversionError, match="GPT2LMHeadModel.*MistralForCausalLM"):
+    with pytest.raises(ConversionError, match=r"GPT2LMHeadModel.*MistralForCausalLM"):
         ModelSpec.from_config(config)
 
 
@@ -85,5 +86,5 @@ def test_missing_weights_are_named(tiny_llama_dir):
     weights = dict(reference.state_dict())
     del weights["model.layers.1.mlp.up_proj.weight"]
     spec = ModelSpec.from_config(reference.config.to_dict())
-    with pytest.raises(ConversionError, match="model.layers.1.mlp.up_proj.weight"):
+    with pytest.raises(ConversionError, match=re.escape("model.layers.1.mlp.up_proj.weight")):
         build_stateful_model(spec, weights, context_length=16)
