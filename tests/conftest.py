@@ -199,15 +199,28 @@ def _converter_fingerprint(*parts: str) -> str:
 
 @pytest.fixture(scope="session")
 def smollm2_int4_dir(smollm2_gguf: Path) -> Path:
-    """The real SmolLM2-135M-Instruct converted int4 (context 512), cached across runs under
-    TEST_CACHE, keyed by the converter's source, so only a changed converter converts again."""
-    from converter.convert import ConversionOptions, convert
+    """The real SmolLM2-135M-Instruct converted int4 (context 512) by the CLI with --json-progress
+    and --verify, cached across runs under TEST_CACHE keyed by the converter's source, so only a
+    changed converter converts again. The CLI's JSON lines are kept beside it (``.progress.jsonl``)."""
+    import subprocess
+    import sys
 
     key = _converter_fingerprint(str(smollm2_gguf.name), "int4", "512")
     folder = TEST_CACHE / "converted" / f"SmolLM2-135M-Instruct-int4-{key}"
     if not folder.is_dir():
-        options = ConversionOptions(
-            context_length=512, quantize="int4", name="SmolLM2-135M-Instruct"
-        )
-        convert(smollm2_gguf, folder, options)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "converter.cli", str(smollm2_gguf), "-o", str(folder),
+            "--context-length", "512", "--quantize", "int4", "--name", "SmolLM2-135M-Instruct",
+            "--json-progress", "--verify",
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        progress_log(folder).write_text(result.stdout)
+        if result.returncode != 0:
+            raise RuntimeError(f"converting SmolLM2 failed ({result.returncode}): {result.stderr}")
     return folder
+
+
+def progress_log(model_folder: Path) -> Path:
+    """Where the smollm2_int4_dir fixture keeps the CLI's JSON progress lines."""
+    return model_folder.with_name(model_folder.name + ".progress.jsonl")
