@@ -243,7 +243,7 @@ def _run_stages(
     cancel.raise_if_cancelled()
 
     reporter.begin("convert", "converting to a Core ML program")
-    mlmodel = coreml_export.to_coreml(traced, module, report=reporter.report, cancel=cancel)
+    program = coreml_export.to_mil_program(traced, module, report=reporter.report, cancel=cancel)
     del traced, module
     gc.collect()
     reporter.report(1.0, "converted")
@@ -251,13 +251,15 @@ def _run_stages(
 
     label = coreml_export.quantization_label(options.quantize, options.block_size)
     reporter.begin("quantize", f"quantizing weights: {label}")
-    mlmodel = coreml_export.quantize(
-        mlmodel,
+    mlmodel = coreml_export.compress_and_build(
+        program,
         mode=options.quantize,
         block_size=options.block_size,
         report=reporter.report,
         cancel=cancel,
     )
+    del program
+    gc.collect()
     reporter.report(1.0, "quantized")
     cancel.raise_if_cancelled()
 

@@ -44,14 +44,18 @@ def trace(module: StatefulCausalLM) -> torch.jit.ScriptModule:
     return traced
 
 
-def to_coreml(
+def to_mil_program(
     traced: torch.jit.ScriptModule,
     module: StatefulCausalLM,
     *,
     report: FractionReport,
     cancel: CancelToken | None,
 ):
-    """``ct.convert`` into a stateful ML Program with flexible query and cache lengths."""
+    """The torch frontend and the main pass pipeline: a stateful MIL program, not yet serialized.
+
+    Stopping at the program (instead of a saved ML Program) lets the quantizer work on the weights
+    while they are still the torch tensors' own memory: no serialized copy is re-read.
+    """
     import coremltools as ct
 
     spec = module.spec
@@ -77,62 +81,83 @@ def to_coreml(
         spec.vocab_size,
         context,
     )
-    # Bars: the torch frontend's op loop, then the frontend, main and backend pass pipelines.
+    # Bars: the torch frontend's op loop, then the frontend and main pass pipelines.
     with (
-        report_coremltools_progress(report, cancel=cancel, expected_bars=4),
+        report_coremltools_progress(report, cancel=cancel, expected_bars=3),
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore")
-        mlmodel = ct.convert(
+        program = ct.convert(
             traced,
             inputs=inputs,
             outputs=outputs,
             states=states,
             minimum_deployment_target=ct.target.iOS18,
             compute_precision=ct.precision.FLOAT16,
-            skip_model_load=True,
+            convert_to="milinternal",
         )
-    # The MLModel keeps the whole MIL program (every weight) alive otherwise; the package on
-    # disk is all we need from here on.
-    mlmodel._mil_program = None
-    gc.collect()
-    return mlmodel
+    return program
 
 
-def quantize(
-    mlmodel,
+def compress_and_build(
+    program,
     *,
     mode: str,
     block_size: int,
     report: FractionReport,
     cancel: CancelToken | None,
 ):
-    """int4 per-block or int8 per-channel symmetric weights; ``none`` keeps float16."""
-    if mode == "none":
-        report(1.0, "float16 weights kept")
-        return mlmodel
+    """int4 per-block or int8 per-channel symmetric weights (``none`` keeps float16), then the
+    ML Program backend: returns an MLModel whose weights are already in a temporary package."""
     import coremltools as ct
+    from coremltools.converters.mil.mil.passes.graph_pass import PassOption
+    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
 
-    if mode == "int4":
-        op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int4", granularity="per_block", block_size=block_size
-        )
-    elif mode == "int8":
-        op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int8", granularity="per_channel"
-        )
-    else:
+    if mode not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, not {mode!r}")
-    config = ct.optimize.coreml.OptimizationConfig(global_config=op_config)
     with (
         report_coremltools_progress(report, cancel=cancel, expected_bars=3),
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore")
-        quantized = ct.optimize.coreml.linear_quantize_weights(mlmodel, config=config)
-    quantized._mil_program = None
+        if mode != "none":
+            if mode == "int4":
+                op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
+                    mode="linear_symmetric",
+                    dtype="int4",
+                    granularity="per_block",
+                    block_size=block_size,
+                )
+            else:
+                op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
+                    mode="linear_symmetric", dtype="int8", granularity="per_channel"
+                )
+            # Only the weights of linear layers and the embedding: the rotary tables are constants
+            # too, and quantizing them would cost accuracy for nothing.
+            config = ct.optimize.coreml.OptimizationConfig(
+                op_type_configs={"linear": op_config, "gather": op_config}
+            )
+            # The torch frontend marks every op with its torch module; ops the quantizer adds
+            # have none, which the next pipeline's validation would refuse.
+            for function in program.functions.values():
+                function._essential_scope_sources = []
+            quantizer = PASS_REGISTRY["compression::linear_quantize_weights"]
+            quantizer.set_options(
+                [PassOption("config", config), PassOption("joint_compression", False)]
+            )
+            quantizer.apply(program)
+            gc.collect()
+        mlmodel = ct.convert(
+            program,
+            convert_to="mlprogram",
+            minimum_deployment_target=ct.target.iOS18,
+            compute_precision=ct.precision.FLOAT16,
+            skip_model_load=True,
+        )
+    # The MLModel keeps the whole MIL program alive otherwise; its package on disk is enough.
+    mlmodel._mil_program = None
     gc.collect()
-    return quantized
+    return mlmodel
 
 
 INPUT_DESCRIPTIONS = {

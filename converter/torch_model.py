@@ -139,6 +139,18 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(spec.num_heads * spec.head_dim, spec.hidden_size, bias=False)
 
 
+def project(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)``, with ``x`` cast to the weight's dtype by casts the trace records.
+
+    coremltools' torch frontend computes in float32 (its scalar constants are float32), so an
+    activation reaching a linear layer is float32 there, and the layer's float16 weight would be
+    promoted to a float32 copy: twice the model's size in memory, then cast back by the float16
+    pass. With x cast to float16 first (a no-op pair in torch; cast_optimization removes it from the
+    program) the weight is used as it is, and converting costs no copy of the weights.
+    """
+    return layer(x.float().to(layer.weight.dtype))
+
+
 class MLP(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -147,7 +159,8 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(spec.intermediate_size, spec.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        hidden = F.silu(project(self.gate_proj, x)) * project(self.up_proj, x)
+        return project(self.down_proj, hidden)
 
 
 class DecoderLayer(nn.Module):
@@ -221,9 +234,13 @@ class StatefulCausalLM(nn.Module):
         for index, layer in enumerate(self.model.layers):
             attention = layer.self_attn
             x = layer.input_layernorm(hidden)
-            q = attention.q_proj(x).view(1, length, spec.num_heads, spec.head_dim).transpose(1, 2)
-            k = attention.k_proj(x).view(1, length, spec.num_kv_heads, spec.head_dim)
-            v = attention.v_proj(x).view(1, length, spec.num_kv_heads, spec.head_dim)
+            q = (
+                project(attention.q_proj, x)
+                .view(1, length, spec.num_heads, spec.head_dim)
+                .transpose(1, 2)
+            )
+            k = project(attention.k_proj, x).view(1, length, spec.num_kv_heads, spec.head_dim)
+            v = project(attention.v_proj, x).view(1, length, spec.num_kv_heads, spec.head_dim)
             k = k.transpose(1, 2)
             v = v.transpose(1, 2)
             q = q * cos + _rotate_half(q, half) * sin
@@ -247,11 +264,11 @@ class StatefulCausalLM(nn.Module):
                 q.float(), keys.float(), values.float(), attn_mask=mask.float()
             ).to(dtype)
             attended = attended.transpose(1, 2).reshape(1, length, spec.num_heads * spec.head_dim)
-            hidden = hidden + attention.o_proj(attended)
+            hidden = hidden + project(attention.o_proj, attended)
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
         if self.last_logits_only:
             hidden = hidden[:, -1:, :]
-        return self.lm_head(self.model.norm(hidden))
+        return project(self.lm_head, self.model.norm(hidden))
 
 
 def causal_mask(past: int, length: int, *, dtype: torch.dtype = torch.float16) -> torch.Tensor:

@@ -1,0 +1,164 @@
+"""Peak memory of a conversion, as a multiple of the model's float16 weight bytes.
+
+Builds a synthetic Mistral-shaped model (random float16 weights written straight to safetensors, a
+small word-level tokenizer), converts it int4 with the CLI in a child process, and reads the child's
+peak RSS. The goal is ≤ 1.5× (a 7B model is 14.5 GB in float16: at 1.5× it converts on a 24 GB Mac).
+The interpreter's fixed cost (torch, transformers and coremltools imported) is reported apart.
+
+    python benchmarks/convert_memory.py [--layers 8] [--hidden 2048] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+VOCAB = 32768
+
+
+def write_synthetic_model(folder: Path, *, layers: int, hidden: int) -> int:
+    """A random MistralForCausalLM checkpoint; returns its float16 weight bytes."""
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    heads, kv_heads = hidden // 128, max(1, hidden // 512)
+    intermediate = int(hidden * 2.75)
+    config = {
+        "architectures": ["MistralForCausalLM"],
+        "model_type": "mistral",
+        "vocab_size": VOCAB,
+        "hidden_size": hidden,
+        "intermediate_size": intermediate,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "head_dim": 128,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 1000000.0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float16",
+    }
+    generator = torch.Generator().manual_seed(0)
+
+    def random(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, generator=generator) * 0.02).to(torch.float16)
+
+    weights = {
+        "model.embed_tokens.weight": random(VOCAB, hidden),
+        "lm_head.weight": random(VOCAB, hidden),
+    }
+    weights["model.norm.weight"] = torch.ones(hidden, dtype=torch.float16)
+    for i in range(layers):
+        prefix = f"model.layers.{i}."
+        weights[prefix + "self_attn.q_proj.weight"] = random(heads * 128, hidden)
+        weights[prefix + "self_attn.k_proj.weight"] = random(kv_heads * 128, hidden)
+        weights[prefix + "self_attn.v_proj.weight"] = random(kv_heads * 128, hidden)
+        weights[prefix + "self_attn.o_proj.weight"] = random(hidden, heads * 128)
+        weights[prefix + "mlp.gate_proj.weight"] = random(intermediate, hidden)
+        weights[prefix + "mlp.up_proj.weight"] = random(intermediate, hidden)
+        weights[prefix + "mlp.down_proj.weight"] = random(hidden, intermediate)
+        weights[prefix + "input_layernorm.weight"] = torch.ones(hidden, dtype=torch.float16)
+        weights[prefix + "post_attention_layernorm.weight"] = torch.ones(
+            hidden, dtype=torch.float16
+        )
+    total = sum(t.numel() * t.element_size() for t in weights.values())
+    save_file(weights, str(folder / "model.safetensors"))
+    del weights
+    (folder / "config.json").write_text(json.dumps(config))
+    vocabulary = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"w{i}": i for i in range(3, VOCAB)}}
+    tokenizer = Tokenizer(models.WordLevel(vocabulary, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "chat_template": template,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    return total
+
+
+def child_peak_rss(command: list[str]) -> tuple[int, float, int]:
+    """Run ``command``, sampling its RSS every 20 ms; return (peak bytes, seconds, exit code)."""
+    import psutil
+
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    watched = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, watched.memory_info().rss)
+        time.sleep(0.02)
+    seconds = time.monotonic() - started
+    stderr = process.stderr.read() if process.stderr else ""
+    if process.returncode != 0:
+        sys.stderr.write(stderr[-2000:])
+    return peak, seconds, process.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument("--context-length", type=int, default=2048)
+    parser.add_argument("--quantize", default="int4")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="convert-memory-") as scratch:
+        source = Path(scratch) / "synthetic-mistral"
+        source.mkdir()
+        weight_bytes = write_synthetic_model(source, layers=args.layers, hidden=args.hidden)
+        imports = [
+            sys.executable,
+            "-c",
+            "import torch, transformers, coremltools, converter.convert",
+        ]
+        baseline, _, _ = child_peak_rss(imports)
+        command = [
+            sys.executable, "-m", "converter.cli", str(source), "-o", str(Path(scratch) / "out"),
+            "--context-length", str(args.context_length), "--quantize", args.quantize,
+        ]  # fmt: skip
+        peak, seconds, code = child_peak_rss(command)
+        package_bytes = sum(
+            p.stat().st_size for p in (Path(scratch) / "out").rglob("*") if p.is_file()
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "convert_memory",
+                "layers": args.layers,
+                "hidden": args.hidden,
+                "quantize": args.quantize,
+                "fp16_weight_bytes": weight_bytes,
+                "peak_rss_bytes": peak,
+                "peak_rss_over_fp16_weights": round(peak / weight_bytes, 3),
+                "import_baseline_rss_bytes": baseline,
+                "peak_above_baseline_over_fp16_weights": round((peak - baseline) / weight_bytes, 3),
+                "goal_peak_rss_over_fp16_weights": 1.5,
+                "seconds": round(seconds, 1),
+                "package_bytes": package_bytes,
+                "exit_code": code,
+            }
+        )
+    )
+    return 0 if code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

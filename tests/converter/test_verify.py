@@ -1,0 +1,21 @@
+"""--verify: the saved package, run by the engine's runtime, agrees with the torch module."""
+
+from __future__ import annotations
+
+import pytest
+
+from converter.convert import ConversionOptions, convert
+
+
+@pytest.mark.parametrize(("arch", "quantize"), [("mistral", "none"), ("llama", "int4")])
+def test_verification_runs_the_package_and_agrees_with_torch(tmp_path, request, arch, quantize):
+    source = request.getfixturevalue(f"tiny_{arch}_dir")
+    options = ConversionOptions(context_length=64, quantize=quantize, verify=True)
+    result = convert(source, tmp_path / "out", options)
+    report = result.verification
+    assert report is not None and report.tokens == 12
+    assert report.runtime in ("reference", "coreml")
+    assert report.passed, report
+    assert report.top1_agreement >= 0.9
+    tolerance = 0.05 if quantize == "none" else 0.5
+    assert report.max_abs_difference < tolerance, report
