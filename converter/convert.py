@@ -22,6 +22,7 @@ from typing import Literal
 from converter.errors import ConversionError
 from converter.progress import STAGES, CancelToken, ProgressCallback, ProgressEvent
 from converter.verify import VerificationReport
+from engine import package_metadata as meta
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +238,10 @@ def _run_stages(
     cancel.raise_if_cancelled()
 
     reporter.begin("trace", "tracing the stateful module")
-    reference = verify.reference_logits(module) if options.verify else None
+    reference = None
+    if options.verify:
+        tokens = verify.verification_tokens(staging / meta.TOKENIZER_FILE, spec.vocab_size)
+        reference = verify.reference_logits(module, tokens)
     traced = coreml_export.trace(module)
     reporter.report(1.0, "traced")
     cancel.raise_if_cancelled()
@@ -288,7 +292,7 @@ def _run_stages(
     verification = None
     if reference is not None:
         reporter.begin("verify", "running the package against torch")
-        verification = verify.verify_package(package, reference)
+        verification = verify.verify_package(package, reference, quantize=options.quantize)
         reporter.log(
             f"verification on the {verification.runtime} runtime: top-1 agreement "
             f"{verification.top1_agreement:.0%}, max |logit difference| "

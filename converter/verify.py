@@ -17,8 +17,13 @@ import torch
 from converter.torch_model import StatefulCausalLM, causal_mask
 from engine import package_metadata as meta
 
-VERIFY_TOKENS = 12
-MIN_TOP1_AGREEMENT = 0.9
+VERIFY_TOKENS = 16
+# The gate: a broken conversion agrees on almost no token; quantization alone costs some agreement
+# (SmolLM2-135M int4 measured 67%, float16 100%), more for small models than for 7B ones.
+MIN_TOP1_AGREEMENT = {"none": 0.9, "int8": 0.8, "int4": 0.5}
+# Natural text: its next-token distributions are peaked, as in a chat, so top-1 agreement measures
+# the conversion and not how a quantized model breaks ties between random tokens.
+VERIFY_TEXT = "The capital of France is Paris. The quick brown fox jumps over the lazy dog."
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,22 @@ class VerificationReport:
         return asdict(self)
 
 
-def reference_logits(module: StatefulCausalLM, *, seed: int = 0) -> ReferenceLogits:
-    """Logits of the torch module for a fixed pseudo-random prompt, computed token by token."""
-    generator = np.random.default_rng(seed)
-    tokens = generator.integers(0, module.spec.vocab_size, size=VERIFY_TOKENS).astype(np.int32)
+def verification_tokens(tokenizer_file: Path, vocab_size: int) -> np.ndarray:
+    """``VERIFY_TEXT`` tokenized, or pseudo-random ids when the tokenizer cannot be read."""
+    try:
+        from tokenizers import Tokenizer
+
+        ids = Tokenizer.from_file(str(tokenizer_file)).encode(VERIFY_TEXT).ids
+    except Exception:  # any tokenizer problem: random ids still check the numerics
+        ids = []
+    ids = [i for i in ids if 0 <= i < vocab_size][:VERIFY_TOKENS]
+    if len(ids) < VERIFY_TOKENS:
+        ids = np.random.default_rng(0).integers(0, vocab_size, size=VERIFY_TOKENS).tolist()
+    return np.asarray(ids, dtype=np.int32)
+
+
+def reference_logits(module: StatefulCausalLM, tokens: np.ndarray) -> ReferenceLogits:
+    """Logits of the torch module for ``tokens``, computed token by token."""
     module.reset_cache()
     rows = []
     with torch.no_grad():
@@ -55,7 +72,11 @@ def reference_logits(module: StatefulCausalLM, *, seed: int = 0) -> ReferenceLog
 
 
 def verify_package(
-    package: Path, reference: ReferenceLogits, *, compute_units: str = "cpu_and_gpu"
+    package: Path,
+    reference: ReferenceLogits,
+    *,
+    quantize: str,
+    compute_units: str = "cpu_and_gpu",
 ) -> VerificationReport:
     from engine.runtime import load_model
 
@@ -80,5 +101,5 @@ def verify_package(
         tokens=len(rows),
         top1_agreement=agreement,
         max_abs_difference=difference,
-        passed=agreement >= MIN_TOP1_AGREEMENT and bool(np.isfinite(got).all()),
+        passed=agreement >= MIN_TOP1_AGREEMENT[quantize] and bool(np.isfinite(got).all()),
     )

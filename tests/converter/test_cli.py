@@ -28,7 +28,7 @@ def test_smollm2_converts_from_the_cli_with_well_formed_progress(smollm2_int4_di
     assert len({e.stage_fraction for e in progress if e.stage == "convert"}) > 5
     done = events[-1]
     assert done.event == "done" and Path(done.output) == smollm2_int4_dir.resolve()
-    assert done.verification["top1_agreement"] >= 0.9
+    assert done.verification["passed"] and done.verification["top1_agreement"] >= 0.5
     assert (smollm2_int4_dir / "SmolLM2-135M-Instruct.mlpackage").is_dir()
     config = json.loads((smollm2_int4_dir / meta.TOKENIZER_CONFIG_FILE).read_text())
     assert "<|im_start|>" in config["chat_template"]

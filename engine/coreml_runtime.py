@@ -1,0 +1,112 @@
+"""Core ML itself (macOS 15+): compile the package once, cache the ``.mlmodelc``, run it.
+
+Compiling an ``.mlpackage`` takes long for a 7B model, so the compiled model is cached under the
+app's cache folder, keyed by the package's content (its spec and the sizes and dates of its weight
+files), and loaded with ``CompiledMLModel`` afterwards. This path cannot run on Linux: it is kept
+thin, and its tests drive it with a stand-in for the macOS framework.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.coremltools_import import import_coremltools
+from engine.paths import cache_dir
+from engine.reference_runtime import InputCheck, check_input, describe_spec, read_spec
+from engine.runtime import ModelDescription, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+# Our names for compute units → coremltools' ComputeUnit members.
+COMPUTE_UNIT_NAMES = {
+    "cpu_and_gpu": "CPU_AND_GPU",
+    "all": "ALL",
+    "cpu_only": "CPU_ONLY",
+    "cpu_and_ne": "CPU_AND_NE",
+}
+
+
+def package_key(package: Path) -> str:
+    """A key that changes when the package does: its spec bytes, and its files' sizes and dates."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if not path.is_file():
+            continue
+        stat = path.stat()
+        relative = path.relative_to(package).as_posix()
+        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        if path.name.endswith(".mlmodel") or path.name == "Manifest.json":
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def compiled_model_path(package: Path) -> Path:
+    return cache_dir() / "compiled" / f"{package.stem}-{package_key(package)}.mlmodelc"
+
+
+def compile_cached(package: Path, ct: Any) -> Path:
+    """The cached ``.mlmodelc`` for ``package``, compiling it (once) if it is not there yet."""
+    target = compiled_model_path(package)
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("compiling %s for Core ML (once)", package.name)
+    compiled = Path(ct.utils.compile_model(str(package)))
+    partial = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.move(str(compiled), partial)
+    os.replace(partial, target)
+    return target
+
+
+class CoreMLModel:
+    """coremltools' CompiledMLModel with our description and input checks."""
+
+    def __init__(self, model: Any, description: ModelDescription, checks: tuple[InputCheck, ...]):
+        self._model = model
+        self._description = description
+        self._checks = checks
+
+    @property
+    def description(self) -> ModelDescription:
+        return self._description
+
+    def make_state(self) -> Any:
+        return self._model.make_state()
+
+    def predict(self, inputs: dict[str, np.ndarray], state: Any = None) -> dict[str, np.ndarray]:
+        checked = {check.name: check_input(check, inputs, self._checks) for check in self._checks}
+        if state is None:
+            return self._model.predict(checked)
+        return self._model.predict(checked, state=state)
+
+
+def load_coreml_model(package: Path, *, compute_units: str = "cpu_and_gpu") -> CoreMLModel:
+    if compute_units not in COMPUTE_UNIT_NAMES:
+        raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNIT_NAMES)}")
+    ct = import_coremltools()
+    spec, _ = read_spec(package)
+    description, checks = describe_spec(spec, runtime_name="coreml")
+    try:
+        compiled = compile_cached(package, ct)
+    except Exception as error:  # Core ML's compiler reports failures as generic errors
+        raise ModelLoadError(f"Core ML could not compile {package.name}: {error}") from error
+    unit = getattr(ct.ComputeUnit, COMPUTE_UNIT_NAMES[compute_units])
+    try:
+        model = ct.models.CompiledMLModel(str(compiled), compute_units=unit)
+    except Exception as error:
+        if compute_units in ("cpu_and_ne", "all"):
+            raise ModelLoadError(
+                f"Core ML could not load {package.name} with the Neural Engine ({error}). The "
+                "Neural Engine cannot run int4 stateful models like this one: choose "
+                "'CPU and GPU' in Settings → Model."
+            ) from error
+        raise ModelLoadError(f"Core ML could not load {package.name}: {error}") from error
+    return CoreMLModel(model, description, checks)

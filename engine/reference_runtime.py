@@ -1,0 +1,417 @@
+"""The reference runtime: executes a Core ML ML Program in NumPy, wherever Core ML cannot run.
+
+At load the program is read with coremltools' MIL proto loader (it works on Linux), every
+``constexpr_*`` weight is dequantized once, linear weights are stored transposed in float32 for
+BLAS, and the op list is planned into steps over numbered registers, so ``predict`` is a loop with
+no name lookups. An op this runtime does not implement is refused at load, naming it.
+
+States are float16 arrays owned by the object ``make_state()`` returns; ``read_state`` hands out the
+array itself and a ``slice_update`` of it writes in place when no later op reads the old value,
+so a decode step does not copy the kv-cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import package_metadata as meta
+from engine.reference_ops import CONSTEXPR_OPS, MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
+from engine.runtime import ModelDescription, ModelLoadError, TensorSpec
+
+logger = logging.getLogger(__name__)
+
+_FEATURE_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    name: str
+    dtype: Any
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass
+class _Step:
+    op_type: str
+    name: str
+    function: Any
+    constants: dict[str, Any]
+    registers: tuple[tuple[str, int], ...]
+    lists: tuple[tuple[str, tuple[tuple[bool, Any], ...]], ...]
+    outputs: tuple[int, ...]
+    dtypes: tuple[Any, ...]
+    state: str = ""  # read_state / coreml_update_state: the state's name
+
+
+class ReferenceState:
+    """The model's states (the kv-cache), as float16 arrays, zeroed."""
+
+    def __init__(self, specs: tuple[TensorSpec, ...]) -> None:
+        self.arrays: dict[str, np.ndarray] = {
+            spec.name: np.zeros(tuple(int(d or 0) for d in spec.shape), dtype=np.float16)
+            for spec in specs
+        }
+
+    def copy(self) -> ReferenceState:
+        clone = object.__new__(ReferenceState)
+        clone.arrays = {name: array.copy() for name, array in self.arrays.items()}
+        return clone
+
+
+class ReferenceModel:
+    """Shaped like coremltools' MLModel: ``make_state()``, ``predict(inputs, state)``."""
+
+    def __init__(
+        self,
+        description: ModelDescription,
+        steps: list[_Step],
+        input_slots: dict[str, int],
+        output_slots: dict[str, int],
+        register_count: int,
+        checks: tuple[InputCheck, ...],
+    ) -> None:
+        self._description = description
+        self._steps = steps
+        self._input_slots = input_slots
+        self._output_slots = output_slots
+        self._register_count = register_count
+        self._checks = checks
+
+    @property
+    def description(self) -> ModelDescription:
+        return self._description
+
+    def make_state(self) -> ReferenceState:
+        return ReferenceState(self._description.states)
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], state: ReferenceState | None = None
+    ) -> dict[str, np.ndarray]:
+        if self._description.states and state is None:
+            raise ValueError("this model is stateful: pass the state from make_state()")
+        registers: list[Any] = [None] * self._register_count
+        for check in self._checks:
+            registers[self._input_slots[check.name]] = check_input(check, inputs, self._checks)
+        arrays = state.arrays if state is not None else {}
+        for step in self._steps:
+            if step.state:
+                registers[step.outputs[0]] = self._state_op(step, registers, arrays)
+                continue
+            arguments = dict(step.constants)
+            for name, slot in step.registers:
+                arguments[name] = registers[slot]
+            for name, items in step.lists:
+                arguments[name] = [registers[v] if is_slot else v for is_slot, v in items]
+            try:
+                result = step.function(**arguments)
+            except Exception as error:
+                raise RuntimeError(f"op {step.op_type} {step.name!r} failed: {error}") from error
+            if len(step.outputs) == 1:
+                result = (result,)
+            for slot, dtype, value in zip(step.outputs, step.dtypes, result, strict=True):
+                value = np.asarray(value)
+                registers[slot] = value if value.dtype == dtype else value.astype(dtype)
+        return {name: registers[slot] for name, slot in self._output_slots.items()}
+
+    @staticmethod
+    def _state_op(step: _Step, registers: list[Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+        target = arrays[step.state]
+        if step.op_type == "read_state":
+            return target
+        value = registers[step.registers[0][1]]
+        if value is not target:
+            np.copyto(target, value)
+        return target
+
+
+def check_input(
+    check: InputCheck, inputs: dict[str, np.ndarray], checks: tuple[InputCheck, ...]
+) -> np.ndarray:
+    """The input named by ``check``, cast to its dtype; a clear error if it does not fit."""
+    if check.name not in inputs:
+        expected = ", ".join(c.name for c in checks)
+        raise ValueError(f"missing input {check.name!r}: the model expects {expected}")
+    value = np.asarray(inputs[check.name])
+    if value.ndim != len(check.ranges):
+        raise ValueError(
+            f"input {check.name!r} has rank {value.ndim} (shape {value.shape}); "
+            f"the model expects rank {len(check.ranges)}"
+        )
+    for axis, (size, (low, high)) in enumerate(zip(value.shape, check.ranges, strict=True)):
+        if not low <= size <= high:
+            accepted = f"{low}..{high}" if low != high else str(low)
+            raise ValueError(
+                f"input {check.name!r} dimension {axis} is {size}; the model accepts {accepted}"
+            )
+    if value.dtype != check.dtype:
+        same_kind = np.issubdtype(value.dtype, np.floating) == np.issubdtype(
+            check.dtype, np.floating
+        )
+        if not same_kind:
+            raise ValueError(
+                f"input {check.name!r} is {value.dtype}; the model expects "
+                f"{np.dtype(check.dtype).name}"
+            )
+        value = value.astype(check.dtype)
+    return value
+
+
+def load_reference_model(package: Path) -> ReferenceModel:
+    started = time.monotonic()
+    spec, weights_dir = read_spec(package)
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise ModelLoadError(
+            f"{package.name} is a {spec.WhichOneof('Type')} model; coreml-chat runs ML Programs"
+        )
+    description, checks = describe_spec(spec)
+    program = _load_program(package, spec, weights_dir)
+    steps, input_slots, output_slots, count = _plan(program, description)
+    logger.info(
+        "loaded %s on the reference runtime: %d ops in %.1fs",
+        package.name,
+        len(steps),
+        time.monotonic() - started,
+    )
+    return ReferenceModel(description, steps, input_slots, output_slots, count, checks)
+
+
+def read_spec(package: Path) -> tuple[Any, str]:
+    from engine.coremltools_import import import_coremltools
+
+    model_file = package / "Data" / "com.apple.CoreML" / "model.mlmodel"
+    weights_dir = package / "Data" / "com.apple.CoreML" / "weights"
+    if not model_file.is_file():
+        raise ModelLoadError(
+            f"{package} is not a Core ML package: it lacks Data/com.apple.CoreML/model.mlmodel"
+        )
+    ct = import_coremltools()
+    from coremltools.proto import Model_pb2
+
+    spec = Model_pb2.Model()
+    try:
+        spec.ParseFromString(model_file.read_bytes())
+    except Exception as error:  # protobuf's DecodeError and friends
+        raise ModelLoadError(
+            f"{package.name} is corrupt: its model.mlmodel does not parse"
+        ) from error
+    del ct
+    return spec, str(weights_dir)
+
+
+def _dims(feature: Any) -> tuple[tuple[int | None, ...], tuple[tuple[int, int], ...]]:
+    array = feature.type.multiArrayType
+    ranges = tuple((r.lowerBound, r.upperBound) for r in array.shapeRange.sizeRanges)
+    if not ranges:
+        ranges = tuple((int(s), int(s)) for s in array.shape)
+    shape = tuple(low if low == high else None for low, high in ranges)
+    return shape, ranges
+
+
+def describe_spec(
+    spec: Any, *, runtime_name: str = "reference"
+) -> tuple[ModelDescription, tuple[InputCheck, ...]]:
+    """The model's description from its spec, and the checks its inputs must pass."""
+    description = spec.description
+    inputs, checks = [], []
+    for feature in description.input:
+        shape, ranges = _dims(feature)
+        dtype = _FEATURE_DTYPES.get(feature.type.multiArrayType.dataType, "unknown")
+        inputs.append(TensorSpec(feature.name, dtype, shape, feature.shortDescription))
+        checks.append(
+            InputCheck(feature.name, np.dtype(dtype) if dtype != "unknown" else None, ranges)
+        )
+    outputs = []
+    for feature in description.output:
+        dtype = _FEATURE_DTYPES.get(feature.type.multiArrayType.dataType, "unknown")
+        outputs.append(TensorSpec(feature.name, dtype, (), feature.shortDescription))
+    states = []
+    for feature in description.state:
+        array = feature.type.stateType.arrayType
+        dtype = _FEATURE_DTYPES.get(array.dataType, "unknown")
+        states.append(
+            TensorSpec(
+                feature.name, dtype, tuple(int(s) for s in array.shape), feature.shortDescription
+            )
+        )
+    metadata = dict(description.metadata.userDefined)
+    context = 0
+    if metadata.get(meta.CONTEXT_LENGTH, "").isdigit():
+        context = int(metadata[meta.CONTEXT_LENGTH])
+    elif states and len(states[0].shape) >= 4:
+        context = int(states[0].shape[3])  # (layers, 1, kv heads, context, head dim)
+    for check in checks:
+        if check.dtype is None:
+            raise ModelLoadError(
+                f"input {check.name!r} is not a multi-array; coreml-chat needs tensors"
+            )
+    result = ModelDescription(
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        states=tuple(states),
+        metadata=metadata,
+        context_length=context,
+        runtime_name=runtime_name,
+    )
+    return result, tuple(checks)
+
+
+def _load_program(package: Path, spec: Any, weights_dir: str) -> Any:
+    from coremltools.converters.mil.frontend.milproto.load import load as load_program
+
+    try:
+        return load_program(spec, spec.specificationVersion, file_weights_dir=weights_dir)
+    except Exception as error:  # the loader raises many kinds on a damaged weight file
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelLoadError(
+            f"{package.name} cannot be read: {first} (is weights/weight.bin complete?)"
+        ) from error
+
+
+def _numpy_dtype(var: Any) -> Any:
+    from coremltools.converters.mil.mil.types import builtin_to_string
+
+    name = builtin_to_string(var.dtype)
+    if name in ("int4", "uint4", "int2", "uint2", "int1", "uint1", "int3", "uint3", "int6"):
+        return np.int8
+    return MIL_DTYPES.get(name, np.float32)
+
+
+def _plan(
+    program: Any, description: ModelDescription
+) -> tuple[list[_Step], dict[str, int], dict[str, int], int]:
+    if "main" not in program.functions:
+        raise ModelLoadError("the program has no main function")
+    function = program.functions["main"]
+    operations = list(function.operations)
+    unknown = Counter(
+        op.op_type
+        for op in operations
+        if op.op_type not in OPS
+        and op.op_type not in CONSTEXPR_OPS
+        and op.op_type not in RUNTIME_OPS
+    )
+    if unknown:
+        listed = ", ".join(f"{name} ({count}×)" for name, count in unknown.most_common())
+        raise ModelLoadError(f"the reference runtime does not implement these ops: {listed}")
+
+    slots: dict[str, int] = {}
+    constants: dict[str, Any] = {}
+    state_names = {spec.name for spec in description.states}
+    for name in function.inputs:
+        if name not in state_names:
+            slots[name] = len(slots)
+
+    def value_of(var: Any) -> Any:
+        return constants[var.name]
+
+    def is_constant(var: Any) -> bool:
+        return var.name in constants
+
+    # Where each var is read, to prove that an in-place slice_update is safe.
+    readers: dict[str, list[int]] = {}
+    for position, op in enumerate(operations):
+        for value in op.inputs.values():
+            for var in value if isinstance(value, (list, tuple)) else [value]:
+                readers.setdefault(var.name, []).append(position)
+
+    state_values: set[str] = set()  # vars that are a state's array itself
+    transposed: dict[str, np.ndarray] = {}
+    steps: list[_Step] = []
+    for position, op in enumerate(operations):
+        if op.op_type == "const":
+            value = op.outputs[0].val
+            constants[op.outputs[0].name] = value if isinstance(value, str) else np.asarray(value)
+            continue
+        if op.op_type in CONSTEXPR_OPS:
+            arguments = {name: value_of(var) for name, var in op.inputs.items()}
+            constants[op.outputs[0].name] = CONSTEXPR_OPS[op.op_type](**arguments)
+            continue
+        outputs = []
+        for var in op.outputs:
+            slots[var.name] = len(slots)
+            outputs.append(slots[var.name])
+        dtypes = tuple(_numpy_dtype(var) for var in op.outputs)
+        if op.op_type in ("read_state", "coreml_update_state"):
+            state_var = op.inputs["input" if op.op_type == "read_state" else "state"]
+            registers = (
+                () if op.op_type == "read_state" else (("value", slots[op.inputs["value"].name]),)
+            )
+            steps.append(
+                _Step(
+                    op.op_type,
+                    op.name,
+                    None,
+                    {},
+                    registers,
+                    (),
+                    tuple(outputs),
+                    dtypes,
+                    state_var.name,
+                )
+            )
+            state_values.add(op.outputs[0].name)
+            continue
+        function_ = OPS[op.op_type]
+        fixed: dict[str, Any] = {}
+        registers_: list[tuple[str, int]] = []
+        lists: list[tuple[str, tuple[tuple[bool, Any], ...]]] = []
+        for name, value in op.inputs.items():
+            if isinstance(value, (list, tuple)):
+                lists.append(
+                    (
+                        name,
+                        tuple(
+                            (False, value_of(v)) if is_constant(v) else (True, slots[v.name])
+                            for v in value
+                        ),
+                    )
+                )
+            elif is_constant(value):
+                fixed[name] = value_of(value)
+            else:
+                registers_.append((name, slots[value.name]))
+        if op.op_type == "linear" and "weight" in fixed:
+            weight_name = op.inputs["weight"].name
+            if weight_name not in transposed:
+                transposed[weight_name] = np.ascontiguousarray(fixed["weight"].astype(np.float32).T)
+            bias = fixed.get("bias")
+            if bias is not None and not np.any(bias):
+                bias = None
+            fixed = {
+                "weight_t": transposed[weight_name],
+                "bias": None if bias is None else bias.astype(np.float32),
+            }
+            function_ = linear_pretransposed
+        if op.op_type == "slice_update":
+            source = op.inputs["x"]
+            later_readers = [p for p in readers.get(source.name, []) if p > position]
+            if source.name in state_values and not later_readers:
+                fixed["in_place"] = True
+                state_values.add(op.outputs[0].name)
+        steps.append(
+            _Step(
+                op.op_type,
+                op.name,
+                function_,
+                fixed,
+                tuple(registers_),
+                tuple(lists),
+                tuple(outputs),
+                dtypes,
+            )
+        )
+    output_slots = {}
+    for var in function.outputs:
+        if var.name not in slots:
+            raise ModelLoadError(
+                f"output {var.name!r} is a constant; coreml-chat expects computed outputs"
+            )
+        output_slots[var.name] = slots[var.name]
+    return steps, {n: slots[n] for n in function.inputs if n in slots}, output_slots, len(slots)
