@@ -1,0 +1,160 @@
+"""One conversation's kv-cache, and feeding it only what is new.
+
+A ``ConversationCache`` is a model state plus the token ids it holds. Before each turn the newly
+rendered conversation is compared with those ids: the longest common prefix stays, the cache is
+rewound to it (a regenerate or an edit is just a shorter prefix), and only the rest is fed, in
+chunks, each with its causal mask. Rewinding costs nothing: positions past the cache length are
+never visible, because the mask's width is the cache length after the call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import package_metadata as meta
+from engine.messages import ChatMessage, GenerationConfig
+from engine.model_folder import check_chat_model
+from engine.runtime import Model
+from engine.tokenizer import ChatTokenizer
+
+CHUNK_SIZE = 64
+
+
+class ContextFullError(Exception):
+    """The conversation does not fit in the model's context, even after the policy ran."""
+
+
+class Cancelled(Exception):
+    """Prefill was cancelled between chunks; the cache holds what was fed."""
+
+
+def causal_mask(past: int, length: int) -> np.ndarray:
+    """(1, 1, q, past + q) float16: 0 where new token i may look at position j, -inf where j > past+i."""
+    mask = np.zeros((1, 1, length, past + length), dtype=np.float16)
+    if length > 1:
+        rows = np.arange(length)[:, None]
+        columns = np.arange(past + length)[None, :]
+        mask[0, 0][columns > past + rows] = -np.inf
+    return mask
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    length = min(len(a), len(b))
+    if length == 0:
+        return 0
+    left, right = np.asarray(a[:length]), np.asarray(b[:length])
+    different = np.flatnonzero(left != right)
+    return int(different[0]) if different.size else length
+
+
+@dataclass
+class ConversationCache:
+    state: Any
+    tokens: list[int] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    tokens: list[int]
+    messages: tuple[ChatMessage, ...]
+    dropped_messages: int
+
+
+class ChatSession:
+    """A loaded model with its tokenizer: renders, plans, feeds and steps conversations."""
+
+    def __init__(self, model: Model, tokenizer: ChatTokenizer, *, chunk_size: int = CHUNK_SIZE):
+        check_chat_model(model.description)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.chunk_size = chunk_size
+        self.context_length = model.description.context_length
+        self.tokens_fed_total = 0
+
+    def new_cache(self) -> ConversationCache:
+        return ConversationCache(self.model.make_state())
+
+    # --- planning ------------------------------------------------------------------------------
+
+    def plan(self, messages: tuple[ChatMessage, ...], config: GenerationConfig) -> PromptPlan:
+        """Render ``messages``; when they do not fit, apply ``config.context_policy``."""
+        reserve = min(config.max_new_tokens, self.context_length // 4)
+        budget = self.context_length - reserve
+        tokens = self.tokenizer.encode_chat(list(messages))
+        if len(tokens) <= budget:
+            return PromptPlan(tokens, messages, 0)
+        if config.context_policy == "stop":
+            raise ContextFullError(
+                f"the conversation is {len(tokens)} tokens; the model's context is "
+                f"{self.context_length} (with {reserve} kept for the answer): start a new chat"
+            )
+        system = [m for m in messages[:1] if m.role == "system"]
+        turns = list(messages[len(system) :])
+        dropped = 0
+        while len(turns) > 1:
+            # Drop the oldest exchange: a user message and the answer after it.
+            cut = 2 if len(turns) > 2 and turns[1].role == "assistant" else 1
+            turns = turns[cut:]
+            dropped += cut
+            tokens = self.tokenizer.encode_chat(system + turns)
+            if len(tokens) <= budget:
+                return PromptPlan(tokens, tuple(system + turns), dropped)
+        raise ContextFullError(
+            f"the last message alone is {len(tokens)} tokens; the model's context is "
+            f"{self.context_length} (with {reserve} kept for the answer): shorten it"
+        )
+
+    # --- feeding -------------------------------------------------------------------------------
+
+    def feed(self, cache: ConversationCache, tokens: list[int]) -> np.ndarray:
+        """Run ``tokens`` after the cache; returns the last position's logits (float32, vocab)."""
+        past = cache.length
+        if past + len(tokens) > self.context_length:
+            raise ContextFullError(
+                f"{past + len(tokens)} tokens do not fit the context of {self.context_length}"
+            )
+        inputs = {
+            meta.INPUT_IDS: np.asarray([tokens], dtype=np.int32),
+            meta.CAUSAL_MASK: causal_mask(past, len(tokens)),
+        }
+        logits = self.model.predict(inputs, cache.state)[meta.LOGITS]
+        cache.tokens.extend(tokens)
+        self.tokens_fed_total += len(tokens)
+        return np.asarray(logits[0, -1], dtype=np.float32)
+
+    def prefill(
+        self,
+        cache: ConversationCache,
+        prompt: list[int],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Keep the common prefix, feed the rest in chunks; returns (last logits, tokens fed)."""
+        if not prompt:
+            raise ValueError("empty prompt")
+        keep = common_prefix(cache.tokens, prompt)
+        if keep == len(prompt):
+            keep -= 1  # the last prompt token is fed again: its logits start the answer
+        del cache.tokens[keep:]
+        remaining = prompt[keep:]
+        logits = np.empty(0, dtype=np.float32)
+        fed = 0
+        for start in range(0, len(remaining), self.chunk_size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            chunk = remaining[start : start + self.chunk_size]
+            logits = self.feed(cache, chunk)
+            fed += len(chunk)
+            if progress is not None:
+                progress(fed, len(remaining))
+        return logits, fed
