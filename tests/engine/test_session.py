@@ -1,0 +1,145 @@
+"""The session on a converted model: prefix reuse, chunked prefill, rewind, context policies, cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from engine.generate import generate, stream_generate
+from engine.messages import ChatMessage, GenerationConfig
+from engine.runtime import load_model
+from engine.session import ChatSession, ContextFullError, causal_mask
+from engine.tokenizer import ChatTokenizer
+
+GREEDY = GenerationConfig(temperature=0.0, max_new_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def session(converted_package) -> ChatSession:
+    folder = converted_package("mistral", "none")
+    return ChatSession(load_model(folder), ChatTokenizer.from_folder(folder))
+
+
+def _answer(session, cache, messages, config=GREEDY):
+    pieces, last = [], None
+    for response in stream_generate(session, cache, tuple(messages), config):
+        pieces.append(response.text)
+        last = response
+    return "".join(pieces), last
+
+
+def test_causal_mask_blocks_only_the_future():
+    mask = causal_mask(3, 2)
+    assert mask.shape == (1, 1, 2, 5) and mask.dtype == np.float16
+    assert (mask[0, 0, 0] == [0, 0, 0, 0, -np.inf]).all()
+    assert (mask[0, 0, 1] == [0, 0, 0, 0, 0]).all()
+
+
+def test_chunked_prefill_equals_whole_prefill(session):
+    prompt = session.tokenizer.encode_chat([ChatMessage("user", "one two three four five six")])
+    whole_cache, chunked_cache = session.new_cache(), session.new_cache()
+    whole, _ = session.prefill(whole_cache, prompt)
+    session.chunk_size = 3
+    try:
+        chunked, fed = session.prefill(chunked_cache, prompt)
+    finally:
+        session.chunk_size = 64
+    assert fed == len(prompt)
+    np.testing.assert_allclose(chunked, whole, atol=2e-3)
+
+
+def test_second_turn_feeds_only_the_new_tokens(session):
+    cache = session.new_cache()
+    first = [ChatMessage("user", "Tell me about the sea.")]
+    text, last = _answer(session, cache, first)
+    assert last.tokens_fed == last.prompt_tokens
+    second = [*first, ChatMessage("assistant", text), ChatMessage("user", "And the sky?")]
+    _, last2 = _answer(session, cache, second)
+    full = session.tokenizer.encode_chat(second)
+    new_tokens = len(full) - len(session.tokenizer.encode_chat(first)) - last.generated_tokens
+    assert last2.prompt_tokens == len(full)
+    assert last2.tokens_fed <= new_tokens + 2  # the answer as re-rendered may differ by a token
+    assert last2.tokens_fed < len(full) // 2
+
+
+def test_regenerate_rewinds_instead_of_refeeding(session):
+    cache = session.new_cache()
+    conversation = [ChatMessage("user", "Write a word.")]
+    first_text, _first = _answer(session, cache, conversation)
+    again_text, again = _answer(session, cache, conversation)
+    assert again.tokens_fed == 1  # only the last prompt token, for its logits
+    assert again_text == first_text  # greedy: the same answer from the rewound cache
+
+
+def test_edit_feeds_from_the_edited_message(session):
+    cache = session.new_cache()
+    history = [
+        ChatMessage("user", "First question here."),
+        ChatMessage("assistant", "First answer."),
+        ChatMessage("user", "Second question."),
+    ]
+    _answer(session, cache, history)
+    edited = [*history[:2], ChatMessage("user", "A different second question, longer.")]
+    _, last = _answer(session, cache, edited)
+    unchanged = len(session.tokenizer.encode_chat(history[:2], add_generation_prompt=False))
+    assert last.tokens_fed <= last.prompt_tokens - unchanged + 2
+    fresh_text, _ = _answer(session, session.new_cache(), edited)
+    edited_text, _ = _answer(session, cache, edited)
+    assert edited_text == fresh_text
+
+
+def test_cancel_mid_answer_keeps_the_cache_consistent(session):
+    cache = session.new_cache()
+    conversation = [ChatMessage("user", "Count slowly.")]
+    cancel = threading.Event()
+    stream = stream_generate(
+        session,
+        cache,
+        tuple(conversation),
+        GenerationConfig(temperature=0.0, max_new_tokens=30),
+        cancel=cancel,
+    )
+    next(stream)
+    cancel.set()
+    *_, last = stream
+    assert last.finish_reason == "cancelled"
+    assert len(cache.tokens) == cache.length
+    fresh, _ = _answer(session, session.new_cache(), conversation)
+    after, _ = _answer(session, cache, conversation)
+    assert after == fresh
+
+
+def test_context_full_policies(converted_package):
+    folder = converted_package("mistral", "int4")
+    session = ChatSession(load_model(folder), ChatTokenizer.from_folder(folder))
+    long = "word " * 90
+    conversation = []
+    for i in range(3):
+        conversation += [ChatMessage("user", f"{i} {long}"), ChatMessage("assistant", "ok")]
+    conversation.append(ChatMessage("user", "last question"))
+    stop = GenerationConfig(temperature=0.0, max_new_tokens=4, context_policy="stop")
+    with pytest.raises(ContextFullError, match="context is 256"):
+        session.plan(tuple(conversation), stop)
+    _, last = _answer(session, session.new_cache(), conversation, stop)
+    assert last.finish_reason == "context_full" and "new chat" in last.message
+
+    drop = GenerationConfig(temperature=0.0, max_new_tokens=4, context_policy="drop_oldest")
+    with_system = [ChatMessage("system", "Be brief."), *conversation]
+    plan = session.plan(tuple(with_system), drop)
+    assert plan.dropped_messages >= 2 and plan.messages[0].role == "system"
+    assert plan.messages[-1].content == "last question"
+    assert len(plan.tokens) <= 256
+    _, last = _answer(session, session.new_cache(), with_system, drop)
+    assert last.dropped_messages == plan.dropped_messages and last.finish_reason is not None
+
+    alone = [ChatMessage("user", "word " * 400)]
+    with pytest.raises(ContextFullError, match="last message alone"):
+        session.plan(tuple(alone), drop)
+
+
+def test_generate_joins_the_stream(session):
+    text, last = generate(session, (ChatMessage("user", "Hi"),), GREEDY)
+    assert last.finish_reason in ("eos", "max_tokens") and last.generated_tokens >= 1
+    assert isinstance(text, str)
