@@ -1,0 +1,301 @@
+"""The app's persistent settings: one JSON file in the config folder, written atomically, mode 0600.
+
+``load_settings()`` never fails: a missing file gives the defaults; an unreadable or corrupt file
+gives the defaults and a logged warning; a single bad value (wrong type, out of range) falls back to
+that field's default and is logged, the rest of the file is kept. ``save_settings()`` writes a
+temporary file beside the real one (mode 0600: the file may hold a Hugging Face access token) and
+renames it into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_args
+
+from engine import paths
+from engine.messages import ContextPolicy, GenerationConfig
+from engine.runtime import COMPUTE_UNITS
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE_NAME = "settings.json"
+SETTINGS_VERSION = 1
+CONTEXT_POLICIES: tuple[str, ...] = get_args(ContextPolicy)
+DEFAULT_COMPUTE_UNITS = "cpu_and_gpu"
+
+
+@dataclass(frozen=True)
+class NumberRange:
+    """The accepted range of one generation setting (the dialog's spin boxes use the same)."""
+
+    minimum: float
+    maximum: float
+
+    def contains(self, value: float) -> bool:
+        return self.minimum <= value <= self.maximum
+
+
+# Ranges of GenerationConfig's numeric fields: validation here and spin-box limits in the dialog.
+GENERATION_RANGES: dict[str, NumberRange] = {
+    "max_new_tokens": NumberRange(1, 32768),
+    "temperature": NumberRange(0.0, 5.0),
+    "top_k": NumberRange(0, 1000),
+    "top_p": NumberRange(0.01, 1.0),
+    "min_p": NumberRange(0.0, 1.0),
+    "repetition_penalty": NumberRange(0.5, 3.0),
+    "seed": NumberRange(0, 2**31 - 1),
+}
+
+
+def _default_converter_output_dir() -> str:
+    return str(paths.models_dir())
+
+
+@dataclass
+class AppSettings:
+    system_prompt: str = ""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    compute_units: str = DEFAULT_COMPUTE_UNITS
+    model_path: str = ""  # the last loaded model folder (or .mlpackage)
+    hf_token: str = ""
+    converter_output_dir: str = field(default_factory=_default_converter_output_dir)
+
+
+def settings_path() -> Path:
+    return paths.config_dir() / SETTINGS_FILE_NAME
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+
+def settings_to_dict(settings: AppSettings) -> dict[str, Any]:
+    generation = settings.generation
+    return {
+        "version": SETTINGS_VERSION,
+        "system_prompt": settings.system_prompt,
+        "generation": {
+            "max_new_tokens": generation.max_new_tokens,
+            "temperature": generation.temperature,
+            "top_k": generation.top_k,
+            "top_p": generation.top_p,
+            "min_p": generation.min_p,
+            "repetition_penalty": generation.repetition_penalty,
+            "seed": generation.seed,
+            "stop_strings": list(generation.stop_strings),
+            "context_policy": generation.context_policy,
+        },
+        "compute_units": settings.compute_units,
+        "model_path": settings.model_path,
+        "hf_token": settings.hf_token,
+        "converter_output_dir": settings.converter_output_dir,
+    }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_int(name: str) -> Callable[[Any], str | None]:
+    limits = GENERATION_RANGES[name]
+
+    def check(value: Any) -> str | None:
+        if not _is_int(value):
+            return f"expected a whole number, found {value!r}"
+        if not limits.contains(value):
+            return f"expected {limits.minimum:g}..{limits.maximum:g}, found {value}"
+        return None
+
+    return check
+
+
+def _check_float(name: str) -> Callable[[Any], str | None]:
+    limits = GENERATION_RANGES[name]
+
+    def check(value: Any) -> str | None:
+        if not _is_number(value):
+            return f"expected a number, found {value!r}"
+        if not limits.contains(float(value)):
+            return f"expected {limits.minimum:g}..{limits.maximum:g}, found {value}"
+        return None
+
+    return check
+
+
+def _check_seed(value: Any) -> str | None:
+    if value is None:
+        return None
+    return _check_int("seed")(value)
+
+
+def _check_stop_strings(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+        return f"expected a list of non-empty strings, found {value!r}"
+    return None
+
+
+def _check_choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value not in choices:
+            return f"expected one of {', '.join(choices)}, found {value!r}"
+        return None
+
+    return check
+
+
+def _check_str(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"expected text, found {value!r}"
+    return None
+
+
+_GENERATION_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "max_new_tokens": _check_int("max_new_tokens"),
+    "temperature": _check_float("temperature"),
+    "top_k": _check_int("top_k"),
+    "top_p": _check_float("top_p"),
+    "min_p": _check_float("min_p"),
+    "repetition_penalty": _check_float("repetition_penalty"),
+    "seed": _check_seed,
+    "stop_strings": _check_stop_strings,
+    "context_policy": _check_choice(CONTEXT_POLICIES),
+}
+
+_TOP_LEVEL_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "system_prompt": _check_str,
+    "compute_units": _check_choice(COMPUTE_UNITS),
+    "model_path": _check_str,
+    "hf_token": _check_str,
+    "converter_output_dir": _check_str,
+}
+
+
+def generation_problems(config: GenerationConfig) -> list[str]:
+    """What is out of range in ``config`` (empty when it is valid), one line per field."""
+    data = settings_to_dict(AppSettings(generation=config))["generation"]
+    problems = []
+    for name, check in _GENERATION_CHECKS.items():
+        problem = check(data[name])
+        if problem:
+            problems.append(f"{name}: {problem}")
+    return problems
+
+
+def _generation_from_dict(data: Any, source: Path) -> GenerationConfig:
+    default = GenerationConfig()
+    if not isinstance(data, dict):
+        logger.warning(
+            "%s: 'generation' should be an object, found %r; using the default generation settings",
+            source,
+            data,
+        )
+        return default
+    values: dict[str, Any] = {}
+    for name, check in _GENERATION_CHECKS.items():
+        if name not in data:
+            continue
+        problem = check(data[name])
+        if problem:
+            logger.warning("%s: generation.%s: %s; using the default", source, name, problem)
+            continue
+        value = data[name]
+        if name == "stop_strings":
+            value = tuple(value)
+        elif name in ("temperature", "top_p", "min_p", "repetition_penalty"):
+            value = float(value)
+        values[name] = value
+    return replace(default, **values)
+
+
+def settings_from_dict(data: Any, *, source: Path | None = None) -> AppSettings:
+    """Settings from parsed JSON; bad fields fall back to their defaults (each logged)."""
+    where = source or settings_path()
+    settings = AppSettings()
+    if not isinstance(data, dict):
+        logger.warning(
+            "%s should hold a JSON object, found %s; using the default settings",
+            where,
+            type(data).__name__,
+        )
+        return settings
+    version = data.get("version", SETTINGS_VERSION)
+    if version != SETTINGS_VERSION:
+        logger.warning(
+            "%s: settings version %r, expected %d; reading what still fits",
+            where,
+            version,
+            SETTINGS_VERSION,
+        )
+    values: dict[str, Any] = {}
+    for name, check in _TOP_LEVEL_CHECKS.items():
+        if name not in data:
+            continue
+        problem = check(data[name])
+        if problem:
+            logger.warning("%s: %s: %s; using the default", where, name, problem)
+            continue
+        values[name] = data[name]
+    if "generation" in data:
+        values["generation"] = _generation_from_dict(data["generation"], where)
+    known = {f.name for f in fields(AppSettings)} | {"version"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        logger.info("%s: ignoring unknown settings %s", where, ", ".join(unknown))
+    return replace(settings, **values)
+
+
+# --- Files ---------------------------------------------------------------------------------------
+
+
+def load_settings() -> AppSettings:
+    """The saved settings, or the defaults (never raises for a missing, unreadable or bad file)."""
+    path = settings_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return AppSettings()
+    except (OSError, UnicodeDecodeError) as error:
+        logger.warning("cannot read %s (%s); using the default settings", path, error)
+        return AppSettings()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        logger.warning("%s is not valid JSON (%s); using the default settings", path, error)
+        return AppSettings()
+    return settings_from_dict(data, source=path)
+
+
+def save_settings(settings: AppSettings) -> None:
+    """Write ``settings`` atomically to ``settings_path()`` with mode 0600.
+
+    Raises ``OSError`` (with the path in its message) when the folder cannot be written; the old
+    file, if any, is then left as it was.
+    """
+    path = settings_path()
+    text = json.dumps(settings_to_dict(settings), indent=2, ensure_ascii=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{SETTINGS_FILE_NAME}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        os.fchmod(descriptor, 0o600)  # mkstemp already creates 0600; stated for the reader
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    logger.debug("settings saved to %s", path)
