@@ -16,9 +16,6 @@ from engine.messages import GenerationConfig
 
 Sampler = Callable[[np.ndarray, Sequence[int]], int]
 
-# Candidates examined before top-p falls back to sorting everything.
-_PARTIAL_SORT = 512
-
 
 def apply_repetition_penalty(
     logits: np.ndarray, history: Sequence[int], penalty: float
@@ -42,32 +39,40 @@ def _softmax(values: np.ndarray) -> np.ndarray:
 def candidates(
     logits: np.ndarray, *, temperature: float, top_k: int, top_p: float, min_p: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(token ids, probabilities) that survive the filters, probabilities renormalised."""
+    """(token ids, probabilities) that survive the filters, renormalised (in no particular order).
+
+    No full sort of the vocabulary: top-k partitions; top-p and min-p first keep the tokens above
+    a small fraction of the best one (a few dozen in a real model's distribution), and widen that
+    only when those do not hold the mass top-p asks for.
+    """
     scaled = logits.astype(np.float32, copy=False) / np.float32(temperature)
     vocab = scaled.shape[-1]
     if 0 < top_k < vocab:
         ids = np.argpartition(scaled, -top_k)[-top_k:]
-    elif top_p < 1.0 and vocab > _PARTIAL_SORT:
-        ids = np.argpartition(scaled, -_PARTIAL_SORT)[-_PARTIAL_SORT:]
+        weights = np.exp(scaled[ids] - scaled[ids].max())
+        probs = weights / weights.sum()
     else:
-        ids = np.arange(vocab)
-    # Probabilities over the whole vocabulary, computed only for the candidates.
-    peak = scaled.max()
-    total = np.exp(scaled - peak).sum()
-    probs = np.exp(scaled[ids] - peak) / total
-    order = np.argsort(-probs, kind="stable")
-    ids, probs = ids[order], probs[order]
+        weights = np.exp(scaled - scaled.max())
+        everything = weights / weights.sum()
+        if top_p >= 1.0 and min_p <= 0.0:
+            return np.arange(vocab), everything
+        peak = everything.max()
+        for cutoff in (max(min_p, 1e-4), max(min_p, 1e-8), min_p):
+            ids = np.flatnonzero(everything >= cutoff * peak)
+            if top_p >= 1.0 or everything[ids].sum() >= top_p or cutoff == min_p:
+                break
+        probs = everything[ids]
+    # Which tokens top-p keeps needs the sorted probabilities, not a sorted index: sort values
+    # (cheaper than argsort), find the threshold, and keep the ids at or above it.
     if top_p < 1.0:
-        cumulative = np.cumsum(probs)
-        if cumulative[-1] < top_p and len(ids) < vocab:  # the partial sort was not enough
-            ids = np.argsort(-scaled, kind="stable")
-            probs = np.exp(scaled[ids] - peak) / total
-            cumulative = np.cumsum(probs)
-        keep = int(np.searchsorted(cumulative, top_p)) + 1
-        ids, probs = ids[:keep], probs[:keep]
+        descending = np.sort(probs)[::-1]
+        keep = int(np.searchsorted(np.cumsum(descending), top_p)) + 1
+        threshold = descending[min(keep, len(descending)) - 1]
+        selected = probs >= threshold
+        ids, probs = ids[selected], probs[selected]
     if min_p > 0.0:
-        keep_mask = probs >= min_p * probs[0]
-        ids, probs = ids[keep_mask], probs[keep_mask]
+        selected = probs >= min_p * probs.max()
+        ids, probs = ids[selected], probs[selected]
     return ids, probs / probs.sum()
 
 

@@ -38,7 +38,7 @@ def test_top_p_keeps_the_smallest_set_with_that_mass():
     full /= full.sum()
     order = np.argsort(-full)
     needed = int(np.searchsorted(np.cumsum(full[order]), 0.5)) + 1
-    assert list(ids) == list(order[:needed])
+    assert set(ids.tolist()) == set(order[:needed].tolist())
     assert np.isclose(probs.sum(), 1.0)
 
 
