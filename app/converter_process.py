@@ -1,0 +1,410 @@
+"""Run the converter as a subprocess and follow its JSON progress lines (the Converter pane's controller).
+
+The app never imports ``converter.convert`` (it imports torch): it starts
+``python -m converter.cli SOURCE -o OUT --json-progress …`` (or the frozen app's own executable with
+``--convert``) through ``QProcess`` and reads ``converter.progress.ProgressEvent`` lines from its
+stdout. ``ConversionTracker`` is the Qt-free part (per-stage and overall progress, log lines, the
+outcome) and is tested on its own; ``ConverterProcess`` adds the process.
+
+Cancel sends SIGTERM (the CLI cancels cleanly and removes its staging folder), then SIGKILL after a
+grace period; either way the staging folder ``.<name>.partial-<pid>`` is removed afterwards and the
+outcome says whether anything was left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from converter.progress import EXIT_CANCELLED, EXIT_OK, STAGES, ProgressEvent
+
+logger = logging.getLogger(__name__)
+
+Quantization = Literal["int4", "int8", "none"]
+QUANTIZATIONS: tuple[Quantization, ...] = ("int4", "int8", "none")
+CANCEL_GRACE_MS = 5000
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    source: str  # Hub id, Hugging Face folder, or .gguf file
+    output_dir: Path  # the model folder to create
+    context_length: int = 2048
+    quantize: Quantization = "int4"
+    block_size: int = 32
+    last_logits_only: bool = False
+    verify: bool = False
+    force: bool = False
+    token: str = ""  # passed as HF_TOKEN in the environment, never on the command line
+
+
+def default_model_name(source: str, quantize: str) -> str:
+    """A folder name for the converted model: the source's last path part plus the quantization."""
+    text = source.strip().rstrip("/\\")
+    base = Path(text).name or "model"
+    if base.lower().endswith(".gguf"):
+        base = base[: -len(".gguf")]
+    suffix = "fp16" if quantize == "none" else quantize
+    return f"{base}-{suffix}"
+
+
+def request_problems(request: ConversionRequest) -> list[str]:
+    """What is wrong with ``request`` before starting, one line each (empty: ready to start)."""
+    problems = []
+    source = request.source.strip()
+    if not source:
+        problems.append("source: expected a Hub id (owner/name), a model folder or a .gguf file")
+    else:
+        path = Path(source).expanduser()
+        if source.lower().endswith(".gguf") and not path.is_file():
+            problems.append(f"source: no such .gguf file: {path}")
+        elif path.is_absolute() or source.startswith((".", "~")):
+            if not path.exists():
+                problems.append(f"source: no such folder or file: {path}")
+            elif path.is_dir() and not (path / "config.json").is_file():
+                problems.append(f"source: {path} has no config.json; is it a Hugging Face model?")
+        elif not path.exists() and not HUB_ID.match(source):
+            problems.append(f"source: expected a Hub id like owner/name, found {source!r}")
+    if request.quantize not in QUANTIZATIONS:
+        problems.append(f"quantization: expected int4, int8 or none, found {request.quantize!r}")
+    if request.context_length < 16:
+        problems.append(f"context length: expected at least 16, found {request.context_length}")
+    if request.quantize == "int4" and request.block_size < 1:
+        problems.append(f"block size: expected a positive number, found {request.block_size}")
+    output = Path(request.output_dir).expanduser()
+    if output.exists() and not request.force:
+        problems.append(f"output: {output} already exists; choose another name or tick Replace")
+    return problems
+
+
+def converter_command(
+    request: ConversionRequest, *, executable: str | None = None, frozen: bool | None = None
+) -> list[str]:
+    """The converter's command line: ``python -m converter.cli …`` or ``<app> --convert …``."""
+    executable = executable or sys.executable
+    frozen = getattr(sys, "frozen", False) if frozen is None else frozen
+    head = [executable, "--convert"] if frozen else [executable, "-m", "converter.cli"]
+    args = [
+        request.source.strip(),
+        "-o",
+        str(Path(request.output_dir).expanduser()),
+        "--json-progress",
+        "--context-length",
+        str(request.context_length),
+        "--quantize",
+        request.quantize,
+    ]
+    if request.quantize == "int4":
+        args += ["--block-size", str(request.block_size)]
+    if request.last_logits_only:
+        args.append("--last-logits-only")
+    if request.verify:
+        args.append("--verify")
+    if request.force:
+        args.append("--force")
+    return head + args
+
+
+def staging_folder(output_dir: Path, pid: int) -> Path:
+    """Where ``converter.convert`` assembles the model before renaming it into place."""
+    output_dir = Path(output_dir).expanduser().resolve()
+    return output_dir.parent / f".{output_dir.name}.partial-{pid}"
+
+
+# --- Qt-free tracking of one run ----------------------------------------------------------------
+
+
+@dataclass
+class StageProgress:
+    name: str
+    share: float  # of the overall fraction
+    fraction: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ConversionOutcome:
+    status: Literal["done", "error", "cancelled"]
+    message: str
+    exit_code: int | None
+    output: str = ""  # the model folder, when done
+    verification: dict[str, Any] | None = None
+    seconds: float = 0.0
+    leftovers: tuple[str, ...] = ()  # partial files that could not be removed (should be empty)
+
+
+def stage_list(*, verify: bool) -> list[StageProgress]:
+    return [StageProgress(name, share) for name, share in STAGES if verify or name != "verify"]
+
+
+@dataclass
+class ConversionTracker:
+    """Folds the converter's stdout lines into per-stage progress, log lines and a final event."""
+
+    stages: list[StageProgress] = field(default_factory=lambda: stage_list(verify=False))
+    overall: float = 0.0
+    current_stage: str = ""
+    log: list[str] = field(default_factory=list)
+    final_event: ProgressEvent | None = None
+
+    def stage(self, name: str) -> StageProgress | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def handle_line(self, line: str) -> ProgressEvent | None:
+        """Fold one stdout line in; a non-JSON line becomes a log line (returns None)."""
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            return None
+        try:
+            event = ProgressEvent.from_json(line)
+        except (ValueError, TypeError):
+            self.log.append(line)
+            return None
+        if event.event == "progress":
+            self._on_progress(event)
+        elif event.event == "log":
+            prefix = "" if event.level == "info" else f"{event.level}: "
+            self.log.append(prefix + event.message)
+        elif event.event in ("done", "error", "cancelled"):
+            self.final_event = event
+            if event.event == "done":
+                self.overall = 1.0
+                for stage in self.stages:
+                    stage.fraction = 1.0
+            self.log.append(f"{event.event}: {event.message}" if event.message else event.event)
+        else:
+            self.log.append(line)
+        return event
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        stage = self.stage(event.stage)
+        if stage is None:  # a stage this app does not know: keep it, at the end
+            stage = StageProgress(event.stage, 0.0)
+            self.stages.append(stage)
+        names = [s.name for s in self.stages]
+        for earlier in self.stages[: names.index(stage.name)]:
+            earlier.fraction = 1.0  # stages run in order: the ones before are done
+        stage.fraction = min(max(event.stage_fraction, 0.0), 1.0)
+        stage.message = event.message
+        self.current_stage = stage.name
+        self.overall = max(self.overall, min(max(event.overall, 0.0), 1.0))
+
+    def outcome(
+        self, exit_code: int | None, *, seconds: float, cancelled: bool
+    ) -> ConversionOutcome:
+        final = self.final_event
+        if exit_code == EXIT_OK and final is not None and final.event == "done":
+            return ConversionOutcome(
+                "done",
+                final.message or "converted",
+                exit_code,
+                output=final.output,
+                verification=final.verification,
+                seconds=seconds,
+            )
+        if cancelled or exit_code == EXIT_CANCELLED or (final and final.event == "cancelled"):
+            return ConversionOutcome(
+                "cancelled", "conversion cancelled", exit_code, seconds=seconds
+            )
+        if final is not None and final.event == "error":
+            message = final.message
+        elif exit_code is None:
+            message = "the converter crashed (no exit code)"
+        else:
+            tail = next((line for line in reversed(self.log) if line.strip()), "")
+            message = f"the converter stopped with exit code {exit_code}" + (
+                f": {tail}" if tail else ""
+            )
+        return ConversionOutcome("error", message, exit_code, seconds=seconds)
+
+
+# --- The process --------------------------------------------------------------------------------
+
+
+class ConverterProcess(QObject):
+    """One conversion at a time in a ``QProcess``; signals arrive on the GUI thread."""
+
+    started = Signal()
+    progressChanged = Signal()  # read ``tracker`` for stages and overall
+    logLine = Signal(str)
+    finished = Signal(object)  # ConversionOutcome
+
+    def __init__(self, parent: QObject | None = None, *, executable: str | None = None) -> None:
+        super().__init__(parent)
+        self.executable = executable
+        self.tracker = ConversionTracker()
+        self.request: ConversionRequest | None = None
+        self._process: QProcess | None = None
+        self._stdout_buffer = b""
+        self._stderr_buffer = b""
+        self._started_at = 0.0
+        self._ended_at = 0.0
+        self._cancelled = False
+        self._pid = 0
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill)
+
+    # state
+    def is_running(self) -> bool:
+        return self._process is not None
+
+    def elapsed(self) -> float:
+        if not self._started_at:
+            return 0.0
+        end = self._ended_at if self._ended_at else time.monotonic()
+        return end - self._started_at
+
+    # actions
+    def start(self, request: ConversionRequest) -> None:
+        """Start converting; raises ``ValueError`` (one line per problem) for a bad request."""
+        if self._process is not None:
+            raise RuntimeError("a conversion is already running; cancel it first")
+        problems = request_problems(request)
+        if problems:
+            raise ValueError("; ".join(problems))
+        Path(request.output_dir).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        command = converter_command(request, executable=self.executable)
+        self.request = request
+        self.tracker = ConversionTracker(stages=stage_list(verify=request.verify))
+        self._stdout_buffer = self._stderr_buffer = b""
+        self._cancelled = False
+        self._ended_at = 0.0
+        process = QProcess(self)
+        environment = QProcessEnvironment.systemEnvironment()
+        environment.insert("PYTHONUNBUFFERED", "1")
+        environment.insert("PYTHONIOENCODING", "utf-8")
+        if request.token:
+            environment.insert("HF_TOKEN", request.token)
+        process.setProcessEnvironment(environment)
+        process.readyReadStandardOutput.connect(self._read_stdout)
+        process.readyReadStandardError.connect(self._read_stderr)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_error)
+        self._process = process
+        self._started_at = time.monotonic()
+        logger.info("starting the converter: %s", " ".join(command))
+        process.start(command[0], command[1:])
+        self._pid = int(process.processId())
+        self.started.emit()
+
+    def cancel(self) -> None:
+        """Ask the converter to stop (SIGTERM), and kill it if it has not stopped in a few seconds."""
+        if self._process is None or self._cancelled:
+            return
+        self._cancelled = True
+        self._emit_log("cancelling…")
+        self._process.terminate()
+        self._kill_timer.start(CANCEL_GRACE_MS)
+
+    def wait_closed(self, timeout_ms: int = 10000) -> None:
+        """Kill a running conversion and wait for it (the app is quitting)."""
+        if self._process is None:
+            return
+        self._cancelled = True
+        self._process.kill()
+        self._process.waitForFinished(timeout_ms)
+
+    # process plumbing
+    def _kill(self) -> None:
+        if self._process is not None:
+            logger.warning("the converter did not stop after SIGTERM; killing it")
+            self._emit_log("the converter did not stop in time; killing it")
+            self._process.kill()
+
+    def _emit_log(self, line: str) -> None:
+        self.tracker.log.append(line)
+        self.logLine.emit(line)
+
+    def _read_stdout(self) -> None:
+        if self._process is None:
+            return
+        self._stdout_buffer += bytes(self._process.readAllStandardOutput().data())
+        *lines, self._stdout_buffer = self._stdout_buffer.split(b"\n")
+        for raw in lines:
+            self._handle_stdout_line(raw.decode("utf-8", errors="replace"))
+
+    def _handle_stdout_line(self, line: str) -> None:
+        logged = len(self.tracker.log)
+        event = self.tracker.handle_line(line)
+        for new_line in self.tracker.log[logged:]:
+            self.logLine.emit(new_line)
+        if event is not None and event.event == "progress":
+            self.progressChanged.emit()
+
+    def _read_stderr(self) -> None:
+        if self._process is None:
+            return
+        self._stderr_buffer += bytes(self._process.readAllStandardError().data())
+        *lines, self._stderr_buffer = self._stderr_buffer.split(b"\n")
+        for raw in lines:
+            text = raw.decode("utf-8", errors="replace").rstrip()
+            if text:
+                self._emit_log(text)
+
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart and self._process is not None:
+            message = f"cannot start the converter ({self._process.program()}): {self._process.errorString()}"
+            self._finish(ConversionOutcome("error", message, None, seconds=self.elapsed()))
+
+    def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
+        if self._process is None:
+            return
+        self._read_stdout()
+        self._read_stderr()
+        if self._stdout_buffer.strip():
+            self._handle_stdout_line(self._stdout_buffer.decode("utf-8", errors="replace"))
+        self._stdout_buffer = b""
+        crashed = exit_status == QProcess.ExitStatus.CrashExit
+        outcome = self.tracker.outcome(
+            None if crashed else exit_code, seconds=self.elapsed(), cancelled=self._cancelled
+        )
+        self._finish(outcome)
+
+    def _finish(self, outcome: ConversionOutcome) -> None:
+        self._kill_timer.stop()
+        self._ended_at = time.monotonic()
+        process, self._process = self._process, None
+        if outcome.status != "done":
+            leftovers = self._remove_partial_output()
+            outcome = ConversionOutcome(
+                outcome.status,
+                outcome.message,
+                outcome.exit_code,
+                seconds=outcome.seconds,
+                leftovers=leftovers,
+            )
+        if process is not None:
+            process.deleteLater()
+        self._emit_log(
+            f"{outcome.status} after {outcome.seconds:.0f} s"
+            + (f": {outcome.message}" if outcome.status == "error" else "")
+        )
+        self.finished.emit(outcome)
+
+    def _remove_partial_output(self) -> tuple[str, ...]:
+        """Remove the staging folder a killed converter may leave; report what could not go."""
+        if self.request is None or not self._pid:
+            return ()
+        staging = staging_folder(self.request.output_dir, self._pid)
+        if staging.exists():
+            logger.info("removing the partial output %s", staging)
+            shutil.rmtree(staging, ignore_errors=True)
+        left = [str(staging)] if staging.exists() else []
+        output = Path(self.request.output_dir).expanduser()
+        if not self.request.force and output.exists():
+            # The converter renames into place only at the very end; a folder here after a failure
+            # was not ours to keep (the request refused an existing folder).
+            shutil.rmtree(output, ignore_errors=True)
+            if output.exists():
+                left.append(str(output))
+        return tuple(left)

@@ -1,0 +1,186 @@
+"""The Converter pane's controller: command lines, JSON-line tracking, and real conversions of a tiny
+random model in a subprocess (one to completion, one cancelled with nothing left behind)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.converter_process import (
+    ConversionRequest,
+    ConversionTracker,
+    ConverterProcess,
+    converter_command,
+    default_model_name,
+    request_problems,
+    stage_list,
+)
+from converter.progress import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, ProgressEvent
+
+
+def _line(**fields) -> str:
+    return ProgressEvent(**fields).to_json()
+
+
+def test_command_for_the_interpreter_and_for_the_frozen_app(tmp_path: Path) -> None:
+    request = ConversionRequest(
+        "owner/model",
+        tmp_path / "out",
+        context_length=512,
+        quantize="int4",
+        block_size=64,
+        last_logits_only=True,
+        verify=True,
+        token="hf_secret",
+    )
+    command = converter_command(request, executable="/py", frozen=False)
+    assert command[:3] == ["/py", "-m", "converter.cli"]
+    assert command[3:6] == ["owner/model", "-o", str(tmp_path / "out")]
+    for flag in ("--json-progress", "--last-logits-only", "--verify"):
+        assert flag in command
+    assert command[command.index("--block-size") + 1] == "64"
+    assert command[command.index("--context-length") + 1] == "512"
+    assert "hf_secret" not in " ".join(command)  # the token travels in the environment
+    frozen = converter_command(request, executable="/Apps/coreml-chat", frozen=True)
+    assert frozen[:2] == ["/Apps/coreml-chat", "--convert"] and frozen[2:] == command[3:]
+    int8 = converter_command(ConversionRequest("a/b", tmp_path / "o", quantize="int8"))
+    assert "--block-size" not in int8 and int8[int8.index("--quantize") + 1] == "int8"
+
+
+def test_default_model_names() -> None:
+    assert default_model_name("mistralai/Mistral-7B-v0.3", "int4") == "Mistral-7B-v0.3-int4"
+    assert default_model_name("/models/SmolLM2.Q4_1.gguf", "none") == "SmolLM2.Q4_1-fp16"
+    assert default_model_name("/models/tiny/", "int8") == "tiny-int8"
+
+
+def test_request_problems_say_what_was_expected(tmp_path: Path) -> None:
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    folder_without_config = tmp_path / "not-a-model"
+    folder_without_config.mkdir()
+    cases = {
+        "": "expected a Hub id",
+        "not a hub id!": "expected a Hub id like owner/name",
+        str(tmp_path / "missing.gguf"): "no such .gguf file",
+        str(tmp_path / "missing-folder"): "no such folder",
+        str(folder_without_config): "has no config.json",
+    }
+    for source, expected in cases.items():
+        problems = request_problems(ConversionRequest(source, tmp_path / "new"))
+        assert any(expected in p for p in problems), (source, problems)
+    problems = request_problems(
+        ConversionRequest("a/b", existing, context_length=4, quantize="int3")  # type: ignore[arg-type]
+    )
+    assert any("already exists" in p for p in problems)
+    assert any("at least 16, found 4" in p for p in problems)
+    assert any("found 'int3'" in p for p in problems)
+    assert request_problems(ConversionRequest("a/b", existing, force=True)) == []
+
+
+def test_tracker_folds_progress_logs_and_non_json_lines() -> None:
+    tracker = ConversionTracker(stages=stage_list(verify=False))
+    assert [s.name for s in tracker.stages][-1] == "save"
+    tracker.handle_line(_line(event="progress", stage="resolve", stage_fraction=0.5, overall=0.02))
+    tracker.handle_line("Loading something without JSON")
+    tracker.handle_line(_line(event="log", level="warning", message="odd tokenizer"))
+    tracker.handle_line(_line(event="progress", stage="convert", stage_fraction=0.25, overall=0.4))
+    assert tracker.current_stage == "convert"
+    assert tracker.stage("resolve").fraction == 1.0  # earlier stages are complete
+    assert tracker.stage("trace").fraction == 1.0
+    assert tracker.stage("convert").fraction == 0.25
+    assert tracker.stage("quantize").fraction == 0.0
+    assert tracker.overall == pytest.approx(0.4)
+    assert tracker.log == ["Loading something without JSON", "warning: odd tokenizer"]
+    tracker.handle_line(_line(event="done", message="converted in 3s", output="/m", overall=1.0))
+    outcome = tracker.outcome(EXIT_OK, seconds=3.0, cancelled=False)
+    assert outcome.status == "done" and outcome.output == "/m"
+    assert all(s.fraction == 1.0 for s in tracker.stages)
+
+
+def test_tracker_outcomes_for_errors_cancel_and_crashes() -> None:
+    failed = ConversionTracker()
+    failed.handle_line(_line(event="error", message="unsupported architecture: GPT2"))
+    assert failed.outcome(EXIT_ERROR, seconds=1, cancelled=False).message == (
+        "unsupported architecture: GPT2"
+    )
+    cancelled = ConversionTracker()
+    cancelled.handle_line(_line(event="cancelled", message="conversion cancelled"))
+    assert cancelled.outcome(EXIT_CANCELLED, seconds=1, cancelled=True).status == "cancelled"
+    silent = ConversionTracker()
+    silent.handle_line("Traceback: boom")
+    outcome = silent.outcome(3, seconds=1, cancelled=False)
+    assert outcome.status == "error" and "exit code 3: Traceback: boom" in outcome.message
+    assert "crashed" in ConversionTracker().outcome(None, seconds=1, cancelled=False).message
+
+
+def test_bad_request_does_not_start(qtbot, tmp_path: Path) -> None:
+    process = ConverterProcess()
+    with pytest.raises(ValueError, match="expected a Hub id"):
+        process.start(ConversionRequest("", tmp_path / "out"))
+    assert not process.is_running() and not (tmp_path / "out").exists()
+
+
+def test_non_json_stdout_and_failure_exit_reach_the_log(qtbot, tmp_path: Path) -> None:
+    """A stand-in converter script (any executable works): prints a stray line, then fails."""
+    script = tmp_path / "fake_converter.py"
+    script.write_text(
+        "import json, sys\n"
+        "print('a stray line')\n"
+        "print(json.dumps({'event': 'progress', 'stage': 'load', 'stage_fraction': 0.5, 'overall': 0.1}))\n"
+        "print(json.dumps({'event': 'error', 'message': 'no weights found in the folder'}))\n"
+        "sys.exit(1)\n"
+    )
+    launcher = tmp_path / "launcher"
+    launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
+    launcher.chmod(0o755)
+    process = ConverterProcess(executable=str(launcher))
+    logged: list[str] = []
+    process.logLine.connect(logged.append)
+    with qtbot.waitSignal(process.finished, timeout=20000) as finished:
+        process.start(ConversionRequest("owner/model", tmp_path / "out"))
+    outcome = finished.args[0]
+    assert outcome.status == "error" and outcome.message == "no weights found in the folder"
+    assert "a stray line" in logged
+    assert process.tracker.stage("load").fraction == 0.5
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_real_conversion_runs_to_completion(qtbot, tiny_mistral_dir: Path, tmp_path: Path) -> None:
+    process = ConverterProcess()
+    output = tmp_path / "models" / "tiny-int4"
+    stages_seen: set[str] = set()
+    process.progressChanged.connect(lambda: stages_seen.add(process.tracker.current_stage))
+    request = ConversionRequest(str(tiny_mistral_dir), output, context_length=64, quantize="int4")
+    with qtbot.waitSignal(process.finished, timeout=300000) as finished:
+        process.start(request)
+    outcome = finished.args[0]
+    assert outcome.status == "done", process.tracker.log[-5:]
+    assert Path(outcome.output) == output.resolve()
+    assert len(list(output.glob("*.mlpackage"))) == 1
+    assert (output / "tokenizer.json").is_file()
+    assert {"resolve", "load", "convert", "quantize", "save"} <= stages_seen
+    assert process.tracker.overall == 1.0 and outcome.seconds > 0
+    assert [p.name for p in output.parent.iterdir()] == ["tiny-int4"]  # no staging left
+
+
+@pytest.mark.slow
+def test_cancelled_conversion_leaves_nothing(qtbot, tiny_mistral_dir: Path, tmp_path: Path) -> None:
+    process = ConverterProcess()
+    parent = tmp_path / "models"
+    output = parent / "tiny-cancelled"
+
+    def cancel_once_converting() -> None:
+        if process.tracker.current_stage in ("trace", "convert"):
+            process.cancel()
+
+    process.progressChanged.connect(cancel_once_converting)
+    request = ConversionRequest(str(tiny_mistral_dir), output, context_length=64)
+    with qtbot.waitSignal(process.finished, timeout=300000) as finished:
+        process.start(request)
+    outcome = finished.args[0]
+    assert outcome.status == "cancelled", process.tracker.log[-5:]
+    assert outcome.leftovers == ()
+    assert list(parent.iterdir()) == []  # neither the model folder nor a staging folder
