@@ -1,9 +1,10 @@
 """Render a model's chat template the way transformers does, without transformers.
 
 The same sandboxed Jinja environment (``ImmutableSandboxedEnvironment`` with ``trim_blocks`` and
-``lstrip_blocks``, the ``loopcontrols`` extension), the same helpers (``raise_exception``,
-``strftime_now``, a ``tojson`` filter that keeps non-ASCII text), and the same variables
-(``messages``, ``add_generation_prompt``, the special tokens), so the token ids match
+``lstrip_blocks``, the ``loopcontrols`` extension and the ``{% generation %}`` tag), the same helpers
+(``raise_exception``, ``strftime_now``, ``dict``, an underscore-refusing ``namespace``, a ``tojson``
+filter that keeps non-ASCII text), and the same variables (``messages``, ``tools`` and
+``documents`` as None, ``add_generation_prompt``, the special tokens), so the token ids match
 ``apply_chat_template``.
 """
 
@@ -39,18 +40,78 @@ def _strftime_now(format_: str) -> str:
     return datetime.now().strftime(format_)
 
 
+class _TemplateDict:
+    """``dict(...)`` for templates, without the type itself (as transformers exposes it)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict:
+        return dict(*args, **kwargs)
+
+    def fromkeys(self, *args: Any, **kwargs: Any) -> dict:
+        return dict.fromkeys(*args, **kwargs)
+
+
+def _extensions() -> list[Any]:
+    import jinja2
+    from jinja2.ext import Extension, loopcontrols
+
+    class GenerationBlock(Extension):
+        """``{% generation %}...{% endgeneration %}`` renders its body (transformers uses it to
+        mark assistant tokens for training; for inference it is transparent)."""
+
+        tags = {"generation"}  # noqa: RUF012 (jinja's own class attribute)
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            call = self.call_method("_render_body")
+            return jinja2.nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+        def _render_body(self, caller: Any) -> str:
+            return caller()
+
+    return [GenerationBlock, loopcontrols]
+
+
+def _namespace_class() -> type:
+    import jinja2.utils
+
+    class TemplateNamespace(jinja2.utils.Namespace):
+        """Jinja's namespace, refusing underscore names (as transformers does)."""
+
+        def __init__(*args: Any, **kwargs: Any) -> None:  # self is args[0], as in jinja
+            self, rest = args[0], args[1:]
+            attributes = dict(*rest, **kwargs)
+            for name in attributes:
+                TemplateNamespace._check_name(name)
+            jinja2.utils.Namespace.__init__(self, attributes)
+
+        def __setitem__(self, name: str, value: Any) -> None:
+            TemplateNamespace._check_name(name)
+            jinja2.utils.Namespace.__setitem__(self, name, value)
+
+        @staticmethod
+        def _check_name(name: Any) -> None:
+            if isinstance(name, str) and name.startswith("_"):
+                raise jinja2.exceptions.SecurityError(
+                    f"chat templates cannot store underscore names on a namespace ({name!r})"
+                )
+
+    return TemplateNamespace
+
+
 @lru_cache(maxsize=8)
 def _compile(template: str) -> Any:
     from jinja2 import TemplateError
-    from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     environment = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+        trim_blocks=True, lstrip_blocks=True, extensions=_extensions()
     )
     environment.filters["tojson"] = _tojson
     environment.globals["raise_exception"] = _raise_exception
     environment.globals["strftime_now"] = _strftime_now
+    environment.globals["dict"] = _TemplateDict()
+    environment.globals["namespace"] = _namespace_class()
     try:
         return environment.from_string(template)
     except TemplateError as error:
@@ -69,9 +130,11 @@ def render_chat_template(
     compiled = _compile(template)
     try:
         return compiled.render(
-            messages=messages,
-            add_generation_prompt=add_generation_prompt,
             **(special_tokens or {}),
+            messages=messages,
+            tools=None,  # transformers passes these as None when there are none; templates
+            documents=None,  # test ``tools is not none``
+            add_generation_prompt=add_generation_prompt,
         )
     except ChatTemplateError:
         raise

@@ -33,17 +33,32 @@ class ChatTokenizer:
 
     @classmethod
     def from_folder(cls, folder: Path, metadata: dict[str, str] | None = None) -> ChatTokenizer:
+        """Read ``tokenizer.json`` + ``tokenizer_config.json`` (and ``chat_template.jinja``, which
+        transformers 5 writes beside them and prefers); eos ids also from the package metadata."""
         from tokenizers import Tokenizer
 
         metadata = metadata or {}
         tokenizer_file = folder / meta.TOKENIZER_FILE
         config_file = folder / meta.TOKENIZER_CONFIG_FILE
+        for required in (tokenizer_file, config_file):
+            if not required.is_file():
+                raise ModelLoadError(f"expected {required.name} in {folder}, found none")
         try:
             tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as error:  # tokenizers raises a plain Exception on a bad file
+            raise ModelLoadError(f"{tokenizer_file} is not a tokenizers file: {error}") from error
+        try:
             config = json.loads(config_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError, Exception) as error:  # tokenizers raises plain Exception
-            raise ModelLoadError(f"cannot read the tokenizer in {folder}: {error}") from error
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"{config_file} is not valid JSON: {error}") from error
+        if not isinstance(config, dict):
+            raise ModelLoadError(
+                f"{config_file} should hold a JSON object, not {type(config).__name__}"
+            )
+        template_file = folder / "chat_template.jinja"
         template = config.get("chat_template")
+        if template_file.is_file():
+            template = template_file.read_text(encoding="utf-8")
         if isinstance(template, list):  # several named templates: take the default one
             named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
             template = named.get("default") or next(iter(named.values()), None)
@@ -56,15 +71,21 @@ class ChatTokenizer:
             for name in ("bos_token", "eos_token", "unk_token", "pad_token")
         }
         eos_ids = set()
-        for text in (special["eos_token"],):
-            token_id = tokenizer.token_to_id(text) if text else None
-            if token_id is not None:
-                eos_ids.add(token_id)
+        eos_id = tokenizer.token_to_id(special["eos_token"]) if special["eos_token"] else None
+        if eos_id is not None:
+            eos_ids.add(eos_id)
         for item in metadata.get(meta.EOS_TOKEN_IDS, "").split(","):
             if item.strip().isdigit():
                 eos_ids.add(int(item))
+        if not eos_ids:
+            raise ModelLoadError(
+                f"no end-of-sequence token: {config_file} has no eos_token and the package "
+                "metadata no eos token ids, so an answer would never end"
+            )
         bos_text = special["bos_token"]
         bos_id = tokenizer.token_to_id(bos_text) if bos_text else None
+        if bos_id is None and metadata.get(meta.BOS_TOKEN_ID, "").strip().isdigit():
+            bos_id = int(metadata[meta.BOS_TOKEN_ID])
         return cls(tokenizer, template, special, frozenset(eos_ids), bos_id)
 
     @property

@@ -1,0 +1,28 @@
+"""Fixtures of the chat-engine tests: real tokenizers, and chat sessions on converted tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module", params=["mistral_v3", "smollm2"])
+def real_tokenizer_dir(request: pytest.FixtureRequest) -> Path:
+    """A folder with a real model's tokenizer.json + tokenizer_config.json (chat template): Mistral's
+    v3 SentencePiece tokenizer (byte fallback) and SmolLM2's byte-level BPE."""
+    if request.param == "mistral_v3":
+        return request.getfixturevalue("mistral_v3_tokenizer_dir")
+    return request.getfixturevalue("smollm2_int4_dir")
+
+
+@pytest.fixture(scope="module")
+def mistral_session(converted_package):
+    """A chat session on the tiny random Mistral converted without quantization (logits (1, q, V))."""
+    from engine.runtime import load_model
+    from engine.session import ChatSession
+    from engine.tokenizer import ChatTokenizer
+
+    folder = converted_package("mistral", "none")
+    model = load_model(folder)
+    return ChatSession(model, ChatTokenizer.from_folder(folder, model.description.metadata))
