@@ -1,0 +1,277 @@
+"""Hub downloads against a stand-in Hub: a local HTTP server on 127.0.0.1 speaking the few endpoints
+huggingface_hub uses (model info, HEAD/GET resolve with Range). No traffic leaves the machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QThread
+from PySide6.QtWidgets import QApplication
+
+from app.hub_download import (
+    DownloadCancelled,
+    HubDownload,
+    HubError,
+    RepoFile,
+    RepoListing,
+    check_repo_id,
+    download_files,
+    list_repo,
+    plan_files,
+    staging_folder_for,
+)
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+PACKAGE = "StatefulTinyInt4.mlpackage"
+
+
+@dataclass
+class FakeHub:
+    """Repositories as {repo_id: {path: bytes}}; records each request's path and headers."""
+
+    repos: dict[str, dict[str, bytes]]
+    gated: set[str] = field(default_factory=set)
+    chunk_delay: float = 0.0
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    url: str = ""
+
+
+def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _error(self, status: int, code: str) -> None:
+            body = json.dumps({"error": code}).encode()
+            self.send_response(status)
+            self.send_header("X-Error-Code", code)
+            self.send_header("X-Error-Message", code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _route(self) -> tuple[str, str | None]:
+            path = self.path.split("?")[0]
+            hub.requests.append(
+                (self.command, path, {k.lower(): v for k, v in self.headers.items()})
+            )
+            if path.startswith("/api/models/"):
+                return path.removeprefix("/api/models/"), None
+            owner, name, _resolve, _revision, *rest = path.lstrip("/").split("/")
+            return f"{owner}/{name}", "/".join(rest)
+
+        def _serve(self, *, body: bool) -> None:
+            repo_id, file_path = self._route()
+            if repo_id not in hub.repos:
+                return self._error(404, "RepoNotFound")
+            if repo_id in hub.gated and "Authorization" not in self.headers:
+                return self._error(401, "GatedRepo")
+            files = hub.repos[repo_id]
+            if file_path is None:
+                siblings = [{"rfilename": p, "size": len(d)} for p, d in files.items()]
+                data = json.dumps({"id": repo_id, "sha": SHA, "siblings": siblings}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return None
+            if file_path not in files:
+                return self._error(404, "EntryNotFound")
+            content = files[file_path]
+            start = 0
+            byte_range = self.headers.get("Range")
+            if byte_range and body:
+                start = int(byte_range.removeprefix("bytes=").split("-")[0])
+            part = content[start:]
+            self.send_response(206 if start else 200)
+            self.send_header("X-Repo-Commit", SHA)
+            self.send_header("ETag", f'"etag-{len(content)}"')
+            self.send_header("Content-Length", str(len(part) if body else len(content)))
+            if start:
+                self.send_header(
+                    "Content-Range", f"bytes {start}-{len(content) - 1}/{len(content)}"
+                )
+            self.end_headers()
+            if not body:
+                return None
+            for offset in range(0, len(part), 4096):
+                if hub.chunk_delay:
+                    time.sleep(hub.chunk_delay)
+                try:
+                    self.wfile.write(part[offset : offset + 4096])
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return None
+            return None
+
+        def do_HEAD(self) -> None:
+            self._serve(body=False)
+
+        def do_GET(self) -> None:
+            self._serve(body=True)
+
+    return Handler
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch):
+    # huggingface_hub reads 10 MB per progress update; small reads give these small files several.
+    monkeypatch.setattr("huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE", 8192)
+    weights = os.urandom(200_000)
+    repos = {
+        "apple/tiny-coreml": {
+            "README.md": b"# tiny",
+            "tokenizer.json": b'{"model": {}}',
+            "tokenizer_config.json": b"{}",
+            f"{PACKAGE}/Manifest.json": b'{"fileFormatVersion": "1.0.0"}',
+            f"{PACKAGE}/Data/com.apple.CoreML/model.mlmodel": b"spec",
+            f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin": weights,
+            "StatefulTinyInt8.mlpackage/Manifest.json": b"{}",
+        },
+        "someone/plain-model": {"config.json": b"{}", "model.safetensors": b"x" * 10},
+    }
+    hub = FakeHub(repos, gated={"gated/model"})
+    hub.repos["gated/model"] = {f"{PACKAGE}/Manifest.json": b"{}"}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
+    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield hub
+    server.shutdown()
+    server.server_close()
+
+
+def test_repo_ids_are_checked() -> None:
+    assert check_repo_id(" apple/mistral-coreml ") == "apple/mistral-coreml"
+    for bad in ("", "mistral", "https://huggingface.co/apple/x", "a/b/c"):
+        with pytest.raises(HubError, match="expected a Hub repository id"):
+            check_repo_id(bad)
+
+
+def test_listing_finds_packages_and_plans_one(fake_hub: FakeHub) -> None:
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    assert listing.sha == SHA
+    assert listing.packages == (PACKAGE, "StatefulTinyInt8.mlpackage")
+    with pytest.raises(HubError, match="several packages"):
+        plan_files(listing)
+    planned = {f.path for f in plan_files(listing, PACKAGE)}
+    assert planned == {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        f"{PACKAGE}/Manifest.json",
+        f"{PACKAGE}/Data/com.apple.CoreML/model.mlmodel",
+        f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin",
+    }
+    plain = list_repo("someone/plain-model", endpoint=fake_hub.url)
+    with pytest.raises(HubError, match=r"no Core ML package.*Converter tab"):
+        plan_files(plain)
+
+
+def test_hub_errors_are_one_clear_line(fake_hub: FakeHub) -> None:
+    with pytest.raises(HubError, match="no repository nobody/nothing"):
+        list_repo("nobody/nothing", endpoint=fake_hub.url)
+    with pytest.raises(HubError, match="gated: accept its license"):
+        list_repo("gated/model", endpoint=fake_hub.url)
+    listing = list_repo("gated/model", token="hf_test", endpoint=fake_hub.url)
+    assert listing.packages == (PACKAGE,)
+    assert fake_hub.requests[-1][2].get("authorization") == "Bearer hf_test"
+    with pytest.raises(HubError, match=r"cannot reach http://127\.0\.0\.1:9 "):
+        list_repo("apple/tiny-coreml", endpoint="http://127.0.0.1:9")
+
+
+def test_download_completes_into_the_models_folder(fake_hub: FakeHub, tmp_path: Path) -> None:
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    files = plan_files(listing, PACKAGE)
+    reports = []
+    destination = tmp_path / "StatefulTinyInt4"
+    folder = download_files(
+        listing, files, destination, endpoint=fake_hub.url, on_progress=reports.append
+    )
+    assert folder == destination
+    repo = fake_hub.repos["apple/tiny-coreml"]
+    for file in files:
+        assert (destination / file.path).read_bytes() == repo[file.path]
+    assert not list(destination.rglob("*.part"))
+    assert not staging_folder_for(destination).exists()
+    assert reports[-1].done_bytes == reports[-1].total_bytes == sum(f.size for f in files)
+    assert reports[-1].files_done == len(files)
+    assert [p.name for p in tmp_path.iterdir()] == ["StatefulTinyInt4"]
+
+
+def test_cancelled_download_resumes_with_a_range_request(fake_hub: FakeHub, tmp_path: Path) -> None:
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    big = f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin"
+    files = (RepoFile(big, 200_000),)
+    destination = tmp_path / "model"
+    cancel = threading.Event()
+    fake_hub.chunk_delay = 0.01
+
+    def cancel_midway(progress) -> None:
+        if progress.done_bytes >= 60_000:
+            cancel.set()
+
+    with pytest.raises(DownloadCancelled):
+        download_files(
+            listing,
+            files,
+            destination,
+            endpoint=fake_hub.url,
+            cancel=cancel,
+            on_progress=cancel_midway,
+        )
+    partial = staging_folder_for(destination) / (big + ".part")
+    kept = partial.stat().st_size
+    assert 0 < kept < 200_000 and not destination.exists()
+    fake_hub.chunk_delay = 0.0
+    fake_hub.requests.clear()
+    reports = []
+    download_files(listing, files, destination, endpoint=fake_hub.url, on_progress=reports.append)
+    assert (destination / big).read_bytes() == fake_hub.repos["apple/tiny-coreml"][big]
+    ranges = [h.get("range") for method, _, h in fake_hub.requests if method == "GET"]
+    assert ranges == [f"bytes={kept}-"]
+    assert reports[0].done_bytes == kept  # progress starts where the last attempt stopped
+
+
+def test_existing_destination_is_refused(fake_hub: FakeHub, tmp_path: Path) -> None:
+    listing = RepoListing("apple/tiny-coreml", SHA, (RepoFile("tokenizer.json", 13),))
+    (tmp_path / "model").mkdir()
+    with pytest.raises(HubError, match="already exists"):
+        download_files(listing, listing.files, tmp_path / "model", endpoint=fake_hub.url)
+
+
+def test_qt_download_reports_on_the_gui_thread(qtbot, fake_hub: FakeHub, tmp_path: Path) -> None:
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    download = HubDownload(endpoint=fake_hub.url)
+    threads = []
+    download.progress.connect(lambda _p: threads.append(QThread.currentThread()))
+    with qtbot.waitSignal(download.finished, timeout=20000) as finished:
+        destination = download.start(listing, PACKAGE, models_folder=tmp_path)
+    outcome = finished.args[0]
+    assert outcome.status == "done", outcome.message
+    assert Path(outcome.folder) == destination == tmp_path / "StatefulTinyInt4"
+    assert threads and all(t == QApplication.instance().thread() for t in threads)
+    assert not download.is_running()
+
+
+def test_qt_download_cancel(qtbot, fake_hub: FakeHub, tmp_path: Path) -> None:
+    fake_hub.chunk_delay = 0.01
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    download = HubDownload(endpoint=fake_hub.url)
+    download.progress.connect(lambda p: download.cancel() if p.done_bytes > 8000 else None)
+    with qtbot.waitSignal(download.finished, timeout=20000) as finished:
+        download.start(listing, PACKAGE, models_folder=tmp_path)
+    assert finished.args[0].status == "cancelled"
+    assert "resumes" in finished.args[0].message
+    assert not (tmp_path / "StatefulTinyInt4").exists()
