@@ -1,0 +1,347 @@
+"""The chat's behaviour: send, stop, regenerate, edit, switch, delete; saving before and after.
+
+No widgets here: the controller talks to the store and the engine bridge, and tells views what
+happened through signals. A user message is committed before its request goes to the engine; the
+answer is committed when the engine finishes (with the partial text on stop or error), into the
+conversation it belongs to even when the user switched away meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.engine_bridge import EngineBridge
+from app.storage import ConversationStore, StoredMessage
+from engine.messages import (
+    ChatMessage,
+    ContextTrimmed,
+    EngineError,
+    GenerationConfig,
+    GenerationFinished,
+    ModelInfo,
+    PrefillProgress,
+    TokenText,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """What a turn needs from the settings (read each time a turn starts)."""
+
+    system_prompt: str = ""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+@dataclass
+class LiveStats:
+    """What the status line shows."""
+
+    generating: bool = False
+    time_to_first_token: float | None = None
+    tokens_per_second: float | None = None
+    generated_tokens: int = 0
+    context_used: int | None = None
+    context_length: int | None = None
+    prefill_done: int = 0
+    prefill_total: int = 0
+    finish_reason: str = ""
+
+
+@dataclass
+class _ActiveAnswer:
+    request_id: int
+    conversation_id: str
+    started_at: float
+    pieces: list[str] = field(default_factory=list)
+    first_token_at: float | None = None
+    tokens: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+class ChatController(QObject):
+    conversationOpened = Signal(object, object)  # conversation id (str | None), list[StoredMessage]
+    messageAdded = Signal(object)  # StoredMessage (a user message, shown at once)
+    answerStarted = Signal()
+    answerText = Signal(str)  # the whole answer so far
+    answerFinished = Signal(object)  # StoredMessage | None (nothing worth saving)
+    busyChanged = Signal(bool)
+    statsChanged = Signal(object)  # LiveStats
+    notice = Signal(str)  # e.g. the context policy trimmed the conversation
+    errorOccurred = Signal(str)
+    conversationsChanged = Signal()
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        bridge: EngineBridge,
+        *,
+        options: Callable[[], ChatOptions] = ChatOptions,
+        parent: Any = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.bridge = bridge
+        self._options = options
+        self.current_conversation_id: str | None = None
+        self._active: _ActiveAnswer | None = None
+        self._stats = LiveStats()
+        self._cache_lengths: dict[str, int] = {}
+        bridge.tokenArrived.connect(self._on_token)
+        bridge.prefillProgress.connect(self._on_prefill)
+        bridge.generationFinished.connect(self._on_finished)
+        bridge.contextTrimmed.connect(self._on_trimmed)
+        bridge.engineError.connect(self._on_error)
+        bridge.modelLoaded.connect(self._on_model_loaded)
+
+    # --- state -------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._active is not None
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        return self.bridge.model_info
+
+    @property
+    def stats(self) -> LiveStats:
+        return self._stats
+
+    def messages(self) -> list[StoredMessage]:
+        if self.current_conversation_id is None:
+            return []
+        return self.store.messages(self.current_conversation_id)
+
+    # --- conversations -----------------------------------------------------------------------
+
+    def new_conversation(self) -> str:
+        conversation = self.store.create_conversation()
+        self.conversationsChanged.emit()
+        self.open_conversation(conversation.id)
+        return conversation.id
+
+    def open_conversation(self, conversation_id: str | None) -> None:
+        if conversation_id is not None and self.store.conversation(conversation_id) is None:
+            raise ValueError(f"no conversation with id {conversation_id!r}")
+        if conversation_id == self.current_conversation_id:
+            return
+        if self._active is not None:
+            self.stop()  # its partial answer is saved into its own conversation
+        self.current_conversation_id = conversation_id
+        self._stats = LiveStats(
+            context_used=self._cache_lengths.get(conversation_id or ""),
+            context_length=self.model_info.context_length if self.model_info else None,
+        )
+        self.statsChanged.emit(self._stats)
+        self.conversationOpened.emit(conversation_id, self.messages())
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        if self._active is not None and self._active.conversation_id == conversation_id:
+            self.stop()
+        self.store.delete_conversation(conversation_id)
+        self.bridge.forget(conversation_id)
+        self._cache_lengths.pop(conversation_id, None)
+        if self.current_conversation_id == conversation_id:
+            self.current_conversation_id = None
+            self.conversationOpened.emit(None, [])
+        self.conversationsChanged.emit()
+
+    def rename_conversation(self, conversation_id: str, title: str) -> None:
+        self.store.rename_conversation(conversation_id, title)
+        self.conversationsChanged.emit()
+
+    # --- turns -------------------------------------------------------------------------------
+
+    def send(self, text: str) -> bool:
+        """Save ``text`` as the user's message, then ask the engine for an answer."""
+        text = text.strip()
+        if not text:
+            return False
+        if not self._can_generate():
+            return False
+        if self.current_conversation_id is None:
+            self.new_conversation()
+        assert self.current_conversation_id is not None
+        message = self.store.append_message(self.current_conversation_id, "user", text)
+        self.messageAdded.emit(message)
+        self.conversationsChanged.emit()
+        self._start_answer()
+        return True
+
+    def stop(self) -> None:
+        if self._active is not None:
+            self.bridge.cancel()
+
+    def regenerate(self) -> bool:
+        """Drop the last answer and answer the last user message again (the cache is rewound)."""
+        messages = self.messages()
+        if not messages or not self._can_generate():
+            return False
+        last = messages[-1]
+        if last.role == "assistant":
+            self.store.truncate_from(last.conversation_id, last.position)
+        elif last.role != "user":
+            return False
+        self.conversationOpened.emit(self.current_conversation_id, self.messages())
+        self._start_answer()
+        return True
+
+    def edit_message(self, message_id: int, new_text: str) -> bool:
+        """Replace a user message, drop everything after it, and answer it."""
+        new_text = new_text.strip()
+        messages = self.messages()
+        target = next((m for m in messages if m.id == message_id), None)
+        if target is None or target.role != "user":
+            self.errorOccurred.emit(
+                f"only a user message of this conversation can be edited (id {message_id})"
+            )
+            return False
+        if not new_text or not self._can_generate():
+            return False
+        self.store.truncate_from(target.conversation_id, target.position)
+        self.store.append_message(target.conversation_id, "user", new_text)
+        self.conversationOpened.emit(self.current_conversation_id, self.messages())
+        self.conversationsChanged.emit()
+        self._start_answer()
+        return True
+
+    def _can_generate(self) -> bool:
+        if self._active is not None:
+            self.errorOccurred.emit("an answer is still being written: stop it first")
+            return False
+        if self.model_info is None:
+            self.errorOccurred.emit("no model is loaded yet: open one in Settings (⌘,)")
+            return False
+        return True
+
+    def _start_answer(self) -> None:
+        conversation_id = self.current_conversation_id
+        assert conversation_id is not None
+        options = self._options()
+        history: list[ChatMessage] = []
+        if options.system_prompt.strip():
+            history.append(ChatMessage("system", options.system_prompt.strip()))
+        history.extend(
+            ChatMessage(m.role, m.content)
+            for m in self.store.messages(conversation_id)
+            if m.content and m.role in ("user", "assistant")
+        )
+        request_id = self.bridge.generate(conversation_id, tuple(history), options.generation)
+        self._active = _ActiveAnswer(request_id, conversation_id, time.perf_counter())
+        info = self.model_info
+        self._stats = LiveStats(
+            generating=True,
+            context_used=self._cache_lengths.get(conversation_id),
+            context_length=info.context_length if info else None,
+        )
+        self.busyChanged.emit(True)
+        self.answerStarted.emit()
+        self.statsChanged.emit(self._stats)
+
+    # --- engine events -----------------------------------------------------------------------
+
+    def _is_active(self, request_id: int | None) -> bool:
+        return self._active is not None and self._active.request_id == request_id
+
+    def _shows_active(self) -> bool:
+        return self._active is not None and (
+            self._active.conversation_id == self.current_conversation_id
+        )
+
+    @Slot(object)
+    def _on_token(self, event: TokenText) -> None:
+        if not self._is_active(event.request_id):
+            return
+        active = self._active
+        assert active is not None
+        now = time.perf_counter()
+        if active.first_token_at is None:
+            active.first_token_at = now
+            self._stats.time_to_first_token = now - active.started_at
+        active.pieces.append(event.text)
+        active.tokens += 1
+        self._stats.generated_tokens = active.tokens
+        elapsed = now - active.first_token_at
+        if active.tokens > 1 and elapsed > 0:
+            self._stats.tokens_per_second = (active.tokens - 1) / elapsed
+        if self._shows_active():
+            self.answerText.emit(active.text)
+            self.statsChanged.emit(self._stats)
+
+    @Slot(object)
+    def _on_prefill(self, event: PrefillProgress) -> None:
+        if self._is_active(event.request_id) and self._shows_active():
+            self._stats.prefill_done, self._stats.prefill_total = event.done, event.total
+            self.statsChanged.emit(self._stats)
+
+    @Slot(object)
+    def _on_trimmed(self, event: ContextTrimmed) -> None:
+        if self._is_active(event.request_id):
+            self.notice.emit(event.message)
+
+    @Slot(object)
+    def _on_finished(self, event: GenerationFinished) -> None:
+        if not self._is_active(event.request_id):
+            return
+        stats = event.stats
+        active = self._active
+        assert active is not None
+        self._cache_lengths[active.conversation_id] = stats.cache_length
+        shown = self._shows_active()
+        self._stats = LiveStats(
+            generating=False,
+            time_to_first_token=stats.time_to_first_token,
+            tokens_per_second=stats.decode_tokens_per_second or self._stats.tokens_per_second,
+            generated_tokens=stats.generated_tokens,
+            context_used=stats.cache_length,
+            context_length=stats.context_length,
+            finish_reason=stats.finish_reason,
+        )
+        self._finish(event.text or active.text, stats.finish_reason, shown=shown)
+        if shown:
+            self.statsChanged.emit(self._stats)
+
+    @Slot(object)
+    def _on_error(self, event: EngineError) -> None:
+        if self._is_active(event.request_id) or (event.request_id is None and self._active):
+            active = self._active
+            assert active is not None
+            self._finish(active.text, "error", shown=self._shows_active())
+            self._stats.generating = False
+            self.statsChanged.emit(self._stats)
+        self.errorOccurred.emit(event.message)
+
+    @Slot(object)
+    def _on_model_loaded(self, _event: object) -> None:
+        info = self.model_info
+        self._stats.context_length = info.context_length if info else None
+        self._cache_lengths.clear()
+        self.statsChanged.emit(self._stats)
+
+    def _finish(self, text: str, finish_reason: str, *, shown: bool) -> None:
+        active = self._active
+        assert active is not None
+        self._active = None
+        saved: StoredMessage | None = None
+        if text:
+            try:
+                saved = self.store.append_message(
+                    active.conversation_id, "assistant", text, finish_reason=finish_reason
+                )
+            except ValueError:  # the conversation was deleted while it answered
+                logger.info("answer dropped: conversation %s is gone", active.conversation_id)
+        self.busyChanged.emit(False)
+        if shown:
+            self.answerFinished.emit(saved)
+        self.conversationsChanged.emit()

@@ -1,0 +1,106 @@
+"""The sidebar's item model: conversations from the store, most recent first, with a search filter."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+
+from app.storage import Conversation, ConversationStore
+
+logger = logging.getLogger(__name__)
+
+ConversationIdRole = Qt.ItemDataRole.UserRole + 1
+UpdatedAtRole = Qt.ItemDataRole.UserRole + 2
+SubtitleRole = Qt.ItemDataRole.UserRole + 3
+
+
+def relative_time(timestamp: float, *, now: float | None = None) -> str:
+    """ "just now", "5 min ago", "3 h ago", "yesterday", or the date."""
+    now = time.time() if now is None else now
+    seconds = max(0.0, now - timestamp)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 2 * 86400:
+        return "yesterday"
+    return time.strftime("%d %b %Y", time.localtime(timestamp))
+
+
+class ConversationListModel(QAbstractListModel):
+    """Rows are ``Conversation`` dataclasses; ``set_search`` filters by title and message text."""
+
+    def __init__(self, store: ConversationStore, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._search = ""
+        self._rows: list[Conversation] = []
+        self.refresh()
+
+    @property
+    def search_text(self) -> str:
+        return self._search
+
+    def set_search(self, text: str) -> None:
+        if text != self._search:
+            self._search = text
+            self.refresh()
+
+    def refresh(self) -> None:
+        self.beginResetModel()
+        self._rows = self._store.conversations(search=self._search)
+        self.endResetModel()
+
+    def conversation_at(self, row: int) -> Conversation:
+        return self._rows[row]
+
+    def row_of(self, conversation_id: str) -> int:
+        """The row showing ``conversation_id``, or -1 when it is filtered out or unknown."""
+        for row, conversation in enumerate(self._rows):
+            if conversation.id == conversation_id:
+                return row
+        return -1
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        conversation = self._rows[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            return conversation.title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return conversation.title
+        if role == ConversationIdRole:
+            return conversation.id
+        if role == UpdatedAtRole:
+            return conversation.updated_at
+        if role == SubtitleRole:
+            return relative_time(conversation.updated_at)
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsEditable if index.isValid() else base
+
+    def setData(
+        self, index: QModelIndex | QPersistentModelIndex, value: Any, role: int = 2
+    ) -> bool:
+        if role != Qt.ItemDataRole.EditRole or not index.isValid():
+            return False
+        title = " ".join(str(value).split())
+        if not title:
+            return False
+        conversation = self._rows[index.row()]
+        self._store.rename_conversation(conversation.id, title)
+        self._rows[index.row()] = Conversation(
+            conversation.id, title, conversation.created_at, conversation.updated_at
+        )
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole])
+        return True

@@ -1,0 +1,131 @@
+"""Assistant markdown → HTML for Qt's rich text, safely.
+
+markdown-it-py runs with raw HTML disabled, so ``<script>`` or ``<img src=…>`` from the model is
+escaped and shown as text. Markdown images are rendered as a text link (never an ``<img>``), and
+links keep only http(s)/mailto targets. Code blocks become monospaced boxes with a "Copy" link
+(``copy:N``) that the view turns into a clipboard copy. The views also refuse every resource load
+(``SafeTextBrowser.loadResource``), so nothing remote is ever fetched even if this were bypassed.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+logger = logging.getLogger(__name__)
+
+COPY_SCHEME = "copy"
+SAFE_LINK_SCHEMES = ("http://", "https://", "mailto:")
+MONOSPACE_FAMILIES = "'SF Mono', Menlo, 'DejaVu Sans Mono', Consolas, monospace"
+
+
+@dataclass
+class RenderedMarkdown:
+    html: str
+    code_blocks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MarkdownPalette:
+    text: str = "#1d1d1f"
+    code_background: str = "#f3f4f6"
+    code_border: str = "#e1e3e8"
+    code_header: str = "#6b7280"
+    link: str = "#0a66d8"
+
+
+def _rule(method: Callable[[list, int], str]) -> Callable[..., str]:
+    def rule(_renderer: Any, tokens: list, index: int, _options: Any, _env: Any) -> str:
+        return method(tokens, index)
+
+    return rule
+
+
+def _is_safe_link(url: str) -> bool:
+    return url.strip().lower().startswith(SAFE_LINK_SCHEMES)
+
+
+class MarkdownRenderer:
+    def __init__(self, *, palette: MarkdownPalette | None = None) -> None:
+        self.palette = palette or MarkdownPalette()
+        self._md = MarkdownIt("commonmark", {"html": False, "linkify": False})
+        self._md.enable(["table", "strikethrough"])
+        # markdown-it binds each rule to its renderer: plain functions that call back into self.
+        for name, method in (
+            ("fence", self._render_code),
+            ("code_block", self._render_code),
+            ("image", self._render_image),
+            ("link_open", self._render_link_open),
+            ("link_close", self._render_link_close),
+        ):
+            self._md.add_render_rule(name, _rule(method))
+        self._code_blocks: list[str] = []
+        self._link_stack: list[bool] = []
+
+    def render(self, text: str) -> RenderedMarkdown:
+        self._code_blocks = []
+        self._link_stack = []
+        body = self._md.render(text)
+        return RenderedMarkdown(body, list(self._code_blocks))
+
+    def stylesheet(self) -> str:
+        """CSS for the QTextDocument showing the rendered HTML (Qt's rich-text subset)."""
+        p = self.palette
+        return (
+            f"body {{ color: {p.text}; }}"
+            f"a {{ color: {p.link}; text-decoration: none; }}"
+            f"code {{ font-family: {MONOSPACE_FAMILIES}; background-color: {p.code_background}; }}"
+            f"pre {{ font-family: {MONOSPACE_FAMILIES}; margin: 0; }}"
+            "table.md { border-collapse: collapse; }"
+            "p { margin-top: 0; margin-bottom: 8px; }"
+            "h1, h2, h3 { margin-top: 6px; margin-bottom: 6px; }"
+        )
+
+    # --- render rules (markdown-it calls them as renderer methods) ------------------------------
+
+    def _render_code(self, tokens: list, index: int):
+        token = tokens[index]
+        code = token.content.rstrip("\n")
+        number = len(self._code_blocks)
+        self._code_blocks.append(code)
+        language = html.escape(token.info.split()[0]) if token.info.strip() else "code"
+        p = self.palette
+        escaped = html.escape(code)
+        return (
+            f'<table class="code" width="100%" cellspacing="0" cellpadding="8" '
+            f'style="background-color: {p.code_background}; border: 1px solid {p.code_border}; '
+            f'margin-top: 4px; margin-bottom: 10px;">'
+            f'<tr><td style="color: {p.code_header}; font-size: small;">{language}</td>'
+            f'<td align="right" style="font-size: small;">'
+            f'<a href="{COPY_SCHEME}:{number}">Copy</a></td></tr>'
+            f'<tr><td colspan="2"><pre>{escaped}</pre></td></tr></table>'
+        )
+
+    def _render_image(self, tokens: list, index: int):
+        token = tokens[index]
+        source = str(token.attrGet("src") or "")
+        alt = "".join(child.content for child in (token.children or [])) or "image"
+        # Never an <img>: a remote picture would be fetched. Show what it was, as text.
+        return html.escape(f"[image: {alt}] ({source})")
+
+    def _render_link_open(self, tokens: list, index: int):
+        href = str(tokens[index].attrGet("href") or "")
+        safe = _is_safe_link(href)
+        self._link_stack.append(safe)
+        if not safe:
+            return ""
+        return f'<a href="{html.escape(href, quote=True)}">'
+
+    def _render_link_close(self, tokens: list, index: int):
+        safe = self._link_stack.pop() if self._link_stack else False
+        return "</a>" if safe else ""
+
+
+def plain_text_html(text: str) -> str:
+    """A user message: shown exactly as typed (escaped, line breaks kept)."""
+    return "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"

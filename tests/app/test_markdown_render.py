@@ -1,0 +1,39 @@
+"""Model output rendered safely: raw HTML as text, no images, no unsafe links; code blocks copyable."""
+
+from __future__ import annotations
+
+from app.markdown_render import MarkdownRenderer, plain_text_html
+
+
+def test_raw_html_from_the_model_is_escaped() -> None:
+    rendered = MarkdownRenderer().render(
+        'Hi <script>alert("x")</script> and <img src=http://evil.example/p.png onerror=x>'
+    )
+    assert "<script" not in rendered.html and "<img" not in rendered.html
+    assert "&lt;script&gt;" in rendered.html
+    assert "&lt;img src=http://evil.example/p.png onerror=x&gt;" in rendered.html
+
+
+def test_markdown_images_become_text_and_unsafe_links_lose_their_target() -> None:
+    rendered = MarkdownRenderer().render(
+        "![tracker](http://evil.example/t.gif) [bad](javascript:alert(1)) "
+        "[file](file:///etc/passwd) [good](https://example.org)"
+    )
+    assert "<img" not in rendered.html
+    assert "[image: tracker] (http://evil.example/t.gif)" in rendered.html
+    assert "javascript:" not in rendered.html.split("[bad]")[0]
+    assert 'href="file:' not in rendered.html
+    assert '<a href="https://example.org">good</a>' in rendered.html
+
+
+def test_code_blocks_are_monospaced_with_a_copy_link() -> None:
+    text = "Try:\n\n```python\nprint(1 < 2)\n```\n\nand\n\n    indented()\n"
+    rendered = MarkdownRenderer().render(text)
+    assert rendered.code_blocks == ["print(1 < 2)", "indented()"]
+    assert 'href="copy:0"' in rendered.html and 'href="copy:1"' in rendered.html
+    assert "<pre>print(1 &lt; 2)</pre>" in rendered.html
+    assert "monospace" in MarkdownRenderer().stylesheet()
+
+
+def test_user_text_is_shown_exactly() -> None:
+    assert plain_text_html("a <b>\nc") == "<p>a &lt;b&gt;<br>c</p>"

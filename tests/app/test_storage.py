@@ -1,0 +1,106 @@
+"""The conversation store: WAL, migrations, ordering, search, truncation, durability across processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.storage import DEFAULT_TITLE, ConversationStore, StorageError, title_from_text
+
+
+def test_store_uses_wal_and_the_latest_schema(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    assert store.schema_version == 1
+    store.close()
+    reopened = ConversationStore(tmp_path / "c.sqlite3")  # a second open migrates nothing
+    assert reopened.schema_version == 1
+
+
+def test_messages_keep_their_order_and_the_first_user_message_names_the_conversation(
+    tmp_path: Path,
+) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    conversation = store.create_conversation()
+    assert conversation.title == DEFAULT_TITLE
+    store.append_message(conversation.id, "user", "How do   tides\nwork?")
+    store.append_message(conversation.id, "assistant", "The moon.", finish_reason="eos")
+    store.append_message(conversation.id, "user", "And the sun?")
+    messages = store.messages(conversation.id)
+    assert [m.position for m in messages] == [0, 1, 2]
+    assert [m.role for m in messages] == ["user", "assistant", "user"]
+    assert messages[1].finish_reason == "eos"
+    assert store.conversation(conversation.id).title == "How do tides work?"
+
+
+def test_search_matches_titles_and_message_text_and_escapes_wildcards(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    first = store.create_conversation("Recipes")
+    store.append_message(first.id, "user", "pancakes with 100% buckwheat")
+    second = store.create_conversation("Physics")
+    store.append_message(second.id, "user", "what is entropy")
+    assert [c.id for c in store.conversations(search="ENTROPY")] == [second.id]
+    assert [c.id for c in store.conversations(search="recipes")] == [first.id]
+    assert [c.id for c in store.conversations(search="100%")] == [first.id]
+    assert store.conversations(search="0_b") == []  # "_" is not a wildcard
+    assert [c.id for c in store.conversations()] == [second.id, first.id]  # most recent first
+
+
+def test_truncate_rename_delete(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    conversation = store.create_conversation()
+    for role, text in (("user", "a"), ("assistant", "b"), ("user", "c"), ("assistant", "d")):
+        store.append_message(conversation.id, role, text)
+    store.truncate_from(conversation.id, 2)
+    assert [m.content for m in store.messages(conversation.id)] == ["a", "b"]
+    store.rename_conversation(conversation.id, "  Renamed \n chat ")
+    assert store.conversation(conversation.id).title == "Renamed chat"
+    with pytest.raises(ValueError, match="must not be empty"):
+        store.rename_conversation(conversation.id, "   ")
+    store.delete_conversation(conversation.id)
+    assert store.conversations() == []
+    assert store._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    with pytest.raises(ValueError, match="no conversation"):
+        store.append_message(conversation.id, "user", "x")
+
+
+def test_a_killed_process_loses_no_committed_message(tmp_path: Path) -> None:
+    database = tmp_path / "c.sqlite3"
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from app.storage import ConversationStore\n"
+        f"store = ConversationStore(Path({str(database)!r}))\n"
+        "c = store.create_conversation()\n"
+        "store.append_message(c.id, 'user', 'saved before generation')\n"
+        "os._exit(9)  # no close, no checkpoint: as if killed\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True)
+    assert result.returncode == 9, result.stderr
+    store = ConversationStore(database)
+    (conversation,) = store.conversations()
+    assert [m.content for m in store.messages(conversation.id)] == ["saved before generation"]
+
+
+def test_a_newer_schema_or_a_non_database_file_is_refused_clearly(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.sqlite3"
+    connection = sqlite3.connect(newer)
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    with pytest.raises(StorageError, match="schema version 99"):
+        ConversationStore(newer)
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError, match="expected an SQLite file"):
+        ConversationStore(garbage)
+
+
+def test_title_from_text() -> None:
+    assert title_from_text("   ") == DEFAULT_TITLE
+    long = title_from_text("word " * 40)
+    assert len(long) <= 48 and long.endswith("…")
