@@ -78,3 +78,37 @@ def test_sigint_cancels_and_leaves_nothing(tmp_path: Path, tiny_mistral_dir: Pat
     assert process.returncode == EXIT_CANCELLED
     assert ProgressEvent.from_json(remaining.strip().splitlines()[-1]).event == "cancelled"
     assert list(tmp_path.iterdir()) == []  # no output, no hidden partial folder
+
+
+def _hub_cache_with(repo_id: str, source: Path, cache: Path) -> None:
+    """Lay ``source``'s files out as huggingface_hub's cache holds a downloaded snapshot."""
+    import shutil
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(source, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+
+
+def test_hub_id_converts_from_the_offline_cache(tmp_path: Path, tiny_llama_dir: Path):
+    import os
+
+    _hub_cache_with("example/tiny-llama", tiny_llama_dir, tmp_path / "hub")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "converter.cli", "example/tiny-llama", "-o", str(output),
+               "--context-length", "64", "--json-progress"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert _last_event(result).event == "done"
+    from engine.runtime import load_model
+
+    model = load_model(output)
+    assert model.description.metadata[meta.SOURCE_MODEL_ID] == "example/tiny-llama"
+
+    missing = [sys.executable, "-m", "converter.cli", "example/not-cached", "-o", str(tmp_path / "x"),
+               "--json-progress"]  # fmt: skip
+    result = subprocess.run(missing, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == EXIT_ERROR
+    assert "not in the local cache" in _last_event(result).message
