@@ -365,3 +365,39 @@ class HubDownload(QObject):
         if thread is not None:
             thread.join(timeout=5)
         self.finished.emit(outcome)
+
+
+class HubLookup(QObject):
+    """Lists a repository on a background thread; ``finished`` carries a RepoListing or a HubError."""
+
+    finished = Signal(object)
+
+    def __init__(self, parent: QObject | None = None, *, endpoint: str | None = None) -> None:
+        super().__init__(parent)
+        self.endpoint = endpoint
+        self._bridge = _Bridge()
+        self._bridge.finished.connect(self._on_finished)
+        self._running = False
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def start(self, repo_id: str, *, token: str = "") -> None:
+        """Look ``repo_id`` up; a malformed id raises ``HubError`` at once (nothing starts)."""
+        repo_id = check_repo_id(repo_id)
+        bridge, endpoint = self._bridge, self.endpoint
+        self._running = True
+
+        def run() -> None:
+            try:
+                result: RepoListing | HubError = list_repo(repo_id, token=token, endpoint=endpoint)
+            except HubError as error:
+                result = error
+            bridge.finished.emit(result)
+
+        threading.Thread(target=run, name="hub-lookup", daemon=True).start()
+
+    @Slot(object)
+    def _on_finished(self, result: object) -> None:
+        self._running = False
+        self.finished.emit(result)

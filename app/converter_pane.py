@@ -1,0 +1,378 @@
+"""The Settings dialog's Converter tab (the view); ``ConverterProcess`` runs the conversion."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from app.converter_process import (
+    ConversionOutcome,
+    ConversionRequest,
+    ConverterProcess,
+    default_model_name,
+    request_problems,
+    stage_list,
+)
+from app.settings_dialog_widgets import Card, label, monospace_font, page_layout, row
+
+logger = logging.getLogger(__name__)
+
+QUANTIZATION_CHOICES = (
+    ("int4", "int4 per-block (smallest, recommended)"),
+    ("int8", "int8 per-channel"),
+    ("none", "float16 (no quantization)"),
+)
+STAGE_TITLES = {
+    "resolve": "Resolve",
+    "load": "Load weights",
+    "trace": "Trace",
+    "convert": "Convert",
+    "quantize": "Quantize",
+    "save": "Save",
+    "verify": "Verify",
+}
+LOG_LIMIT = 5000  # lines kept in the log view
+
+
+def format_elapsed(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ConverterPane(QWidget):
+    modelConverted = Signal(str)  # "Use this model": the converted model folder
+    outputDirChanged = Signal(str)
+
+    def __init__(
+        self, *, output_dir: str, token_source=None, executable: str | None = None
+    ) -> None:
+        super().__init__()
+        self._token_source = token_source or (lambda: "")
+        self._name_edited = False
+        self._converted_folder = ""
+        self.process = ConverterProcess(self, executable=executable)
+        layout = page_layout(self)
+        layout.addWidget(self._source_card(output_dir))
+        layout.addWidget(self._run_card(), 1)
+        self.elapsed_timer = QTimer(self)
+        self.elapsed_timer.setInterval(500)
+        self.elapsed_timer.timeout.connect(self._update_elapsed)
+        self.process.progressChanged.connect(self._update_progress)
+        self.process.logLine.connect(self._append_log)
+        self.process.finished.connect(self._on_finished)
+        self._build_stage_rows(verify=False)
+        self._on_quantization()
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def _source_card(self, output_dir: str) -> Card:
+        card = Card(
+            "Convert a Hugging Face model",
+            "Mistral or Llama models: a Hub id, a local model folder, or a .gguf file. The model "
+            "becomes a stateful Core ML package with its tokenizer.",
+        )
+        form = card.form()
+        self.source_field = QLineEdit()
+        self.source_field.setPlaceholderText(
+            "mistralai/Mistral-7B-Instruct-v0.3, a folder, or a .gguf file"
+        )
+        self.source_field.textChanged.connect(self._suggest_name)
+        folder_button = QPushButton("Folder…")
+        folder_button.clicked.connect(self._choose_source_folder)
+        file_button = QPushButton("GGUF…")
+        file_button.clicked.connect(self._choose_source_file)
+        form.addRow(
+            label("Source", name="FieldLabel"),
+            row(self.source_field, folder_button, file_button, stretch_last=True),
+        )
+        self.output_field = QLineEdit(output_dir)
+        self.output_field.editingFinished.connect(
+            lambda: self.outputDirChanged.emit(self.output_field.text())
+        )
+        output_button = QPushButton("Choose…")
+        output_button.clicked.connect(self._choose_output)
+        form.addRow(
+            label("Save in", name="FieldLabel"),
+            row(self.output_field, output_button, stretch_last=True),
+        )
+        self.name_field = QLineEdit()
+        self.name_field.setPlaceholderText("model folder name")
+        self.name_field.textEdited.connect(lambda _: setattr(self, "_name_edited", True))
+        form.addRow(label("Name", name="FieldLabel"), self.name_field)
+        self.context_spin = QSpinBox()
+        self.context_spin.setRange(16, 131072)
+        self.context_spin.setSingleStep(256)
+        self.context_spin.setValue(2048)
+        self.context_spin.setSuffix(" tokens")
+        self.context_spin.setToolTip("The kv-cache size: longer contexts take more memory")
+        form.addRow(label("Context length", name="FieldLabel"), row(self.context_spin))
+        self.quantization_box = QComboBox()
+        for key, text in QUANTIZATION_CHOICES:
+            self.quantization_box.addItem(text, key)
+        self.quantization_box.currentIndexChanged.connect(self._on_quantization)
+        self.block_spin = QSpinBox()
+        self.block_spin.setRange(8, 1024)
+        self.block_spin.setValue(32)
+        self.block_spin.setPrefix("block ")
+        self.block_spin.setToolTip(
+            "Weights per int4 scale: smaller blocks are more accurate, larger files"
+        )
+        form.addRow(
+            label("Quantization", name="FieldLabel"), row(self.quantization_box, self.block_spin)
+        )
+        self.last_logits_check = QCheckBox("Last-position logits only")
+        self.last_logits_check.setToolTip(
+            "Output (1, 1, vocab): less memory per step while prefilling"
+        )
+        self.verify_check = QCheckBox("Verify against the original model")
+        self.verify_check.setToolTip(
+            "Run the package and the torch model on the same text and compare"
+        )
+        self.force_check = QCheckBox("Replace an existing folder")
+        form.addRow("", row(self.last_logits_check, self.verify_check))
+        form.addRow("", self.force_check)
+        return card
+
+    def _run_card(self) -> Card:
+        card = Card("Progress")
+        self.start_button = QPushButton("Convert")
+        self.start_button.setObjectName("PrimaryButton")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.use_button = QPushButton("Use This Model")
+        self.use_button.setObjectName("PrimaryButton")
+        self.use_button.hide()
+        self.use_button.clicked.connect(lambda: self.modelConverted.emit(self._converted_folder))
+        self.elapsed_label = label("", name="Hint")
+        self.status_label = label("Ready.", name="Hint", word_wrap=True)
+        card.add(row(self.start_button, self.cancel_button, self.use_button))
+        self.overall_bar = QProgressBar()
+        self.overall_bar.setRange(0, 1000)
+        overall_row = row(
+            label("Overall", name="FieldLabel"),
+            self.overall_bar,
+            self.elapsed_label,
+            stretch_last=True,
+        )
+        overall_row.setStretch(1, 1)
+        card.add(overall_row)
+        self.stage_grid = QGridLayout()
+        self.stage_grid.setHorizontalSpacing(10)
+        self.stage_grid.setVerticalSpacing(3)
+        card.add(self.stage_grid)
+        card.add(self.status_label)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("LogView")
+        self.log_view.setReadOnly(True)
+        self.log_view.setFont(monospace_font(10))
+        self.log_view.setMaximumBlockCount(LOG_LIMIT)
+        self.log_view.setPlaceholderText("The converter's log appears here.")
+        self.log_view.setMinimumHeight(90)
+        self.log_view.setMaximumHeight(200)
+        card.add(self.log_view)
+        return card
+
+    def _build_stage_rows(self, *, verify: bool) -> None:
+        while self.stage_grid.count():
+            item = self.stage_grid.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        self.stage_bars: dict[str, QProgressBar] = {}
+        self.stage_marks: dict[str, QLabel] = {}
+        for index, stage in enumerate(stage_list(verify=verify)):
+            column = (index % 4) * 3
+            line = index // 4
+            mark = label("○", name="Hint")
+            bar = QProgressBar()
+            bar.setObjectName("StageBar")
+            bar.setRange(0, 1000)
+            bar.setMinimumWidth(70)
+            self.stage_grid.addWidget(mark, line, column)
+            self.stage_grid.addWidget(
+                label(STAGE_TITLES.get(stage.name, stage.name), name="Hint"), line, column + 1
+            )
+            self.stage_grid.addWidget(bar, line, column + 2)
+            self.stage_bars[stage.name] = bar
+            self.stage_marks[stage.name] = mark
+        for column in range(4):
+            self.stage_grid.setColumnStretch(column * 3 + 2, 1)
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def prefill(self, source: str, output_dir: str) -> None:
+        self.source_field.setText(source)
+        if output_dir:
+            self.output_field.setText(output_dir)
+
+    def output_dir(self) -> str:
+        return self.output_field.text().strip()
+
+    def request(self) -> ConversionRequest:
+        quantize = str(self.quantization_box.currentData())
+        name = self.name_field.text().strip() or default_model_name(
+            self.source_field.text(), quantize
+        )
+        return ConversionRequest(
+            source=self.source_field.text().strip(),
+            output_dir=Path(self.output_dir()).expanduser() / name,
+            context_length=self.context_spin.value(),
+            quantize=quantize,  # type: ignore[arg-type]
+            block_size=self.block_spin.value(),
+            last_logits_only=self.last_logits_check.isChecked(),
+            verify=self.verify_check.isChecked(),
+            force=self.force_check.isChecked(),
+            token=self._token_source(),
+        )
+
+    def start(self) -> bool:
+        """Start converting what the form says; on a bad form show why and return False."""
+        if self.process.is_running():
+            return False
+        request = self.request()
+        problems = request_problems(request)
+        if problems:
+            self._set_status("; ".join(problems), error=True)
+            return False
+        self.log_view.clear()
+        self._build_stage_rows(verify=request.verify)
+        self.overall_bar.setValue(0)
+        self.use_button.hide()
+        self._converted_folder = ""
+        try:
+            self.process.start(request)
+        except (ValueError, OSError) as error:
+            self._set_status(str(error), error=True)
+            return False
+        self._set_running(True)
+        self._set_status(f"Converting into {request.output_dir}…")
+        self.elapsed_timer.start()
+        self._update_elapsed()
+        return True
+
+    def cancel(self) -> None:
+        if self.process.is_running():
+            self.cancel_button.setEnabled(False)
+            self._set_status("Cancelling…")
+            self.process.cancel()
+
+    def is_running(self) -> bool:
+        return self.process.is_running()
+
+    # --- behaviour ------------------------------------------------------------------------------
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        for widget in (self.source_field, self.output_field, self.name_field, self.context_spin,
+                       self.quantization_box, self.block_spin, self.last_logits_check,
+                       self.verify_check, self.force_check):  # fmt: skip
+            widget.setEnabled(not running)
+        if not running:
+            self._on_quantization()
+
+    def _set_status(self, text: str, *, error: bool = False, success: bool = False) -> None:
+        self.status_label.setObjectName(
+            "ErrorText" if error else "SuccessText" if success else "Hint"
+        )
+        self.status_label.setStyleSheet("")
+        self.status_label.setText(text)
+
+    def _suggest_name(self) -> None:
+        if not self._name_edited:
+            source = self.source_field.text().strip()
+            quantize = str(self.quantization_box.currentData())
+            self.name_field.setText(default_model_name(source, quantize) if source else "")
+
+    def _on_quantization(self) -> None:
+        self.block_spin.setEnabled(
+            self.quantization_box.currentData() == "int4" and not self.is_running()
+        )
+        self._suggest_name()
+
+    def _choose_source_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")
+        if folder:
+            self.source_field.setText(folder)
+
+    def _choose_source_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF file", "", "GGUF files (*.gguf)")
+        if path:
+            self.source_field.setText(path)
+
+    def _choose_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Save converted models in", self.output_dir()
+        )
+        if folder:
+            self.output_field.setText(folder)
+            self.outputDirChanged.emit(folder)
+
+    def _update_elapsed(self) -> None:
+        self.elapsed_label.setText(format_elapsed(self.process.elapsed()))
+
+    def _update_progress(self) -> None:
+        tracker = self.process.tracker
+        self.overall_bar.setValue(int(tracker.overall * 1000))
+        for stage in tracker.stages:
+            bar = self.stage_bars.get(stage.name)
+            if bar is None:
+                continue
+            bar.setValue(int(stage.fraction * 1000))
+            mark = (
+                "✓"
+                if stage.fraction >= 1.0
+                else "●"
+                if stage.name == tracker.current_stage
+                else "○"
+            )
+            self.stage_marks[stage.name].setText(mark)
+        current = tracker.stage(tracker.current_stage)
+        if current is not None and current.message:
+            self._set_status(f"{STAGE_TITLES.get(current.name, current.name)}: {current.message}")
+
+    def _append_log(self, line: str) -> None:
+        self.log_view.appendPlainText(line)
+
+    def _on_finished(self, outcome: ConversionOutcome) -> None:
+        self.elapsed_timer.stop()
+        self._update_elapsed()
+        self._set_running(False)
+        if outcome.status == "done":
+            self._update_progress()
+            self._converted_folder = outcome.output
+            verification = ""
+            if outcome.verification:
+                agreement = outcome.verification.get("top1_agreement")
+                if isinstance(agreement, int | float):
+                    verification = f"; verified: top-1 agreement {agreement:.0%}"
+            self._set_status(
+                f"Converted in {format_elapsed(outcome.seconds)}{verification}.", success=True
+            )
+            self.use_button.show()
+        elif outcome.status == "cancelled":
+            left = f" Could not remove: {', '.join(outcome.leftovers)}" if outcome.leftovers else ""
+            self._set_status(f"Cancelled; nothing was written.{left}", error=bool(left))
+        else:
+            self._set_status(outcome.message, error=True)
+        if outcome.status != "done":
+            for mark in self.stage_marks.values():
+                if mark.text() == "●":
+                    mark.setText("✕")

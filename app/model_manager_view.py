@@ -1,0 +1,322 @@
+"""The Settings dialog's Model tab: the current model, local models, compute units, Hub downloads."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
+
+from app.hub_download import (
+    DownloadOutcome,
+    DownloadProgress,
+    HubDownload,
+    HubError,
+    HubLookup,
+    RepoListing,
+    plan_files,
+)
+from app.model_manager import (
+    COMPUTE_UNIT_LABELS,
+    COMPUTE_UNIT_TIPS,
+    format_size,
+    inspect_model,
+    local_models,
+    model_info_rows,
+)
+from app.settings_dialog_widgets import Card, hint, label, page_layout, row
+from engine import paths
+from engine.messages import ModelInfo
+from engine.runtime import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE_REPO = "apple/mistral-coreml"
+
+
+class ModelPane(QWidget):
+    modelChosen = Signal(str)  # a model folder or .mlpackage, checked
+    computeUnitsChanged = Signal(str)
+    tokenChanged = Signal(str)
+
+    def __init__(self, *, compute_units: str, token: str, hub_endpoint: str | None = None) -> None:
+        super().__init__()
+        self._listing: RepoListing | None = None
+        self.lookup = HubLookup(self, endpoint=hub_endpoint)
+        self.download = HubDownload(self, endpoint=hub_endpoint)
+        layout = page_layout(self)
+        layout.addWidget(self._current_model_card())
+        layout.addWidget(self._local_models_card())
+        layout.addWidget(self._hub_card(token))
+        layout.addStretch(1)
+        self.set_compute_units(compute_units)
+        self.lookup.finished.connect(self._on_lookup_finished)
+        self.download.progress.connect(self._on_download_progress)
+        self.download.finished.connect(self._on_download_finished)
+        self.set_model_info(None)
+        self.refresh_local_models()
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def _current_model_card(self) -> Card:
+        card = Card("Current model")
+        self.model_name = label("", name="ModelName")
+        card.add(self.model_name)
+        self.details = QGridLayout()
+        self.details.setHorizontalSpacing(16)
+        self.details.setVerticalSpacing(4)
+        card.add(self.details)
+        self.compute_units_box = QComboBox()
+        for key, text in COMPUTE_UNIT_LABELS.items():
+            self.compute_units_box.addItem(text, key)
+            index = self.compute_units_box.count() - 1
+            self.compute_units_box.setItemData(
+                index, COMPUTE_UNIT_TIPS[key], Qt.ItemDataRole.ToolTipRole
+            )
+        self.compute_units_box.currentIndexChanged.connect(self._on_compute_units)
+        self.compute_units_tip = hint("")
+        form = card.form()
+        form.addRow(label("Run on", name="FieldLabel"), self.compute_units_box)
+        form.addRow("", self.compute_units_tip)
+        self.open_button = QPushButton("Open Model…")
+        self.open_button.setToolTip("Open a model folder (holding one .mlpackage) or a .mlpackage")
+        self.open_button.clicked.connect(self._on_open_clicked)
+        self.open_error = label("", name="ErrorText", word_wrap=True)
+        self.open_error.hide()
+        card.add(row(self.open_button))
+        card.add(self.open_error)
+        return card
+
+    def _local_models_card(self) -> Card:
+        card = Card("Models on this computer", f"In {paths.models_dir()}")
+        self.local_list = QListWidget()
+        self.local_list.setFixedHeight(84)
+        self.local_list.itemDoubleClicked.connect(
+            lambda item: self._choose(item.data(Qt.ItemDataRole.UserRole))
+        )
+        self.local_list.currentItemChanged.connect(lambda *_: self._update_local_buttons())
+        self.load_local_button = QPushButton("Load")
+        self.load_local_button.clicked.connect(self._on_load_local)
+        card.add(self.local_list)
+        card.add(row(self.load_local_button))
+        return card
+
+    def _hub_card(self, token: str) -> Card:
+        card = Card(
+            "Download from Hugging Face",
+            "A Core ML package published on the Hub, for example apple/mistral-coreml.",
+        )
+        form = card.form()
+        self.repo_field = QLineEdit()
+        self.repo_field.setPlaceholderText(EXAMPLE_REPO)
+        self.repo_field.returnPressed.connect(self._on_lookup_clicked)
+        self.lookup_button = QPushButton("Look Up")
+        self.lookup_button.clicked.connect(self._on_lookup_clicked)
+        form.addRow(
+            label("Repository", name="FieldLabel"),
+            row(self.repo_field, self.lookup_button, stretch_last=True),
+        )
+        self.package_box = QComboBox()
+        self.package_box.setEnabled(False)
+        self.package_box.setPlaceholderText("Look up a repository first")
+        form.addRow(label("Package", name="FieldLabel"), self.package_box)
+        self.token_field = QLineEdit(token)
+        self.token_field.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_field.setPlaceholderText("hf_…  (only for gated or private repositories)")
+        self.token_field.setToolTip("Stored in the settings file, readable only by you (mode 0600)")
+        self.token_field.editingFinished.connect(lambda: self.tokenChanged.emit(self.token()))
+        self.show_token = QToolButton()
+        self.show_token.setText("Show")
+        self.show_token.setCheckable(True)
+        self.show_token.toggled.connect(self._on_show_token)
+        form.addRow(
+            label("Access token", name="FieldLabel"),
+            row(self.token_field, self.show_token, stretch_last=True),
+        )
+        self.download_button = QPushButton("Download")
+        self.download_button.setObjectName("PrimaryButton")
+        self.download_button.setEnabled(False)
+        self.download_button.clicked.connect(self._on_download_clicked)
+        self.cancel_download_button = QPushButton("Cancel")
+        self.cancel_download_button.setEnabled(False)
+        self.cancel_download_button.clicked.connect(self.download.cancel)
+        self.download_bar = QProgressBar()
+        self.download_bar.setRange(0, 1000)
+        self.download_bar.hide()
+        self.download_status = hint("", word_wrap=True)
+        card.add(row(self.download_button, self.cancel_download_button))
+        card.add(self.download_bar)
+        card.add(self.download_status)
+        return card
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def compute_units(self) -> str:
+        return str(self.compute_units_box.currentData())
+
+    def set_compute_units(self, units: str) -> None:
+        index = self.compute_units_box.findData(units)
+        self.compute_units_box.setCurrentIndex(max(index, 0))
+        self.compute_units_tip.setText(COMPUTE_UNIT_TIPS.get(self.compute_units(), ""))
+
+    def token(self) -> str:
+        return self.token_field.text().strip()
+
+    def set_model_info(self, info: ModelInfo | None) -> None:
+        while self.details.count():
+            item = self.details.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        rows = model_info_rows(info)
+        self.model_name.setText(rows[0][1])
+        for index, (name, value) in enumerate(rows[1:]):
+            self.details.addWidget(label(name, name="Hint"), index, 0, Qt.AlignmentFlag.AlignRight)
+            value_label = label(value)
+            value_label.setToolTip(value)
+            self.details.addWidget(value_label, index, 1)
+        self.details.setColumnStretch(1, 1)
+
+    def refresh_local_models(self) -> None:
+        self.local_list.clear()
+        for summary in local_models():
+            text = (
+                f"{summary.name}    {summary.quantization} · "
+                f"{summary.context_length:,} tokens · {format_size(summary.size_bytes)}"
+            )
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, str(summary.folder))
+            item.setToolTip(str(summary.folder))
+            self.local_list.addItem(item)
+        if self.local_list.count() == 0:
+            placeholder = QListWidgetItem("No models yet: download one below or convert one.")
+            placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.local_list.addItem(placeholder)
+        self._update_local_buttons()
+
+    # --- behaviour ------------------------------------------------------------------------------
+
+    def choose_path(self, path: str) -> bool:
+        """Check ``path`` and emit ``modelChosen``; on a bad model show why and return False."""
+        try:
+            summary = inspect_model(path)
+        except ModelLoadError as error:
+            self.open_error.setText(str(error))
+            self.open_error.show()
+            return False
+        self.open_error.hide()
+        self.modelChosen.emit(str(summary.folder))
+        return True
+
+    def _choose(self, path: object) -> None:
+        if isinstance(path, str) and path:
+            self.choose_path(path)
+
+    def _on_open_clicked(self) -> None:
+        start = str(paths.models_dir()) if paths.models_dir().is_dir() else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open a model folder or .mlpackage", start)
+        if folder:
+            self.choose_path(folder)
+
+    def _on_load_local(self) -> None:
+        item = self.local_list.currentItem()
+        if item is not None:
+            self._choose(item.data(Qt.ItemDataRole.UserRole))
+
+    def _update_local_buttons(self) -> None:
+        item = self.local_list.currentItem()
+        self.load_local_button.setEnabled(bool(item and item.data(Qt.ItemDataRole.UserRole)))
+
+    def _on_compute_units(self) -> None:
+        self.compute_units_tip.setText(COMPUTE_UNIT_TIPS.get(self.compute_units(), ""))
+        self.computeUnitsChanged.emit(self.compute_units())
+
+    def _on_show_token(self, shown: bool) -> None:
+        mode = QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password
+        self.token_field.setEchoMode(mode)
+        self.show_token.setText("Hide" if shown else "Show")
+
+    def _set_status(self, text: str, *, error: bool = False) -> None:
+        self.download_status.setObjectName("ErrorText" if error else "Hint")
+        self.download_status.setStyleSheet("")  # re-polish with the new object name
+        self.download_status.setText(text)
+
+    def _on_lookup_clicked(self) -> None:
+        repo_id = self.repo_field.text().strip() or EXAMPLE_REPO
+        self.repo_field.setText(repo_id)
+        try:
+            self.lookup.start(repo_id, token=self.token())
+        except HubError as error:
+            self._set_status(str(error), error=True)
+            return
+        self.lookup_button.setEnabled(False)
+        self._set_status(f"Looking up {repo_id}…")
+
+    def _on_lookup_finished(self, result: object) -> None:
+        self.lookup_button.setEnabled(True)
+        self.package_box.clear()
+        self._listing = None
+        if isinstance(result, HubError):
+            self._set_status(str(result), error=True)
+            self.download_button.setEnabled(False)
+            return
+        if not isinstance(result, RepoListing):
+            return
+        packages = result.packages
+        if not packages:
+            self._set_status(
+                f"{result.repo_id} holds no Core ML package; convert it in the Converter tab",
+                error=True,
+            )
+            return
+        self._listing = result
+        for package in packages:
+            size = sum(f.size for f in plan_files(result, package))
+            self.package_box.addItem(f"{package}  ({format_size(size)})", package)
+        self.package_box.setEnabled(True)
+        self.download_button.setEnabled(True)
+        self._set_status(f"{len(packages)} package(s) in {result.repo_id}")
+
+    def _on_download_clicked(self) -> None:
+        if self._listing is None:
+            return
+        package = str(self.package_box.currentData())
+        try:
+            destination = self.download.start(self._listing, package, token=self.token())
+        except HubError as error:
+            self._set_status(str(error), error=True)
+            return
+        self.download_button.setEnabled(False)
+        self.cancel_download_button.setEnabled(True)
+        self.download_bar.setValue(0)
+        self.download_bar.show()
+        self._set_status(f"Downloading into {destination}…")
+
+    def _on_download_progress(self, progress: DownloadProgress) -> None:
+        fraction = progress.done_bytes / progress.total_bytes if progress.total_bytes else 0.0
+        self.download_bar.setValue(int(fraction * 1000))
+        self._set_status(
+            f"{format_size(progress.done_bytes)} of {format_size(progress.total_bytes)} · "
+            f"file {min(progress.files_done + 1, progress.files_total)} of {progress.files_total}"
+            f" · {Path(progress.current_file).name}"
+        )
+
+    def _on_download_finished(self, outcome: DownloadOutcome) -> None:
+        self.cancel_download_button.setEnabled(False)
+        self.download_button.setEnabled(self._listing is not None)
+        self.download_bar.setVisible(outcome.status == "done")
+        self._set_status(outcome.message, error=outcome.status == "error")
+        if outcome.status == "done":
+            self.refresh_local_models()
+            self.choose_path(outcome.folder)
