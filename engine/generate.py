@@ -79,6 +79,42 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
     return longest
 
 
+@dataclass
+class _Progress:
+    """What the streaming layer knows so far about one answer."""
+
+    prompt_tokens: int = 0
+    tokens_fed: int = 0
+    dropped_messages: int = 0
+    generated_tokens: int = 0
+    time_to_first_token: float = 0.0
+    prefill_tokens_per_second: float = 0.0
+    decode_tokens_per_second: float = 0.0
+
+    def response(
+        self,
+        cache: ConversationCache,
+        text: str = "",
+        token: int = -1,
+        finish_reason: FinishReason | None = None,
+        message: str = "",
+    ) -> GenerationResponse:
+        return GenerationResponse(
+            text=text,
+            token=token,
+            prompt_tokens=self.prompt_tokens,
+            tokens_fed=self.tokens_fed,
+            dropped_messages=self.dropped_messages,
+            generated_tokens=self.generated_tokens,
+            time_to_first_token=self.time_to_first_token,
+            prefill_tokens_per_second=self.prefill_tokens_per_second,
+            decode_tokens_per_second=self.decode_tokens_per_second,
+            cache_length=cache.length,
+            finish_reason=finish_reason,
+            message=message,
+        )
+
+
 def stream_generate(
     session: ChatSession,
     cache: ConversationCache,
@@ -88,69 +124,81 @@ def stream_generate(
     cancel: threading.Event | None = None,
     on_prefill: Callable[[int, int], None] | None = None,
 ) -> Iterator[GenerationResponse]:
+    """Answer the conversation: one response per piece of text, the last one with its finish reason.
+
+    Raises ``ChatTemplateError`` when the template fails; a conversation that does not fit ends
+    with ``finish_reason="context_full"`` and a message instead.
+    """
     started = time.perf_counter()
+    progress = _Progress()
     try:
         plan = session.plan(messages, config)
     except ContextFullError as error:
-        yield _final(cache, 0, 0, 0, 0, 0.0, 0.0, 0.0, "context_full", str(error))
+        yield progress.response(cache, finish_reason="context_full", message=str(error))
         return
+    progress.prompt_tokens, progress.dropped_messages = len(plan.tokens), plan.dropped_messages
     try:
         logits, fed = session.prefill(cache, plan.tokens, progress=on_prefill, cancel=cancel)
     except Cancelled:
-        yield _final(
-            cache, len(plan.tokens), 0, plan.dropped_messages, 0, 0.0, 0.0, 0.0, "cancelled"
-        )
+        yield progress.response(cache, finish_reason="cancelled")
         return
     prefill_seconds = time.perf_counter() - started
-    prefill_tps = fed / prefill_seconds if prefill_seconds > 0 else 0.0
+    progress.tokens_fed = fed
+    progress.prefill_tokens_per_second = fed / prefill_seconds if prefill_seconds > 0 else 0.0
     sampler = make_sampler(config)
     detokenizer = StreamingDetokenizer(session.tokenizer)
-    stops = tuple(s for s in config.stop_strings if s)
-    shown = ""  # text already yielded
-    generated = 0
-    first_token_at = 0.0
+    stop_strings = _StopStrings(config.stop_strings)
     decode_started = time.perf_counter()
-    finish: FinishReason | None = None
     steps = generate_step(
         session, cache, logits, sampler, max_tokens=config.max_new_tokens, cancel=cancel
     )
     for token, reason in steps:
         if token >= 0:
-            generated += 1
-            if generated == 1:
-                first_token_at = time.perf_counter() - started
+            progress.generated_tokens += 1
+            if progress.generated_tokens == 1:
+                progress.time_to_first_token = time.perf_counter() - started
+                decode_started = time.perf_counter()
             detokenizer.add_token(token)
         if reason is not None:
             detokenizer.finalize()
-        text = detokenizer.text
-        hit = min((text.find(s) for s in stops if s in text), default=-1)
-        if hit >= 0:
-            text, reason = text[:hit], "stop_string"
-        visible = text if reason is not None else text[: len(text) - _held_back(text, stops)]
-        piece = visible[len(shown) :] if visible.startswith(shown) else ""
-        shown = visible if piece or visible == shown else shown
+        piece, reason = stop_strings.add(detokenizer.last_segment, reason)
         decode_seconds = time.perf_counter() - decode_started
-        decode_tps = (
-            (generated - 1) / decode_seconds if generated > 1 and decode_seconds > 0 else 0.0
-        )
+        if progress.generated_tokens > 1 and decode_seconds > 0:
+            progress.decode_tokens_per_second = (progress.generated_tokens - 1) / decode_seconds
         if reason is not None:
-            finish = reason
-            yield GenerationResponse(
-                piece, token, len(plan.tokens), fed, plan.dropped_messages, generated,
-                first_token_at, prefill_tps, decode_tps, cache.length, finish,
-            )  # fmt: skip
+            message = ""
+            if reason == "context_full":
+                message = f"the answer filled the model's context ({session.context_length} tokens)"
+            yield progress.response(cache, piece, token, reason, message)
             return
         if piece:
-            yield GenerationResponse(
-                piece, token, len(plan.tokens), fed, plan.dropped_messages, generated,
-                first_token_at, prefill_tps, decode_tps, cache.length, None,
-            )  # fmt: skip
+            yield progress.response(cache, piece, token)
 
 
-def _final(cache, prompt, fed, dropped, generated, ttft, p_tps, d_tps, reason, message=""):
-    return GenerationResponse(
-        "", -1, prompt, fed, dropped, generated, ttft, p_tps, d_tps, cache.length, reason, message
-    )
+class _StopStrings:
+    """Cuts the answer at the first stop string; holds back a tail that could start one.
+
+    Only the text not shown yet is searched (a stop string cannot start in text already shown,
+    since any tail that could start one was held back), so each token costs a bounded amount.
+    """
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.pending = ""
+
+    def add(self, segment: str, reason: FinishReason | None) -> tuple[str, FinishReason | None]:
+        """(text to show now, finish reason, "stop_string" when one was hit)."""
+        if not self.stops:
+            return segment, reason
+        self.pending += segment
+        hit = min((self.pending.find(s) for s in self.stops if s in self.pending), default=-1)
+        if hit >= 0:
+            piece, self.pending = self.pending[:hit], ""
+            return piece, "stop_string"
+        held = 0 if reason is not None else _held_back(self.pending, self.stops)
+        cut = len(self.pending) - held
+        piece, self.pending = self.pending[:cut], self.pending[cut:]
+        return piece, reason
 
 
 def generate(

@@ -54,12 +54,25 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 @dataclass
 class ConversationCache:
+    """A model state and the ids of the tokens it holds (its length is the cache length).
+
+    ``last_prompt_logits`` keeps the logits after the last prompt fed (for ``length`` tokens), so a
+    regenerate, which rewinds to exactly that prompt, starts sampling without feeding anything.
+    """
+
     state: Any
     tokens: list[int] = field(default_factory=list)
+    last_prompt_logits: tuple[int, np.ndarray] | None = None
 
     @property
     def length(self) -> int:
         return len(self.tokens)
+
+    def rewind(self, length: int) -> None:
+        """Forget everything after ``length`` tokens (the state's entries past it are never seen)."""
+        del self.tokens[length:]
+        if self.last_prompt_logits is not None and self.last_prompt_logits[0] > length:
+            self.last_prompt_logits = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,7 @@ class ChatSession:
         logits = self.model.predict(inputs, cache.state)[meta.LOGITS]
         cache.tokens.extend(tokens)
         self.tokens_fed_total += len(tokens)
-        return np.asarray(logits[0, -1], dtype=np.float32)
+        return np.array(logits[0, -1], dtype=np.float32)  # a copy: outputs may be reused
 
     def prefill(
         self,
@@ -144,8 +157,12 @@ class ChatSession:
             raise ValueError("empty prompt")
         keep = common_prefix(cache.tokens, prompt)
         if keep == len(prompt):
+            saved = cache.last_prompt_logits
+            cache.rewind(keep)
+            if saved is not None and saved[0] == keep:
+                return saved[1], 0  # regenerate: the prompt is all in the cache, logits too
             keep -= 1  # the last prompt token is fed again: its logits start the answer
-        del cache.tokens[keep:]
+        cache.rewind(keep)
         remaining = prompt[keep:]
         logits = np.empty(0, dtype=np.float32)
         fed = 0
@@ -157,4 +174,5 @@ class ChatSession:
             fed += len(chunk)
             if progress is not None:
                 progress(fed, len(remaining))
+        cache.last_prompt_logits = (cache.length, logits)
         return logits, fed

@@ -8,12 +8,14 @@ worker reports an ``EngineError`` and keeps serving.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine import package_metadata as meta
@@ -42,9 +44,18 @@ from engine.tokenizer_files import tokenizer_folder
 
 logger = logging.getLogger(__name__)
 
-# States kept for conversations that are not in use: as many as fit this budget (at least one).
+# Conversation states kept (least recently used evicted first): at most this many, and only as
+# many as fit the memory budget (at least one besides the conversation in use). An evicted
+# conversation is prefilled again when it comes back.
+MAX_CONVERSATION_STATES = 4
 STATE_MEMORY_BUDGET = 600 * 1024 * 1024
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class _Queued:
+    sequence: int  # submission order, for cancel() of everything submitted before it
+    request: Request
 
 
 def _state_bytes(session: ChatSession) -> int:
@@ -58,11 +69,26 @@ def _state_bytes(session: ChatSession) -> int:
 
 
 class EngineWorker:
+    """``EngineWorker(on_event)``: ``submit(request)``, ``cancel(request_id=None)``, ``close()``.
+
+    A ``Generate`` ends with ``GenerationFinished``, or with ``EngineError`` when it fails (a
+    template that raises, no model loaded); a ``LoadModel`` ends with ``ModelLoaded`` or
+    ``EngineError``. ``Cancel`` (or ``cancel()``) is handled at once, not queued: the running
+    generation stops between two tokens and finishes with ``finish_reason="cancelled"``; a
+    cancelled request still in the queue finishes that way without running.
+    """
+
     def __init__(self, on_event: Callable[[Event], None], *, hf_token: str | None = None) -> None:
         self._on_event = on_event
         self._hf_token = hf_token
         self._requests: queue.Queue[object] = queue.Queue()
-        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()  # set: the running generation stops
+        self._sequence = 0  # requests submitted so far
+        self._cancel_up_to = 0  # requests submitted up to here are cancelled (cancel of all)
+        self._queued_ids: set[int] = set()  # request ids waiting in the queue
+        self._cancelled_ids: set[int] = set()  # of those, the ones cancelled
+        self._running: _Queued | None = None
         self._session: ChatSession | None = None
         self._info: ModelInfo | None = None
         self._caches: OrderedDict[str, ConversationCache] = OrderedDict()
@@ -73,16 +99,32 @@ class EngineWorker:
 
     def submit(self, request: Request) -> None:
         if isinstance(request, Cancel):
-            self.cancel()
+            self.cancel(request.request_id)
             return
-        self._requests.put(request)
+        with self._lock:
+            self._sequence += 1
+            if isinstance(request, Generate):
+                self._queued_ids.add(request.request_id)
+            self._requests.put(_Queued(self._sequence, request))
 
-    def cancel(self) -> None:
-        """Stop the running generation between two tokens (and anything queued before now)."""
-        self._cancel.set()
+    def cancel(self, request_id: int | None = None) -> None:
+        """Stop generation ``request_id`` between two tokens, or, with None, the running one and
+        every generation submitted before now. Thread-safe; takes effect while the worker is busy."""
+        with self._lock:
+            running = self._running
+            if request_id is None:
+                self._cancel_up_to = self._sequence
+                if running is not None:
+                    self._cancel.set()
+                return
+            if request_id in self._queued_ids:
+                self._cancelled_ids.add(request_id)
+            if running is not None and getattr(running.request, "request_id", None) == request_id:
+                self._cancel.set()
 
     def close(self, timeout: float = 10.0) -> None:
-        self._cancel.set()
+        """Stop the running generation and the thread (queued requests are dropped)."""
+        self.cancel()
         self._requests.put(_STOP)
         self._thread.join(timeout)
 
@@ -100,34 +142,68 @@ class EngineWorker:
 
     def _run(self) -> None:
         while True:
-            request = self._requests.get()
-            if request is _STOP:
+            queued = self._requests.get()
+            if queued is _STOP or not isinstance(queued, _Queued):
                 return
+            request = queued.request
             request_id = getattr(request, "request_id", None)
+            with self._lock:
+                self._running = queued
+                self._cancel.clear()
+                cancelled = queued.sequence <= self._cancel_up_to or (
+                    request_id in self._cancelled_ids
+                )
+                if isinstance(request, Generate):
+                    self._queued_ids.discard(request.request_id)
+                    self._cancelled_ids.discard(request.request_id)
             try:
-                if isinstance(request, LoadModel):
-                    self._load(request)
-                elif isinstance(request, Generate):
-                    self._cancel.clear()
-                    self._generate(request)
-                elif isinstance(request, ForgetConversation):
-                    self._caches.pop(request.conversation_id, None)
+                self._serve(request, cancelled=cancelled)
             except (ModelLoadError, ChatTemplateError, ValueError) as error:
                 self._emit(EngineError(request_id, str(error)))
             except MemoryError:
-                self._emit(
-                    EngineError(
-                        request_id, "out of memory: close other apps or use a smaller model"
-                    )
-                )
+                message = "out of memory: close other apps or use a smaller model"
+                self._emit(EngineError(request_id, message))
             except Exception as error:  # a bug: report it, keep serving
                 logger.exception("engine request failed")
                 self._emit(
                     EngineError(request_id, f"internal error: {type(error).__name__}: {error}")
                 )
+            finally:
+                with self._lock:
+                    self._running = None
+
+    def _serve(self, request: Request, *, cancelled: bool) -> None:
+        if isinstance(request, LoadModel):
+            self._load(request)
+        elif isinstance(request, Generate):
+            if cancelled:
+                self._finish_cancelled(request)
+            else:
+                self._generate(request)
+        elif isinstance(request, ForgetConversation):
+            self._caches.pop(request.conversation_id, None)
+
+    def _finish_cancelled(self, request: Generate) -> None:
+        cache = self._caches.get(request.conversation_id)
+        context = self._session.context_length if self._session is not None else 0
+        stats = GenerationStats(
+            prompt_tokens=0,
+            tokens_fed=0,
+            generated_tokens=0,
+            time_to_first_token=0.0,
+            prefill_tokens_per_second=0.0,
+            decode_tokens_per_second=0.0,
+            cache_length=cache.length if cache is not None else 0,
+            context_length=context,
+            finish_reason="cancelled",
+        )
+        self._emit(GenerationFinished(request.request_id, "", stats))
 
     def _load(self, request: LoadModel) -> None:
         started = time.perf_counter()
+        # Let the old model and its states go before the new one is loaded (memory).
+        self._session, self._info, self._caches = None, None, OrderedDict()
+        gc.collect()
         model = load_model(request.path, compute_units=request.compute_units)  # type: ignore[arg-type]
         from engine.model_folder import find_package
 
@@ -150,13 +226,13 @@ class EngineWorker:
         )
         self._emit(ModelLoaded(request.request_id, self._info, time.perf_counter() - started))
 
-    def _cache_for(self, conversation_id: str) -> ConversationCache:
-        assert self._session is not None
-        cache = self._caches.pop(conversation_id, None) or self._session.new_cache()
+    def _cache_for(self, session: ChatSession, conversation_id: str) -> ConversationCache:
+        cache = self._caches.pop(conversation_id, None) or session.new_cache()
         self._caches[conversation_id] = cache  # most recently used last
-        keep = max(1, STATE_MEMORY_BUDGET // max(1, _state_bytes(self._session)))
-        while len(self._caches) > keep + 1:
-            self._caches.popitem(last=False)
+        fit = 1 + STATE_MEMORY_BUDGET // max(1, _state_bytes(session))
+        while len(self._caches) > min(MAX_CONVERSATION_STATES, fit):
+            evicted, _ = self._caches.popitem(last=False)
+            logger.debug("conversation %s evicted from the state cache", evicted)
         return cache
 
     def _generate(self, request: Generate) -> None:
@@ -164,7 +240,7 @@ class EngineWorker:
             self._emit(EngineError(request.request_id, "no model is loaded: open one in Settings"))
             return
         session = self._session
-        cache = self._cache_for(request.conversation_id)
+        cache = self._cache_for(session, request.conversation_id)
 
         def on_prefill(done: int, total: int) -> None:
             self._emit(PrefillProgress(request.request_id, done, total))

@@ -10,16 +10,15 @@ import pytest
 from engine.generate import generate, stream_generate
 from engine.messages import ChatMessage, GenerationConfig
 from engine.runtime import load_model
-from engine.session import ChatSession, ContextFullError, causal_mask
+from engine.session import ChatSession, ContextFullError, causal_mask, common_prefix
 from engine.tokenizer import ChatTokenizer
 
 GREEDY = GenerationConfig(temperature=0.0, max_new_tokens=8)
 
 
 @pytest.fixture(scope="module")
-def session(converted_package) -> ChatSession:
-    folder = converted_package("mistral", "none")
-    return ChatSession(load_model(folder), ChatTokenizer.from_folder(folder))
+def session(mistral_session) -> ChatSession:
+    return mistral_session
 
 
 def _answer(session, cache, messages, config=GREEDY):
@@ -35,6 +34,16 @@ def test_causal_mask_blocks_only_the_future():
     assert mask.shape == (1, 1, 2, 5) and mask.dtype == np.float16
     assert (mask[0, 0, 0] == [0, 0, 0, 0, -np.inf]).all()
     assert (mask[0, 0, 1] == [0, 0, 0, 0, 0]).all()
+    big = causal_mask(100, 64)[0, 0]
+    rows, columns = np.indices(big.shape)
+    assert np.array_equal(np.isneginf(big), columns > 100 + rows)
+    assert not np.isneginf(causal_mask(7, 1)).any()  # one new token sees everything
+
+
+def test_common_prefix():
+    assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2
+    assert common_prefix([1, 2], [1, 2, 3]) == 2
+    assert common_prefix([], [1]) == 0 and common_prefix([9], [1]) == 0
 
 
 def test_chunked_prefill_equals_whole_prefill(session):
@@ -67,9 +76,15 @@ def test_second_turn_feeds_only_the_new_tokens(session):
 def test_regenerate_rewinds_instead_of_refeeding(session):
     cache = session.new_cache()
     conversation = [ChatMessage("user", "Write a word.")]
-    first_text, _first = _answer(session, cache, conversation)
+    first_text, first = _answer(session, cache, conversation)
+    assert cache.length > first.prompt_tokens  # the answer went into the cache
+    fed_before = session.tokens_fed_total
     again_text, again = _answer(session, cache, conversation)
-    assert again.tokens_fed == 1  # only the last prompt token, for its logits
+    assert again.tokens_fed == 0  # rewound to the prompt, whose logits were kept
+    # Decoding feeds each answer token but the last: nothing of the prompt is fed again.
+    assert session.tokens_fed_total - fed_before == again.generated_tokens - (
+        again.finish_reason == "max_tokens"
+    )
     assert again_text == first_text  # greedy: the same answer from the rewound cache
 
 
@@ -105,7 +120,11 @@ def test_cancel_mid_answer_keeps_the_cache_consistent(session):
     cancel.set()
     *_, last = stream
     assert last.finish_reason == "cancelled"
-    assert len(cache.tokens) == cache.length
+    assert 0 < last.generated_tokens < 30
+    # What was fed is recorded: the prompt and every answer token (each is fed before the next
+    # token's cancel check).
+    assert cache.length == last.prompt_tokens + last.generated_tokens
+    assert cache.tokens[: last.prompt_tokens] == session.tokenizer.encode_chat(conversation)
     fresh, _ = _answer(session, session.new_cache(), conversation)
     after, _ = _answer(session, cache, conversation)
     assert after == fresh
@@ -143,3 +162,52 @@ def test_generate_joins_the_stream(session):
     text, last = generate(session, (ChatMessage("user", "Hi"),), GREEDY)
     assert last.finish_reason in ("eos", "max_tokens") and last.generated_tokens >= 1
     assert isinstance(text, str)
+
+
+def test_cancel_during_prefill_records_what_was_fed(session):
+    cache = session.new_cache()
+    conversation = (ChatMessage("user", "word " * 100),)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        cancel.set()  # after the first chunk
+
+    *_, last = stream_generate(session, cache, conversation, GREEDY, cancel=cancel,
+                               on_prefill=progress)  # fmt: skip
+    assert last.finish_reason == "cancelled" and seen == [session.chunk_size]
+    assert cache.length == session.chunk_size
+    text, resumed = _answer(session, cache, conversation)
+    assert resumed.tokens_fed == resumed.prompt_tokens - session.chunk_size
+    assert text == _answer(session, session.new_cache(), conversation)[0]
+
+
+def test_stop_strings_cut_the_answer(session):
+    conversation = (ChatMessage("user", "Say something."),)
+    config = GenerationConfig(temperature=0.0, max_new_tokens=12)
+    full, _ = _answer(session, session.new_cache(), conversation, config)
+    assert len(full) > 4
+    stop = full[2:4]
+    cut_config = GenerationConfig(temperature=0.0, max_new_tokens=12, stop_strings=(stop,))
+    cut, last = _answer(session, session.new_cache(), conversation, cut_config)
+    assert last.finish_reason == "stop_string" and cut == full[: full.find(stop)]
+
+
+def test_last_logits_only_package_gives_the_same_answer(converted_package, session):
+    folder = converted_package("mistral", "none", last_logits_only=True)
+    model = load_model(folder)
+    last_only = ChatSession(model, ChatTokenizer.from_folder(folder, model.description.metadata))
+    conversation = [ChatMessage("user", "Tell me a story about a cat.")]
+    prompt = session.tokenizer.encode_chat(conversation)
+    output = model.predict(
+        {
+            "inputIds": np.asarray([prompt], dtype=np.int32),
+            "causalMask": causal_mask(0, len(prompt)),
+        },
+        model.make_state(),
+    )["logits"]
+    assert output.shape == (1, 1, session.tokenizer.vocab_size)
+    config = GenerationConfig(temperature=0.0, max_new_tokens=10)
+    expected, _ = _answer(session, session.new_cache(), conversation, config)
+    assert _answer(last_only, last_only.new_cache(), conversation, config)[0] == expected

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import queue
-import subprocess
-import sys
 import time
 
 import pytest
 
 from engine.messages import (
+    Cancel,
     ChatMessage,
     EngineError,
+    ForgetConversation,
     Generate,
     GenerationConfig,
     GenerationFinished,
@@ -86,39 +85,78 @@ def test_worker_serves_after_errors_and_streams_tokens(worker, converted_package
     assert stats.time_to_first_token > 0 and stats.cache_length > stats.prompt_tokens - 1
 
 
+LONG = GenerationConfig(temperature=1.0, max_new_tokens=200, seed=0)
+SHORT = GenerationConfig(temperature=0.0, max_new_tokens=3)
+
+
+def _first_token(events, request_id):
+    while True:
+        event = events.events.get(timeout=60)
+        if isinstance(event, TokenText) and event.request_id == request_id:
+            return event
+
+
 def test_cancel_takes_effect_between_tokens(worker, converted_package):
     engine, events = worker
     engine.submit(LoadModel(1, str(converted_package("mistral", "int4"))))
     events.until(ModelLoaded, 1)
-    long = GenerationConfig(temperature=1.0, max_new_tokens=200, seed=0)
-    engine.submit(Generate(2, "c", (ChatMessage("user", "Go on forever"),), long))
-    while not isinstance(events.events.get(timeout=60), TokenText):
-        pass
-    engine.cancel()
+    go_on = (ChatMessage("user", "Go on forever"),)
+    engine.submit(Generate(2, "a", go_on, LONG))
+    engine.submit(Generate(3, "b", go_on, SHORT))
+    engine.submit(Generate(4, "c", go_on, SHORT))
+    _first_token(events, 2)
+    engine.submit(Cancel(3))  # queued: it will finish without running
+    engine.submit(Cancel(2))  # running: it stops between two tokens
     finished, _ = events.until(GenerationFinished, 2)
-    assert finished.stats.finish_reason == "cancelled"
-    assert finished.stats.generated_tokens < 200
+    assert finished.stats.finish_reason == "cancelled" and finished.stats.generated_tokens < 200
+    skipped, _ = events.until(GenerationFinished, 3)
+    assert skipped.stats.finish_reason == "cancelled" and skipped.stats.tokens_fed == 0
+    served, _ = events.until(GenerationFinished, 4)
+    assert served.stats.finish_reason in ("eos", "max_tokens") and served.stats.tokens_fed > 0
+
+    # cancel() with no id: the running generation and whatever was submitted before it.
+    engine.submit(Generate(5, "a", go_on, LONG))
+    engine.submit(Generate(6, "b", go_on, SHORT))
+    _first_token(events, 5)
+    engine.cancel()
+    engine.submit(Generate(7, "c", go_on, SHORT))
+    assert events.until(GenerationFinished, 5)[0].stats.finish_reason == "cancelled"
+    assert events.until(GenerationFinished, 6)[0].stats.finish_reason == "cancelled"
+    assert events.until(GenerationFinished, 7)[0].stats.finish_reason != "cancelled"
 
 
-def test_generate_cli_json(converted_package):
-    folder = converted_package("llama", "int4")
-    command = [sys.executable, "-m", "engine.generate_cli", str(folder), "--prompt", "Hi there",
-               "--max-new-tokens", "5", "--json"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
-    output = json.loads(result.stdout)
-    assert output["runtime"] == "reference"
-    assert 1 <= len(output["token_ids"]) <= 5 and output["finish_reason"] in ("eos", "max_tokens")
-    assert output["time_to_first_token"] > 0 and "torch" not in result.stderr
+def test_least_recently_used_states_are_evicted_and_prefilled_again(worker, converted_package):
+    engine, events = worker
+    engine.submit(LoadModel(1, str(converted_package("mistral", "int4"))))
+    events.until(ModelLoaded, 1)
+    hello = (ChatMessage("user", "Hello"),)
+    request = 1
+    for conversation in ["c1", "c2", "c3", "c4", "c5"]:  # one more than MAX_CONVERSATION_STATES
+        request += 1
+        engine.submit(Generate(request, conversation, hello, SHORT))
+        assert events.until(GenerationFinished, request)[0].stats.tokens_fed > 0
+    engine.submit(Generate(10, "c5", hello, SHORT))  # still cached: a regenerate feeds nothing
+    assert events.until(GenerationFinished, 10)[0].stats.tokens_fed == 0
+    engine.submit(Generate(11, "c1", hello, SHORT))  # evicted: prefilled again
+    finished, _ = events.until(GenerationFinished, 11)
+    assert finished.stats.tokens_fed == finished.stats.prompt_tokens > 0
+    engine.submit(ForgetConversation("c5"))
+    engine.submit(Generate(12, "c5", hello, SHORT))
+    finished, _ = events.until(GenerationFinished, 12)
+    assert finished.stats.tokens_fed == finished.stats.prompt_tokens
 
 
-def test_generate_cli_says_paris_on_smollm2(smollm2_int4_dir):
-    command = [sys.executable, "-m", "engine.generate_cli", str(smollm2_int4_dir),
-               "--prompt", "What is the capital of France?", "--max-new-tokens", "12", "--json"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
-    assert "Paris" in json.loads(result.stdout)["text"]
-
-
-def test_generate_cli_missing_model_is_one_line(tmp_path):
-    command = [sys.executable, "-m", "engine.generate_cli", str(tmp_path / "nope"), "--prompt", "x"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and result.stderr.startswith("error: no such model")
+def test_a_prompt_longer_than_the_context_is_an_error_and_the_worker_goes_on(
+    worker, converted_package
+):
+    engine, events = worker
+    engine.submit(LoadModel(1, str(converted_package("mistral", "int4"))))
+    events.until(ModelLoaded, 1)
+    too_long = (ChatMessage("user", "word " * 400),)
+    engine.submit(Generate(2, "c", too_long, SHORT))
+    error, _ = events.until(GenerationFinished, 2)
+    assert isinstance(error, EngineError) and "context" in error.message
+    finished, _ = events.until(GenerationFinished, 2)
+    assert finished.stats.finish_reason == "context_full"
+    engine.submit(Generate(3, "c", (ChatMessage("user", "Hello"),), SHORT))
+    assert events.until(GenerationFinished, 3)[0].stats.generated_tokens >= 1
