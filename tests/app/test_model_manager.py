@@ -1,0 +1,89 @@
+"""The Model tab's logic: checking model folders from their spec, local models, labels."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.model_manager import (
+    COMPUTE_UNIT_LABELS,
+    COMPUTE_UNIT_TIPS,
+    format_size,
+    inspect_model,
+    local_models,
+    model_info_rows,
+)
+from engine import paths
+from engine.messages import ModelInfo
+from engine.runtime import COMPUTE_UNITS, ModelLoadError
+
+
+@pytest.fixture(scope="module")
+def tiny_model(converted_package) -> Path:
+    return converted_package("mistral", "int4")
+
+
+def test_inspects_a_converted_model_without_loading_it(tiny_model: Path) -> None:
+    summary = inspect_model(tiny_model)
+    assert summary.name == "TinyMistral"
+    assert summary.folder == tiny_model
+    assert summary.package == tiny_model / "TinyMistral.mlpackage"
+    assert summary.context_length == 256
+    assert summary.quantization.startswith("int4")
+    assert summary.architecture == "MistralForCausalLM"
+    assert summary.has_tokenizer
+    assert summary.size_bytes > 10_000
+    package_only = inspect_model(tiny_model / "TinyMistral.mlpackage")
+    assert package_only.folder == package_only.package
+
+
+def test_bad_model_paths_say_what_was_expected(tiny_model: Path, tmp_path: Path) -> None:
+    cases: dict[str, str] = {
+        "": "expected a model folder or an .mlpackage",
+        str(tmp_path / "missing"): "no such model",
+    }
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases[str(empty)] = "holds no .mlpackage"
+    two = tmp_path / "two"
+    for name in ("A.mlpackage", "B.mlpackage"):
+        shutil.copytree(tiny_model / "TinyMistral.mlpackage", two / name)
+    cases[str(two)] = "holds several packages (A.mlpackage, B.mlpackage)"
+    hollow = tmp_path / "hollow" / "Hollow.mlpackage"
+    hollow.mkdir(parents=True)
+    cases[str(hollow.parent)] = "lacks Data/com.apple.CoreML/model.mlmodel"
+    corrupt = tmp_path / "corrupt" / "Corrupt.mlpackage" / "Data" / "com.apple.CoreML"
+    corrupt.mkdir(parents=True)
+    (corrupt / "model.mlmodel").write_bytes(b"\xff" * 64)
+    cases[str(tmp_path / "corrupt")] = "is corrupt"
+    for path, expected in cases.items():
+        with pytest.raises(ModelLoadError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            inspect_model(path)
+
+
+def test_local_models_lists_usable_folders_only(tiny_model: Path) -> None:
+    models = paths.models_dir()
+    shutil.copytree(tiny_model, models / "TinyMistral-int4")
+    (models / "not-a-model").mkdir()
+    shutil.copytree(tiny_model, models / ".TinyMistral.download")  # an unfinished download
+    found = local_models()
+    assert [m.folder.name for m in found] == ["TinyMistral-int4"]
+    assert local_models(models / "missing") == []
+
+
+def test_labels_and_rows() -> None:
+    assert set(COMPUTE_UNIT_LABELS) == set(COMPUTE_UNITS) == set(COMPUTE_UNIT_TIPS)
+    assert model_info_rows(None) == [("Model", "No model loaded")]
+    info = ModelInfo("M", "/m", 4096, "int4-block32", "MistralForCausalLM", "coreml", "all", "a/b")
+    rows = dict(model_info_rows(info))
+    assert rows["Context"] == "4,096 tokens"
+    assert rows["Runtime"] == "Core ML"
+    assert rows["Compute units"] == "All (CPU, GPU and Neural Engine)"
+    assert rows["Source"] == "a/b"
+    assert [format_size(n) for n in (512, 1_500_000, 4_100_000_000)] == [
+        "512 bytes",
+        "1.5 MB",
+        "4.1 GB",
+    ]
