@@ -34,7 +34,7 @@ class RenderedMarkdown:
 class MarkdownPalette:
     text: str = "#1d1d1f"
     code_background: str = "#f3f4f6"
-    code_border: str = "#e1e3e8"
+    code_border: str = "#e6e8ec"
     code_header: str = "#6b7280"
     link: str = "#0a66d8"
 
@@ -97,11 +97,11 @@ class MarkdownRenderer:
         p = self.palette
         escaped = html.escape(code)
         return (
-            f'<table class="code" width="100%" cellspacing="0" cellpadding="8" '
-            f'style="background-color: {p.code_background}; border: 1px solid {p.code_border}; '
-            f'margin-top: 4px; margin-bottom: 10px;">'
-            f'<tr><td style="color: {p.code_header}; font-size: small;">{language}</td>'
-            f'<td align="right" style="font-size: small;">'
+            f'<table class="code" width="100%" border="0" cellspacing="0" cellpadding="8" '
+            f'bgcolor="{p.code_background}" style="margin-top: 4px; margin-bottom: 10px;">'
+            f'<tr bgcolor="{p.code_border}"><td style="color: {p.code_header}; '
+            f'font-size: small; padding: 4px 8px;">{language}</td>'
+            f'<td align="right" style="font-size: small; padding: 4px 8px;">'
             f'<a href="{COPY_SCHEME}:{number}">Copy</a></td></tr>'
             f'<tr><td colspan="2"><pre>{escaped}</pre></td></tr></table>'
         )

@@ -1,0 +1,382 @@
+"""The conversation: message rows (user bubbles, assistant markdown), streaming, per-message actions.
+
+Layout and looks only: what a click means is the controller's business (signals out). Each message
+body is a ``SafeTextBrowser``, which refuses every resource load, so rendered model output can never
+make the app fetch anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextOption
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.markdown_render import COPY_SCHEME, MarkdownRenderer, plain_text_html
+from app.storage import StoredMessage
+
+logger = logging.getLogger(__name__)
+
+COLUMN_MAX_WIDTH = 780
+STREAM_REFRESH_MS = 40  # re-render a streaming answer at most this often
+FINISH_NOTES = {
+    "cancelled": "Stopped",
+    "max_tokens": "Reached the token limit",
+    "context_full": "The context is full",
+    "error": "Interrupted by an error",
+}
+
+
+class SafeTextBrowser(QTextBrowser):
+    """Rich text that sizes to its content and never loads a resource (local or remote)."""
+
+    copyRequested = Signal(int)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.setStyleSheet("background: transparent;")
+        self.document().setDocumentMargin(2)
+        self.document().contentsChanged.connect(self._fit_height)
+        self.anchorClicked.connect(self._on_anchor)
+        self.refused_resources: list[str] = []
+
+    def loadResource(self, kind: int, url: QUrl | str) -> Any:
+        self.refused_resources.append(url.toString() if isinstance(url, QUrl) else str(url))
+        return None
+
+    def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme() == COPY_SCHEME:
+            try:
+                self.copyRequested.emit(int(url.path()))
+            except ValueError:
+                logger.warning("bad copy link %s", url.toString())
+        elif url.scheme() in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)  # the user's browser, on the user's click
+
+    def _fit_height(self) -> None:
+        self.document().setTextWidth(max(50, self.viewport().width()))
+        height = int(self.document().size().height()) + 4
+        if height != self.height():
+            self.setFixedHeight(height)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_height()
+
+
+class MessageRow(QWidget):
+    """One message: a right-aligned bubble for the user, an avatar and markdown for the model."""
+
+    editSubmitted = Signal(int, str)  # message id, new text
+    regenerateRequested = Signal()
+
+    def __init__(
+        self,
+        role: str,
+        *,
+        renderer: MarkdownRenderer,
+        assistant_name: str = "Assistant",
+        parent: Any = None,
+    ) -> None:
+        super().__init__(parent)
+        self.role = role
+        self.message: StoredMessage | None = None
+        self.text = ""
+        self._renderer = renderer
+        self._code_blocks: list[str] = []
+        self.body = SafeTextBrowser()
+        self.body.document().setDefaultStyleSheet(renderer.stylesheet())
+        self.body.copyRequested.connect(self._copy_code)
+        self.actions_row = QHBoxLayout()
+        self.actions_row.setSpacing(2)
+        self.copy_button = self._action("Copy", self.copy_text)
+        self.edit_button = self._action("Edit", self.begin_edit)
+        self.regenerate_button = self._action("Regenerate", self.regenerateRequested.emit)
+        self.finish_note = QLabel(objectName="finishNote")
+        self.finish_note.hide()
+        self.typing = QLabel("Thinking…", objectName="typingIndicator")
+        self.typing.hide()
+        if role == "user":
+            self.actions_row.addStretch(1)
+        for button in (self.copy_button, self.edit_button, self.regenerate_button):
+            self.actions_row.addWidget(button)
+        self.actions_row.addWidget(self.finish_note)
+        if role != "user":
+            self.actions_row.addStretch(1)
+        self.edit_button.setVisible(role == "user")
+        self.regenerate_button.hide()
+        self._editor: QPlainTextEdit | None = None
+        self._edit_box: QWidget | None = None
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 6, 0, 6)
+        outer.setSpacing(4)
+        if role == "user":
+            bubble = QFrame(objectName="userBubble")
+            bubble_layout = QVBoxLayout(bubble)
+            bubble_layout.setContentsMargins(14, 8, 14, 8)
+            bubble_layout.addWidget(self.body)
+            self.bubble = bubble
+            line = QHBoxLayout()
+            line.addStretch(1)
+            line.addWidget(bubble, 6)
+            outer.addLayout(line)
+        else:
+            header = QHBoxLayout()
+            header.setSpacing(8)
+            avatar = QLabel((assistant_name[:1] or "A").upper(), objectName="avatar")
+            avatar.setFixedSize(QSize(26, 26))
+            avatar.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            header.addWidget(avatar)
+            header.addWidget(QLabel(assistant_name, objectName="roleLabel"))
+            header.addWidget(self.typing)
+            header.addStretch(1)
+            outer.addLayout(header)
+            body_line = QHBoxLayout()
+            body_line.setContentsMargins(34, 0, 0, 0)
+            body_line.addWidget(self.body)
+            outer.addLayout(body_line)
+            self.bubble = None
+        actions_holder = QHBoxLayout()
+        actions_holder.setContentsMargins(34 if role != "user" else 0, 0, 0, 0)
+        actions_holder.addLayout(self.actions_row)
+        outer.addLayout(actions_holder)
+
+    def _action(self, label: str, slot: Any) -> QToolButton:
+        button = QToolButton(objectName="messageAction")
+        button.setText(label)
+        button.setCursor(Qt.CursorShape.PointingHandCursor)
+        button.clicked.connect(slot)
+        return button
+
+    # --- content -----------------------------------------------------------------------------
+
+    def set_text(self, text: str) -> None:
+        self.text = text
+        if self.role == "user":
+            self.body.setHtml(plain_text_html(text))
+            self._code_blocks = []
+        else:
+            rendered = self._renderer.render(text)
+            self._code_blocks = rendered.code_blocks
+            self.body.setHtml(rendered.html)
+
+    def set_message(self, message: StoredMessage) -> None:
+        self.message = message
+        self.set_text(message.content)
+        note = FINISH_NOTES.get(message.finish_reason, "")
+        self.finish_note.setText(note)
+        self.finish_note.setVisible(bool(note))
+
+    def set_streaming(self, streaming: bool) -> None:
+        self.typing.setVisible(streaming)
+        for button in (self.copy_button, self.regenerate_button):
+            button.setEnabled(not streaming)
+
+    def copy_text(self) -> None:
+        QGuiApplication.clipboard().setText(self.text)
+
+    def _copy_code(self, number: int) -> None:
+        if 0 <= number < len(self._code_blocks):
+            QGuiApplication.clipboard().setText(self._code_blocks[number])
+
+    # --- editing a user message --------------------------------------------------------------
+
+    def begin_edit(self) -> None:
+        if self.message is None or self._edit_box is not None:
+            return
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        editor = QPlainTextEdit(self.text)
+        editor.setMinimumHeight(70)
+        editor.setMaximumHeight(180)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        cancel = QPushButton("Cancel")
+        save = QPushButton("Save && Send")
+        save.setDefault(True)
+        cancel.clicked.connect(self.end_edit)
+        save.clicked.connect(self._submit_edit)
+        buttons.addWidget(cancel)
+        buttons.addWidget(save)
+        layout.addWidget(editor)
+        layout.addLayout(buttons)
+        self.body.hide()
+        parent_layout = self.bubble.layout() if self.bubble is not None else self.layout()
+        parent_layout.addWidget(box)
+        self._editor, self._edit_box = editor, box
+        editor.setFocus()
+
+    def end_edit(self) -> None:
+        if self._edit_box is not None:
+            self._edit_box.deleteLater()
+        self._editor = self._edit_box = None
+        self.body.show()
+
+    def _submit_edit(self) -> None:
+        if self._editor is None or self.message is None:
+            return
+        text = self._editor.toPlainText()
+        message_id = self.message.id
+        self.end_edit()
+        self.editSubmitted.emit(message_id, text)
+
+    @property
+    def editor(self) -> QPlainTextEdit | None:
+        return self._editor
+
+
+class ChatView(QScrollArea):
+    """The message column; follows the bottom while an answer streams (unless scrolled up)."""
+
+    editSubmitted = Signal(int, str)
+    regenerateRequested = Signal()
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("messageScroll")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.renderer = MarkdownRenderer()
+        self.assistant_name = "Assistant"
+        self.rows: list[MessageRow] = []
+        self.streaming_row: MessageRow | None = None
+        self._pending_text: str | None = None
+        self._follow = True
+        column = QWidget(objectName="messageColumn")
+        self._layout = QVBoxLayout(column)
+        self._layout.setContentsMargins(24, 16, 24, 16)
+        self._layout.setSpacing(6)
+        self._layout.addStretch(1)
+        outer = QWidget(objectName="messageColumn")
+        outer_layout = QHBoxLayout(outer)
+        outer_layout.setContentsMargins(0, 0, 0, 0)
+        outer_layout.addStretch(1)
+        column.setMaximumWidth(COLUMN_MAX_WIDTH)
+        column.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        outer_layout.addWidget(column, 100)
+        outer_layout.addStretch(1)
+        self.setWidget(outer)
+        self._refresh = QTimer(self, singleShot=True, interval=STREAM_REFRESH_MS)
+        self._refresh.timeout.connect(self._apply_pending_text)
+        bar = self.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_range_changed)
+        bar.valueChanged.connect(self._on_scrolled)
+
+    # --- rows --------------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        for row in self.rows:
+            row.setParent(None)
+            row.deleteLater()
+        self.rows = []
+        self.streaming_row = None
+        self._pending_text = None
+        self._refresh.stop()
+
+    def set_messages(self, messages: list[StoredMessage]) -> None:
+        self.clear()
+        for message in messages:
+            self._append_row(message.role).set_message(message)
+        self._update_regenerate()
+        self._follow = True
+        QTimer.singleShot(0, self.scroll_to_bottom)
+
+    def add_message(self, message: StoredMessage) -> MessageRow:
+        row = self._append_row(message.role)
+        row.set_message(message)
+        self._follow = True
+        self._update_regenerate()
+        return row
+
+    def _append_row(self, role: str) -> MessageRow:
+        row = MessageRow(role, renderer=self.renderer, assistant_name=self.assistant_name)
+        row.editSubmitted.connect(self.editSubmitted)
+        row.regenerateRequested.connect(self.regenerateRequested)
+        self._layout.insertWidget(self._layout.count() - 1, row)
+        self.rows.append(row)
+        return row
+
+    def _update_regenerate(self) -> None:
+        for index, row in enumerate(self.rows):
+            last = index == len(self.rows) - 1
+            row.regenerate_button.setVisible(
+                row.role == "assistant" and last and self.streaming_row is None
+            )
+
+    # --- streaming ---------------------------------------------------------------------------
+
+    def begin_answer(self) -> None:
+        row = self._append_row("assistant")
+        row.set_streaming(True)
+        self.streaming_row = row
+        self._follow = True
+        self._update_regenerate()
+
+    def update_answer(self, text: str) -> None:
+        """Show ``text`` (the whole answer so far), coalesced to one render per STREAM_REFRESH_MS."""
+        self._pending_text = text
+        if not self._refresh.isActive():
+            self._refresh.start()
+
+    def _apply_pending_text(self) -> None:
+        if self.streaming_row is not None and self._pending_text is not None:
+            self.streaming_row.set_text(self._pending_text)
+            self.streaming_row.typing.setText("Writing…")
+        self._pending_text = None
+
+    def finish_answer(self, message: StoredMessage | None) -> None:
+        self._refresh.stop()
+        row = self.streaming_row
+        self.streaming_row = None
+        self._pending_text = None
+        if row is not None:
+            if message is None:
+                self.rows.remove(row)
+                row.setParent(None)
+                row.deleteLater()
+            else:
+                row.set_streaming(False)
+                row.set_message(message)
+        self._update_regenerate()
+
+    @property
+    def streaming_text(self) -> str:
+        if self.streaming_row is None:
+            return ""
+        return self._pending_text if self._pending_text is not None else self.streaming_row.text
+
+    # --- scrolling ---------------------------------------------------------------------------
+
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._follow = value >= bar.maximum() - 40
+
+    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._follow:
+            self.verticalScrollBar().setValue(maximum)
+
+    def scroll_to_bottom(self) -> None:
+        self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())

@@ -1,0 +1,424 @@
+"""The main window: sidebar, welcome screen or chat (header, messages, composer, status line).
+
+Wiring only: behaviour lives in ``ChatController`` (turns) and here in small handlers for the
+window's own concerns (which page shows, loading a model, opening Settings).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chat_controller import ChatController, ChatOptions
+from app.chat_view import ChatView
+from app.composer import Composer
+from app.conversation_model import ConversationListModel
+from app.engine_bridge import EngineBridge
+from app.settings import AppSettings
+from app.sidebar import SIDEBAR_WIDTH, Sidebar
+from app.status_bar import StatusLine
+from app.storage import ConversationStore, StoredMessage
+from app.welcome_view import WelcomeView
+from engine.messages import EngineError, ModelLoaded
+
+logger = logging.getLogger(__name__)
+
+WINDOW_TITLE = "coreml-chat"
+CONVERTER_DEMO_SOURCE = ""  # the converter pane's source is left to the user
+
+
+class ErrorBanner(QFrame):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.label = QLabel(objectName="errorText")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton(objectName="messageAction")
+        close.setText("✕")
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 6, 6, 6)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+    @property
+    def text(self) -> str:
+        return self.label.text() if not self.isHidden() else ""
+
+
+class MainWindow(QMainWindow):
+    demoReady = Signal(str)  # model folder (from the demo set-up thread)
+    demoFailed = Signal(str)
+
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        bridge: EngineBridge,
+        settings: AppSettings,
+        save_settings: Callable[[AppSettings], None] | None = None,
+        parent: Any = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(WINDOW_TITLE)
+        self.resize(1180, 780)
+        self.setMinimumSize(760, 480)
+        self.settings = settings
+        self._save_settings = save_settings
+        self.store = store
+        self.bridge = bridge
+        self.controller = ChatController(store, bridge, options=self._chat_options, parent=self)
+        self.settings_dialog: Any = None
+        self._load_request: int | None = None
+        self._demo_thread: threading.Thread | None = None
+
+        self.conversations = ConversationListModel(store, self)
+        self.sidebar = Sidebar(self.conversations)
+        self.welcome = WelcomeView()
+        self.chat_view = ChatView()
+        self.composer = Composer()
+        self.status_line = StatusLine()
+        self.banner = ErrorBanner()
+        self.title_label = QLabel("New chat", objectName="chatTitle")
+        self.model_chip = QLabel("No model", objectName="modelChip")
+
+        header = QWidget(objectName="chatHeader")
+        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        header_layout = QHBoxLayout(header)
+        header_layout.setContentsMargins(20, 10, 16, 10)
+        header_layout.addWidget(self.title_label)
+        header_layout.addStretch(1)
+        header_layout.addWidget(self.model_chip)
+
+        composer_row = QHBoxLayout()
+        composer_row.setContentsMargins(24, 6, 24, 2)
+        composer_row.addStretch(1)
+        composer_row.addWidget(self.composer, 100)
+        composer_row.addStretch(1)
+        self.composer.setMaximumWidth(780)
+        hint_row = QHBoxLayout()
+        hint_row.addStretch(1)
+        hint_row.addWidget(self.composer.hint)
+        hint_row.addStretch(1)
+        banner_row = QHBoxLayout()
+        banner_row.setContentsMargins(24, 8, 24, 0)
+        banner_row.addWidget(self.banner)
+
+        chat_page = QWidget(objectName="chatPage")
+        chat_page.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        chat_layout = QVBoxLayout(chat_page)
+        chat_layout.setContentsMargins(0, 0, 0, 0)
+        chat_layout.setSpacing(0)
+        chat_layout.addWidget(header)
+        chat_layout.addLayout(banner_row)
+        chat_layout.addWidget(self.chat_view, 1)
+        chat_layout.addLayout(composer_row)
+        chat_layout.addLayout(hint_row)
+        chat_layout.addSpacing(6)
+        chat_layout.addWidget(self.status_line)
+        self.chat_page = chat_page
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.welcome)
+        self.pages.addWidget(chat_page)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(self.pages)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([SIDEBAR_WIDTH, 1180 - SIDEBAR_WIDTH])
+        splitter.setHandleWidth(1)
+        splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(splitter)
+
+        self._make_actions()
+        self._connect()
+        self._update_model_state()
+        self.show_page("chat" if settings.model_path else "welcome")
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def _make_actions(self) -> None:
+        def action(text: str, keys: Any, slot: Callable[[], Any]) -> QAction:
+            item = QAction(text, self)
+            shortcuts = keys if isinstance(keys, list) else [keys]
+            item.setShortcuts([QKeySequence(k) for k in shortcuts])
+            item.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            item.triggered.connect(slot)
+            self.addAction(item)
+            return item
+
+        preferences = QKeySequence(QKeySequence.StandardKey.Preferences)
+        self.new_action = action("New Chat", QKeySequence.StandardKey.New, self.new_chat)
+        self.settings_action = action(
+            "Settings…",
+            [preferences, QKeySequence("Ctrl+,")] if not preferences.isEmpty() else "Ctrl+,",
+            lambda: self.open_settings("model"),
+        )
+        self.stop_action = action("Stop", "Esc", self.controller.stop)
+        self.regenerate_action = action("Regenerate", "Ctrl+R", self.controller.regenerate)
+        self.search_action = action(
+            "Search Chats", QKeySequence.StandardKey.Find, self._focus_search
+        )
+        self.quit_action = action("Quit", QKeySequence.StandardKey.Quit, self.close)
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        for item in (self.new_action, self.settings_action, self.quit_action):
+            file_menu.addAction(item)
+        chat_menu = menu.addMenu("&Chat")
+        for item in (self.stop_action, self.regenerate_action, self.search_action):
+            chat_menu.addAction(item)
+        menu.setNativeMenuBar(True)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.conversationOpened.connect(self._on_conversation_opened)
+        c.messageAdded.connect(self._on_message_added)
+        c.answerStarted.connect(self.chat_view.begin_answer)
+        c.answerText.connect(self.chat_view.update_answer)
+        c.answerFinished.connect(self._on_answer_finished)
+        c.busyChanged.connect(self._on_busy)
+        c.statsChanged.connect(self.status_line.set_stats)
+        c.notice.connect(self.status_line.show_notice)
+        c.errorOccurred.connect(self.banner.show_message)
+        c.conversationsChanged.connect(self._refresh_sidebar)
+        self.composer.sendRequested.connect(self._send)
+        self.composer.stopRequested.connect(c.stop)
+        self.chat_view.editSubmitted.connect(c.edit_message)
+        self.chat_view.regenerateRequested.connect(c.regenerate)
+        self.sidebar.newRequested.connect(self.new_chat)
+        self.sidebar.conversationSelected.connect(self.open_conversation)
+        self.sidebar.deleteRequested.connect(c.delete_conversation)
+        self.sidebar.settingsRequested.connect(lambda: self.open_settings("model"))
+        self.conversations.dataChanged.connect(lambda *_: self._update_title())
+        self.welcome.demoRequested.connect(self.start_demo_model)
+        self.welcome.openRequested.connect(self.choose_local_model)
+        self.welcome.hubRequested.connect(lambda: self.open_settings("model"))
+        self.welcome.convertRequested.connect(lambda: self.open_settings("converter"))
+        self.bridge.modelLoaded.connect(self._on_model_loaded)
+        self.bridge.engineError.connect(self._on_engine_error)
+        self.demoReady.connect(self.load_model)
+        self.demoFailed.connect(self._on_demo_failed)
+
+    def _chat_options(self) -> ChatOptions:
+        return ChatOptions(self.settings.system_prompt, self.settings.generation)
+
+    # --- pages and conversations -------------------------------------------------------------
+
+    def show_page(self, name: str) -> None:
+        self.pages.setCurrentWidget(self.welcome if name == "welcome" else self.chat_page)
+
+    @property
+    def current_page(self) -> str:
+        return "welcome" if self.pages.currentWidget() is self.welcome else "chat"
+
+    def new_chat(self) -> None:
+        self.controller.new_conversation()
+        self.show_page("chat")
+        self.composer.input.setFocus()
+
+    def open_conversation(self, conversation_id: str) -> None:
+        self.controller.open_conversation(conversation_id)
+        self.show_page("chat")
+
+    def _focus_search(self) -> None:
+        self.sidebar.search.setFocus()
+        self.sidebar.search.selectAll()
+
+    def _send(self, text: str) -> None:
+        if self.controller.send(text):
+            self.composer.clear()
+            self.show_page("chat")
+
+    def _on_conversation_opened(self, conversation_id: str | None, messages: list) -> None:
+        self.chat_view.set_messages(messages)
+        self.sidebar.select(conversation_id)
+        self._update_title()
+
+    def _on_message_added(self, message: StoredMessage) -> None:
+        self.chat_view.add_message(message)
+
+    def _on_answer_finished(self, message: StoredMessage | None) -> None:
+        self.chat_view.finish_answer(message)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.composer.set_busy(busy)
+
+    def _refresh_sidebar(self) -> None:
+        self.sidebar.refresh(current=self.controller.current_conversation_id)
+        self._update_title()
+
+    def _update_title(self) -> None:
+        conversation_id = self.controller.current_conversation_id
+        conversation = self.store.conversation(conversation_id) if conversation_id else None
+        title = conversation.title if conversation else "New chat"
+        self.title_label.setText(title)
+        self.setWindowTitle(f"{title} — {WINDOW_TITLE}" if conversation else WINDOW_TITLE)
+
+    # --- the model ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """After the window is shown: load the last model (the window never waits for it)."""
+        path = self.settings.model_path
+        if path and Path(path).exists():
+            self.load_model(path)
+        elif path:
+            self.banner.show_message(
+                f"The last model is gone: expected a model folder at {path}. Choose another."
+            )
+            self.show_page("welcome")
+        else:
+            self.show_page("welcome")
+
+    def load_model(self, path: str) -> None:
+        self._load_request = self.bridge.load_model(path, compute_units=self.settings.compute_units)
+        name = Path(path).name
+        self.model_chip.setText(f"Loading {name}…")
+        self.welcome.set_status(f"Loading {name}…", busy=True)
+        self.status_line.set_model(None, loading=f"Loading {name}…")
+        self._update_model_state()
+
+    def _on_model_loaded(self, event: ModelLoaded) -> None:
+        if event.request_id != self._load_request:
+            return
+        self._load_request = None
+        info = event.info
+        self.banner.hide()
+        self.welcome.set_status("")
+        if self.settings.model_path != info.path:
+            self.settings.model_path = info.path
+            self._persist_settings()
+        self.chat_view.assistant_name = info.name
+        self.status_line.set_model(info, loading=f"{info.name} ready ({event.seconds:.1f} s)")
+        if self.settings_dialog is not None:
+            self.settings_dialog.set_model_info(info)
+        self._update_model_state()
+        if self.current_page == "welcome":
+            self.show_page("chat")
+        if self.controller.current_conversation_id is None:
+            recent = self.store.conversations()
+            if recent:
+                self.controller.open_conversation(recent[0].id)
+        self.composer.input.setFocus()
+
+    def _on_engine_error(self, event: EngineError) -> None:
+        if event.request_id is not None and event.request_id == self._load_request:
+            self._load_request = None
+            message = f"Could not load the model: {event.message}"
+            self.welcome.set_status(message)
+            self.banner.show_message(message)
+            self._update_model_state()
+
+    def _update_model_state(self) -> None:
+        info = self.bridge.model_info
+        loading = self._load_request is not None
+        if info is not None:
+            self.model_chip.setText(
+                f"{info.name} · {info.quantization} · {info.context_length:,} ctx"
+            )
+            self.model_chip.setToolTip(f"{info.path}\nruntime: {info.runtime_name}")
+            placeholder = f"Message {info.name}…"
+        elif loading:
+            placeholder = "Loading the model…"
+        else:
+            self.model_chip.setText("No model")
+            placeholder = "Load a model to chat (Settings → Model)"
+        self.composer.set_can_send(info is not None, placeholder=placeholder)
+
+    def choose_local_model(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a model folder or .mlpackage")
+        if path:
+            self.load_model(path)
+
+    def start_demo_model(self) -> None:
+        """Fetch and convert the demo model once (a subprocess, off the GUI thread), then load it."""
+        from app.demo_setup import demo_model_dir, is_model_folder
+
+        folder = demo_model_dir()
+        if is_model_folder(folder):
+            self.load_model(str(folder))
+            return
+        if self._demo_thread is not None and self._demo_thread.is_alive():
+            return
+        self.welcome.set_status(
+            "Fetching and converting SmolLM2-135M-Instruct… this takes a few minutes the first "
+            "time.",
+            busy=True,
+        )
+
+        def work() -> None:
+            from app.demo_setup import ensure_demo_model
+
+            try:
+                self.demoReady.emit(str(ensure_demo_model(quiet=True)))
+            except (RuntimeError, OSError) as error:
+                self.demoFailed.emit(str(error))
+
+        self._demo_thread = threading.Thread(target=work, name="demo-model-setup", daemon=True)
+        self._demo_thread.start()
+
+    def _on_demo_failed(self, message: str) -> None:
+        self.welcome.set_status(f"The demo model could not be set up: {message}")
+
+    # --- settings ----------------------------------------------------------------------------
+
+    def open_settings(self, tab: str = "model") -> None:
+        try:
+            from app.settings_dialog import SettingsDialog
+        except ImportError as error:
+            logger.exception("the settings dialog cannot be imported")
+            self.banner.show_message(f"Settings are not available: {error}")
+            return
+        if self.settings_dialog is None:
+            dialog = SettingsDialog(self.settings, model_info=self.bridge.model_info, parent=self)
+            dialog.settingsChanged.connect(self._on_settings_changed)
+            dialog.modelChosen.connect(self.load_model)
+            self.settings_dialog = dialog
+        self.settings_dialog.show_tab(tab)
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+
+    def _on_settings_changed(self, settings: AppSettings) -> None:
+        units_changed = settings.compute_units != self.settings.compute_units
+        self.settings = settings
+        info = self.bridge.model_info
+        if units_changed and info is not None and not self.controller.busy:
+            self.load_model(info.path)
+
+    def _persist_settings(self) -> None:
+        if self._save_settings is not None:
+            try:
+                self._save_settings(self.settings)
+            except OSError as error:
+                self.banner.show_message(f"Settings could not be saved: {error}")
+
+    # --- closing -----------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.controller.stop()
+        self.bridge.close()
+        self.store.close()
+        super().closeEvent(event)

@@ -1,0 +1,183 @@
+"""The list of conversations: new, search, select, rename (double-click or menu), delete."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.conversation_model import ConversationIdRole, ConversationListModel, SubtitleRole
+
+logger = logging.getLogger(__name__)
+
+SIDEBAR_WIDTH = 250
+
+
+class ConversationDelegate(QStyledItemDelegate):
+    """Title and relative time on a rounded row; the selected row is highlighted softly."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        return QSize(option.rect.width(), 46)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRect(option.rect).adjusted(6, 2, -6, -2)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        if selected or hovered:
+            path = QPainterPath()
+            path.addRoundedRect(rect, 8, 8)
+            painter.fillPath(path, QColor("#dfe7f5" if selected else "#e9ebef"))
+        title_font = QFont(option.font)
+        title_font.setWeight(QFont.Weight.DemiBold if selected else QFont.Weight.Medium)
+        painter.setFont(title_font)
+        painter.setPen(QColor("#1d1d1f"))
+        text_rect = rect.adjusted(10, 5, -10, -5)
+        title = painter.fontMetrics().elidedText(
+            str(index.data(Qt.ItemDataRole.DisplayRole) or ""),
+            Qt.TextElideMode.ElideRight,
+            text_rect.width(),
+        )
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
+        small = QFont(option.font)
+        small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
+        painter.setFont(small)
+        painter.setPen(QColor("#8a8f98"))
+        painter.drawText(
+            text_rect,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+            str(index.data(SubtitleRole) or ""),
+        )
+        painter.restore()
+
+
+class Sidebar(QWidget):
+    newRequested = Signal()
+    conversationSelected = Signal(str)
+    deleteRequested = Signal(str)
+    settingsRequested = Signal()
+
+    def __init__(self, model: ConversationListModel, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sidebar")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setMinimumWidth(200)
+        self.resize(SIDEBAR_WIDTH, self.height())
+        self.model = model
+
+        header = QHBoxLayout()
+        header.setContentsMargins(12, 12, 8, 4)
+        header.addWidget(QLabel("Chats", objectName="sidebarTitle"))
+        header.addStretch(1)
+        self.new_button = QToolButton(objectName="iconButton")
+        self.new_button.setText("✎")
+        self.new_button.setToolTip("New chat (⌘N)")
+        self.new_button.clicked.connect(self.newRequested)
+        header.addWidget(self.new_button)
+
+        self.search = QLineEdit(objectName="searchField")
+        self.search.setPlaceholderText("Search chats")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self._on_search)
+
+        self.list = QListView(objectName="conversationList")
+        self.list.setModel(model)
+        self.list.setItemDelegate(ConversationDelegate(self.list))
+        self.list.setMouseTracking(True)
+        self.list.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._show_menu)
+        self.list.clicked.connect(self._on_clicked)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.empty_label = QLabel("No chats yet", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setStyleSheet("color: #9ca3af; padding: 20px;")
+
+        self.settings_button = QPushButton("⚙  Settings", objectName="sidebarFooterButton")
+        self.settings_button.setToolTip("Settings (⌘,)")
+        self.settings_button.clicked.connect(self.settingsRequested)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 8)
+        layout.setSpacing(6)
+        layout.addLayout(header)
+        search_row = QHBoxLayout()
+        search_row.setContentsMargins(10, 0, 10, 4)
+        search_row.addWidget(self.search)
+        layout.addLayout(search_row)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.empty_label)
+        footer = QHBoxLayout()
+        footer.setContentsMargins(8, 0, 8, 0)
+        footer.addWidget(self.settings_button)
+        layout.addLayout(footer)
+        model.modelReset.connect(self._update_empty)
+        self._update_empty()
+
+    def _update_empty(self) -> None:
+        empty = self.model.rowCount() == 0
+        self.empty_label.setText("No matches" if self.model.search_text else "No chats yet")
+        self.empty_label.setVisible(empty)
+
+    def _on_search(self, text: str) -> None:
+        selected = self.selected_id()
+        self.model.set_search(text)
+        if selected:
+            self.select(selected)
+
+    def _on_clicked(self, index: QModelIndex) -> None:
+        conversation_id = index.data(ConversationIdRole)
+        if conversation_id:
+            self.conversationSelected.emit(conversation_id)
+
+    def selected_id(self) -> str | None:
+        index = self.list.currentIndex()
+        return index.data(ConversationIdRole) if index.isValid() else None
+
+    def select(self, conversation_id: str | None) -> None:
+        row = self.model.row_of(conversation_id) if conversation_id else -1
+        if row < 0:
+            self.list.clearSelection()
+            self.list.setCurrentIndex(QModelIndex())
+        else:
+            self.list.setCurrentIndex(self.model.index(row))
+
+    def refresh(self, *, current: str | None) -> None:
+        self.model.refresh()
+        self.select(current)
+
+    def start_rename(self, conversation_id: str) -> None:
+        row = self.model.row_of(conversation_id)
+        if row >= 0:
+            self.list.edit(self.model.index(row))
+
+    def _show_menu(self, position: Any) -> None:
+        index = self.list.indexAt(position)
+        if not index.isValid():
+            return
+        conversation_id = index.data(ConversationIdRole)
+        menu = QMenu(self)
+        menu.addAction("Rename", lambda: self.list.edit(index))
+        menu.addSeparator()
+        menu.addAction("Delete", lambda: self.deleteRequested.emit(conversation_id))
+        menu.exec(self.list.viewport().mapToGlobal(position))

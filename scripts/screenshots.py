@@ -1,0 +1,148 @@
+"""Screenshots of the chat window: the welcome screen and the main window mid-answer.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py [--model FOLDER] [--out DIR]
+
+Runs against a private, temporary app home (your conversations and settings are never touched).
+The mid-answer shot streams a real answer from a converted model (default: the demo model, or the
+test suite's cached SmolLM2 conversion). Then calls ``scripts/screenshots_settings.capture`` (the
+settings dialog's tabs and the converter pane mid-run) when that script is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+logger = logging.getLogger("screenshots")
+
+EARLIER_QUESTION = "Show me how to reverse a list in Python."
+EARLIER_ANSWER = """There are two common ways:
+
+```python
+numbers = [1, 2, 3]
+numbers.reverse()          # in place
+backwards = numbers[::-1]  # a reversed copy
+```
+
+Use `reverse()` when you no longer need the original order, and slicing when you do."""
+QUESTION = "Give me three tips for writing clear commit messages."
+
+
+def find_model() -> Path | None:
+    from app.demo_setup import demo_model_dir, is_model_folder
+
+    candidates = [demo_model_dir(), *sorted((REPO / ".cache/tests/converted").glob("SmolLM2*"))]
+    return next((c for c in candidates if is_model_folder(c)), None)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    from PySide6.QtWidgets import QApplication
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        QApplication.processEvents()
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def make_window(settings_model_path: str = ""):
+    from app.engine_bridge import EngineBridge
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+    from app.storage import ConversationStore
+    from engine.messages import GenerationConfig
+
+    settings = AppSettings(
+        model_path=settings_model_path,
+        generation=GenerationConfig(max_new_tokens=160, temperature=0.0, seed=0),
+    )
+    window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+    window.resize(1180, 760)
+    return window
+
+
+def capture_welcome(out_dir: Path) -> Path:
+    window = make_window()
+    window.show()
+    wait_until(lambda: False, 0.3)
+    path = out_dir / "welcome.png"
+    window.grab().save(str(path))
+    window.close()
+    return path
+
+
+def capture_mid_answer(out_dir: Path, model: Path) -> Path:
+    window = make_window(str(model))
+    store = window.store
+    earlier = store.create_conversation("Trip to Lisbon")
+    store.append_message(earlier.id, "user", "Plan a weekend in Lisbon")
+    store.append_message(earlier.id, "assistant", "Day 1: Alfama and the castle…")
+    code = store.create_conversation()
+    store.append_message(code.id, "user", EARLIER_QUESTION)
+    store.append_message(code.id, "assistant", EARLIER_ANSWER, finish_reason="eos")
+    window.show()
+    window.start()
+    if not wait_until(lambda: window.bridge.model_info is not None, 120):
+        raise RuntimeError(f"the model at {model} did not load within 120 s")
+    window.open_conversation(code.id)
+    window.composer.input.setPlainText(QUESTION)
+    window.composer._on_submit()
+    if not wait_until(lambda: len(window.chat_view.streaming_text) > 120, 120):
+        raise RuntimeError("no streaming answer within 120 s")
+    wait_until(lambda: False, 0.1)
+    path = out_dir / "main_window_mid_answer.png"
+    window.grab().save(str(path))
+    window.controller.stop()
+    wait_until(lambda: not window.controller.busy, 30)
+    window.close()
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="a converted model folder")
+    parser.add_argument("--out", type=Path, default=REPO / "screenshots")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    out_dir = args.out.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = args.model or find_model()  # looked up before the private home hides the demo model
+    os.environ["COREML_CHAT_HOME"] = tempfile.mkdtemp(prefix="coreml-chat-shots-")
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.theme import apply_theme
+
+    app = QApplication.instance() or QApplication([])
+    apply_theme(app)
+    saved = [capture_welcome(out_dir)]
+    if model is None:
+        logger.warning("no converted model found: skipping the mid-answer shot (use --model)")
+    else:
+        saved.append(capture_mid_answer(out_dir, model))
+    settings_script = REPO / "scripts" / "screenshots_settings.py"
+    if settings_script.is_file():
+        spec = importlib.util.spec_from_file_location("screenshots_settings", settings_script)
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            saved.extend(module.capture(out_dir))
+    for path in saved:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
