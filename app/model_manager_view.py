@@ -284,6 +284,7 @@ class ModelPane(QWidget):
         for package in packages:
             size = sum(f.size for f in plan_files(result, package))
             self.package_box.addItem(f"{package}  ({format_size(size)})", package)
+        self.package_box.setCurrentIndex(0)
         self.package_box.setEnabled(True)
         self.download_button.setEnabled(True)
         self._set_status(f"{len(packages)} package(s) in {result.repo_id}")

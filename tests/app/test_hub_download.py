@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import Qt, QThread
 from PySide6.QtWidgets import QApplication
 
 from app.hub_download import (
@@ -27,6 +27,7 @@ from app.hub_download import (
     plan_files,
     staging_folder_for,
 )
+from engine import paths
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PACKAGE = "StatefulTinyInt4.mlpackage"
@@ -275,3 +276,55 @@ def test_qt_download_cancel(qtbot, fake_hub: FakeHub, tmp_path: Path) -> None:
     assert finished.args[0].status == "cancelled"
     assert "resumes" in finished.args[0].message
     assert not (tmp_path / "StatefulTinyInt4").exists()
+
+
+def test_dialog_looks_up_downloads_and_chooses_a_real_package(
+    qtbot, fake_hub: FakeHub, converted_package
+) -> None:
+    """The Model tab end to end: a converted tiny model served by the stand-in Hub is looked up,
+    downloaded into the models folder, checked, and offered to the chat window."""
+    from app.settings import AppSettings
+    from app.settings_dialog import SettingsDialog
+
+    folder = converted_package("mistral", "int4")
+    served = {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+    fake_hub.repos["apple/tiny-mistral-coreml"] = served
+    dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
+    qtbot.addWidget(dialog)
+    pane = dialog.model_pane
+    pane.repo_field.setText("apple/tiny-mistral-coreml")
+    with qtbot.waitSignal(pane.lookup.finished, timeout=20000):
+        pane.lookup_button.click()
+    assert pane.package_box.count() == 1 and pane.download_button.isEnabled()
+    assert pane.package_box.currentData() == "TinyMistral.mlpackage"
+    chosen: list[str] = []
+    dialog.modelChosen.connect(chosen.append)
+    with qtbot.waitSignal(pane.download.finished, timeout=30000) as finished:
+        pane.download_button.click()
+    assert finished.args[0].status == "done", finished.args[0].message
+    destination = paths.models_dir() / "TinyMistral"
+    assert chosen == [str(destination)]
+    assert (destination / "tokenizer.json").read_bytes() == served["tokenizer.json"]
+    assert pane.local_list.item(0).data(Qt.ItemDataRole.UserRole) == str(destination)
+    assert dialog.settings().model_path == str(destination)
+
+
+def test_dialog_reports_a_bad_repository(qtbot, fake_hub: FakeHub) -> None:
+    from app.settings import AppSettings
+    from app.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
+    qtbot.addWidget(dialog)
+    pane = dialog.model_pane
+    pane.repo_field.setText("not a repo")
+    pane.lookup_button.click()
+    assert "expected a Hub repository id" in pane.download_status.text()
+    pane.repo_field.setText("someone/plain-model")
+    with qtbot.waitSignal(pane.lookup.finished, timeout=20000):
+        pane.lookup_button.click()
+    assert "holds no Core ML package" in pane.download_status.text()
+    assert not pane.download_button.isEnabled()
