@@ -372,7 +372,7 @@ class ConverterPane(QWidget):
             self._set_status(f"Cancelled; nothing was written.{left}", error=bool(left))
         else:
             self._set_status(outcome.message, error=True)
-        if outcome.status != "done":
-            for mark in self.stage_marks.values():
-                if mark.text() == "●":
-                    mark.setText("✕")
+        if outcome.status != "done":  # mark where it stopped: the first unfinished stage
+            stopped = next((s for s in self.process.tracker.stages if s.fraction < 1.0), None)
+            if stopped is not None and stopped.name in self.stage_marks:
+                self.stage_marks[stopped.name].setText("✕")

@@ -1,0 +1,99 @@
+"""The Converter tab driven like a user would: a real tiny conversion through the subprocess to
+"Use This Model", a cancel from the button, and form errors that start nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.converter_pane import format_elapsed
+from app.settings import AppSettings, load_settings
+
+
+def _dialog(qtbot, output_dir: Path):
+    from app.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(AppSettings(converter_output_dir=str(output_dir)))
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def test_form_errors_start_nothing(qtbot, tmp_path: Path) -> None:
+    dialog = _dialog(qtbot, tmp_path / "models")
+    pane = dialog.converter_pane
+    assert not pane.start()
+    assert "expected a Hub id" in pane.status_label.text()
+    pane.source_field.setText(str(tmp_path / "nothing.gguf"))
+    assert not pane.start()
+    assert "no such .gguf file" in pane.status_label.text()
+    assert not pane.is_running() and not (tmp_path / "models").exists()
+
+
+def test_quantization_choices_shape_the_request(qtbot, tmp_path: Path) -> None:
+    pane = _dialog(qtbot, tmp_path).converter_pane
+    pane.source_field.setText("mistralai/Mistral-7B-Instruct-v0.3")
+    assert pane.name_field.text() == "Mistral-7B-Instruct-v0.3-int4"
+    pane.quantization_box.setCurrentIndex(pane.quantization_box.findData("none"))
+    assert not pane.block_spin.isEnabled()
+    assert pane.name_field.text() == "Mistral-7B-Instruct-v0.3-fp16"
+    pane.name_field.setText("mine")
+    pane.name_field.textEdited.emit("mine")
+    pane.source_field.setText("other/model")
+    request = pane.request()
+    assert request.output_dir == tmp_path / "mine" and request.quantize == "none"
+    assert [format_elapsed(s) for s in (5, 75, 3725)] == ["0:05", "1:15", "1:02:05"]
+
+
+@pytest.mark.slow
+def test_converts_to_completion_and_uses_the_model(
+    qtbot, tiny_mistral_dir: Path, tmp_path: Path
+) -> None:
+    output_dir = tmp_path / "models"
+    dialog = _dialog(qtbot, output_dir)
+    pane = dialog.converter_pane
+    dialog.prefill_converter(str(tiny_mistral_dir), str(output_dir))
+    pane.context_spin.setValue(64)
+    pane.last_logits_check.setChecked(True)
+    with qtbot.waitSignal(pane.process.finished, timeout=300000) as finished:
+        assert pane.start()
+        assert pane.cancel_button.isEnabled() and not pane.start_button.isEnabled()
+    outcome = finished.args[0]
+    assert outcome.status == "done", pane.log_view.toPlainText()[-500:]
+    assert pane.overall_bar.value() == 1000
+    assert all(bar.value() == 1000 for bar in pane.stage_bars.values())
+    assert pane.status_label.text().startswith("Converted in")
+    assert "done after" in pane.log_view.toPlainText()
+    assert not pane.use_button.isHidden()
+    chosen: list[str] = []
+    dialog.modelChosen.connect(chosen.append)
+    pane.use_button.click()
+    expected = output_dir / f"{tiny_mistral_dir.name}-int4"
+    assert chosen == [str(expected.resolve())]
+    assert len(list(expected.glob("*.mlpackage"))) == 1
+    dialog.accept()
+    assert load_settings().model_path == str(expected.resolve())
+
+
+@pytest.mark.slow
+def test_cancel_button_stops_and_leaves_nothing(
+    qtbot, tiny_mistral_dir: Path, tmp_path: Path
+) -> None:
+    output_dir = tmp_path / "models"
+    pane = _dialog(qtbot, output_dir).converter_pane
+    pane.prefill(str(tiny_mistral_dir), str(output_dir))
+    pane.context_spin.setValue(64)
+    pane.process.progressChanged.connect(
+        lambda: (
+            pane.cancel_button.click()
+            if pane.process.tracker.current_stage == "load" and pane.cancel_button.isEnabled()
+            else None
+        )
+    )
+    with qtbot.waitSignal(pane.process.finished, timeout=300000) as finished:
+        assert pane.start()
+    assert finished.args[0].status == "cancelled"
+    assert pane.status_label.text() == "Cancelled; nothing was written."
+    assert "✕" in [mark.text() for mark in pane.stage_marks.values()]
+    assert list(output_dir.iterdir()) == []
+    assert pane.start_button.isEnabled() and not pane.cancel_button.isEnabled()
