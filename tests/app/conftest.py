@@ -1,0 +1,62 @@
+"""Chat-window fixtures: a converted tiny random model and a main window that has loaded it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.messages import GenerationConfig
+
+LOAD_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(converted_package) -> Path:
+    """The tiny random Mistral (context 256), converted int4 once per session."""
+    return converted_package("mistral", "int4")
+
+
+@pytest.fixture
+def make_window(qtbot) -> Iterator[Callable[..., object]]:
+    """``make_window(model_path="", *, max_new_tokens=16, loaded=True)``: a shown MainWindow on
+    the real engine worker, with greedy decoding; waits for the model when ``loaded``."""
+    from app.engine_bridge import EngineBridge
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+    from app.storage import ConversationStore
+
+    windows: list[MainWindow] = []
+
+    def make(
+        model_path: str | Path = "",
+        *,
+        max_new_tokens: int = 16,
+        loaded: bool = True,
+        system_prompt: str = "",
+        context_policy: str = "drop_oldest",
+    ) -> MainWindow:
+        settings = AppSettings(
+            system_prompt=system_prompt,
+            model_path=str(model_path),
+            generation=GenerationConfig(
+                max_new_tokens=max_new_tokens,
+                temperature=0.0,
+                seed=0,
+                context_policy=context_policy,  # type: ignore[arg-type]
+            ),
+        )
+        window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+        qtbot.addWidget(window)
+        window.show()
+        window.start()
+        windows.append(window)
+        if loaded and model_path:
+            qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=LOAD_TIMEOUT_MS)
+        return window
+
+    yield make
+    for window in windows:
+        if window.isVisible():
+            window.close()

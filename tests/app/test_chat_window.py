@@ -1,0 +1,250 @@
+"""The chat window driven like a user would, offscreen, on the real engine with a tiny model."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+
+from app.storage import ConversationStore
+
+ANSWER_TIMEOUT_MS = 120_000
+
+
+def _send(qtbot, window, text: str) -> None:
+    window.composer.input.setFocus()
+    window.composer.input.setPlainText(text)
+    qtbot.keyClick(window.composer.input, Qt.Key.Key_Return)
+
+
+def _wait_idle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_a_sent_message_is_saved_first_and_tokens_stream_into_the_view(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=24)
+    seen: list[str] = []
+    window.controller.answerText.connect(seen.append)
+    saved_before_answer: list[list[str]] = []
+    window.controller.answerStarted.connect(
+        lambda: saved_before_answer.append(
+            [m.role for m in window.store.messages(window.controller.current_conversation_id)]
+        )
+    )
+    _send(qtbot, window, "Hello there")
+    assert window.composer.input.toPlainText() == ""  # Enter sent it
+    assert saved_before_answer == [["user"]]  # committed before the engine was asked
+    assert window.controller.busy and window.composer.busy
+    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=ANSWER_TIMEOUT_MS)
+    assert window.controller.busy  # tokens arrived while the answer was still running
+    _wait_idle(qtbot, window)
+
+    assert len(seen) >= 3 and all(b.startswith(a) for a, b in itertools.pairwise(seen))
+    messages = window.store.messages(window.controller.current_conversation_id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].content == seen[-1] and messages[1].finish_reason in ("max_tokens", "eos")
+    rows = window.chat_view.rows
+    assert [r.role for r in rows] == ["user", "assistant"]
+    assert rows[1].text == messages[1].content
+    assert rows[1].regenerate_button.isVisibleTo(window)
+    status = window.status_line.stats_label.text()
+    assert "First token" in status and "tok/s" in status
+    assert window.status_line.context_label.text().endswith("/ 256 tokens")
+    assert window.status_line.gauge.value() > 0
+    # the sidebar shows the conversation, titled from the first message
+    assert window.sidebar.model.conversation_at(0).title == "Hello there"
+
+
+def test_shift_enter_makes_a_new_line_instead_of_sending(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    window = make_window(tiny_chat_model)
+    window.composer.input.setFocus()
+    qtbot.keyClicks(window.composer.input, "line one")
+    qtbot.keyClick(window.composer.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer.input, "line two")
+    assert window.composer.input.toPlainText() == "line one\nline two"
+    assert window.store.conversations() == []
+
+
+def test_stop_mid_answer_keeps_the_partial_text(qtbot, make_window, tiny_chat_model: Path) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=200)
+    seen: list[str] = []
+    window.controller.answerText.connect(seen.append)
+    _send(qtbot, window, "Tell me a long story")
+    qtbot.waitUntil(lambda: len(seen) >= 2, timeout=ANSWER_TIMEOUT_MS)
+    qtbot.mouseClick(window.composer.button, Qt.MouseButton.LeftButton)  # the Stop button
+    _wait_idle(qtbot, window)
+    messages = window.store.messages(window.controller.current_conversation_id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].finish_reason == "cancelled"
+    assert messages[1].content.startswith(seen[1]) and len(messages[1].content) > 0
+    assert window.chat_view.rows[-1].finish_note.text() == "Stopped"
+    assert not window.composer.busy and window.composer.button.text() == "↑"
+
+
+def test_regenerate_replaces_the_last_answer_and_reuses_the_cache(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=12)
+    finished = []
+    window.bridge.generationFinished.connect(finished.append)
+    _send(qtbot, window, "Name a colour")
+    _wait_idle(qtbot, window)
+    first = window.store.messages(window.controller.current_conversation_id)[-1]
+    qtbot.mouseClick(window.chat_view.rows[-1].regenerate_button, Qt.MouseButton.LeftButton)
+    assert window.controller.busy
+    _wait_idle(qtbot, window)
+    messages = window.store.messages(window.controller.current_conversation_id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].id != first.id and messages[1].content == first.content  # greedy
+    assert len(window.chat_view.rows) == 2
+    second = finished[-1].stats
+    assert second.tokens_fed < second.prompt_tokens  # the engine rewound instead of re-feeding
+
+
+def test_editing_a_user_message_drops_what_followed_and_answers_again(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=8)
+    _send(qtbot, window, "First question")
+    _wait_idle(qtbot, window)
+    _send(qtbot, window, "Second question")
+    _wait_idle(qtbot, window)
+    user_row = window.chat_view.rows[0]
+    qtbot.mouseClick(user_row.edit_button, Qt.MouseButton.LeftButton)
+    assert user_row.editor is not None
+    user_row.editor.setPlainText("Edited question")
+    user_row._submit_edit()
+    assert window.controller.busy
+    _wait_idle(qtbot, window)
+    messages = window.store.messages(window.controller.current_conversation_id)
+    assert (messages[0].role, messages[0].content) == ("user", "Edited question")
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert [r.text for r in window.chat_view.rows] == [m.content for m in messages]
+
+
+def test_switching_conversations_mid_answer_saves_it_where_it_belongs(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=200)
+    _send(qtbot, window, "Conversation A")
+    first_id = window.controller.current_conversation_id
+    _wait_idle(qtbot, window)
+    window.composer.input.clear()
+    window.new_chat()
+    seen: list[str] = []
+    window.controller.answerText.connect(seen.append)
+    _send(qtbot, window, "Conversation B")
+    second_id = window.controller.current_conversation_id
+    qtbot.waitUntil(lambda: len(seen) >= 1, timeout=ANSWER_TIMEOUT_MS)
+    window.sidebar.conversationSelected.emit(first_id)  # as a click in the sidebar does
+    assert window.controller.current_conversation_id == first_id
+    assert window.chat_view.rows[0].text == "Conversation A"
+    _wait_idle(qtbot, window)
+    assert len(window.chat_view.rows) == 2  # B's answer did not land in A's view
+    second = window.store.messages(second_id)
+    assert [m.role for m in second] == ["user", "assistant"]
+    assert second[1].finish_reason == "cancelled"
+    window.sidebar.conversationSelected.emit(second_id)
+    assert [r.text for r in window.chat_view.rows] == [m.content for m in second]
+    assert window.title_label.text() == "Conversation B"
+
+
+def test_a_restarted_app_finds_the_conversation(qtbot, make_window, tiny_chat_model: Path) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=6)
+    _send(qtbot, window, "Remember me")
+    _wait_idle(qtbot, window)
+    conversation_id = window.controller.current_conversation_id
+    answer = window.store.messages(conversation_id)[-1].content
+    window.close()  # closes the store and the engine
+
+    again = make_window(tiny_chat_model)
+    assert again.sidebar.model.rowCount() == 1
+    assert again.controller.current_conversation_id == conversation_id  # reopened on load
+    assert [r.text for r in again.chat_view.rows] == ["Remember me", answer]
+
+
+def test_sidebar_new_search_rename_delete(qtbot, make_window, tiny_chat_model: Path) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=4)
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # ⌘N on macOS
+    assert window.controller.current_conversation_id is not None
+    _send(qtbot, window, "apples and pears")
+    _wait_idle(qtbot, window)
+    window.new_chat()
+    _send(qtbot, window, "oranges")
+    _wait_idle(qtbot, window)
+    sidebar = window.sidebar
+    assert sidebar.model.rowCount() == 2  # the ⌘N chat took the first message
+    qtbot.keyClicks(sidebar.search, "PEARS")
+    assert sidebar.model.rowCount() == 1
+    assert sidebar.model.conversation_at(0).title == "apples and pears"
+    sidebar.search.clear()
+    oranges = window.controller.current_conversation_id
+    window.controller.rename_conversation(oranges, "Citrus")
+    assert sidebar.model.conversation_at(sidebar.model.row_of(oranges)).title == "Citrus"
+    assert window.title_label.text() == "Citrus"
+    sidebar.deleteRequested.emit(oranges)
+    assert sidebar.model.row_of(oranges) == -1
+    assert window.controller.current_conversation_id is None and window.chat_view.rows == []
+    assert ConversationStore(window.store.path).conversation(oranges) is None
+
+
+def test_malicious_markdown_is_shown_as_text_and_nothing_is_loaded(qtbot, make_window) -> None:
+    window = make_window()
+    store = window.store
+    conversation = store.create_conversation()
+    store.append_message(conversation.id, "user", "<b>hi</b>")
+    evil = (
+        "Look: <img src=http://evil.example/x.png> <script>alert(1)</script>\n\n"
+        "![pixel](http://evil.example/pixel.gif)\n\n```sh\nrm -rf /tmp/x\n```"
+    )
+    store.append_message(conversation.id, "assistant", evil)
+    window.open_conversation(conversation.id)
+    user_row, answer_row = window.chat_view.rows
+    assert user_row.body.toPlainText() == "<b>hi</b>"
+    text = answer_row.body.toPlainText()
+    assert "<img src=http://evil.example/x.png>" in text
+    assert "<script>alert(1)</script>" in text
+    assert "[image: pixel] (http://evil.example/pixel.gif)" in text
+    assert "evil.example" not in "".join(answer_row.body.refused_resources)
+    assert answer_row.body.loadResource(2, "http://evil.example/x.png") is None
+    # the code block's Copy link copies the code only
+    from PySide6.QtCore import QUrl
+
+    answer_row.body.anchorClicked.emit(QUrl("copy:0"))
+    assert QGuiApplication.clipboard().text() == "rm -rf /tmp/x"
+
+
+def test_without_a_model_the_welcome_screen_offers_four_ways(qtbot, make_window) -> None:
+    window = make_window()
+    assert window.current_page == "welcome"
+    assert set(window.welcome.buttons) == {"demo", "open", "hub", "convert"}
+    assert not window.composer.button.isEnabled()
+    window.controller.new_conversation()
+    assert not window.controller.send("hello")  # refused clearly, nothing saved
+    assert "no model is loaded" in window.banner.text
+    assert window.store.messages(window.controller.current_conversation_id) == []
+
+
+def test_a_missing_model_folder_is_reported_and_the_welcome_screen_shown(
+    qtbot, make_window, tmp_path: Path
+) -> None:
+    window = make_window(tmp_path / "gone", loaded=False)
+    assert window.current_page == "welcome"
+    assert "expected a model folder" in window.banner.text
+
+
+@pytest.mark.slow
+def test_the_demo_model_answers_in_the_window(qtbot, make_window, smollm2_int4_dir: Path) -> None:
+    window = make_window(smollm2_int4_dir, max_new_tokens=12)
+    _send(qtbot, window, "What is the capital of France?")
+    _wait_idle(qtbot, window)
+    answer = window.store.messages(window.controller.current_conversation_id)[-1]
+    assert "Paris" in answer.content
+    assert window.chat_view.rows[-1].text == answer.content
