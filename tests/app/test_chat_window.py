@@ -248,3 +248,23 @@ def test_the_demo_model_answers_in_the_window(qtbot, make_window, smollm2_int4_d
     answer = window.store.messages(window.controller.current_conversation_id)[-1]
     assert "Paris" in answer.content
     assert window.chat_view.rows[-1].text == answer.content
+
+
+def test_the_status_line_says_when_the_context_policy_trimmed(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=4)
+    store = window.store
+    conversation = store.create_conversation()
+    for number in range(3):
+        store.append_message(conversation.id, "user", f"question {number} " + "lorem " * 60)
+        store.append_message(conversation.id, "assistant", "answer " * 20)
+    window.open_conversation(conversation.id)
+    notices: list[str] = []
+    window.controller.notice.connect(notices.append)
+    _send(qtbot, window, "and now?")
+    _wait_idle(qtbot, window)
+    assert notices and "oldest" in notices[0]
+    assert window.status_line.notice == notices[0]
+    used = window.controller.stats.context_used
+    assert used is not None and used <= 256

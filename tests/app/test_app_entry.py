@@ -1,0 +1,89 @@
+"""The entry point and the qasync glue: flags dispatched before Qt, the loop, the excepthook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from app.event_loop import install_excepthook
+from app.main import STARTUP_PROBE_ENV
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], *, env: dict[str, str] | None = None, code: str | None = None):
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "app", *args]
+    return subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})},
+    )
+
+
+def test_the_app_shows_its_window_and_quits_cleanly(private_home: Path) -> None:
+    result = _run([], env={STARTUP_PROBE_ENV: "1"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0 < report["window_shown_seconds"] < 30
+    assert (private_home / "data" / "conversations.sqlite3").is_file()
+
+
+def test_convert_flag_runs_the_converter_cli_without_qt() -> None:
+    code = (
+        "import sys\n"
+        "from app.main import main\n"
+        "try:\n"
+        "    code = main(['--convert', '--help'])\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "print('exit', code)\n"
+        "print('qt', any(m.startswith('PySide6') for m in sys.modules))\n"
+    )
+    result = _run([], code=code)
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout and "--json-progress" in result.stdout
+    assert "exit 0" in result.stdout and "qt False" in result.stdout
+
+
+def test_event_loop_runs_a_coroutine_on_qt() -> None:
+    code = (
+        "import asyncio\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from app import event_loop\n"
+        "async def main():\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    await asyncio.sleep(0.01)\n"
+        "    import qasync\n"
+        "    return 7 if isinstance(loop, qasync.QEventLoop) else 1\n"
+        "print('result', event_loop.run(main))\n"
+    )
+    result = _run([], code=code)
+    assert result.returncode == 0, result.stderr
+    assert "result 7" in result.stdout
+
+
+def test_excepthook_logs_and_reports_unexpected_errors(qtbot, caplog) -> None:
+    reports: list[tuple[str, str]] = []
+    previous = install_excepthook(
+        report=lambda summary, details: reports.append((summary, details))
+    )
+    try:
+        try:
+            raise ValueError("boom in a slot")
+        except ValueError as error:
+            sys.excepthook(type(error), error, error.__traceback__)
+        qtbot.waitUntil(lambda: len(reports) == 1, timeout=5000)
+    finally:
+        sys.excepthook = previous
+    summary, details = reports[0]
+    assert summary == "ValueError: boom in a slot"
+    assert "Traceback" in details and "test_excepthook" in details
+    assert "boom in a slot" in caplog.text
