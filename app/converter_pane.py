@@ -49,6 +49,22 @@ STAGE_TITLES = {
 LOG_LIMIT = 5000  # lines kept in the log view
 
 
+# Stage marks: glyphs every font has (Latin-1 and geometric shapes), told apart by colour too.
+STAGE_MARKS = {
+    "pending": ("○", "#aeaeb2"),
+    "running": ("●", "#0a84ff"),
+    "done": ("●", "#248a3d"),
+    "stopped": ("×", "#d70015"),
+}
+
+
+def _set_mark(mark: QLabel, state: str) -> None:
+    glyph, color = STAGE_MARKS[state]
+    mark.setText(glyph)
+    mark.setProperty("state", state)
+    mark.setStyleSheet(f"color: {color}; font-weight: 700;")
+
+
 def format_elapsed(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -200,7 +216,8 @@ class ConverterPane(QWidget):
         for index, stage in enumerate(stage_list(verify=verify)):
             column = (index % 4) * 3
             line = index // 4
-            mark = label("○", name="Hint")
+            mark = label("", name="Hint")
+            _set_mark(mark, "pending")
             bar = QProgressBar()
             bar.setObjectName("StageBar")
             bar.setRange(0, 1000)
@@ -336,14 +353,13 @@ class ConverterPane(QWidget):
             if bar is None:
                 continue
             bar.setValue(int(stage.fraction * 1000))
-            mark = (
-                "✓"
-                if stage.fraction >= 1.0
-                else "●"
-                if stage.name == tracker.current_stage
-                else "○"
-            )
-            self.stage_marks[stage.name].setText(mark)
+            if stage.fraction >= 1.0:
+                state = "done"
+            elif stage.name == tracker.current_stage:
+                state = "running"
+            else:
+                state = "pending"
+            _set_mark(self.stage_marks[stage.name], state)
         current = tracker.stage(tracker.current_stage)
         if current is not None and current.message:
             self._set_status(f"{STAGE_TITLES.get(current.name, current.name)}: {current.message}")
@@ -375,4 +391,4 @@ class ConverterPane(QWidget):
         if outcome.status != "done":  # mark where it stopped: the first unfinished stage
             stopped = next((s for s in self.process.tracker.stages if s.fraction < 1.0), None)
             if stopped is not None and stopped.name in self.stage_marks:
-                self.stage_marks[stopped.name].setText("✕")
+                _set_mark(self.stage_marks[stopped.name], "stopped")

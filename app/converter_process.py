@@ -32,6 +32,7 @@ Quantization = Literal["int4", "int8", "none"]
 QUANTIZATIONS: tuple[Quantization, ...] = ("int4", "int8", "none")
 CANCEL_GRACE_MS = 5000
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+MIRRORED_LOG_LINE = re.compile(r"^(?:INFO|DEBUG) [\w.]+: (.*)$")
 
 
 @dataclass(frozen=True)
@@ -348,6 +349,9 @@ class ConverterProcess(QObject):
         *lines, self._stderr_buffer = self._stderr_buffer.split(b"\n")
         for raw in lines:
             text = raw.decode("utf-8", errors="replace").rstrip()
+            mirrored = MIRRORED_LOG_LINE.match(text)
+            if mirrored and mirrored.group(1) in self.tracker.log:
+                continue  # the CLI logs to stderr what its JSON "log" lines already said
             if text:
                 self._emit_log(text)
 

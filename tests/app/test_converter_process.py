@@ -126,8 +126,12 @@ def test_non_json_stdout_and_failure_exit_reach_the_log(qtbot, tmp_path: Path) -
     """A stand-in converter script (any executable works): prints a stray line, then fails."""
     script = tmp_path / "fake_converter.py"
     script.write_text(
-        "import json, sys\n"
+        "import json, sys, time\n"
         "print('a stray line')\n"
+        "print(json.dumps({'event': 'log', 'message': 'loaded 2 layers'}), flush=True)\n"
+        "time.sleep(0.3)\n"
+        "print('INFO converter.convert: loaded 2 layers', file=sys.stderr, flush=True)\n"
+        "print('Traceback: a real problem', file=sys.stderr, flush=True)\n"
         "print(json.dumps({'event': 'progress', 'stage': 'load', 'stage_fraction': 0.5, 'overall': 0.1}))\n"
         "print(json.dumps({'event': 'error', 'message': 'no weights found in the folder'}))\n"
         "sys.exit(1)\n"
@@ -142,7 +146,9 @@ def test_non_json_stdout_and_failure_exit_reach_the_log(qtbot, tmp_path: Path) -
         process.start(ConversionRequest("owner/model", tmp_path / "out"))
     outcome = finished.args[0]
     assert outcome.status == "error" and outcome.message == "no weights found in the folder"
-    assert "a stray line" in logged
+    assert "a stray line" in logged and "Traceback: a real problem" in logged
+    assert logged.count("loaded 2 layers") == 1  # stderr's copy of a JSON log line is dropped
+    assert not any(line.startswith("INFO ") for line in logged)
     assert process.tracker.stage("load").fraction == 0.5
     assert not (tmp_path / "out").exists()
 
