@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from converter.progress import EXIT_CANCELLED, EXIT_OK, STAGES, ProgressEvent
 
@@ -254,6 +254,9 @@ class ConverterProcess(QObject):
         self._kill_timer = QTimer(self)
         self._kill_timer.setSingleShot(True)
         self._kill_timer.timeout.connect(self._kill)
+        application = QCoreApplication.instance()
+        if application is not None:  # quitting mid-conversion leaves nothing behind either
+            application.aboutToQuit.connect(self.wait_closed)
 
     # state
     def is_running(self) -> bool:
@@ -307,13 +310,19 @@ class ConverterProcess(QObject):
         self._process.terminate()
         self._kill_timer.start(CANCEL_GRACE_MS)
 
-    def wait_closed(self, timeout_ms: int = 10000) -> None:
-        """Kill a running conversion and wait for it (the app is quitting)."""
+    def wait_closed(self, timeout_ms: int = 3000) -> None:
+        """Stop a running conversion and wait for it (the app is quitting): SIGTERM, then SIGKILL
+        after ``timeout_ms``; the partial output is removed before this returns."""
         if self._process is None:
             return
         self._cancelled = True
-        self._process.kill()
-        self._process.waitForFinished(timeout_ms)
+        process = self._process
+        process.terminate()
+        if not process.waitForFinished(timeout_ms):
+            process.kill()
+            process.waitForFinished(timeout_ms)
+        if self._process is not None:  # finished was not delivered: finish by hand
+            self._on_finished(-1, QProcess.ExitStatus.CrashExit)
 
     # process plumbing
     def _kill(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -95,7 +96,12 @@ class ModelPane(QWidget):
         self.open_button.clicked.connect(self._on_open_clicked)
         self.open_error = label("", name="ErrorText", word_wrap=True)
         self.open_error.hide()
-        card.add(row(self.open_button))
+        buttons = [self.open_button]
+        if sys.platform == "darwin":  # Finder shows an .mlpackage as a file: open it as one
+            self.open_package_button = QPushButton("Open Package…")
+            self.open_package_button.clicked.connect(self._on_open_package_clicked)
+            buttons.append(self.open_package_button)
+        card.add(row(*buttons))
         card.add(self.open_error)
         return card
 
@@ -228,6 +234,13 @@ class ModelPane(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Open a model folder or .mlpackage", start)
         if folder:
             self.choose_path(folder)
+
+    def _on_open_package_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a Core ML package", str(Path.home()), "Core ML packages (*.mlpackage)"
+        )
+        if path:
+            self.choose_path(path)
 
     def _on_load_local(self) -> None:
         item = self.local_list.currentItem()

@@ -190,3 +190,60 @@ def test_cancelled_conversion_leaves_nothing(qtbot, tiny_mistral_dir: Path, tmp_
     assert outcome.status == "cancelled", process.tracker.log[-5:]
     assert outcome.leftovers == ()
     assert list(parent.iterdir()) == []  # neither the model folder nor a staging folder
+
+
+STUBBORN_CONVERTER = """
+import json, os, signal, sys, time
+from pathlib import Path
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a converter stuck in native code
+output = Path(sys.argv[sys.argv.index("-o") + 1]).resolve()
+staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+staging.mkdir(parents=True)
+(staging / "weight.bin").write_bytes(b"x" * 1000)
+print(json.dumps({"event": "progress", "stage": "convert", "stage_fraction": 0.3}), flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def stubborn_converter(tmp_path: Path) -> str:
+    """A stand-in converter that ignores SIGTERM after writing a staging folder, as
+    converter.convert names it (so only SIGKILL stops it and the app must clean up)."""
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN_CONVERTER)
+    launcher = tmp_path / "stubborn"
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
+    launcher.chmod(0o755)
+    return str(launcher)
+
+
+def test_cancel_kills_a_stubborn_converter_and_removes_its_staging(
+    qtbot, tmp_path: Path, stubborn_converter: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.converter_process.CANCEL_GRACE_MS", 300)
+    process = ConverterProcess(executable=stubborn_converter)
+    parent = tmp_path / "models"
+    with qtbot.waitSignal(process.progressChanged, timeout=20000):
+        process.start(ConversionRequest("owner/model", parent / "model-int4"))
+    assert next(p.name for p in parent.iterdir()).startswith(".model-int4.partial-")
+    with qtbot.waitSignal(process.finished, timeout=20000) as finished:
+        process.cancel()
+    outcome = finished.args[0]
+    assert outcome.status == "cancelled" and outcome.leftovers == ()
+    assert "the converter did not stop in time; killing it" in process.tracker.log
+    assert list(parent.iterdir()) == []
+
+
+def test_quitting_mid_conversion_leaves_nothing(
+    qtbot, tmp_path: Path, stubborn_converter: str
+) -> None:
+    process = ConverterProcess(executable=stubborn_converter)
+    parent = tmp_path / "models"
+    outcomes = []
+    process.finished.connect(outcomes.append)
+    with qtbot.waitSignal(process.progressChanged, timeout=20000):
+        process.start(ConversionRequest("owner/model", parent / "model-int4"))
+    process.wait_closed(timeout_ms=300)
+    assert not process.is_running()
+    assert [o.status for o in outcomes] == ["cancelled"]
+    assert list(parent.iterdir()) == []
