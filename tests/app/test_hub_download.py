@@ -147,7 +147,9 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch):
     hub.repos["gated/model"] = {f"{PACKAGE}/Manifest.json": b"{}"}
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
     hub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield hub
     server.shutdown()
