@@ -296,7 +296,11 @@ class SettingsDialog(QDialog):
         self.pages.setCurrentIndex(index)
 
     def set_model_info(self, info: ModelInfo | None) -> None:
+        """Show the loaded model; its path becomes ``model_path`` (the window saves that itself),
+        so a later save from this dialog never writes back an older model."""
         self.model_pane.set_model_info(info)
+        if info is not None and info.path:
+            self._settings = replace(self._settings, model_path=info.path)
 
     def prefill_converter(self, source: str, output_dir: str) -> None:
         self.converter_pane.prefill(source, output_dir)

@@ -193,6 +193,7 @@ def test_tabs_model_info_and_converter_prefill(qtbot, tmp_path: Path) -> None:
     )  # fmt: skip
     dialog.set_model_info(info)
     assert dialog.model_pane.model_name.text() == "TinyMistral"
+    assert dialog.settings().model_path == "/m/TinyMistral"  # a later save keeps the loaded model
     detail_texts = [
         dialog.model_pane.details.itemAt(i).widget().text()
         for i in range(dialog.model_pane.details.count())
