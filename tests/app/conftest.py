@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from app.qt_fixes import install_signal_emit_fix
 from engine.messages import GenerationConfig
+
+# PySide6 6.12 on Python 3.11 drops a reference to True on every emit (see app/qt_fixes.py).
+install_signal_emit_fix()
 
 LOAD_TIMEOUT_MS = 120_000
 

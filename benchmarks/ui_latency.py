@@ -1,0 +1,176 @@
+"""UI latency: the event loop's stalls while an answer streams, and launch → window shown.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/ui_latency.py [--model FOLDER]
+
+Stalls: a 5 ms precise QTimer ticks on the GUI thread while the real engine streams an answer from
+the model (default: the demo model, SmolLM2-135M-Instruct int4); a stall is how late a tick came
+(gap minus the interval). Goal: p99 ≤ 50 ms. Launch: ``python -m app`` with the startup probe, run
+several times; the app reports the time from its first line to ``window.show()`` returning, and
+this script the wall-clock time from spawning the process to that report. Goal: ≤ 1 s.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+TICK_MS = 5
+GOAL_STALL_P99_MS = 50.0
+GOAL_LAUNCH_SECONDS = 1.0
+PROMPT = "Explain in a few sentences why the sky is blue."
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def find_model() -> Path:
+    """The demo model through benchmarks/_models.py, in a subprocess (it may convert: torch)."""
+    code = "import sys; sys.path.insert(0, 'benchmarks'); import _models; print(_models.demo_model_folder())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"error: no demo model (pass --model FOLDER): {result.stderr[-500:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def measure_launch(runs: int) -> dict[str, object]:
+    shown: list[float] = []
+    wall: list[float] = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="coreml-chat-launch-") as home:
+            env = {
+                **os.environ,
+                "COREML_CHAT_HOME": home,
+                "COREML_CHAT_STARTUP_PROBE": "1",
+                "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+            }
+            started = time.perf_counter()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "app"],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            assert process.stdout is not None
+            for line in process.stdout:
+                if line.startswith("{"):
+                    wall.append(time.perf_counter() - started)
+                    shown.append(float(json.loads(line)["window_shown_seconds"]))
+                    break
+            process.wait(timeout=60)
+    return {
+        "runs": runs,
+        "in_app_seconds_median": round(statistics.median(shown), 3),
+        "spawn_to_shown_seconds_median": round(statistics.median(wall), 3),
+        "spawn_to_shown_seconds_max": round(max(wall), 3),
+        "goal_seconds": GOAL_LAUNCH_SECONDS,
+        "meets_goal": statistics.median(wall) <= GOAL_LAUNCH_SECONDS,
+    }
+
+
+def measure_stalls(model: Path, *, max_new_tokens: int) -> dict[str, object]:
+    os.environ["COREML_CHAT_HOME"] = tempfile.mkdtemp(prefix="coreml-chat-bench-")
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.engine_bridge import EngineBridge
+    from app.main_window import MainWindow
+    from app.qt_fixes import install_signal_emit_fix
+    from app.settings import AppSettings
+    from app.storage import ConversationStore
+    from app.theme import apply_theme
+    from engine.messages import GenerationConfig
+
+    install_signal_emit_fix()
+    app = QApplication.instance() or QApplication([])
+    apply_theme(app)
+    settings = AppSettings(
+        model_path=str(model),
+        generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=0),
+    )
+    window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+    window.show()
+    window.start()
+
+    def pump_until(predicate, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise SystemExit("error: timed out waiting for the engine")
+            app.processEvents()
+            time.sleep(0.005)
+
+    pump_until(lambda: window.bridge.model_info is not None, 300)
+    ticks: list[float] = []
+    timer = QTimer(interval=TICK_MS)
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    tokens: list[float] = []
+    window.controller.answerText.connect(lambda _text: tokens.append(time.perf_counter()))
+    finished = []
+    window.bridge.generationFinished.connect(finished.append)
+    timer.start()
+    window.composer.input.setPlainText(PROMPT)
+    window.composer._on_submit()
+    pump_until(lambda: bool(finished), 600)
+    timer.stop()
+    first_token = tokens[0] if tokens else ticks[0]
+    streaming = [t for t in ticks if t >= first_token]
+    gaps = [(b - a) * 1000 for a, b in itertools.pairwise(streaming)]
+    stalls = [max(0.0, gap - TICK_MS) for gap in gaps]
+    stats = finished[0].stats
+    window.close()
+    return {
+        "model": str(model),
+        "runtime": window.bridge.model_info.runtime_name if window.bridge.model_info else "",
+        "generated_tokens": stats.generated_tokens,
+        "decode_tokens_per_second": round(stats.decode_tokens_per_second, 2),
+        "ticks": len(gaps),
+        "stall_ms_p50": round(percentile(stalls, 0.50), 2),
+        "stall_ms_p99": round(percentile(stalls, 0.99), 2),
+        "stall_ms_max": round(max(stalls, default=0.0), 2),
+        "goal_p99_ms": GOAL_STALL_P99_MS,
+        "meets_goal": percentile(stalls, 0.99) <= GOAL_STALL_P99_MS,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="a converted model folder")
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--launch-runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    model = args.model or find_model()
+    report = {
+        "benchmark": "ui_latency",
+        "launch": measure_launch(args.launch_runs),
+        "streaming": measure_stalls(model, max_new_tokens=args.max_new_tokens),
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
