@@ -124,7 +124,8 @@ def stream_generate(
     cancel: threading.Event | None = None,
     on_prefill: Callable[[int, int], None] | None = None,
 ) -> Iterator[GenerationResponse]:
-    """Answer the conversation: one response per piece of text, the last one with its finish reason.
+    """Answer the conversation: one response per token (its text may be "" while a character or a
+    possible stop string is incomplete); the last one carries the finish reason.
 
     Raises ``ChatTemplateError`` when the template fails; a conversation that does not fit ends
     with ``finish_reason="context_full"`` and a message instead.
@@ -171,8 +172,7 @@ def stream_generate(
                 message = f"the answer filled the model's context ({session.context_length} tokens)"
             yield progress.response(cache, piece, token, reason, message)
             return
-        if piece:
-            yield progress.response(cache, piece, token)
+        yield progress.response(cache, piece, token)  # every token, even with no text yet
 
 
 class _StopStrings:

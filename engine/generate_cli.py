@@ -32,8 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.max_new_tokens < 1:
+        parser.error(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
+    if args.temperature < 0:
+        parser.error(f"--temperature must be 0 (greedy) or more, not {args.temperature}")
+    if not 0 < args.top_p <= 1:
+        parser.error(f"--top-p must be in (0, 1], not {args.top_p}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_options(parser, args)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s"
     )
@@ -66,9 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json and response.text:
                 print(response.text, end="", flush=True)
             last = response
-    except (ChatTemplateError, ValueError) as error:
+    except (ChatTemplateError, ModelLoadError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ncancelled", file=sys.stderr)
+        return 130
     if last is None:
         return 1
     if last.finish_reason == "context_full" and last.message:

@@ -31,59 +31,163 @@ def apply_repetition_penalty(
     return logits
 
 
-def _softmax(values: np.ndarray) -> np.ndarray:
-    shifted = np.exp(values - values.max())
-    return shifted / shifted.sum()
-
-
 def candidates(
     logits: np.ndarray, *, temperature: float, top_k: int, top_p: float, min_p: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(token ids, probabilities) that survive the filters, renormalised (in no particular order).
 
-    No full sort of the vocabulary: top-k partitions; top-p and min-p first keep the tokens above
-    a small fraction of the best one (a few dozen in a real model's distribution), and widen that
-    only when those do not hold the mass top-p asks for.
+    Never a full sort of the vocabulary: top-k partitions, min-p compares with the best token, and
+    top-p finds its threshold from a histogram of the log-probabilities (``_top_p_mask``).
     """
     scaled = logits.astype(np.float32, copy=False) / np.float32(temperature)
     vocab = scaled.shape[-1]
     if 0 < top_k < vocab:
         ids = np.argpartition(scaled, -top_k)[-top_k:]
-        weights = np.exp(scaled[ids] - scaled[ids].max())
-        probs = weights / weights.sum()
+        scaled = scaled[ids]
     else:
-        weights = np.exp(scaled - scaled.max())
-        everything = weights / weights.sum()
-        if top_p >= 1.0 and min_p <= 0.0:
-            return np.arange(vocab), everything
-        peak = everything.max()
-        for cutoff in (max(min_p, 1e-4), max(min_p, 1e-8), min_p):
-            ids = np.flatnonzero(everything >= cutoff * peak)
-            if top_p >= 1.0 or everything[ids].sum() >= top_p or cutoff == min_p:
-                break
-        probs = everything[ids]
-    # Which tokens top-p keeps needs the sorted probabilities, not a sorted index: sort values
-    # (cheaper than argsort), find the threshold, and keep the ids at or above it.
+        ids = None
+    weights = np.exp(scaled - scaled.max())
+    probs = weights / weights.sum()
+    keep = None
     if top_p < 1.0:
-        descending = np.sort(probs)[::-1]
-        keep = int(np.searchsorted(np.cumsum(descending), top_p)) + 1
-        threshold = descending[min(keep, len(descending)) - 1]
-        selected = probs >= threshold
-        ids, probs = ids[selected], probs[selected]
+        keep = _top_p_mask(scaled, probs, top_p)
     if min_p > 0.0:
-        selected = probs >= min_p * probs.max()
-        ids, probs = ids[selected], probs[selected]
+        above = probs >= np.float32(min_p) * probs.max()
+        keep = above if keep is None else keep & above
+    if keep is not None:
+        selected = np.flatnonzero(keep)
+        ids = selected if ids is None else ids[selected]
+        probs = probs[selected]
+    elif ids is None:
+        ids = np.arange(vocab)
     return ids, probs / probs.sum()
 
 
+# Log-probability bins of the top-p histogram: tokens within one bin are sorted, the rest not.
+_BINS = 1024
+_SMALL = 2048  # below this many candidates a plain sort is as fast
+
+
+def _top_p_mask(scaled: np.ndarray, probs: np.ndarray, top_p: float) -> np.ndarray:
+    """The smallest set of most probable tokens whose mass reaches ``top_p``, as a mask.
+
+    Tokens are put in bins of log-probability (``scaled`` is the log-probability up to a constant);
+    the cumulative mass of the bins, best first, shows which bin the threshold falls in; only that
+    bin's tokens are sorted. Exact: the same set as sorting everything (ties at the threshold kept).
+    """
+    if probs.size <= _SMALL:
+        return _top_p_by_sorting(probs, top_p)
+    peak = scaled.max()
+    span = float(min(peak - scaled.min(), 80.0))  # below e^-80 of the best: one last bin
+    if span <= 0.0:
+        return np.ones(probs.shape, dtype=bool)
+    bins = ((peak - scaled) * np.float32((_BINS - 1) / span)).astype(np.intp)
+    np.minimum(bins, _BINS - 1, out=bins)
+    mass = np.cumsum(np.bincount(bins, weights=probs, minlength=_BINS))
+    boundary = min(int(np.searchsorted(mass, top_p)), _BINS - 1)
+    before = float(mass[boundary - 1]) if boundary > 0 else 0.0
+    members = np.flatnonzero(bins == boundary)
+    inside = _top_p_by_sorting(probs[members], (top_p - before) / float(probs[members].sum()))
+    keep = bins < boundary
+    keep[members[inside]] = True
+    return keep
+
+
+def _top_p_by_sorting(probs: np.ndarray, top_p: float) -> np.ndarray:
+    descending = np.sort(probs)[::-1]
+    cumulative = np.cumsum(descending)
+    count = min(int(np.searchsorted(cumulative, top_p * cumulative[-1])) + 1, len(descending))
+    return probs >= descending[count - 1]
+
+
+# The sampler's histogram: bins of 1/16 nat of log-probability below the best token (64 nats in
+# all; anything lower shares the last bin).
+_PER_NAT = 16.0
+_DRAW_BINS = 1024
+
+
+class DrawBuffers:
+    """Arrays ``draw_binned`` reuses from token to token: allocating a fresh vocabulary-sized
+    array each time costs more than the arithmetic (page faults on every new mapping)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def ensure(self, size: int) -> None:
+        if size != self.size:
+            self.size = size
+            self.scaled = np.empty(size, dtype=np.float32)
+            self.gap = np.empty(size, dtype=np.float32)
+            self.weights = np.empty(size, dtype=np.float32)
+            self.scaled_bins = np.empty(size, dtype=np.float32)
+            self.bins = np.empty(size, dtype=np.intp)
+
+
+def draw_binned(
+    scaled: np.ndarray,
+    *,
+    top_p: float,
+    min_p: float,
+    uniform: float,
+    buffers: DrawBuffers | None = None,
+) -> int:
+    """Draw a token from ``softmax(scaled)`` under top-p and min-p, given a uniform number in [0, 1).
+
+    The same distribution as ``candidates`` (then drawing), in a few passes over the vocabulary
+    and none of them a sort: the tokens' weights are summed per bin of log-probability; the bins'
+    running total finds the bin where top-p's threshold falls (only its few tokens are sorted) and
+    the bin the draw lands in (only its tokens are summed one by one).
+    """
+    buffers = buffers or DrawBuffers()
+    buffers.ensure(scaled.shape[-1])
+    peak = scaled.max()
+    gap = np.subtract(peak, scaled, out=buffers.gap)
+    weights = np.negative(gap, out=buffers.weights)
+    np.exp(weights, out=weights)
+    np.multiply(gap, np.float32(_PER_NAT), out=buffers.scaled_bins)
+    np.minimum(buffers.scaled_bins, np.float32(_DRAW_BINS - 1), out=buffers.scaled_bins)
+    bins = buffers.bins
+    bins[...] = buffers.scaled_bins  # truncates toward zero: the bin index
+    cumulative = np.cumsum(np.bincount(bins, weights=weights, minlength=_DRAW_BINS))
+    total = float(cumulative[-1])
+    if top_p >= 1.0:
+        boundary, before, kept = _DRAW_BINS, total, np.empty(0, dtype=np.intp)
+    else:
+        boundary = min(int(np.searchsorted(cumulative, top_p * total)), _DRAW_BINS - 1)
+        before = float(cumulative[boundary - 1]) if boundary > 0 else 0.0
+        members = np.flatnonzero(bins == boundary)
+        member_weights = weights[members]
+        descending = np.sort(member_weights)[::-1]
+        running = np.cumsum(descending, dtype=np.float64)
+        count = min(int(np.searchsorted(running, top_p * total - before)) + 1, len(descending))
+        kept = members[member_weights >= descending[count - 1]]
+    if min_p > 0.0:  # after top-p (as in ``candidates``): the best token's weight is 1
+        weights[weights < np.float32(min_p)] = 0.0
+        cumulative = np.cumsum(np.bincount(bins, weights=weights, minlength=_DRAW_BINS))
+        before = float(cumulative[boundary - 1]) if boundary > 0 else 0.0
+    target = uniform * (before + float(weights[kept].sum(dtype=np.float64)))
+    if target < before:
+        chosen_bin = min(int(np.searchsorted(cumulative, target, side="right")), boundary - 1)
+        in_bin = np.flatnonzero(bins == chosen_bin)
+        target -= float(cumulative[chosen_bin - 1]) if chosen_bin > 0 else 0.0
+    else:
+        in_bin, target = kept, target - before
+    in_bin = in_bin[weights[in_bin] > 0]
+    running = np.cumsum(weights[in_bin], dtype=np.float64)
+    index = min(int(np.searchsorted(running, target, side="right")), len(in_bin) - 1)
+    return int(in_bin[index])
+
+
 def make_sampler(config: GenerationConfig, *, seed: int | None = None) -> Sampler:
+    """``sampler(logits, history) -> token``: greedy at temperature 0, else a seeded draw."""
     generator = np.random.default_rng(config.seed if seed is None else seed)
     penalty = config.repetition_penalty
+    inverse_temperature = np.float32(1.0 / config.temperature) if config.temperature > 0 else 0.0
 
     def greedy(logits: np.ndarray, history: Sequence[int]) -> int:
         return int(np.argmax(apply_repetition_penalty(logits, history, penalty)))
 
-    def sample(logits: np.ndarray, history: Sequence[int]) -> int:
+    def sample_top_k(logits: np.ndarray, history: Sequence[int]) -> int:
         logits = apply_repetition_penalty(logits, history, penalty)
         ids, probs = candidates(
             logits,
@@ -97,4 +201,20 @@ def make_sampler(config: GenerationConfig, *, seed: int | None = None) -> Sample
         index = int(np.searchsorted(np.cumsum(probs), generator.random() * probs.sum()))
         return int(ids[min(index, len(ids) - 1)])
 
-    return greedy if config.temperature <= 0.0 else sample
+    buffers = DrawBuffers()
+
+    def sample(logits: np.ndarray, history: Sequence[int]) -> int:
+        logits = apply_repetition_penalty(logits, history, penalty)
+        buffers.ensure(logits.shape[-1])
+        scaled = np.multiply(logits, inverse_temperature, out=buffers.scaled, dtype=np.float32)
+        return draw_binned(
+            scaled,
+            top_p=config.top_p,
+            min_p=config.min_p,
+            uniform=generator.random(),
+            buffers=buffers,
+        )
+
+    if config.temperature <= 0.0:
+        return greedy
+    return sample_top_k if config.top_k > 0 else sample

@@ -92,6 +92,7 @@ class ChatSession:
         self.chunk_size = chunk_size
         self.context_length = model.description.context_length
         self.tokens_fed_total = 0
+        self._last_logits = np.empty(0, dtype=np.float32)
 
     def new_cache(self) -> ConversationCache:
         return ConversationCache(self.model.make_state())
@@ -129,7 +130,8 @@ class ChatSession:
     # --- feeding -------------------------------------------------------------------------------
 
     def feed(self, cache: ConversationCache, tokens: list[int]) -> np.ndarray:
-        """Run ``tokens`` after the cache; returns the last position's logits (float32, vocab)."""
+        """Run ``tokens`` after the cache; returns the last position's logits (float32, vocab),
+        in an array the next ``feed`` overwrites."""
         past = cache.length
         if past + len(tokens) > self.context_length:
             raise ContextFullError(
@@ -142,7 +144,13 @@ class ChatSession:
         logits = self.model.predict(inputs, cache.state)[meta.LOGITS]
         cache.tokens.extend(tokens)
         self.tokens_fed_total += len(tokens)
-        return np.array(logits[0, -1], dtype=np.float32)  # a copy: outputs may be reused
+        last = logits[0, -1]
+        if self._last_logits.shape != last.shape:
+            self._last_logits = np.empty(last.shape, dtype=np.float32)
+        # Copied into one reused array (valid until the next feed): a fresh vocabulary-sized array
+        # per token costs more than the copy.
+        np.copyto(self._last_logits, last, casting="same_kind")
+        return self._last_logits
 
     def prefill(
         self,
@@ -160,7 +168,7 @@ class ChatSession:
             saved = cache.last_prompt_logits
             cache.rewind(keep)
             if saved is not None and saved[0] == keep:
-                return saved[1], 0  # regenerate: the prompt is all in the cache, logits too
+                return saved[1].copy(), 0  # regenerate: the prompt and its logits are cached
             keep -= 1  # the last prompt token is fed again: its logits start the answer
         cache.rewind(keep)
         remaining = prompt[keep:]
@@ -174,5 +182,5 @@ class ChatSession:
             fed += len(chunk)
             if progress is not None:
                 progress(fed, len(remaining))
-        cache.last_prompt_logits = (cache.length, logits)
-        return logits, fed
+        cache.last_prompt_logits = (cache.length, logits.copy())
+        return logits.copy(), fed  # the caller's own: the next feed reuses ``logits``

@@ -6,6 +6,15 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from engine.generate import generate
+from engine.generate_cli import main
+from engine.messages import ChatMessage, GenerationConfig
+from engine.runtime import load_model
+from engine.session import ChatSession
+from engine.tokenizer import ChatTokenizer
+
 
 def test_generate_cli_json(converted_package):
     folder = converted_package("llama", "int4")
@@ -16,6 +25,31 @@ def test_generate_cli_json(converted_package):
     assert output["runtime"] == "reference"
     assert 1 <= len(output["token_ids"]) <= 5 and output["finish_reason"] in ("eos", "max_tokens")
     assert output["time_to_first_token"] > 0 and "torch" not in result.stderr
+    tokenizer = ChatTokenizer.from_folder(folder)
+    assert tokenizer.decode(output["token_ids"]) == output["text"]
+    session = ChatSession(load_model(folder), tokenizer)
+    config = GenerationConfig(temperature=0.0, max_new_tokens=5)
+    expected, _ = generate(session, (ChatMessage("user", "Hi there"),), config)
+    assert output["text"] == expected  # greedy: the same answer in and out of process
+
+
+def test_generate_cli_system_prompt_and_plain_output(converted_package, capsys):
+    folder = converted_package("llama", "int4")
+    argv = [str(folder), "--prompt", "Hi", "--system", "Be brief.", "--max-new-tokens", "3"]
+    assert main([*argv, "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    tokenizer = ChatTokenizer.from_folder(folder)
+    messages = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")]
+    assert output["prompt_tokens"] == len(tokenizer.encode_chat(messages))
+    assert main(argv) == 0
+    assert capsys.readouterr().out == output["text"] + "\n"
+
+
+def test_generate_cli_bad_options_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["model", "--prompt", "x", "--max-new-tokens", "0"])
+    assert exit_info.value.code == 2
+    assert "--max-new-tokens must be at least 1, not 0" in capsys.readouterr().err
 
 
 def test_generate_cli_says_paris_on_smollm2(smollm2_int4_dir):

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine.messages import GenerationConfig
-from engine.sampling import apply_repetition_penalty, candidates, make_sampler
+from engine.sampling import (
+    DrawBuffers,
+    apply_repetition_penalty,
+    candidates,
+    draw_binned,
+    make_sampler,
+)
 
 VOCAB = 32768
 LOGITS = np.random.default_rng(0).standard_normal(VOCAB).astype(np.float32) * 3
@@ -55,3 +62,34 @@ def test_repetition_penalty_lowers_a_repeated_token():
     negative = int(LOGITS.argmin())
     assert apply_repetition_penalty(LOGITS, [negative], 1.5)[negative] < LOGITS[negative]
     assert apply_repetition_penalty(LOGITS, [best], 1.0) is LOGITS
+
+
+def _binned_counts(logits, *, top_p, min_p, draws=5000):
+    uniforms = (np.arange(draws) + 0.5) / draws  # evenly spread: counts are exact to ±1
+    buffers = DrawBuffers()
+    tokens = [
+        draw_binned(logits, top_p=top_p, min_p=min_p, uniform=u, buffers=buffers) for u in uniforms
+    ]
+    return np.bincount(tokens, minlength=logits.shape[-1]) / draws
+
+
+@pytest.mark.parametrize("spread", [1.0, 4.0], ids=["flat", "peaked"])
+@pytest.mark.parametrize(("top_p", "min_p"), [(0.9, 0.0), (0.7, 0.05)])
+def test_binned_draw_has_the_distribution_of_the_filtered_candidates(spread, top_p, min_p):
+    logits = np.random.default_rng(7).standard_normal(VOCAB).astype(np.float32) * spread
+    ids, probs = candidates(logits, temperature=1.0, top_k=0, top_p=top_p, min_p=min_p)
+    expected = np.zeros(VOCAB)
+    expected[ids] = probs
+    frequencies = _binned_counts(logits, top_p=top_p, min_p=min_p)
+    assert set(np.flatnonzero(frequencies)) <= set(ids.tolist())  # never outside the filters
+    assert np.abs(frequencies - expected).max() <= 1.01 / 5000
+
+
+def test_binned_draw_handles_masked_and_single_candidates():
+    logits = np.full(VOCAB, -np.inf, dtype=np.float32)
+    logits[[5, 9]] = [3.0, 1.0]
+    frequencies = _binned_counts(logits, top_p=0.5, min_p=0.0, draws=200)
+    assert frequencies[5] == 1.0  # token 5 alone holds more than half the mass
+    frequencies = _binned_counts(logits, top_p=1.0, min_p=0.0, draws=1000)
+    assert set(np.flatnonzero(frequencies)) == {5, 9}
+    assert abs(frequencies[9] - 1 / (1 + np.exp(2.0))) < 2e-3
