@@ -112,21 +112,27 @@ def test_editing_a_user_message_drops_what_followed_and_answers_again(
     qtbot, make_window, tiny_chat_model: Path
 ) -> None:
     window = make_window(tiny_chat_model, max_new_tokens=8)
+    finished = []
+    window.bridge.generationFinished.connect(finished.append)
     _send(qtbot, window, "First question")
     _wait_idle(qtbot, window)
     _send(qtbot, window, "Second question")
     _wait_idle(qtbot, window)
-    user_row = window.chat_view.rows[0]
+    first_answer = window.store.messages(window.controller.current_conversation_id)[1]
+    user_row = window.chat_view.rows[2]
     qtbot.mouseClick(user_row.edit_button, Qt.MouseButton.LeftButton)
-    assert user_row.editor is not None
+    assert user_row.editor is not None and user_row.editor.toPlainText() == "Second question"
     user_row.editor.setPlainText("Edited question")
     user_row._submit_edit()
     assert window.controller.busy
     _wait_idle(qtbot, window)
     messages = window.store.messages(window.controller.current_conversation_id)
-    assert (messages[0].role, messages[0].content) == ("user", "Edited question")
-    assert [m.role for m in messages] == ["user", "assistant"]
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[1].id == first_answer.id  # what came before the edit is untouched
+    assert messages[2].content == "Edited question"
     assert [r.text for r in window.chat_view.rows] == [m.content for m in messages]
+    stats = finished[-1].stats
+    assert stats.tokens_fed < stats.prompt_tokens  # the cache was rewound, not re-fed
 
 
 def test_switching_conversations_mid_answer_saves_it_where_it_belongs(
@@ -268,3 +274,53 @@ def test_the_status_line_says_when_the_context_policy_trimmed(
     assert window.status_line.notice == notices[0]
     used = window.controller.stats.context_used
     assert used is not None and used <= 256
+
+
+def test_a_loaded_model_is_remembered_and_settings_open_on_the_asked_tab(
+    qtbot, tiny_chat_model: Path
+) -> None:
+    from app.engine_bridge import EngineBridge
+    from app.main_window import MainWindow
+    from app.settings import AppSettings, load_settings, save_settings
+
+    window = MainWindow(
+        store=ConversationStore(),
+        bridge=EngineBridge(),
+        settings=AppSettings(),
+        save_settings=save_settings,
+    )
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    assert window.current_page == "welcome"
+    window.load_model(str(tiny_chat_model))
+    qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=ANSWER_TIMEOUT_MS)
+    assert window.current_page == "chat"
+    assert load_settings().model_path == str(tiny_chat_model)
+    assert "TinyMistral" in window.model_chip.text() and "256" in window.model_chip.text()
+
+    window.settings_action.trigger()
+    dialog = window.settings_dialog
+    assert dialog is not None and dialog.isVisible()
+    window.open_settings("converter")
+    assert dialog.pages.currentIndex() == 2
+    changed = AppSettings(system_prompt="Answer in French.", model_path=str(tiny_chat_model))
+    dialog.settingsChanged.emit(changed)
+    assert window._chat_options().system_prompt == "Answer in French."
+    window.close()
+
+
+def test_the_demo_card_loads_the_demo_model_when_it_is_in_place(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    import shutil
+
+    from app.demo_setup import demo_model_dir
+
+    shutil.copytree(tiny_chat_model, demo_model_dir())  # as `make run` would have left it
+    window = make_window()
+    assert window.current_page == "welcome"
+    qtbot.mouseClick(window.welcome.buttons["demo"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=ANSWER_TIMEOUT_MS)
+    assert window.current_page == "chat"
+    assert window.bridge.model_info.path == str(demo_model_dir())
