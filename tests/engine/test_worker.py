@@ -10,6 +10,7 @@ import pytest
 from engine.messages import (
     Cancel,
     ChatMessage,
+    ContextTrimmed,
     EngineError,
     ForgetConversation,
     Generate,
@@ -160,3 +161,13 @@ def test_a_prompt_longer_than_the_context_is_an_error_and_the_worker_goes_on(
     assert finished.stats.finish_reason == "context_full"
     engine.submit(Generate(3, "c", (ChatMessage("user", "Hello"),), SHORT))
     assert events.until(GenerationFinished, 3)[0].stats.generated_tokens >= 1
+
+    long_chat = []
+    for i in range(3):
+        long_chat += [ChatMessage("user", f"{i} " + "word " * 90), ChatMessage("assistant", "ok")]
+    long_chat.append(ChatMessage("user", "last question"))
+    engine.submit(Generate(4, "d", (ChatMessage("system", "Be brief."), *long_chat), SHORT))
+    finished, seen = events.until(GenerationFinished, 4)
+    trimmed = [e for e in seen if isinstance(e, ContextTrimmed)]
+    assert len(trimmed) == 1 and trimmed[0].dropped_messages >= 2
+    assert finished.stats.prompt_tokens <= 256 and finished.stats.generated_tokens >= 1
