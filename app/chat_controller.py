@@ -63,6 +63,8 @@ class _ActiveAnswer:
     pieces: list[str] = field(default_factory=list)
     first_token_at: float | None = None
     tokens: int = 0
+    context_base: int = 0  # tokens in the cache before this turn (as last reported)
+    fed: int = 0  # tokens fed in prefill so far
 
     @property
     def text(self) -> str:
@@ -238,7 +240,12 @@ class ChatController(QObject):
             if m.content and m.role in ("user", "assistant")
         )
         request_id = self.bridge.generate(conversation_id, tuple(history), options.generation)
-        self._active = _ActiveAnswer(request_id, conversation_id, time.perf_counter())
+        self._active = _ActiveAnswer(
+            request_id,
+            conversation_id,
+            time.perf_counter(),
+            context_base=self._cache_lengths.get(conversation_id, 0),
+        )
         info = self.model_info
         self._stats = LiveStats(
             generating=True,
@@ -272,6 +279,7 @@ class ChatController(QObject):
         active.pieces.append(event.text)
         active.tokens += 1
         self._stats.generated_tokens = active.tokens
+        self._stats.context_used = active.context_base + active.fed + active.tokens  # estimate
         elapsed = now - active.first_token_at
         if active.tokens > 1 and elapsed > 0:
             self._stats.tokens_per_second = (active.tokens - 1) / elapsed
@@ -282,6 +290,8 @@ class ChatController(QObject):
     @Slot(object)
     def _on_prefill(self, event: PrefillProgress) -> None:
         if self._is_active(event.request_id) and self._shows_active():
+            assert self._active is not None
+            self._active.fed = event.done
             self._stats.prefill_done, self._stats.prefill_total = event.done, event.total
             self.statsChanged.emit(self._stats)
 
