@@ -209,8 +209,10 @@ class ConverterPane(QWidget):
     def _build_stage_rows(self, *, verify: bool) -> None:
         while self.stage_grid.count():
             item = self.stage_grid.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            widget = item.widget()
+            if widget is not None:  # hide now: deleteLater leaves it painted until the next loop
+                widget.hide()
+                widget.deleteLater()
         self.stage_bars: dict[str, QProgressBar] = {}
         self.stage_marks: dict[str, QLabel] = {}
         for index, stage in enumerate(stage_list(verify=verify)):

@@ -183,8 +183,10 @@ class ModelPane(QWidget):
     def set_model_info(self, info: ModelInfo | None) -> None:
         while self.details.count():
             item = self.details.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            widget = item.widget()
+            if widget is not None:  # hide now: deleteLater leaves it painted until the next loop
+                widget.hide()
+                widget.deleteLater()
         rows = model_info_rows(info)
         self.model_name.setText(rows[0][1])
         for index, (name, value) in enumerate(rows[1:]):
