@@ -66,14 +66,20 @@ def request_problems(request: ConversionRequest) -> list[str]:
         problems.append("source: expected a Hub id (owner/name), a model folder or a .gguf file")
     else:
         path = Path(source).expanduser()
-        if source.lower().endswith(".gguf") and not path.is_file():
+        if path.is_file() and path.suffix.lower() != ".gguf":
+            problems.append(f"source: {path} is a file but not a .gguf model")
+        elif path.is_dir():
+            has_config = (path / "config.json").is_file()
+            if not has_config and len(list(path.glob("*.gguf"))) != 1:
+                problems.append(
+                    f"source: {path} has no config.json (nor a single .gguf); "
+                    "is it a Hugging Face model folder?"
+                )
+        elif source.lower().endswith(".gguf"):
             problems.append(f"source: no such .gguf file: {path}")
         elif path.is_absolute() or source.startswith((".", "~")):
-            if not path.exists():
-                problems.append(f"source: no such folder or file: {path}")
-            elif path.is_dir() and not (path / "config.json").is_file():
-                problems.append(f"source: {path} has no config.json; is it a Hugging Face model?")
-        elif not path.exists() and not HUB_ID.match(source):
+            problems.append(f"source: no such folder or file: {path}")
+        elif not HUB_ID.match(source):
             problems.append(f"source: expected a Hub id like owner/name, found {source!r}")
     if request.quantize not in QUANTIZATIONS:
         problems.append(f"quantization: expected int4, int8 or none, found {request.quantize!r}")

@@ -60,12 +60,18 @@ def test_request_problems_say_what_was_expected(tmp_path: Path) -> None:
     existing.mkdir()
     folder_without_config = tmp_path / "not-a-model"
     folder_without_config.mkdir()
+    not_a_model_file = tmp_path / "notes.txt"
+    not_a_model_file.write_text("hello")
+    gguf_folder = tmp_path / "gguf-folder"
+    gguf_folder.mkdir()
+    (gguf_folder / "model.Q4_0.gguf").write_bytes(b"GGUF")
     cases = {
         "": "expected a Hub id",
         "not a hub id!": "expected a Hub id like owner/name",
         str(tmp_path / "missing.gguf"): "no such .gguf file",
         str(tmp_path / "missing-folder"): "no such folder",
-        str(folder_without_config): "has no config.json",
+        str(folder_without_config): "has no config.json (nor a single .gguf)",
+        str(not_a_model_file): "is a file but not a .gguf model",
     }
     for source, expected in cases.items():
         problems = request_problems(ConversionRequest(source, tmp_path / "new"))
@@ -77,6 +83,7 @@ def test_request_problems_say_what_was_expected(tmp_path: Path) -> None:
     assert any("at least 16, found 4" in p for p in problems)
     assert any("found 'int3'" in p for p in problems)
     assert request_problems(ConversionRequest("a/b", existing, force=True)) == []
+    assert request_problems(ConversionRequest(str(gguf_folder), tmp_path / "new")) == []
 
 
 def test_tracker_folds_progress_logs_and_non_json_lines() -> None:
