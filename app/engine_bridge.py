@@ -67,6 +67,7 @@ class EngineBridge(QObject):
         super().__init__(parent)
         self._factory = worker_factory or default_worker_factory()
         self._worker: Worker | None = None
+        self._next_factory: WorkerFactory | None = None
         self._ids = itertools.count(1)
         self.model_info: ModelInfo | None = None
         self.loading_request: int | None = None
@@ -78,12 +79,24 @@ class EngineBridge(QObject):
             self._worker = self._factory(self._eventArrived.emit)
         return self._worker
 
+    def replace_worker_factory(self, factory: WorkerFactory) -> None:
+        """Use ``factory`` from the next model load on (e.g. a new Hub token): the running worker
+        keeps its model until then."""
+        if self._worker is None:
+            self._factory = factory
+        else:
+            self._next_factory = factory
+
     def next_request_id(self) -> int:
         return next(self._ids)
 
     # --- requests (GUI thread) ---------------------------------------------------------------
 
     def load_model(self, path: str, *, compute_units: str = "cpu_and_gpu") -> int:
+        if self._next_factory is not None:  # a load replaces the model anyway: new worker now
+            self.close()
+            self._factory, self._next_factory = self._next_factory, None
+            self.model_info = None
         request_id = self.next_request_id()
         self.loading_request = request_id
         self.worker.submit(LoadModel(request_id, path, compute_units))

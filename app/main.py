@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,30 @@ def main(argv: list[str] | None = None) -> int:
         from app.self_test import main as self_test_main
 
         return int(self_test_main(args[1:]) or 0)
+    configure_logging()
+    return run_gui(args)
+
+
+def configure_logging() -> Path | None:
+    """stderr and a rotating file in the app's data folder (a GUI app's stderr is often lost)."""
+    from logging.handlers import RotatingFileHandler
+
+    from engine.paths import data_dir
+
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    log_file: Path | None = data_dir() / "logs" / "coreml-chat.log"
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=2))
+    except OSError as error:
+        print(f"warning: no log file at {log_file}: {error}", file=sys.stderr)
+        log_file = None
     logging.basicConfig(
         level=os.environ.get("COREML_CHAT_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
     )
-    return run_gui(args)
+    return log_file
 
 
 def run_gui(args: list[str]) -> int:

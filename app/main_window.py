@@ -31,7 +31,7 @@ from app.chat_controller import ChatController, ChatOptions
 from app.chat_view import ChatView
 from app.composer import Composer
 from app.conversation_model import ConversationListModel
-from app.engine_bridge import EngineBridge
+from app.engine_bridge import EngineBridge, default_worker_factory
 from app.settings import AppSettings
 from app.sidebar import SIDEBAR_WIDTH, Sidebar
 from app.status_bar import StatusLine
@@ -403,6 +403,8 @@ class MainWindow(QMainWindow):
 
     def _on_settings_changed(self, settings: AppSettings) -> None:
         units_changed = settings.compute_units != self.settings.compute_units
+        if settings.hf_token != self.settings.hf_token:
+            self.bridge.replace_worker_factory(default_worker_factory(hf_token=settings.hf_token))
         self.settings = settings
         info = self.bridge.model_info
         if units_changed and info is not None and not self.controller.busy:

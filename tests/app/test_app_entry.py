@@ -87,3 +87,10 @@ def test_excepthook_logs_and_reports_unexpected_errors(qtbot, caplog) -> None:
     assert summary == "ValueError: boom in a slot"
     assert "Traceback" in details and "test_excepthook" in details
     assert "boom in a slot" in caplog.text
+
+
+def test_the_app_logs_to_a_file_in_its_data_folder(private_home: Path) -> None:
+    result = _run([], env={STARTUP_PROBE_ENV: "1"})
+    assert result.returncode == 0, result.stderr
+    log = (private_home / "data" / "logs" / "coreml-chat.log").read_text()
+    assert "window shown" in log

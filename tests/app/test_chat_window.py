@@ -324,3 +324,18 @@ def test_the_demo_card_loads_the_demo_model_when_it_is_in_place(
     qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=ANSWER_TIMEOUT_MS)
     assert window.current_page == "chat"
     assert window.bridge.model_info.path == str(demo_model_dir())
+
+
+def test_a_new_hub_token_takes_effect_at_the_next_model_load(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    from dataclasses import replace
+
+    window = make_window(tiny_chat_model)
+    old_worker = window.bridge.worker
+    window._on_settings_changed(replace(window.settings, hf_token="hf_new"))
+    assert window.bridge.worker is old_worker  # the loaded model stays until the next load
+    window.load_model(str(tiny_chat_model))
+    assert window.bridge.worker is not old_worker
+    assert window.bridge.worker._hf_token == "hf_new"
+    qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=ANSWER_TIMEOUT_MS)
