@@ -7,6 +7,7 @@ make the app fetch anything.
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -269,7 +270,12 @@ class ChatView(QScrollArea):
         self._layout = QVBoxLayout(column)
         self._layout.setContentsMargins(24, 16, 24, 16)
         self._layout.setSpacing(6)
+        self.empty_state = QLabel(objectName="emptyState")
+        self.empty_state.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_state.setWordWrap(True)
+        self._layout.addWidget(self.empty_state)
         self._layout.addStretch(1)
+        self.set_empty_text("How can I help?", "Your messages stay on this computer.")
         outer = QWidget(objectName="messageColumn")
         outer_layout = QHBoxLayout(outer)
         outer_layout.setContentsMargins(0, 0, 0, 0)
@@ -287,6 +293,16 @@ class ChatView(QScrollArea):
 
     # --- rows --------------------------------------------------------------------------------
 
+    def set_empty_text(self, title: str, detail: str) -> None:
+        """What an empty conversation shows."""
+        self.empty_state.setText(
+            f'<div style="font-size: 20px; font-weight: 600; color: #1d1d1f;">{html.escape(title)}'
+            f'</div><div style="color: #8a8f98; margin-top: 6px;">{html.escape(detail)}</div>'
+        )
+
+    def _update_empty_state(self) -> None:
+        self.empty_state.setVisible(not self.rows)
+
     def clear(self) -> None:
         for row in self.rows:
             row.setParent(None)
@@ -295,6 +311,7 @@ class ChatView(QScrollArea):
         self.streaming_row = None
         self._pending_text = None
         self._refresh.stop()
+        self._update_empty_state()
 
     def set_messages(self, messages: list[StoredMessage]) -> None:
         self.clear()
@@ -317,6 +334,7 @@ class ChatView(QScrollArea):
         row.regenerateRequested.connect(self.regenerateRequested)
         self._layout.insertWidget(self._layout.count() - 1, row)
         self.rows.append(row)
+        self._update_empty_state()
         return row
 
     def _update_regenerate(self) -> None:
@@ -357,6 +375,7 @@ class ChatView(QScrollArea):
                 self.rows.remove(row)
                 row.setParent(None)
                 row.deleteLater()
+                self._update_empty_state()
             else:
                 row.set_streaming(False)
                 row.set_message(message)

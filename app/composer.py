@@ -16,6 +16,7 @@ MAX_VISIBLE_LINES = 8
 
 class ComposerInput(QPlainTextEdit):
     submitted = Signal()
+    escapePressed = Signal()
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -26,6 +27,9 @@ class ComposerInput(QPlainTextEdit):
         self._fit_height()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.escapePressed.emit()
+            return
         is_return = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         if is_return and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self.submitted.emit()
@@ -50,6 +54,7 @@ class Composer(QFrame):
         self.input = ComposerInput()
         self.input.setPlaceholderText("Message the model…")
         self.input.submitted.connect(self._on_submit)
+        self.input.escapePressed.connect(self._on_escape)
         self.button = QPushButton("↑", objectName="sendButton")
         self.button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.button.setToolTip("Send (Enter)")
@@ -96,6 +101,10 @@ class Composer(QFrame):
         text = self.input.toPlainText().strip()
         if text:
             self.sendRequested.emit(text)
+
+    def _on_escape(self) -> None:
+        if self._busy:
+            self.stopRequested.emit()
 
     def _on_button(self) -> None:
         if self._busy:

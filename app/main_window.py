@@ -312,6 +312,9 @@ class MainWindow(QMainWindow):
             self.settings.model_path = info.path
             self._persist_settings()
         self.chat_view.assistant_name = info.name
+        self.chat_view.set_empty_text(
+            "How can I help?", f"{info.name} runs on this computer: nothing leaves it."
+        )
         self.status_line.set_model(info, loading=f"{info.name} ready ({event.seconds:.1f} s)")
         if self.settings_dialog is not None:
             self.settings_dialog.set_model_info(info)

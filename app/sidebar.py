@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QMenu,
+    QMessageBox,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -171,6 +172,19 @@ class Sidebar(QWidget):
         if row >= 0:
             self.list.edit(self.model.index(row))
 
+    def confirm_delete(self, conversation_id: str) -> None:
+        row = self.model.row_of(conversation_id)
+        title = self.model.conversation_at(row).title if row >= 0 else "this chat"
+        answer = QMessageBox.question(
+            self,
+            "Delete chat",
+            f"Delete “{title}”? This cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.deleteRequested.emit(conversation_id)
+
     def _show_menu(self, position: Any) -> None:
         index = self.list.indexAt(position)
         if not index.isValid():
@@ -179,5 +193,5 @@ class Sidebar(QWidget):
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.edit(index))
         menu.addSeparator()
-        menu.addAction("Delete", lambda: self.deleteRequested.emit(conversation_id))
+        menu.addAction("Delete…", lambda: self.confirm_delete(conversation_id))
         menu.exec(self.list.viewport().mapToGlobal(position))

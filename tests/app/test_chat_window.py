@@ -339,3 +339,21 @@ def test_a_new_hub_token_takes_effect_at_the_next_model_load(
     assert window.bridge.worker is not old_worker
     assert window.bridge.worker._hf_token == "hf_new"
     qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_escape_stops_and_an_empty_chat_shows_its_hint(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=200)
+    window.new_chat()
+    assert window.chat_view.empty_state.isVisibleTo(window)
+    assert "TinyMistral" in window.chat_view.empty_state.text()
+    seen: list[str] = []
+    window.controller.answerText.connect(seen.append)
+    _send(qtbot, window, "Go on and on")
+    assert not window.chat_view.empty_state.isVisibleTo(window)
+    qtbot.waitUntil(lambda: len(seen) >= 1, timeout=ANSWER_TIMEOUT_MS)
+    qtbot.keyClick(window.composer.input, Qt.Key.Key_Escape)
+    _wait_idle(qtbot, window)
+    answer = window.store.messages(window.controller.current_conversation_id)[-1]
+    assert answer.finish_reason == "cancelled"
