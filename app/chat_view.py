@@ -389,6 +389,10 @@ class ChatView(QScrollArea):
 
     # --- scrolling ---------------------------------------------------------------------------
 
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self.empty_state.setMinimumHeight(int(self.viewport().height() * 0.8))  # centred
+
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
         self._follow = value >= bar.maximum() - 40

@@ -424,6 +424,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.controller.stop()
+        self.bridge.blockSignals(True)  # events still queued must not reach the closed store
         self.bridge.close()
         self.store.close()
         super().closeEvent(event)
