@@ -25,8 +25,8 @@ def apply_repetition_penalty(
         return logits
     seen = np.fromiter(set(history), dtype=np.int64)
     seen = seen[(seen >= 0) & (seen < logits.shape[-1])]
+    logits = logits.astype(np.float32)  # a copy
     values = logits[seen]
-    logits = logits.copy()
     logits[seen] = np.where(values > 0, values / penalty, values * penalty)
     return logits
 
@@ -117,7 +117,6 @@ class DrawBuffers:
         if size != self.size:
             self.size = size
             self.scaled = np.empty(size, dtype=np.float32)
-            self.gap = np.empty(size, dtype=np.float32)
             self.weights = np.empty(size, dtype=np.float32)
             self.scaled_bins = np.empty(size, dtype=np.float32)
             self.bins = np.empty(size, dtype=np.intp)
@@ -141,13 +140,12 @@ def draw_binned(
     buffers = buffers or DrawBuffers()
     buffers.ensure(scaled.shape[-1])
     peak = scaled.max()
-    gap = np.subtract(peak, scaled, out=buffers.gap)
-    weights = np.negative(gap, out=buffers.weights)
+    weights = np.subtract(scaled, peak, out=buffers.weights)  # log-weights, <= 0
+    position = np.multiply(weights, np.float32(-_PER_NAT), out=buffers.scaled_bins)
     np.exp(weights, out=weights)
-    np.multiply(gap, np.float32(_PER_NAT), out=buffers.scaled_bins)
-    np.minimum(buffers.scaled_bins, np.float32(_DRAW_BINS - 1), out=buffers.scaled_bins)
+    np.minimum(position, np.float32(_DRAW_BINS - 1), out=position)
     bins = buffers.bins
-    bins[...] = buffers.scaled_bins  # truncates toward zero: the bin index
+    bins[...] = position  # truncates toward zero: the bin index
     cumulative = np.cumsum(np.bincount(bins, weights=weights, minlength=_DRAW_BINS))
     total = float(cumulative[-1])
     if top_p >= 1.0:

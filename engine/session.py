@@ -92,7 +92,6 @@ class ChatSession:
         self.chunk_size = chunk_size
         self.context_length = model.description.context_length
         self.tokens_fed_total = 0
-        self._last_logits = np.empty(0, dtype=np.float32)
 
     def new_cache(self) -> ConversationCache:
         return ConversationCache(self.model.make_state())
@@ -130,8 +129,8 @@ class ChatSession:
     # --- feeding -------------------------------------------------------------------------------
 
     def feed(self, cache: ConversationCache, tokens: list[int]) -> np.ndarray:
-        """Run ``tokens`` after the cache; returns the last position's logits (float32, vocab),
-        in an array the next ``feed`` overwrites."""
+        """Run ``tokens`` after the cache; returns the last position's logits, shape (vocab,), in
+        the model's output dtype (float16 for our packages)."""
         past = cache.length
         if past + len(tokens) > self.context_length:
             raise ContextFullError(
@@ -144,13 +143,7 @@ class ChatSession:
         logits = self.model.predict(inputs, cache.state)[meta.LOGITS]
         cache.tokens.extend(tokens)
         self.tokens_fed_total += len(tokens)
-        last = logits[0, -1]
-        if self._last_logits.shape != last.shape:
-            self._last_logits = np.empty(last.shape, dtype=np.float32)
-        # Copied into one reused array (valid until the next feed): a fresh vocabulary-sized array
-        # per token costs more than the copy.
-        np.copyto(self._last_logits, last, casting="same_kind")
-        return self._last_logits
+        return logits[0, -1]  # a view: no copy, no conversion (the sampler converts as it reads)
 
     def prefill(
         self,
@@ -182,5 +175,6 @@ class ChatSession:
             fed += len(chunk)
             if progress is not None:
                 progress(fed, len(remaining))
-        cache.last_prompt_logits = (cache.length, logits.copy())
-        return logits.copy(), fed  # the caller's own: the next feed reuses ``logits``
+        logits = np.array(logits, dtype=np.float32)  # a copy of its own
+        cache.last_prompt_logits = (cache.length, logits)
+        return logits.copy(), fed
