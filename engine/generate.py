@@ -26,7 +26,8 @@ class GenerationResponse:
     token: int  # -1 when no token goes with the response
     prompt_tokens: int
     tokens_fed: int
-    dropped_messages: int
+    dropped_messages: int  # oldest messages left out of the prompt (context policy)
+    newly_dropped: bool  # this turn dropped more than the previous one (say so once)
     generated_tokens: int
     time_to_first_token: float
     prefill_tokens_per_second: float
@@ -86,6 +87,7 @@ class _Progress:
     prompt_tokens: int = 0
     tokens_fed: int = 0
     dropped_messages: int = 0
+    newly_dropped: bool = False
     generated_tokens: int = 0
     time_to_first_token: float = 0.0
     prefill_tokens_per_second: float = 0.0
@@ -105,6 +107,7 @@ class _Progress:
             prompt_tokens=self.prompt_tokens,
             tokens_fed=self.tokens_fed,
             dropped_messages=self.dropped_messages,
+            newly_dropped=self.newly_dropped,
             generated_tokens=self.generated_tokens,
             time_to_first_token=self.time_to_first_token,
             prefill_tokens_per_second=self.prefill_tokens_per_second,
@@ -133,11 +136,13 @@ def stream_generate(
     started = time.perf_counter()
     progress = _Progress()
     try:
-        plan = session.plan(messages, config)
+        plan = session.plan(messages, config, already_dropped=cache.dropped_messages)
     except ContextFullError as error:
         yield progress.response(cache, finish_reason="context_full", message=str(error))
         return
     progress.prompt_tokens, progress.dropped_messages = len(plan.tokens), plan.dropped_messages
+    progress.newly_dropped = plan.dropped_messages > cache.dropped_messages
+    cache.dropped_messages = plan.dropped_messages
     try:
         logits, fed = session.prefill(cache, plan.tokens, progress=on_prefill, cancel=cancel)
     except Cancelled:

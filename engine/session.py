@@ -62,6 +62,7 @@ class ConversationCache:
 
     state: Any
     tokens: list[int] = field(default_factory=list)
+    dropped_messages: int = 0  # oldest messages the context policy left out of the last prompt
     last_prompt_logits: tuple[int, np.ndarray] | None = None
 
     @property
@@ -98,29 +99,43 @@ class ChatSession:
 
     # --- planning ------------------------------------------------------------------------------
 
-    def plan(self, messages: tuple[ChatMessage, ...], config: GenerationConfig) -> PromptPlan:
-        """Render ``messages``; when they do not fit, apply ``config.context_policy``."""
+    def plan(
+        self,
+        messages: tuple[ChatMessage, ...],
+        config: GenerationConfig,
+        *,
+        already_dropped: int = 0,
+    ) -> PromptPlan:
+        """Render ``messages``; when they do not fit, apply ``config.context_policy``.
+
+        ``drop_oldest`` drops whole exchanges (never the system prompt) until the prompt fills at
+        most three quarters of what is left after the answer's reserve, so that the next turns fit
+        without dropping again; ``already_dropped`` (what the previous turn of this conversation
+        dropped) is dropped first, so the kept prefix, and the kv-cache with it, stays the same.
+        """
         reserve = min(config.max_new_tokens, self.context_length // 4)
         budget = self.context_length - reserve
-        tokens = self.tokenizer.encode_chat(list(messages))
+        system = [m for m in messages[:1] if m.role == "system"]
+        turns = list(messages[len(system) :])
+        dropped = min(already_dropped, max(0, len(turns) - 1))
+        while dropped < len(turns) - 1 and turns[dropped].role == "assistant":
+            dropped += 1  # a conversation starts with a user message
+        tokens = self.tokenizer.encode_chat(system + turns[dropped:])
         if len(tokens) <= budget:
-            return PromptPlan(tokens, messages, 0)
+            return PromptPlan(tokens, tuple(system + turns[dropped:]), dropped)
         if config.context_policy == "stop":
             raise ContextFullError(
                 f"the conversation is {len(tokens)} tokens; the model's context is "
                 f"{self.context_length} (with {reserve} kept for the answer): start a new chat"
             )
-        system = [m for m in messages[:1] if m.role == "system"]
-        turns = list(messages[len(system) :])
-        dropped = 0
-        while len(turns) > 1:
+        target = budget * 3 // 4
+        while dropped < len(turns) - 1 and len(tokens) > target:
             # Drop the oldest exchange: a user message and the answer after it.
-            cut = 2 if len(turns) > 2 and turns[1].role == "assistant" else 1
-            turns = turns[cut:]
-            dropped += cut
-            tokens = self.tokenizer.encode_chat(system + turns)
-            if len(tokens) <= budget:
-                return PromptPlan(tokens, tuple(system + turns), dropped)
+            rest = turns[dropped:]
+            dropped += 2 if len(rest) > 2 and rest[1].role == "assistant" else 1
+            tokens = self.tokenizer.encode_chat(system + turns[dropped:])
+        if len(tokens) <= budget:
+            return PromptPlan(tokens, tuple(system + turns[dropped:]), dropped)
         raise ContextFullError(
             f"the last message alone is {len(tokens)} tokens; the model's context is "
             f"{self.context_length} (with {reserve} kept for the answer): shorten it"

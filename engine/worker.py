@@ -255,7 +255,7 @@ class EngineWorker:
             cancel=self._cancel,
             on_prefill=on_prefill,
         ):
-            if response.dropped_messages and not trimmed_reported:
+            if response.newly_dropped and not trimmed_reported:
                 trimmed_reported = True
                 self._emit(
                     ContextTrimmed(

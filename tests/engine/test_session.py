@@ -211,3 +211,27 @@ def test_last_logits_only_package_gives_the_same_answer(converted_package, sessi
     config = GenerationConfig(temperature=0.0, max_new_tokens=10)
     expected, _ = _answer(session, session.new_cache(), conversation, config)
     assert _answer(last_only, last_only.new_cache(), conversation, config)[0] == expected
+
+
+def test_after_dropping_the_next_turns_reuse_the_cache(converted_package):
+    folder = converted_package("mistral", "int4")
+    session = ChatSession(load_model(folder), ChatTokenizer.from_folder(folder))
+    config = GenerationConfig(temperature=0.0, max_new_tokens=4, context_policy="drop_oldest")
+    cache = session.new_cache()
+    messages = [ChatMessage("system", "Be brief.")]
+    turns = []
+    for i in range(12):
+        messages.append(ChatMessage("user", f"Question {i}: " + "tell me more " * 6))
+        text, last = _answer(session, cache, messages, config)
+        turns.append(last)
+        messages.append(ChatMessage("assistant", text))
+        assert last.prompt_tokens + 4 <= 256
+    first_drop = next(i for i, t in enumerate(turns) if t.dropped_messages)
+    assert turns[first_drop].newly_dropped
+    after = turns[first_drop + 1]
+    assert not after.newly_dropped and after.dropped_messages == turns[first_drop].dropped_messages
+    # Only what is new is fed, as in the turns before the context filled (Mistral's template puts
+    # the system prompt in the last user message, so each turn also re-feeds the previous one).
+    usual = max(t.tokens_fed for t in turns[1:first_drop])
+    assert after.tokens_fed <= usual + 2 < after.prompt_tokens // 2
+    assert any(t.newly_dropped for t in turns[first_drop + 2 :])  # it keeps trimming as it grows
