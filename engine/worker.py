@@ -71,9 +71,11 @@ def _state_bytes(session: ChatSession) -> int:
 class EngineWorker:
     """``EngineWorker(on_event)``: ``submit(request)``, ``cancel(request_id=None)``, ``close()``.
 
-    A ``Generate`` ends with ``GenerationFinished``, or with ``EngineError`` when it fails (a
-    template that raises, no model loaded); a ``LoadModel`` ends with ``ModelLoaded`` or
-    ``EngineError``. ``Cancel`` (or ``cancel()``) is handled at once, not queued: the running
+    A ``Generate`` ends with ``GenerationFinished``, or with ``EngineError`` alone when it fails (a
+    template that raises, no model loaded); a conversation that does not fit the context sends an
+    ``EngineError`` with the reason, then ``GenerationFinished`` with ``finish_reason
+    "context_full"``. ``ContextTrimmed`` comes before the tokens when older turns were dropped.
+    A ``LoadModel`` ends with ``ModelLoaded`` or ``EngineError``. ``Cancel`` (or ``cancel()``) is handled at once, not queued: the running
     generation stops between two tokens and finishes with ``finish_reason="cancelled"``; a
     cancelled request still in the queue finishes that way without running.
     """
