@@ -143,9 +143,8 @@ def draw_binned(
     weights = np.subtract(scaled, peak, out=buffers.weights)  # log-weights, <= 0
     position = np.multiply(weights, np.float32(-_PER_NAT), out=buffers.scaled_bins)
     np.exp(weights, out=weights)
-    np.minimum(position, np.float32(_DRAW_BINS - 1), out=position)
-    bins = buffers.bins
-    bins[...] = position  # truncates toward zero: the bin index
+    bins = buffers.bins  # the bin index: truncated toward zero, in the same pass
+    np.minimum(position, np.float32(_DRAW_BINS - 1), out=bins, casting="unsafe")
     cumulative = np.cumsum(np.bincount(bins, weights=weights, minlength=_DRAW_BINS))
     total = float(cumulative[-1])
     if top_p >= 1.0:
