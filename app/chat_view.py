@@ -27,13 +27,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.markdown_render import COPY_SCHEME, MarkdownRenderer, plain_text_html
+from app.markdown_render import (
+    COPY_SCHEME,
+    MarkdownRenderer,
+    last_stable_boundary,
+    plain_text_html,
+)
 from app.storage import StoredMessage
 
 logger = logging.getLogger(__name__)
 
 COLUMN_MAX_WIDTH = 780
 STREAM_REFRESH_MS = 40  # re-render a streaming answer at most this often
+FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this size
 FINISH_NOTES = {
     "cancelled": "Stopped",
     "max_tokens": "Reached the token limit",
@@ -46,6 +52,7 @@ class SafeTextBrowser(QTextBrowser):
     """Rich text that sizes to its content and never loads a resource (local or remote)."""
 
     copyRequested = Signal(int)
+    code_blocks: list[str]
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -61,6 +68,7 @@ class SafeTextBrowser(QTextBrowser):
         self.document().contentsChanged.connect(self._fit_height)
         self.anchorClicked.connect(self._on_anchor)
         self.refused_resources: list[str] = []
+        self.code_blocks = []
 
     def loadResource(self, kind: int, url: QUrl | str) -> Any:
         self.refused_resources.append(url.toString() if isinstance(url, QUrl) else str(url))
@@ -69,9 +77,13 @@ class SafeTextBrowser(QTextBrowser):
     def _on_anchor(self, url: QUrl) -> None:
         if url.scheme() == COPY_SCHEME:
             try:
-                self.copyRequested.emit(int(url.path()))
+                number = int(url.path())
             except ValueError:
                 logger.warning("bad copy link %s", url.toString())
+                return
+            if 0 <= number < len(self.code_blocks):
+                QGuiApplication.clipboard().setText(self.code_blocks[number])
+                self.copyRequested.emit(number)
         elif url.scheme() in ("http", "https", "mailto"):
             QDesktopServices.openUrl(url)  # the user's browser, on the user's click
 
@@ -105,10 +117,12 @@ class MessageRow(QWidget):
         self.message: StoredMessage | None = None
         self.text = ""
         self._renderer = renderer
-        self._code_blocks: list[str] = []
-        self.body = SafeTextBrowser()
-        self.body.document().setDefaultStyleSheet(renderer.stylesheet())
-        self.body.copyRequested.connect(self._copy_code)
+        self.frozen: list[tuple[str, SafeTextBrowser]] = []  # finished parts of a long answer
+        self.body = self._new_browser()  # the part that is still changing
+        self.bodies_layout = QVBoxLayout()
+        self.bodies_layout.setContentsMargins(0, 0, 0, 0)
+        self.bodies_layout.setSpacing(0)
+        self.bodies_layout.addWidget(self.body)
         self.actions_row = QHBoxLayout()
         self.actions_row.setSpacing(2)
         self.copy_button = self._action("Copy", self.copy_text)
@@ -137,7 +151,7 @@ class MessageRow(QWidget):
             bubble = QFrame(objectName="userBubble")
             bubble_layout = QVBoxLayout(bubble)
             bubble_layout.setContentsMargins(14, 8, 14, 8)
-            bubble_layout.addWidget(self.body)
+            bubble_layout.addLayout(self.bodies_layout)
             self.bubble = bubble
             line = QHBoxLayout()
             line.addStretch(1)
@@ -156,7 +170,7 @@ class MessageRow(QWidget):
             outer.addLayout(header)
             body_line = QHBoxLayout()
             body_line.setContentsMargins(34, 0, 0, 0)
-            body_line.addWidget(self.body)
+            body_line.addLayout(self.bodies_layout)
             outer.addLayout(body_line)
             self.bubble = None
         actions_holder = QHBoxLayout()
@@ -173,15 +187,43 @@ class MessageRow(QWidget):
 
     # --- content -----------------------------------------------------------------------------
 
+    def _new_browser(self) -> SafeTextBrowser:
+        browser = SafeTextBrowser()
+        browser.document().setDefaultStyleSheet(self._renderer.stylesheet())
+        return browser
+
+    def _render_into(self, browser: SafeTextBrowser, text: str) -> None:
+        rendered = self._renderer.render(text)
+        browser.code_blocks = rendered.code_blocks
+        browser.setHtml(rendered.html)
+
     def set_text(self, text: str) -> None:
+        """Show ``text``; a long markdown answer is cut into parts and only the last part is
+        rendered again when the text grows (keeps each streaming refresh short)."""
         self.text = text
         if self.role == "user":
             self.body.setHtml(plain_text_html(text))
-            self._code_blocks = []
-        else:
-            rendered = self._renderer.render(text)
-            self._code_blocks = rendered.code_blocks
-            self.body.setHtml(rendered.html)
+            return
+        frozen_text = "".join(part for part, _ in self.frozen)
+        if not text.startswith(frozen_text):
+            for _, browser in self.frozen:
+                browser.setParent(None)
+                browser.deleteLater()
+            self.frozen, frozen_text = [], ""
+        start = len(frozen_text)
+        cut = last_stable_boundary(text, start, min_chunk=FREEZE_CHUNK_CHARS)
+        if cut is not None:
+            browser = self._new_browser()
+            self._render_into(browser, text[start:cut])
+            self.bodies_layout.insertWidget(len(self.frozen), browser)
+            self.frozen.append((text[start:cut], browser))
+            start = cut
+        self._render_into(self.body, text[start:])
+
+    def plain_text(self) -> str:
+        """What the message shows, as plain text (all its parts)."""
+        browsers = [*(browser for _, browser in self.frozen), self.body]
+        return "\n".join(browser.toPlainText().strip() for browser in browsers)
 
     def set_message(self, message: StoredMessage) -> None:
         self.message = message
@@ -197,10 +239,6 @@ class MessageRow(QWidget):
 
     def copy_text(self) -> None:
         QGuiApplication.clipboard().setText(self.text)
-
-    def _copy_code(self, number: int) -> None:
-        if 0 <= number < len(self._code_blocks):
-            QGuiApplication.clipboard().setText(self._code_blocks[number])
 
     # --- editing a user message --------------------------------------------------------------
 
@@ -224,6 +262,8 @@ class MessageRow(QWidget):
         buttons.addWidget(save)
         layout.addWidget(editor)
         layout.addLayout(buttons)
+        for _, browser in self.frozen:
+            browser.hide()
         self.body.hide()
         parent_layout = self.bubble.layout() if self.bubble is not None else self.layout()
         parent_layout.addWidget(box)
@@ -234,6 +274,8 @@ class MessageRow(QWidget):
         if self._edit_box is not None:
             self._edit_box.deleteLater()
         self._editor = self._edit_box = None
+        for _, browser in self.frozen:
+            browser.show()
         self.body.show()
 
     def _submit_edit(self) -> None:

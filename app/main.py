@@ -61,13 +61,14 @@ def run_gui(args: list[str]) -> int:
     from app import event_loop
     from app.engine_bridge import EngineBridge, default_worker_factory
     from app.main_window import MainWindow
-    from app.qt_fixes import install_signal_emit_fix
+    from app.qt_fixes import install_refcount_guard, install_signal_emit_fix
     from app.settings import load_settings, save_settings
     from app.storage import ConversationStore, StorageError
     from app.theme import apply_theme
 
     install_signal_emit_fix()  # before any signal is emitted
     app = QApplication.instance() or QApplication([sys.argv[0], *args])
+    install_refcount_guard()
     apply_theme(app)
     event_loop.install_excepthook()
     settings = load_settings()

@@ -129,3 +129,37 @@ class MarkdownRenderer:
 def plain_text_html(text: str) -> str:
     """A user message: shown exactly as typed (escaped, line breaks kept)."""
     return "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"
+
+
+FENCE_MARKERS = ("```", "~~~")
+
+
+def last_stable_boundary(text: str, start: int, *, min_chunk: int) -> int | None:
+    """The last offset after ``start`` where ``text`` can be cut into separately rendered parts.
+
+    A cut goes after a blank line outside any code fence, before a line that is not indented (so
+    it never splits a code block, an indented continuation, or a fenced block). Returns None when
+    no such cut leaves at least ``min_chunk`` characters before it. Streaming answers freeze the
+    part before the cut, so each refresh re-renders only the tail.
+    """
+    in_fence = False
+    best: int | None = None
+    offset = start
+    lines = text[start:].split("\n")
+    previous_blank = False
+    for index, line in enumerate(lines):
+        if index == len(lines) - 1:
+            break  # the last line may still be growing
+        if (
+            previous_blank
+            and not in_fence
+            and line.strip()
+            and not line.startswith((" ", "\t"))
+            and offset - start >= min_chunk
+        ):
+            best = offset
+        if line.lstrip().startswith(FENCE_MARKERS):
+            in_fence = not in_fence
+        previous_blank = not line.strip()
+        offset += len(line) + 1
+    return best

@@ -16,6 +16,14 @@ install_signal_emit_fix()
 LOAD_TIMEOUT_MS = 120_000
 
 
+@pytest.fixture(scope="session", autouse=True)
+def qt_refcount_guard(qapp):
+    """PySide6 6.12's void calls drop references to None (see app/qt_fixes.py)."""
+    from app.qt_fixes import install_refcount_guard
+
+    return install_refcount_guard()
+
+
 @pytest.fixture(scope="session")
 def tiny_chat_model(converted_package) -> Path:
     """The tiny random Mistral (context 256), converted int4 once per session."""

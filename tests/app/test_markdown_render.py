@@ -37,3 +37,34 @@ def test_code_blocks_are_monospaced_with_a_copy_link() -> None:
 
 def test_user_text_is_shown_exactly() -> None:
     assert plain_text_html("a <b>\nc") == "<p>a &lt;b&gt;<br>c</p>"
+
+
+def test_a_long_answer_is_cut_only_between_blocks_outside_code_fences() -> None:
+    from app.markdown_render import last_stable_boundary
+
+    text = "para one\n\n```\ncode\n\nmore code\n```\n\npara two\n\n    indented\n\npara three\n"
+    cut = last_stable_boundary(text, 0, min_chunk=1)
+    assert text[cut:] == "para three\n"  # not inside the fence, not before the indented block
+    inside_fence = text.index("more code")
+    assert last_stable_boundary(text, 0, min_chunk=1) != inside_fence
+    assert last_stable_boundary(text, 0, min_chunk=len(text)) is None
+    assert last_stable_boundary("growing\n\nlast line still grow", 0, min_chunk=1) is None
+
+
+def test_a_long_streamed_answer_renders_in_parts_and_shows_everything(qapp) -> None:
+    from app.chat_view import MessageRow
+
+    row = MessageRow("assistant", renderer=MarkdownRenderer())
+    block = "A paragraph with **bold** text. " * 8 + "\n\n```python\nx = 1\n```\n\n"
+    text = block * 30
+    for end in range(0, len(text) + 200, 200):
+        row.set_text(text[:end])
+    assert len(row.frozen) >= 3
+    assert (
+        "".join(part for part, _ in row.frozen) + text[len("".join(p for p, _ in row.frozen)) :]
+        == text
+    )
+    shown = row.plain_text()
+    assert shown.count("x = 1") == 30 and shown.count("A paragraph with bold text.") == 240
+    row.set_text("a different answer")  # not a continuation: the parts are dropped
+    assert row.frozen == [] and row.plain_text() == "a different answer"
