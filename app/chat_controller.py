@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.engine_bridge import EngineBridge
 from app.storage import ConversationStore, StoredMessage
@@ -30,6 +30,8 @@ from engine.messages import (
 )
 
 logger = logging.getLogger(__name__)
+
+ERROR_GRACE_MS = 250  # how long a failed answer waits for the engine's GenerationFinished
 
 
 @dataclass(frozen=True)
@@ -324,13 +326,20 @@ class ChatController(QObject):
 
     @Slot(object)
     def _on_error(self, event: EngineError) -> None:
+        """Show the error; the answer ends with the GenerationFinished that may follow (a full
+        context sends both), or as failed when none comes within ERROR_GRACE_MS."""
+        self.errorOccurred.emit(event.message)
         if self._is_active(event.request_id) or (event.request_id is None and self._active):
-            active = self._active
-            assert active is not None
-            self._finish(active.text, "error", shown=self._shows_active())
+            assert self._active is not None
+            request_id = self._active.request_id
+            QTimer.singleShot(ERROR_GRACE_MS, self, lambda: self._fail_if_still_active(request_id))
+
+    def _fail_if_still_active(self, request_id: int) -> None:
+        if self._is_active(request_id):
+            assert self._active is not None
+            self._finish(self._active.text, "error", shown=self._shows_active())
             self._stats.generating = False
             self.statsChanged.emit(self._stats)
-        self.errorOccurred.emit(event.message)
 
     @Slot(object)
     def _on_model_loaded(self, _event: object) -> None:

@@ -357,3 +357,38 @@ def test_escape_stops_and_an_empty_chat_shows_its_hint(
     _wait_idle(qtbot, window)
     answer = window.store.messages(window.controller.current_conversation_id)[-1]
     assert answer.finish_reason == "cancelled"
+
+
+def test_a_full_context_under_the_stop_policy_keeps_the_answer_and_says_why(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    window = make_window(tiny_chat_model, max_new_tokens=400, context_policy="stop")
+    _send(qtbot, window, "Fill the context")
+    _wait_idle(qtbot, window)
+    answer = window.store.messages(window.controller.current_conversation_id)[-1]
+    assert answer.role == "assistant" and answer.content
+    assert answer.finish_reason == "context_full"
+    assert window.chat_view.rows[-1].finish_note.text() == "The context is full"
+    assert window.banner.text  # the engine's reason is shown
+    assert window.controller.stats.context_used == 256
+
+
+def test_an_engine_failure_ends_the_answer_and_keeps_the_window_usable(
+    qtbot, make_window, tiny_chat_model: Path
+) -> None:
+    from engine.messages import EngineError
+
+    window = make_window(tiny_chat_model, max_new_tokens=200)
+    seen: list[str] = []
+    window.controller.answerText.connect(seen.append)
+    _send(qtbot, window, "Hello")
+    qtbot.waitUntil(lambda: len(seen) >= 1, timeout=ANSWER_TIMEOUT_MS)
+    active = window.controller._active
+    window.controller.bridge.cancel()  # the real answer stops; its finish is ignored below
+    window.bridge.generationFinished.disconnect(window.controller._on_finished)
+    window.bridge.engineError.emit(EngineError(active.request_id, "out of memory"))
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=5000)
+    answer = window.store.messages(window.controller.current_conversation_id)[-1]
+    assert answer.finish_reason == "error" and answer.content.startswith(seen[0])
+    assert window.banner.text == "out of memory"
+    assert not window.composer.busy
