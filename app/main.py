@@ -51,6 +51,7 @@ def configure_logging() -> Path | None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=handlers,
     )
+    logging.getLogger("coremltools").setLevel(logging.WARNING)  # per-op INFO lines on each load
     return log_file
 
 
