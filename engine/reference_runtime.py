@@ -22,10 +22,15 @@ from typing import Any
 import numpy as np
 
 from engine import package_metadata as meta
+from engine.reference_blas import blas_threads
 from engine.reference_ops import CONSTEXPR_OPS, MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
 from engine.runtime import ModelDescription, ModelLoadError, TensorSpec
 
 logger = logging.getLogger(__name__)
+
+# A call whose smallest flexible input dimension (the tokens fed) is at most this runs its matrix
+# products on one BLAS thread: see engine.reference_blas.
+SINGLE_THREAD_MAX_ROWS = 8
 
 _FEATURE_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}
 
@@ -97,8 +102,19 @@ class ReferenceModel:
         if self._description.states and state is None:
             raise ValueError("this model is stateful: pass the state from make_state()")
         registers: list[Any] = [None] * self._register_count
+        rows = None
         for check in self._checks:
-            registers[self._input_slots[check.name]] = check_input(check, inputs, self._checks)
+            value = check_input(check, inputs, self._checks)
+            registers[self._input_slots[check.name]] = value
+            for size, (low, high) in zip(value.shape, check.ranges, strict=True):
+                if low != high:
+                    rows = size if rows is None else min(rows, size)
+        if rows is not None and rows <= SINGLE_THREAD_MAX_ROWS:
+            with blas_threads(1):
+                return self._run(registers, state)
+        return self._run(registers, state)
+
+    def _run(self, registers: list[Any], state: ReferenceState | None) -> dict[str, np.ndarray]:
         arrays = state.arrays if state is not None else {}
         for step in self._steps:
             if step.state:
