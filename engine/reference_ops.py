@@ -424,51 +424,6 @@ def identity(x: Array) -> Array:
     return x
 
 
-def constexpr_blockwise_shift_scale(
-    data: Array, scale: Array, offset: Array | None = None
-) -> Array:
-    """Dequantize: ``(data - offset) * scale`` with scale/offset repeated over their blocks."""
-    values = data.astype(np.float32)
-    if offset is not None:
-        values = values - _repeat_blocks(offset.astype(np.float32), data.shape)
-    return (values * _repeat_blocks(scale.astype(np.float32), data.shape)).astype(scale.dtype)
-
-
-def _repeat_blocks(parameter: Array, shape: tuple[int, ...]) -> Array:
-    for axis, (size, blocks) in enumerate(zip(shape, parameter.shape, strict=True)):
-        if blocks != size:
-            parameter = np.repeat(parameter, size // blocks, axis=axis)
-    return parameter
-
-
-def constexpr_affine_dequantize(
-    quantized_data: Array, zero_point: Array, scale: Array, axis: int
-) -> Array:
-    shape = [1] * quantized_data.ndim
-    axis = int(axis)
-    zero = np.asarray(zero_point, dtype=np.float32)
-    scales = np.asarray(scale, dtype=np.float32)
-    if zero.ndim == 1:
-        shape[axis] = zero.shape[0]
-        zero = zero.reshape(shape)
-    if scales.ndim == 1:
-        shape[axis] = scales.shape[0]
-        scales = scales.reshape(shape)
-    return ((quantized_data.astype(np.float32) - zero) * scales).astype(np.asarray(scale).dtype)
-
-
-def constexpr_lut_to_dense(indices: Array, lut: Array, vector_axis: Any = None) -> Array:
-    if lut.ndim != indices.ndim + 2 or lut.shape[-1] != 1:
-        raise NotImplementedError("constexpr_lut_to_dense with vector palettes")
-    table = lut[..., 0]
-    result = np.empty(indices.shape, dtype=lut.dtype)
-    block = [size // groups for size, groups in zip(indices.shape, table.shape[:-1], strict=False)]
-    for group in np.ndindex(*table.shape[:-1]):
-        region = tuple(slice(g * b, (g + 1) * b) for g, b in zip(group, block, strict=True))
-        result[region] = table[group][indices[region].astype(np.int64)]
-    return result
-
-
 OPS: dict[str, OpFunction] = {
     "add": _binary(np.add),
     "sub": _binary(np.subtract),
@@ -543,13 +498,6 @@ OPS: dict[str, OpFunction] = {
     "band_part": band_part,
     "layer_norm": layer_norm,
     "identity": identity,
-}
-
-# Evaluated once at load: their results are the dequantized weights.
-CONSTEXPR_OPS: dict[str, OpFunction] = {
-    "constexpr_blockwise_shift_scale": constexpr_blockwise_shift_scale,
-    "constexpr_affine_dequantize": constexpr_affine_dequantize,
-    "constexpr_lut_to_dense": constexpr_lut_to_dense,
 }
 
 # Handled by the runtime itself (they touch states or are constants).

@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine import package_metadata as meta
+from engine.reference_aliasing import plan_state_writes
 from engine.reference_blas import blas_threads
-from engine.reference_ops import CONSTEXPR_OPS, MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
+from engine.reference_dequantize import CONSTEXPR_OPS
+from engine.reference_ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
 from engine.runtime import ModelDescription, ModelLoadError, TensorSpec
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class _Step:
     outputs: tuple[int, ...]
     dtypes: tuple[Any, ...]
     state: str = ""  # read_state / coreml_update_state: the state's name
+    copy: bool = False  # read_state: hand out a copy (a later op reads the overwritten contents)
 
 
 class ReferenceState:
@@ -81,7 +85,10 @@ class ReferenceModel:
         output_slots: dict[str, int],
         register_count: int,
         checks: tuple[InputCheck, ...],
+        *,
+        copied_outputs: frozenset[str] = frozenset(),
     ) -> None:
+        self._copied_outputs = copied_outputs
         self._description = description
         self._steps = steps
         self._input_slots = input_slots
@@ -109,10 +116,13 @@ class ReferenceModel:
             for size, (low, high) in zip(value.shape, check.ranges, strict=True):
                 if low != high:
                     rows = size if rows is None else min(rows, size)
-        if rows is not None and rows <= SINGLE_THREAD_MAX_ROWS:
-            with blas_threads(1):
-                return self._run(registers, state)
-        return self._run(registers, state)
+        threads = blas_threads(1) if rows is not None and rows <= SINGLE_THREAD_MAX_ROWS else None
+        # inf and NaN are what Core ML would produce too: reproduce them without warnings.
+        with (
+            np.errstate(over="ignore", invalid="ignore", divide="ignore"),
+            threads or nullcontext(),
+        ):
+            return self._run(registers, state)
 
     def _run(self, registers: list[Any], state: ReferenceState | None) -> dict[str, np.ndarray]:
         arrays = state.arrays if state is not None else {}
@@ -134,13 +144,16 @@ class ReferenceModel:
             for slot, dtype, value in zip(step.outputs, step.dtypes, result, strict=True):
                 value = np.asarray(value)
                 registers[slot] = value if value.dtype == dtype else value.astype(dtype)
-        return {name: registers[slot] for name, slot in self._output_slots.items()}
+        return {
+            name: registers[slot].copy() if name in self._copied_outputs else registers[slot]
+            for name, slot in self._output_slots.items()
+        }
 
     @staticmethod
     def _state_op(step: _Step, registers: list[Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
         target = arrays[step.state]
         if step.op_type == "read_state":
-            return target
+            return target.copy() if step.copy else target
         value = registers[step.registers[0][1]]
         if value is not target:
             np.copyto(target, value)
@@ -188,14 +201,23 @@ def load_reference_model(package: Path) -> ReferenceModel:
         )
     description, checks = describe_spec(spec)
     program = _load_program(package, spec, weights_dir)
-    steps, input_slots, output_slots, count = _plan(program, description)
+    description = _with_output_shapes(description, program)
+    steps, input_slots, output_slots, count, copied_outputs = _plan(program, description)
     logger.info(
         "loaded %s on the reference runtime: %d ops in %.1fs",
         package.name,
         len(steps),
         time.monotonic() - started,
     )
-    return ReferenceModel(description, steps, input_slots, output_slots, count, checks)
+    return ReferenceModel(
+        description,
+        steps,
+        input_slots,
+        output_slots,
+        count,
+        checks,
+        copied_outputs=copied_outputs,
+    )
 
 
 def read_spec(package: Path) -> tuple[Any, str]:
@@ -278,6 +300,22 @@ def describe_spec(
     return result, tuple(checks)
 
 
+def _with_output_shapes(description: ModelDescription, program: Any) -> ModelDescription:
+    """The spec leaves output shapes out: take them from the program (None where flexible)."""
+    function = program.functions.get("main")
+    if function is None:
+        return description
+    shapes = {
+        var.name: tuple(d if isinstance(d, (int, np.integer)) else None for d in var.shape)
+        for var in function.outputs
+    }
+    outputs = tuple(
+        replace(spec, shape=shapes[spec.name]) if spec.name in shapes else spec
+        for spec in description.outputs
+    )
+    return replace(description, outputs=outputs)
+
+
 def _load_program(package: Path, spec: Any, weights_dir: str) -> Any:
     from coremltools.converters.mil.frontend.milproto.load import load as load_program
 
@@ -301,7 +339,7 @@ def _numpy_dtype(var: Any) -> Any:
 
 def _plan(
     program: Any, description: ModelDescription
-) -> tuple[list[_Step], dict[str, int], dict[str, int], int]:
+) -> tuple[list[_Step], dict[str, int], dict[str, int], int, frozenset[str]]:
     if "main" not in program.functions:
         raise ModelLoadError("the program has no main function")
     function = program.functions["main"]
@@ -330,17 +368,10 @@ def _plan(
     def is_constant(var: Any) -> bool:
         return var.name in constants
 
-    # Where each var is read, to prove that an in-place slice_update is safe.
-    readers: dict[str, list[int]] = {}
-    for position, op in enumerate(operations):
-        for value in op.inputs.values():
-            for var in value if isinstance(value, (list, tuple)) else [value]:
-                readers.setdefault(var.name, []).append(position)
-
-    state_values: set[str] = set()  # vars that are a state's array itself
+    state_plan = plan_state_writes(operations, list(function.outputs))
     transposed: dict[str, np.ndarray] = {}
     steps: list[_Step] = []
-    for position, op in enumerate(operations):
+    for op in operations:
         if op.op_type == "const":
             value = op.outputs[0].val
             constants[op.outputs[0].name] = value if isinstance(value, str) else np.asarray(value)
@@ -370,9 +401,9 @@ def _plan(
                     tuple(outputs),
                     dtypes,
                     state_var.name,
+                    copy=op.name in state_plan.copied_reads,
                 )
             )
-            state_values.add(op.outputs[0].name)
             continue
         function_ = OPS[op.op_type]
         fixed: dict[str, Any] = {}
@@ -405,12 +436,8 @@ def _plan(
                 "bias": None if bias is None else bias.astype(np.float32),
             }
             function_ = linear_pretransposed
-        if op.op_type == "slice_update":
-            source = op.inputs["x"]
-            later_readers = [p for p in readers.get(source.name, []) if p > position]
-            if source.name in state_values and not later_readers:
-                fixed["in_place"] = True
-                state_values.add(op.outputs[0].name)
+        if op.op_type == "slice_update" and op.name in state_plan.in_place_updates:
+            fixed["in_place"] = True
         steps.append(
             _Step(
                 op.op_type,
@@ -430,4 +457,5 @@ def _plan(
                 f"output {var.name!r} is a constant; coreml-chat expects computed outputs"
             )
         output_slots[var.name] = slots[var.name]
-    return steps, {n: slots[n] for n in function.inputs if n in slots}, output_slots, len(slots)
+    input_slots = {n: slots[n] for n in function.inputs if n in slots}
+    return steps, input_slots, output_slots, len(slots), state_plan.copied_outputs

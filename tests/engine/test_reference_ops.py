@@ -208,3 +208,149 @@ def test_slice_update_writes_the_slice(tmp_path):
     expected = X.copy()
     expected[0:2, 1:2, 2:5] = 1.0
     np.testing.assert_array_equal(got, expected)
+
+
+B = (RNG.standard_normal((2, 3, 8)) > 0).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "args", "expected"),
+    [
+        ("equal", lambda mb, x, b: mb.cast(x=mb.equal(x=x, y=b), dtype="fp32"), (B, B * 0), B == 0),
+        ("less", lambda mb, x: mb.cast(x=mb.less(x=x, y=0.0), dtype="fp32"), (X,), X < 0),
+        (
+            "greater_equal",
+            lambda mb, x: mb.cast(x=mb.greater_equal(x=x, y=0.5), dtype="fp32"),
+            (X,),
+            X >= 0.5,
+        ),
+        ("exp", lambda mb, x: mb.exp(x=x), (X,), np.exp(X)),
+        ("log", lambda mb, x: mb.log(x=x), (P,), np.log(P)),
+        ("tanh", lambda mb, x: mb.tanh(x=x), (X,), np.tanh(X)),
+        (
+            "sigmoid",
+            lambda mb, x: mb.sigmoid(x=x),
+            (X,),
+            torch.sigmoid(torch.tensor(X)).numpy(),
+        ),
+        (
+            "gelu",
+            lambda mb, x: mb.gelu(x=x),
+            (X,),
+            torch.nn.functional.gelu(torch.tensor(X)).numpy(),
+        ),
+        ("relu", lambda mb, x: mb.relu(x=x), (X,), np.maximum(X, 0)),
+        ("maximum", lambda mb, x, y: mb.maximum(x=x, y=y), (X, Y), np.maximum(X, Y)),
+        ("minimum", lambda mb, x, y: mb.minimum(x=x, y=y), (X, Y), np.minimum(X, Y)),
+        ("reduce_min", lambda mb, x: mb.reduce_min(x=x, axes=[0]), (X,), X.min(0)),
+        (
+            "reduce_argmax",
+            lambda mb, x: mb.reduce_argmax(x=x, axis=-1),
+            (X,),
+            X.argmax(-1),
+        ),
+        (
+            "split",
+            lambda mb, x: mb.concat(values=mb.split(x=x, num_splits=2, axis=-1)[::-1], axis=-1),
+            (X,),
+            np.concatenate([X[..., 4:], X[..., :4]], -1),
+        ),
+        (
+            "split_sizes",
+            lambda mb, x: mb.split(x=x, split_sizes=[1, 2], axis=1)[1],
+            (X,),
+            X[:, 1:],
+        ),
+        ("stack", lambda mb, x, y: mb.stack(values=[x, y], axis=1), (X, Y), np.stack([X, Y], 1)),
+        (
+            "range_1d",
+            lambda mb, x: mb.range_1d(
+                start=0, end=mb.reduce_argmax(x=mb.shape(x=x), axis=0, keep_dims=False), step=1
+            ),
+            (X,),
+            np.arange(2),
+        ),
+        (
+            "fill",
+            lambda mb, x: mb.fill(shape=mb.shape(x=x), value=2.5),
+            (X,),
+            np.full(X.shape, 2.5),
+        ),
+        (
+            "gather_along_axis",
+            lambda mb, x: mb.gather_along_axis(
+                x=x, indices=np.zeros((2, 1, 8), dtype=np.int32) + 2, axis=1
+            ),
+            (X,),
+            X[:, 2:3],
+        ),
+        (
+            "slice_by_size",
+            lambda mb, x: mb.slice_by_size(x=x, begin=[1, 0, 2], size=[1, -1, 3]),
+            (X,),
+            X[1:2, :, 2:5],
+        ),
+        (
+            "band_part",
+            lambda mb, x: mb.band_part(x=x, lower=0, upper=-1),
+            (X,),
+            np.triu(X),
+        ),
+        (
+            "layer_norm",
+            lambda mb, x: mb.layer_norm(x=x, axes=[-1], epsilon=1e-5),
+            (X,),
+            torch.nn.functional.layer_norm(torch.tensor(X), (8,), eps=1e-5).numpy(),
+        ),
+        (
+            "floor_div",
+            lambda mb, x, p: mb.floor_div(x=x, y=p),
+            (X * 4, P),
+            np.floor_divide(X * 4, P),
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_more_ops_match_numpy(tmp_path, name, build, args, expected):
+    from coremltools.converters.mil import Builder as mb
+
+    inputs = {f"in{i}": a for i, a in enumerate(args)}
+    got = _run(tmp_path, lambda *xs: build(mb, *xs), inputs)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_with_a_boolean_mask_and_float16_storage(tmp_path):
+    from coremltools.converters.mil import Builder as mb
+
+    q, k, v = (RNG.standard_normal((1, 2, 4, 8)).astype(np.float16) for _ in range(3))
+    keep = np.tril(np.ones((4, 4), dtype=bool))[None, None]
+    got = _run(
+        tmp_path,
+        lambda q_, k_, v_: mb.scaled_dot_product_attention(
+            query=q_, key=k_, value=v_, attn_mask=keep
+        ),
+        {"q": q, "k": k, "v": v},
+        fp16=True,
+    )
+    assert got.dtype == np.float16
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        *(torch.tensor(a, dtype=torch.float32) for a in (q, k, v)), attn_mask=torch.tensor(keep)
+    )
+    np.testing.assert_allclose(got.astype(np.float32), expected.numpy(), atol=2e-3)
+
+
+def test_float16_sum_rounds_once_and_keeps_overflow(tmp_path):
+    from coremltools.converters.mil import Builder as mb
+
+    x = np.full((1, 4096), 20.0, dtype=np.float16)
+    got = _run(
+        tmp_path, lambda x_: mb.reduce_sum(x=x_, axes=[-1], keep_dims=False), {"x": x}, fp16=True
+    )
+    assert got.dtype == np.float16 and np.isinf(got[0])  # 81920 > 65504
+    half = _run(
+        tmp_path,
+        lambda x_: mb.reduce_mean(x=x_, axes=[-1], keep_dims=False),
+        {"x": x},
+        fp16=True,
+    )
+    assert half[0] == np.float16(20.0)  # accumulated in float32: the mean does not overflow
