@@ -99,6 +99,23 @@ def to_mil_program(
     return program
 
 
+def weight_groups(program, *, last: int = 2) -> list[list[str]]:
+    """Names of the weight constants of linear and gather ops: all but the ``last`` largest, then
+    those largest."""
+    sizes: dict[str, int] = {}
+    for function in program.functions.values():
+        for op in function.operations:
+            source = {"linear": "weight", "gather": "x"}.get(op.op_type)
+            var = op.inputs.get(source) if source else None
+            if var is None or var.op is None or var.op.op_type != "const" or var.val is None:
+                continue
+            if np.size(var.val) > 2048:  # coremltools' own threshold: smaller ones stay float16
+                sizes[var.op.name] = int(np.size(var.val))
+    ordered = sorted(sizes, key=sizes.__getitem__)
+    groups = [ordered[:-last], ordered[-last:]]
+    return [group for group in groups if group]
+
+
 def compress_and_build(
     program,
     *,
@@ -132,21 +149,24 @@ def compress_and_build(
                 op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
                     mode="linear_symmetric", dtype="int8", granularity="per_channel"
                 )
-            # Only the weights of linear layers and the embedding: the rotary tables are constants
-            # too, and quantizing them would cost accuracy for nothing.
-            config = ct.optimize.coreml.OptimizationConfig(
-                op_type_configs={"linear": op_config, "gather": op_config}
-            )
             # The torch frontend marks every op with its torch module; ops the quantizer adds
             # have none, which the next pipeline's validation would refuse.
             for function in program.functions.values():
                 function._essential_scope_sources = []
             quantizer = PASS_REGISTRY["compression::linear_quantize_weights"]
-            quantizer.set_options(
-                [PassOption("config", config), PassOption("joint_compression", False)]
-            )
-            quantizer.apply(program)
-            gc.collect()
+            # Only the weights of linear layers and the embedding (the rotary tables are
+            # constants too; quantizing them would cost accuracy for nothing), the largest ones
+            # last: each float16 weight is freed as soon as it is quantized, so the big
+            # temporaries of the embedding and lm_head come when most memory is free again.
+            for group in weight_groups(program):
+                config = ct.optimize.coreml.OptimizationConfig(
+                    op_name_configs=dict.fromkeys(group, op_config)
+                )
+                quantizer.set_options(
+                    [PassOption("config", config), PassOption("joint_compression", False)]
+                )
+                quantizer.apply(program)
+                gc.collect()
         mlmodel = ct.convert(
             program,
             convert_to="mlprogram",
