@@ -1,4 +1,7 @@
-"""Draw the app icon with QPainter: ``resources/icon.png`` (1024 px) and, with Pillow, ``icon.icns``.
+"""Draw the app icon with QPainter: ``resources/icon.png`` (1024 px) and ``resources/icon.icns``.
+
+The .icns is written here, not with Apple's ``iconutil`` (macOS only) or Pillow: an .icns file is a
+header and one chunk per size, and each chunk may hold a PNG (macOS 10.7+ reads them).
 
 QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/make_icon.py
 """
@@ -7,12 +10,19 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = 1024
 logger = logging.getLogger("make_icon")
+
+# icns chunk type → pixel size (the @2x types reuse the next size up)
+ICNS_TYPES = {
+    "icp4": 16, "icp5": 32, "icp6": 64, "ic07": 128, "ic08": 256, "ic09": 512, "ic10": 1024,
+    "ic11": 32, "ic12": 64, "ic13": 256, "ic14": 512,
+}  # fmt: skip
 
 
 def draw_icon(size: int = SIZE):
@@ -78,6 +88,31 @@ def draw_icon(size: int = SIZE):
     return image
 
 
+def png_bytes(image, size: int) -> bytes:
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
+
+    scaled = image.scaled(
+        size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not scaled.save(buffer, "PNG"):
+        raise OSError(f"could not encode a {size} px PNG")
+    buffer.close()
+    return bytes(data.data())
+
+
+def icns_bytes(image) -> bytes:
+    """An .icns file: b"icns", total length, then (type, length, PNG) per size; lengths big-endian
+    and counting their own 8-byte header."""
+    chunks = b"".join(
+        kind.encode("ascii") + struct.pack(">I", 8 + len(png)) + png
+        for kind, png in ((kind, png_bytes(image, size)) for kind, size in ICNS_TYPES.items())
+    )
+    return b"icns" + struct.pack(">I", 8 + len(chunks)) + chunks
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -91,14 +126,8 @@ def main() -> int:
         print(f"error: could not write {png}", file=sys.stderr)
         return 1
     print(png)
-    try:
-        from PIL import Image
-    except ImportError:
-        logger.warning("Pillow is not installed: icon.icns not written (pip install Pillow)")
-        return 0
     icns = out / "icon.icns"
-    with Image.open(png) as image:
-        image.save(icns, sizes=[(16, 16), (32, 32), (64, 64), (128, 128), (256, 256), (512, 512)])
+    icns.write_bytes(icns_bytes(draw_icon()))
     print(icns)
     return 0
 
