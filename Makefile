@@ -24,15 +24,17 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check app engine converter tests benchmarks scripts
-	$(PY) -m ruff format --check app engine converter tests benchmarks scripts
+	$(PY) -m ruff check app engine converter tests benchmarks scripts packaging
+	$(PY) -m ruff format --check app engine converter tests benchmarks scripts packaging
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# The frozen build, then its smoke test: the frozen executable converts the demo GGUF (--convert)
+# and answers from that conversion (--self-test), headless.
 package: $(STAMP)
 	$(PY) -m PyInstaller --noconfirm --clean build_app.spec
-	QT_QPA_PLATFORM=offscreen dist/coreml-chat/coreml-chat --self-test
+	$(PY) packaging/smoke_test.py $(if $(filter Darwin,$(shell uname)),dist/coreml-chat.app,dist/coreml-chat)
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache
