@@ -3,7 +3,9 @@
 Builds a synthetic Mistral-shaped model (random float16 weights written straight to safetensors, a
 small word-level tokenizer), converts it int4 with the CLI in a child process, and reads the child's
 peak RSS. The goal is ≤ 1.5× (a 7B model is 14.5 GB in float16: at 1.5× it converts on a 24 GB Mac).
-The interpreter's fixed cost (torch, transformers and coremltools imported) is reported apart.
+The interpreter's fixed cost (torch, transformers and coremltools imported) is reported apart, and
+so is the anonymous part of the peak: safetensors maps the checkpoint file, and those file pages
+count in RSS while the OS can drop them under memory pressure.
 
     python benchmarks/convert_memory.py [--layers 8] [--hidden 2048] [--keep]
 """
@@ -92,25 +94,40 @@ def write_synthetic_model(folder: Path, *, layers: int, hidden: int) -> int:
     return total
 
 
-def child_peak_rss(command: list[str]) -> tuple[int, float, int]:
-    """Run ``command``, sampling its RSS every 20 ms; return (peak bytes, seconds, exit code)."""
+def _anonymous_rss(pid: int) -> int:
+    """RssAnon: memory the process owns (not file pages it maps, which the OS can drop)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def child_peak_rss(command: list[str]) -> tuple[int, int, float, int]:
+    """Run ``command``, sampling it every 20 ms: (peak RSS, peak anonymous RSS, seconds, exit code)."""
     import psutil
 
     started = time.monotonic()
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    watched = psutil.Process(process.pid)
-    peak = 0
-    while process.poll() is None:
-        with contextlib.suppress(psutil.Error):
-            peak = max(peak, watched.memory_info().rss)
-        time.sleep(0.02)
-    seconds = time.monotonic() - started
-    stderr = process.stderr.read() if process.stderr else ""
+    # stderr goes to a file, not a pipe: the progress bar writes more than a pipe holds, and an
+    # unread pipe would stall the child.
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        watched = psutil.Process(process.pid)
+        peak = peak_anonymous = 0
+        while process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, watched.memory_info().rss)
+            peak_anonymous = max(peak_anonymous, _anonymous_rss(process.pid))
+            time.sleep(0.02)
+        seconds = time.monotonic() - started
+        log.seek(0)
+        stderr = log.read()
     if process.returncode != 0:
         sys.stderr.write(stderr[-2000:])
-    return peak, seconds, process.returncode
+    return peak, peak_anonymous, seconds, process.returncode
 
 
 def main() -> int:
@@ -129,12 +146,12 @@ def main() -> int:
             "-c",
             "import torch, transformers, coremltools, converter.convert",
         ]
-        baseline, _, _ = child_peak_rss(imports)
+        baseline, baseline_anonymous, _, _ = child_peak_rss(imports)
         command = [
             sys.executable, "-m", "converter.cli", str(source), "-o", str(Path(scratch) / "out"),
             "--context-length", str(args.context_length), "--quantize", args.quantize,
         ]  # fmt: skip
-        peak, seconds, code = child_peak_rss(command)
+        peak, peak_anonymous, seconds, code = child_peak_rss(command)
         package_bytes = sum(
             p.stat().st_size for p in (Path(scratch) / "out").rglob("*") if p.is_file()
         )
@@ -148,7 +165,10 @@ def main() -> int:
                 "fp16_weight_bytes": weight_bytes,
                 "peak_rss_bytes": peak,
                 "peak_rss_over_fp16_weights": round(peak / weight_bytes, 3),
+                "peak_anonymous_rss_bytes": peak_anonymous,
+                "peak_anonymous_rss_over_fp16_weights": round(peak_anonymous / weight_bytes, 3),
                 "import_baseline_rss_bytes": baseline,
+                "import_baseline_anonymous_rss_bytes": baseline_anonymous,
                 "peak_above_baseline_over_fp16_weights": round((peak - baseline) / weight_bytes, 3),
                 "goal_peak_rss_over_fp16_weights": 1.5,
                 "seconds": round(seconds, 1),
