@@ -16,6 +16,22 @@ from engine.messages import GenerationConfig
 
 Sampler = Callable[[np.ndarray, Sequence[int]], int]
 
+# Every float16 value as float32, indexed by its bits. NumPy converts float16 one element at a time
+# (about 3.5 ns each here: 0.11 ms for a 32768 vocabulary, a third of the time per token); a
+# gather through this 256 KB table does it in half that, and exactly.
+_HALF_TO_FLOAT = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def to_float32(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``logits`` as float32 (into ``out`` when given); float16 goes through a lookup table."""
+    if logits.dtype == np.float16:
+        bits = np.ascontiguousarray(logits).view(np.uint16)
+        return np.take(_HALF_TO_FLOAT, bits, out=out, mode="clip")  # clip: no bounds pass
+    if out is None:
+        return logits.astype(np.float32)  # a copy: callers may write to it
+    np.copyto(out, logits, casting="same_kind")
+    return out
+
 
 def apply_repetition_penalty(
     logits: np.ndarray, history: Sequence[int], penalty: float
@@ -25,7 +41,7 @@ def apply_repetition_penalty(
         return logits
     seen = np.fromiter(set(history), dtype=np.int64)
     seen = seen[(seen >= 0) & (seen < logits.shape[-1])]
-    logits = logits.astype(np.float32)  # a copy
+    logits = to_float32(logits)  # a copy
     values = logits[seen]
     logits[seen] = np.where(values > 0, values / penalty, values * penalty)
     return logits
@@ -39,7 +55,8 @@ def candidates(
     Never a full sort of the vocabulary: top-k partitions, min-p compares with the best token, and
     top-p finds its threshold from a histogram of the log-probabilities (``_top_p_mask``).
     """
-    scaled = logits.astype(np.float32, copy=False) / np.float32(temperature)
+    logits = logits if logits.dtype == np.float32 else to_float32(logits)
+    scaled = logits / np.float32(temperature)
     vocab = scaled.shape[-1]
     if 0 < top_k < vocab:
         ids = np.argpartition(scaled, -top_k)[-top_k:]
@@ -113,6 +130,10 @@ class DrawBuffers:
     def __init__(self) -> None:
         self.size = 0
 
+    def for_greedy(self, size: int) -> np.ndarray:
+        self.ensure(size)
+        return self.scaled
+
     def ensure(self, size: int) -> None:
         if size != self.size:
             self.size = size
@@ -180,8 +201,11 @@ def make_sampler(config: GenerationConfig, *, seed: int | None = None) -> Sample
     generator = np.random.default_rng(config.seed if seed is None else seed)
     penalty = config.repetition_penalty
     inverse_temperature = np.float32(1.0 / config.temperature) if config.temperature > 0 else 0.0
+    buffers = DrawBuffers()
 
     def greedy(logits: np.ndarray, history: Sequence[int]) -> int:
+        if penalty == 1.0 or not history:  # argmax over float16 is slow: convert first
+            return int(np.argmax(to_float32(logits, buffers.for_greedy(logits.shape[-1]))))
         return int(np.argmax(apply_repetition_penalty(logits, history, penalty)))
 
     def sample_top_k(logits: np.ndarray, history: Sequence[int]) -> int:
@@ -198,12 +222,11 @@ def make_sampler(config: GenerationConfig, *, seed: int | None = None) -> Sample
         index = int(np.searchsorted(np.cumsum(probs), generator.random() * probs.sum()))
         return int(ids[min(index, len(ids) - 1)])
 
-    buffers = DrawBuffers()
-
     def sample(logits: np.ndarray, history: Sequence[int]) -> int:
         logits = apply_repetition_penalty(logits, history, penalty)
         buffers.ensure(logits.shape[-1])
-        scaled = np.multiply(logits, inverse_temperature, out=buffers.scaled, dtype=np.float32)
+        scaled = to_float32(logits, buffers.scaled)
+        np.multiply(scaled, inverse_temperature, out=scaled)
         return draw_binned(
             scaled,
             top_p=config.top_p,

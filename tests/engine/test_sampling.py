@@ -12,6 +12,7 @@ from engine.sampling import (
     candidates,
     draw_binned,
     make_sampler,
+    to_float32,
 )
 
 VOCAB = 32768
@@ -25,6 +26,32 @@ def _draws(config: GenerationConfig, count: int = 300, history=()) -> list[int]:
 
 def test_greedy_is_argmax():
     assert _draws(GenerationConfig(temperature=0.0), 3) == [int(LOGITS.argmax())] * 3
+
+
+def test_float16_conversion_is_exact_for_every_value():
+    every = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    expected = every.astype(np.float32)
+    converted = to_float32(every)
+    assert converted.dtype == np.float32
+    np.testing.assert_array_equal(converted, expected)  # NaNs compare equal here
+    strided = every[::3]  # not contiguous: converted through a copy
+    np.testing.assert_array_equal(
+        to_float32(strided, np.empty(strided.size, np.float32)), expected[::3]
+    )
+
+
+def test_float16_logits_sample_as_their_float32_values():
+    half = (LOGITS / 3).astype(np.float16)
+    as_float = half.astype(np.float32)
+    for config in (
+        GenerationConfig(temperature=0.0, repetition_penalty=1.0),
+        GenerationConfig(temperature=0.0, repetition_penalty=1.3),
+        GenerationConfig(temperature=0.8, top_p=0.9, seed=3),
+        GenerationConfig(temperature=0.8, top_k=40, top_p=0.9, seed=3),
+    ):
+        history = [int(as_float.argmax()), 5, 7]
+        a, b = make_sampler(config), make_sampler(config)
+        assert [a(half, history) for _ in range(50)] == [b(as_float, history) for _ in range(50)]
 
 
 def test_same_seed_same_tokens_other_seed_other_tokens():
