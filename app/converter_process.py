@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+from converter.naming import gguf_model_name
 from converter.progress import EXIT_CANCELLED, EXIT_OK, STAGES, ProgressEvent
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def default_model_name(source: str, quantize: str) -> str:
     text = source.strip().rstrip("/\\")
     base = Path(text).name or "model"
     if base.lower().endswith(".gguf"):
-        base = base[: -len(".gguf")]
+        base = gguf_model_name(base)
     suffix = "fp16" if quantize == "none" else quantize
     return f"{base}-{suffix}"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import ConversionError
+from converter.naming import gguf_model_name
 from converter.torch_model import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class ResolvedSource:
 
     @property
     def default_name(self) -> str:
-        base = self.gguf_file.removesuffix(".gguf") if self.gguf_file else self.source_id
+        base = gguf_model_name(self.gguf_file) if self.gguf_file else self.source_id
         name = base.rstrip("/").split("/")[-1]
         return re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "Model"
 

@@ -51,7 +51,8 @@ def test_command_for_the_interpreter_and_for_the_frozen_app(tmp_path: Path) -> N
 
 def test_default_model_names() -> None:
     assert default_model_name("mistralai/Mistral-7B-v0.3", "int4") == "Mistral-7B-v0.3-int4"
-    assert default_model_name("/models/SmolLM2.Q4_1.gguf", "none") == "SmolLM2.Q4_1-fp16"
+    assert default_model_name("/models/SmolLM2.Q4_1.gguf", "none") == "SmolLM2-fp16"
+    assert default_model_name("/m/Mistral-7B-v0.3-Q4_K_M.GGUF", "int4") == "Mistral-7B-v0.3-int4"
     assert default_model_name("/models/tiny/", "int8") == "tiny-int8"
 
 
