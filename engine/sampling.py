@@ -39,9 +39,15 @@ def apply_repetition_penalty(
     """CTRL's penalty: divide positive logits of seen tokens by ``penalty``, multiply negative ones."""
     if penalty == 1.0 or not history:
         return logits
+    return _penalise(to_float32(logits), history, penalty)  # on a float32 copy
+
+
+def _penalise(logits: np.ndarray, history: Sequence[int], penalty: float) -> np.ndarray:
+    """The repetition penalty applied in place to float32 ``logits``; returns them."""
+    if penalty == 1.0 or not history:
+        return logits
     seen = np.fromiter(set(history), dtype=np.int64)
     seen = seen[(seen >= 0) & (seen < logits.shape[-1])]
-    logits = to_float32(logits)  # a copy
     values = logits[seen]
     logits[seen] = np.where(values > 0, values / penalty, values * penalty)
     return logits
@@ -130,10 +136,6 @@ class DrawBuffers:
     def __init__(self) -> None:
         self.size = 0
 
-    def for_greedy(self, size: int) -> np.ndarray:
-        self.ensure(size)
-        return self.scaled
-
     def ensure(self, size: int) -> None:
         if size != self.size:
             self.size = size
@@ -203,13 +205,17 @@ def make_sampler(config: GenerationConfig, *, seed: int | None = None) -> Sample
     inverse_temperature = np.float32(1.0 / config.temperature) if config.temperature > 0 else 0.0
     buffers = DrawBuffers()
 
+    def as_float32(logits: np.ndarray, history: Sequence[int]) -> np.ndarray:
+        """The logits converted once into the reused buffer (argmax and everything after are
+        slow on float16), the repetition penalty applied there."""
+        buffers.ensure(logits.shape[-1])
+        return _penalise(to_float32(logits, buffers.scaled), history, penalty)
+
     def greedy(logits: np.ndarray, history: Sequence[int]) -> int:
-        if penalty == 1.0 or not history:  # argmax over float16 is slow: convert first
-            return int(np.argmax(to_float32(logits, buffers.for_greedy(logits.shape[-1]))))
-        return int(np.argmax(apply_repetition_penalty(logits, history, penalty)))
+        return int(np.argmax(as_float32(logits, history)))
 
     def sample_top_k(logits: np.ndarray, history: Sequence[int]) -> int:
-        logits = apply_repetition_penalty(logits, history, penalty)
+        logits = as_float32(logits, history)
         ids, probs = candidates(
             logits,
             temperature=config.temperature,
@@ -223,9 +229,7 @@ def make_sampler(config: GenerationConfig, *, seed: int | None = None) -> Sample
         return int(ids[min(index, len(ids) - 1)])
 
     def sample(logits: np.ndarray, history: Sequence[int]) -> int:
-        logits = apply_repetition_penalty(logits, history, penalty)
-        buffers.ensure(logits.shape[-1])
-        scaled = to_float32(logits, buffers.scaled)
+        scaled = as_float32(logits, history)
         np.multiply(scaled, inverse_temperature, out=scaled)
         return draw_binned(
             scaled,
