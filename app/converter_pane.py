@@ -20,15 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.converter_process import (
-    ConversionOutcome,
-    ConversionRequest,
-    ConverterProcess,
-    default_model_name,
-    request_problems,
-    stage_list,
-)
+from app.converter_process import ConversionOutcome, ConverterProcess, stage_list
 from app.settings_dialog_widgets import Card, label, monospace_font, page_layout, row
+from converter.naming import default_model_name, name_problem
+from converter.options import ConversionRequest, problems
 
 logger = logging.getLogger(__name__)
 
@@ -244,11 +239,16 @@ class ConverterPane(QWidget):
     def output_dir(self) -> str:
         return self.output_field.text().strip()
 
-    def request(self) -> ConversionRequest:
+    def folder_name(self) -> str:
+        """The Name field, or the default name when it is empty."""
         quantize = str(self.quantization_box.currentData())
-        name = self.name_field.text().strip() or default_model_name(
+        return self.name_field.text().strip() or default_model_name(
             self.source_field.text(), quantize
         )
+
+    def request(self) -> ConversionRequest:
+        quantize = str(self.quantization_box.currentData())
+        name = self.folder_name()
         return ConversionRequest(
             source=self.source_field.text().strip(),
             output_dir=Path(self.output_dir()).expanduser() / name,
@@ -265,10 +265,13 @@ class ConverterPane(QWidget):
         """Start converting what the form says; on a bad form show why and return False."""
         if self.process.is_running():
             return False
+        # The name is checked before it is joined to the folder: "." or ".." would vanish or
+        # climb out in the joined path, and the output would become the models folder itself.
+        problem = name_problem(self.folder_name(), what="name")
         request = self.request()
-        problems = request_problems(request)
-        if problems:
-            self._set_status("; ".join(problems), error=True)
+        found = [problem] if problem else problems(request)
+        if found:
+            self._set_status("; ".join(found), error=True)
             return False
         self.log_view.clear()
         self._build_stage_rows(verify=request.verify)

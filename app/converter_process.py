@@ -7,15 +7,15 @@ stdout. ``ConversionTracker`` is the Qt-free part (per-stage and overall progres
 outcome) and is tested on its own; ``ConverterProcess`` adds the process.
 
 Cancel sends SIGTERM (the CLI cancels cleanly and removes its staging folder), then SIGKILL after a
-grace period; either way the staging folder ``.<name>.partial-<pid>`` is removed afterwards and the
-outcome says whether anything was left behind.
+grace period; either way its staging folders (``converter.options.staging_folder``) are swept
+afterwards and the outcome says whether anything was left behind. The request, its validation and
+its command line are the converter's torch-free contract, ``converter.options``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,74 +24,13 @@ from typing import Any, Literal
 
 from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from converter.naming import gguf_model_name
+from converter.options import ConversionRequest, problems, sweep_staging
 from converter.progress import EXIT_CANCELLED, EXIT_OK, STAGES, ProgressEvent
 
 logger = logging.getLogger(__name__)
 
-Quantization = Literal["int4", "int8", "none"]
-QUANTIZATIONS: tuple[Quantization, ...] = ("int4", "int8", "none")
 CANCEL_GRACE_MS = 5000
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MIRRORED_LOG_LINE = re.compile(r"^(?:INFO|DEBUG) [\w.]+: (.*)$")
-
-
-@dataclass(frozen=True)
-class ConversionRequest:
-    source: str  # Hub id, Hugging Face folder, or .gguf file
-    output_dir: Path  # the model folder to create
-    context_length: int = 2048
-    quantize: Quantization = "int4"
-    block_size: int = 32
-    last_logits_only: bool = False
-    verify: bool = False
-    force: bool = False
-    token: str = ""  # passed as HF_TOKEN in the environment, never on the command line
-
-
-def default_model_name(source: str, quantize: str) -> str:
-    """A folder name for the converted model: the source's last path part plus the quantization."""
-    text = source.strip().rstrip("/\\")
-    base = Path(text).name or "model"
-    if base.lower().endswith(".gguf"):
-        base = gguf_model_name(base)
-    suffix = "fp16" if quantize == "none" else quantize
-    return f"{base}-{suffix}"
-
-
-def request_problems(request: ConversionRequest) -> list[str]:
-    """What is wrong with ``request`` before starting, one line each (empty: ready to start)."""
-    problems = []
-    source = request.source.strip()
-    if not source:
-        problems.append("source: expected a Hub id (owner/name), a model folder or a .gguf file")
-    else:
-        path = Path(source).expanduser()
-        if path.is_file() and path.suffix.lower() != ".gguf":
-            problems.append(f"source: {path} is a file but not a .gguf model")
-        elif path.is_dir():
-            has_config = (path / "config.json").is_file()
-            if not has_config and len(list(path.glob("*.gguf"))) != 1:
-                problems.append(
-                    f"source: {path} has no config.json (nor a single .gguf); "
-                    "is it a Hugging Face model folder?"
-                )
-        elif source.lower().endswith(".gguf"):
-            problems.append(f"source: no such .gguf file: {path}")
-        elif path.is_absolute() or source.startswith((".", "~")):
-            problems.append(f"source: no such folder or file: {path}")
-        elif not HUB_ID.match(source):
-            problems.append(f"source: expected a Hub id like owner/name, found {source!r}")
-    if request.quantize not in QUANTIZATIONS:
-        problems.append(f"quantization: expected int4, int8 or none, found {request.quantize!r}")
-    if request.context_length < 16:
-        problems.append(f"context length: expected at least 16, found {request.context_length}")
-    if request.quantize == "int4" and request.block_size < 1:
-        problems.append(f"block size: expected a positive number, found {request.block_size}")
-    output = Path(request.output_dir).expanduser()
-    if output.exists() and not request.force:
-        problems.append(f"output: {output} already exists; choose another name or tick Replace")
-    return problems
 
 
 def converter_command(
@@ -101,31 +40,7 @@ def converter_command(
     executable = executable or sys.executable
     frozen = getattr(sys, "frozen", False) if frozen is None else frozen
     head = [executable, "--convert"] if frozen else [executable, "-m", "converter.cli"]
-    args = [
-        request.source.strip(),
-        "-o",
-        str(Path(request.output_dir).expanduser()),
-        "--json-progress",
-        "--context-length",
-        str(request.context_length),
-        "--quantize",
-        request.quantize,
-    ]
-    if request.quantize == "int4":
-        args += ["--block-size", str(request.block_size)]
-    if request.last_logits_only:
-        args.append("--last-logits-only")
-    if request.verify:
-        args.append("--verify")
-    if request.force:
-        args.append("--force")
-    return head + args
-
-
-def staging_folder(output_dir: Path, pid: int) -> Path:
-    """Where ``converter.convert`` assembles the model before renaming it into place."""
-    output_dir = Path(output_dir).expanduser().resolve()
-    return output_dir.parent / f".{output_dir.name}.partial-{pid}"
+    return [*head, *request.to_argv(), "--json-progress"]
 
 
 # --- Qt-free tracking of one run ----------------------------------------------------------------
@@ -280,9 +195,9 @@ class ConverterProcess(QObject):
         """Start converting; raises ``ValueError`` (one line per problem) for a bad request."""
         if self._process is not None:
             raise RuntimeError("a conversion is already running; cancel it first")
-        problems = request_problems(request)
-        if problems:
-            raise ValueError("; ".join(problems))
+        found = problems(request)
+        if found:
+            raise ValueError("; ".join(found))
         Path(request.output_dir).expanduser().parent.mkdir(parents=True, exist_ok=True)
         command = converter_command(request, executable=self.executable)
         self.request = request
@@ -412,19 +327,11 @@ class ConverterProcess(QObject):
         self.finished.emit(outcome)
 
     def _remove_partial_output(self) -> tuple[str, ...]:
-        """Remove the staging folder a killed converter may leave; report what could not go."""
+        """Remove the staging folders the ended converter may leave (a killed one cannot clean
+        up); report what could not go. The output folder itself is never touched: the converter
+        renames into it only at the very end, and what is there may be another run's model."""
         if self.request is None or not self._pid:
             return ()
-        staging = staging_folder(self.request.output_dir, self._pid)
-        if staging.exists():
-            logger.info("removing the partial output %s", staging)
-            shutil.rmtree(staging, ignore_errors=True)
-        left = [str(staging)] if staging.exists() else []
-        output = Path(self.request.output_dir).expanduser()
-        if not self.request.force and output.exists():
-            # The converter renames into place only at the very end; a folder here after a failure
-            # was not ours to keep (the request refused an existing folder).
-            shutil.rmtree(output, ignore_errors=True)
-            if output.exists():
-                left.append(str(output))
-        return tuple(left)
+        parent = Path(self.request.output_dir).expanduser().resolve().parent
+        swept = sweep_staging(parent, pids=[self._pid])
+        return tuple(str(path) for path in swept if path.exists())

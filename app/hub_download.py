@@ -14,7 +14,6 @@ runs it on a thread and reports on the GUI thread.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import threading
 import time
@@ -25,12 +24,12 @@ from typing import Any, Literal
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from converter.options import HUB_ID
 from engine import package_metadata as meta
 from engine import paths
 
 logger = logging.getLogger(__name__)
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 TOKENIZER_FILES = (meta.TOKENIZER_FILE, meta.TOKENIZER_CONFIG_FILE, "chat_template.jinja")
 PART_SUFFIX = ".part"
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports
@@ -87,7 +86,7 @@ class DownloadOutcome:
 
 def check_repo_id(repo_id: str) -> str:
     repo_id = repo_id.strip()
-    if not REPO_ID.match(repo_id):
+    if not HUB_ID.match(repo_id):
         raise HubError(f"expected a Hub repository id like apple/mistral-coreml, found {repo_id!r}")
     return repo_id
 

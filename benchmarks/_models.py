@@ -29,10 +29,17 @@ def demo_model_folder(context_length: int = 1024) -> Path:
     folder = BENCH_CACHE / f"{DEMO_NAME}-int4-ctx{context_length}"
     if folder.is_dir():
         return folder
-    from converter.convert import ConversionOptions, convert
+    from converter.convert import convert
+    from converter.options import ConversionRequest
 
-    options = ConversionOptions(context_length=context_length, quantize="int4", name=DEMO_NAME)
-    return convert(fetch_demo_gguf(REPO / ".cache" / "tests"), folder, options).output_dir
+    request = ConversionRequest(
+        str(fetch_demo_gguf(REPO / ".cache" / "tests")),
+        folder,
+        context_length=context_length,
+        quantize="int4",
+        name=DEMO_NAME,
+    )
+    return convert(request).output_dir
 
 
 class _Folders:
@@ -54,7 +61,8 @@ def tiny_mistral_folder(context_length: int = 1024) -> Path:
         return folder
     import tempfile
 
-    from converter.convert import ConversionOptions, convert
+    from converter.convert import convert
+    from converter.options import ConversionRequest
     from tests import conftest
 
     with tempfile.TemporaryDirectory(prefix="bench-tiny-") as scratch:
@@ -63,10 +71,10 @@ def tiny_mistral_folder(context_length: int = 1024) -> Path:
         source = conftest._save_tiny_model(
             folders.mktemp("source"), tokenizer_dir, architecture="mistral"
         )
-        options = ConversionOptions(
-            context_length=context_length, quantize="int4", name="TinyMistral"
+        request = ConversionRequest(
+            str(source), folder, context_length=context_length, quantize="int4", name="TinyMistral"
         )
-        return convert(source, folder, options).output_dir
+        return convert(request).output_dir
 
 
 def _unwrap(fixture):

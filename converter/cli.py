@@ -7,14 +7,14 @@ the partial output is removed and the exit code is 130.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 import time
-from pathlib import Path
 
 from converter.errors import ConversionError
+from converter.options import ConversionRequest, build_parser
+from converter.output_folder import is_disk_full
 from converter.progress import (
     EXIT_CANCELLED,
     EXIT_ERROR,
@@ -26,31 +26,6 @@ from converter.progress import (
 )
 
 logger = logging.getLogger("converter")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="coreml-chat-convert",
-        description="Convert a Hugging Face Mistral or Llama model into a stateful Core ML model folder.",
-    )
-    parser.add_argument("source", help="Hub model id, local Hugging Face folder, or .gguf file")
-    parser.add_argument(
-        "-o", "--output", required=True, type=Path, help="the model folder to create"
-    )
-    parser.add_argument("--context-length", type=int, default=2048, help="default 2048")
-    parser.add_argument("--quantize", choices=("int4", "int8", "none"), default="int4")
-    parser.add_argument("--block-size", type=int, default=32, help="int4 block size (default 32)")
-    parser.add_argument(
-        "--last-logits-only",
-        action="store_true",
-        help="logits of the last position only: (1, 1, vocab)",
-    )
-    parser.add_argument("--verify", action="store_true", help="run the package against torch")
-    parser.add_argument("--json-progress", action="store_true", help="JSON lines on stdout")
-    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
-    parser.add_argument("--token", default=None, help="Hugging Face access token (gated models)")
-    parser.add_argument("--name", default=None, help="package name (default: the model's name)")
-    return parser
 
 
 class ProgressPrinter:
@@ -114,19 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        from converter.convert import ConversionOptions, convert
+        from converter.convert import convert
 
-        options = ConversionOptions(
-            context_length=args.context_length,
-            quantize=args.quantize,
-            block_size=args.block_size,
-            last_logits_only=args.last_logits_only,
-            verify=args.verify,
-            force=args.force,
-            token=args.token,
-            name=args.name,
-        )
-        result = convert(args.source, args.output, options, progress=printer, cancel=cancel)
+        request = ConversionRequest.from_args(args)
+        result = convert(request, progress=printer, cancel=cancel)
     except ConversionCancelled:
         printer.final(ProgressEvent(event="cancelled", message="conversion cancelled"))
         sys.stderr.write("cancelled: nothing was written\n")
@@ -141,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {message}\n")
         return EXIT_ERROR
     except Exception as error:  # a bug: still one clear line, the details on stderr
+        if is_disk_full(error):
+            message = "the disk filled up while converting; free some space and try again"
+            printer.final(ProgressEvent(event="error", message=message))
+            sys.stderr.write(f"error: {message}\n")
+            return EXIT_ERROR
         logger.exception("conversion failed unexpectedly")
         message = f"conversion failed unexpectedly: {type(error).__name__}: {error}"
         printer.final(ProgressEvent(event="error", message=message.splitlines()[0]))

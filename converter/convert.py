@@ -1,25 +1,24 @@
 """The conversion pipeline: resolve → load → trace → convert → quantize → save → verify.
 
 Every stage reports its progress; the cancel token is checked between stages and inside
-coremltools' loops; the model folder is assembled in a hidden temporary folder beside the output
-and renamed into place at the end, so a failed or cancelled conversion leaves nothing behind.
+coremltools' loops; the model folder is assembled in a hidden staging folder beside the output
+(every temporary file inside it) and renamed into place at the end, so a failed or cancelled
+conversion leaves nothing behind, and a killed one leaves one folder the next run sweeps.
 """
 
 from __future__ import annotations
 
-import errno
 import gc
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from converter.errors import ConversionError
+from converter.options import ConversionRequest, overlap_problem, problems, sweep_staging
+from converter.output_folder import is_disk_full, move_into_place, staging_area
 from converter.progress import STAGES, CancelToken, ProgressCallback, ProgressEvent
 from converter.verify import VerificationReport
 from engine import package_metadata as meta
@@ -28,18 +27,6 @@ logger = logging.getLogger(__name__)
 
 CONVERTER_VERSION = "0.1.0"
 GIB = 1024**3
-
-
-@dataclass(frozen=True)
-class ConversionOptions:
-    context_length: int = 2048
-    quantize: Literal["int4", "int8", "none"] = "int4"
-    block_size: int = 32
-    last_logits_only: bool = False
-    verify: bool = False
-    force: bool = False
-    token: str | None = None
-    name: str | None = None  # package name; default from the model's name
 
 
 @dataclass(frozen=True)
@@ -109,11 +96,7 @@ def estimate_package_bytes(parameters: int, quantize: str, block_size: int) -> i
     return int(parameters * bits / 8)
 
 
-def _check_output(output_dir: Path, *, force: bool) -> None:
-    if output_dir.exists() and not force:
-        raise ConversionError(f"{output_dir} already exists; choose another folder or use --force")
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ConversionError(f"{output_dir} exists and is not a folder")
+def _check_output_parent(output_dir: Path) -> None:
     parent = output_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -132,48 +115,35 @@ def _check_disk_space(folder: Path, needed: int) -> None:
         )
 
 
-@contextmanager
-def _staging_folder(output_dir: Path) -> Iterator[Path]:
-    """A hidden folder beside the output; removed unless the caller moved it into place."""
-    staging = output_dir.parent / f".{output_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def convert(
-    source: str | Path,
-    output_dir: str | Path,
-    options: ConversionOptions = ConversionOptions(),
+    request: ConversionRequest,
     *,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> ConversionResult:
-    """Convert ``source`` (Hub id, HF folder or .gguf) into the model folder ``output_dir``."""
+    """Convert ``request.source`` (Hub id, HF folder or .gguf) into the model folder
+    ``request.output_dir``; refuses the request's ``problems()`` before doing any work."""
     started = time.monotonic()
     cancel = cancel or CancelToken()
-    output_dir = Path(output_dir).expanduser().resolve()
-    if options.quantize not in ("int4", "int8", "none"):
-        raise ConversionError(f"--quantize must be int4, int8 or none, not {options.quantize!r}")
-    if options.block_size < 1 or options.context_length < 1:
-        raise ConversionError("--block-size and --context-length must be positive")
-    stages = [name for name, _ in STAGES if name != "verify" or options.verify]
+    found = problems(request)
+    if found:
+        raise ConversionError("; ".join(found))
+    output_dir = Path(request.output_dir).expanduser().resolve()
+    stages = [name for name, _ in STAGES if name != "verify" or request.verify]
     reporter = StageReporter(progress, stages)
-    _check_output(output_dir, force=options.force)
+    _check_output_parent(output_dir)
+    sweep_staging(output_dir.parent)
     try:
-        with _staging_folder(output_dir) as staging:
+        with staging_area(output_dir) as staging:
             package, verification = _run_stages(
-                source, staging, output_dir, options, reporter=reporter, cancel=cancel
+                request, staging, output_dir, reporter=reporter, cancel=cancel
             )
             cancel.raise_if_cancelled()
-            if output_dir.exists():
-                shutil.rmtree(output_dir)
-            os.replace(staging, output_dir)
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
+            move_into_place(staging, output_dir, replace=request.force)
+    except ConversionError:
+        raise
+    except (OSError, RuntimeError, ValueError) as error:
+        if is_disk_full(error):
             raise ConversionError(
                 f"the disk filled up while writing {output_dir}; free some space and try again"
             ) from error
@@ -189,10 +159,9 @@ def convert(
 
 
 def _run_stages(
-    source: str | Path,
+    request: ConversionRequest,
     staging: Path,
     output_dir: Path,
-    options: ConversionOptions,
     *,
     reporter: StageReporter,
     cancel: CancelToken,
@@ -202,15 +171,20 @@ def _run_stages(
     from converter.torch_model import build_stateful_model
     from converter.weights import export_tokenizer, load_weights, special_token_ids
 
-    reporter.begin("resolve", f"resolving {source}")
-    resolved = resolve_source(source, token=options.token, download_report=reporter.report)
+    reporter.begin("resolve", f"resolving {request.source}")
+    resolved = resolve_source(
+        request.source, token=request.token or None, download_report=reporter.report
+    )
     spec = resolved.spec
-    if options.context_length > spec.max_position_embeddings:
+    overlap = overlap_problem(output_dir, resolved.folder)
+    if overlap and resolved.gguf_file is None:  # a GGUF's folder may hold the output
+        raise ConversionError(overlap)
+    if request.context_length > spec.max_position_embeddings:
         raise ConversionError(
-            f"--context-length {options.context_length} is above the model's maximum "
+            f"--context-length {request.context_length} is above the model's maximum "
             f"{spec.max_position_embeddings}"
         )
-    estimate = estimate_package_bytes(spec.parameter_count, options.quantize, options.block_size)
+    estimate = estimate_package_bytes(spec.parameter_count, request.quantize, request.block_size)
     # The package, plus coremltools' float16 temporary package while converting.
     _check_disk_space(output_dir.parent, estimate + spec.parameter_count * 2)
     reporter.log(
@@ -227,8 +201,8 @@ def _run_stages(
     module = build_stateful_model(
         spec,
         weights,
-        context_length=options.context_length,
-        last_logits_only=options.last_logits_only,
+        context_length=request.context_length,
+        last_logits_only=request.last_logits_only,
     )
     del weights
     gc.collect()
@@ -239,7 +213,7 @@ def _run_stages(
 
     reporter.begin("trace", "tracing the stateful module")
     reference = None
-    if options.verify:
+    if request.verify:
         tokens = verify.verification_tokens(staging / meta.TOKENIZER_FILE, spec.vocab_size)
         reference = verify.reference_logits(module, tokens)
     traced = coreml_export.trace(module)
@@ -253,12 +227,12 @@ def _run_stages(
     reporter.report(1.0, "converted")
     cancel.raise_if_cancelled()
 
-    label = coreml_export.quantization_label(options.quantize, options.block_size)
+    label = coreml_export.quantization_label(request.quantize, request.block_size)
     reporter.begin("quantize", f"quantizing weights: {label}")
     mlmodel = coreml_export.compress_and_build(
         program,
-        mode=options.quantize,
-        block_size=options.block_size,
+        mode=request.quantize,
+        block_size=request.block_size,
         report=reporter.report,
         cancel=cancel,
     )
@@ -273,15 +247,15 @@ def _run_stages(
         coreml_export.PackageFacts(
             source_id=resolved.source_id,
             architecture=spec.architecture,
-            context_length=options.context_length,
+            context_length=request.context_length,
             quantization=label,
             bos_token_id=bos,
             eos_token_ids=eos,
-            last_logits_only=options.last_logits_only,
+            last_logits_only=request.last_logits_only,
             versions=_versions(),
         ),
     )
-    name = options.name or resolved.default_name
+    name = request.name or resolved.default_name
     package = staging / f"{name}.mlpackage"
     mlmodel.save(str(package))
     del mlmodel
@@ -292,7 +266,7 @@ def _run_stages(
     verification = None
     if reference is not None:
         reporter.begin("verify", "running the package against torch")
-        verification = verify.verify_package(package, reference, quantize=options.quantize)
+        verification = verify.verify_package(package, reference, quantize=request.quantize)
         reporter.log(
             f"verification on the {verification.runtime} runtime: top-1 agreement "
             f"{verification.top1_agreement:.0%}, max |logit difference| "

@@ -16,13 +16,12 @@ import numpy as np
 import torch
 
 from converter.coremltools_progress import report_coremltools_progress
+from converter.options import QUANTIZATIONS
 from converter.progress import CancelToken
 from converter.torch_model import StatefulCausalLM, causal_mask
 from engine import package_metadata as meta
 
 logger = logging.getLogger(__name__)
-
-QUANTIZATIONS = ("int4", "int8", "none")
 
 FractionReport = Callable[[float, str], None]
 

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from converter.errors import ConversionError
-from converter.naming import gguf_model_name
+from converter.naming import gguf_model_name, safe_name
+from converter.options import HUB_ID
 from converter.torch_model import ModelSpec
 
 logger = logging.getLogger(__name__)
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HUB_WEIGHT_PATTERNS = [
     "*.json",
     "*.safetensors",
@@ -44,8 +43,7 @@ class ResolvedSource:
     @property
     def default_name(self) -> str:
         base = gguf_model_name(self.gguf_file) if self.gguf_file else self.source_id
-        name = base.rstrip("/").split("/")[-1]
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "Model"
+        return safe_name(base.rstrip("/").split("/")[-1])
 
 
 def resolve_source(

@@ -165,7 +165,8 @@ def tiny_llama_dir(
 def converted_package(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """``converted_package(arch, quantize, *, last_logits_only=False, context_length=256)``: the
     model folder of a tiny random model converted by our converter, made once per session."""
-    from converter.convert import ConversionOptions, convert
+    from converter.convert import convert
+    from converter.options import ConversionRequest
 
     made: dict[tuple, Path] = {}
 
@@ -176,13 +177,15 @@ def converted_package(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
         if key not in made:
             source = request.getfixturevalue(f"tiny_{arch}_dir")
             output = tmp_path_factory.mktemp("converted") / f"{arch}-{quantize}"
-            options = ConversionOptions(
+            request_ = ConversionRequest(
+                str(source),
+                output,
                 context_length=context_length,
                 quantize=quantize,
                 last_logits_only=last_logits_only,
                 name=f"Tiny{arch.capitalize()}",
             )
-            made[key] = convert(source, output, options).output_dir
+            made[key] = convert(request_).output_dir
         return made[key]
 
     return make

@@ -68,3 +68,33 @@ def test_converter_never_imports_qt() -> None:
         )
     ]
     assert offenders == []
+
+
+# The converter's torch-free contract: what the app imports from converter/.
+CONVERTER_CONTRACT = (
+    "converter.options",
+    "converter.naming",
+    "converter.progress",
+    "converter.errors",
+    "converter.output_folder",
+)
+
+
+@pytest.mark.parametrize("module", CONVERTER_CONTRACT)
+def test_converter_contract_imports_no_torch(module: str) -> None:
+    loaded = _loaded_after_import(module)
+    heavy = {"torch", "transformers", "coremltools", "PySide6", "numpy"}
+    assert not loaded & heavy, f"{module} pulls in {loaded & heavy}"
+
+
+def test_app_imports_only_the_contract_from_the_converter() -> None:
+    allowed = {*CONVERTER_CONTRACT, "converter.demo_model", "converter.cli"}
+    offenders = []
+    for path in (REPO / "app").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            words = line.split()
+            if words[:1] in (["from"], ["import"]) and len(words) > 1:
+                module = words[1]
+                if module.startswith("converter.") and module not in allowed:
+                    offenders.append(f"{path.relative_to(REPO)}: {line.strip()}")
+    assert offenders == []

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from app.converter_process import (
-    ConversionRequest,
     ConversionTracker,
     ConverterProcess,
     converter_command,
-    default_model_name,
-    request_problems,
     stage_list,
 )
+from converter.naming import default_model_name
+from converter.options import ConversionRequest
+from converter.options import problems as request_problems
 from converter.progress import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, ProgressEvent
 
 
@@ -70,7 +70,7 @@ def test_request_problems_say_what_was_expected(tmp_path: Path) -> None:
         "": "expected a Hub id",
         "not a hub id!": "expected a Hub id like owner/name",
         str(tmp_path / "missing.gguf"): "no such .gguf file",
-        str(tmp_path / "missing-folder"): "no such folder",
+        str(tmp_path / "missing-folder"): "no such file or folder",
         str(folder_without_config): "has no config.json (nor a single .gguf)",
         str(not_a_model_file): "is a file but not a .gguf model",
     }
@@ -81,9 +81,17 @@ def test_request_problems_say_what_was_expected(tmp_path: Path) -> None:
         ConversionRequest("a/b", existing, context_length=4, quantize="int3")  # type: ignore[arg-type]
     )
     assert any("already exists" in p for p in problems)
-    assert any("at least 16, found 4" in p for p in problems)
+    assert any("expected 16 to 131072, found 4" in p for p in problems)
     assert any("found 'int3'" in p for p in problems)
-    assert request_problems(ConversionRequest("a/b", existing, force=True)) == []
+    model_folder = tmp_path / "a-model"
+    (model_folder / "M.mlpackage").mkdir(parents=True)
+    (model_folder / "M.mlpackage" / "Manifest.json").write_text("{}")
+    (model_folder / "tokenizer.json").write_text("{}")
+    assert request_problems(ConversionRequest("a/b", model_folder, force=True)) == []
+    assert any(
+        "not a model folder" in p
+        for p in request_problems(ConversionRequest("a/b", existing, force=True))
+    )
     assert request_problems(ConversionRequest(str(gguf_folder), tmp_path / "new")) == []
 
 
@@ -255,3 +263,10 @@ def test_quitting_mid_conversion_leaves_nothing(
     assert not process.is_running()
     assert [o.status for o in outcomes] == ["cancelled"]
     assert list(parent.iterdir()) == []
+
+
+def test_an_existing_gguf_file_is_accepted(tmp_path: Path) -> None:
+    """Settings → Converter → "GGUF…" picks a file; the pane must accept it (issue 16)."""
+    gguf = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert request_problems(ConversionRequest(str(gguf), tmp_path / "out")) == []

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from converter.convert import ConversionOptions, convert
+from converter.convert import convert
 from converter.errors import ConversionError
+from converter.options import ConversionRequest
 from converter.progress import CancelToken, ConversionCancelled, ProgressEvent
 
 
@@ -28,7 +29,7 @@ def test_cancel_inside_coremltools_conversion_leaves_no_output(tmp_path, tiny_mi
             cancel.cancel()  # from inside coremltools' op loop
 
     with pytest.raises(ConversionCancelled):
-        convert(tiny_mistral_dir, tmp_path / "out", ConversionOptions(context_length=64),
+        convert(ConversionRequest(str(tiny_mistral_dir), tmp_path / "out", context_length=64),
                 progress=on_progress, cancel=cancel)  # fmt: skip
     assert seen[-1].stage == "convert" and seen[-1].stage_fraction < 1.0
     assert list(tmp_path.iterdir()) == []
@@ -39,7 +40,7 @@ def test_corrupt_weights_are_reported_and_nothing_is_written(tmp_path, tiny_mist
     weights = source / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(ConversionError, match="corrupt or truncated"):
-        convert(source, tmp_path / "out", ConversionOptions(context_length=64))
+        convert(ConversionRequest(str(source), tmp_path / "out", context_length=64))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source"]
 
 
@@ -51,7 +52,10 @@ def test_unsupported_architecture_is_refused_before_loading_weights(tmp_path, ti
     (source / "model.safetensors").write_bytes(b"not weights")  # never read
     stages: list[str] = []
     with pytest.raises(ConversionError, match="Qwen2ForCausalLM"):
-        convert(source, tmp_path / "out", progress=lambda e: stages.append(e.stage))
+        convert(
+            ConversionRequest(str(source), tmp_path / "out"),
+            progress=lambda e: stages.append(e.stage),
+        )
     assert "load" not in stages
     assert not (tmp_path / "out").exists()
 
@@ -59,12 +63,12 @@ def test_unsupported_architecture_is_refused_before_loading_weights(tmp_path, ti
 def test_folder_without_config_is_not_a_model(tmp_path):
     (tmp_path / "stuff").mkdir()
     with pytest.raises(ConversionError, match=r"no config\.json"):
-        convert(tmp_path / "stuff", tmp_path / "out")
+        convert(ConversionRequest(str(tmp_path / "stuff"), tmp_path / "out"))
 
 
 def test_context_length_above_the_model_maximum_is_refused(tmp_path, tiny_llama_dir):
     with pytest.raises(ConversionError, match="above the model's maximum 1024"):
-        convert(tiny_llama_dir, tmp_path / "out", ConversionOptions(context_length=4096))
+        convert(ConversionRequest(str(tiny_llama_dir), tmp_path / "out", context_length=4096))
     assert not (tmp_path / "out").exists()
 
 
@@ -72,5 +76,5 @@ def test_uncreatable_output_is_refused(tmp_path, tiny_llama_dir):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(ConversionError, match="cannot create"):
-        convert(tiny_llama_dir, blocker / "out")
+        convert(ConversionRequest(str(tiny_llama_dir), blocker / "out"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from converter.convert import ConversionOptions, convert
+from converter.convert import convert
+from converter.options import ConversionRequest
 
 
 @pytest.mark.parametrize(("arch", "quantize"), [("mistral", "none"), ("llama", "int4")])
 def test_verification_runs_the_package_and_agrees_with_torch(tmp_path, request, arch, quantize):
     source = request.getfixturevalue(f"tiny_{arch}_dir")
-    options = ConversionOptions(context_length=64, quantize=quantize, verify=True)
-    result = convert(source, tmp_path / "out", options)
+    request_ = ConversionRequest(
+        str(source), tmp_path / "out", context_length=64, quantize=quantize, verify=True
+    )
+    result = convert(request_)
     report = result.verification
     assert report is not None and report.tokens == 16
     assert report.runtime in ("reference", "coreml")

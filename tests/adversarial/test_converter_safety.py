@@ -1,0 +1,284 @@
+"""The converter as an attacker or an unlucky user drives it: it deletes nothing that is not one of
+its own model folders, writes nothing outside the folder it was given, and two runs into one folder
+cannot silently replace each other. User folders here are real folders with real files, and every
+test checks that they survive."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from converter.convert import convert
+from converter.errors import ConversionError
+from converter.options import (
+    ConversionRequest,
+    aside_folder,
+    problems,
+    staging_folder,
+    sweep_staging,
+)
+from converter.output_folder import move_into_place
+from converter.progress import ProgressEvent
+
+
+def _user_folder(folder: Path) -> dict[str, bytes]:
+    """A folder of the user's: files and a subfolder; returns what must survive."""
+    (folder / "photos").mkdir(parents=True)
+    files = {"notes.txt": b"my notes", "photos/cat.jpg": b"\xff\xd8 a cat"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def _assert_survives(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        assert (folder / name).read_bytes() == data, name
+
+
+def _fake_model_folder(folder: Path, package: str = "Old") -> Path:
+    """What the converter writes, without the weights: a package with its manifest, tokenizer."""
+    (folder / f"{package}.mlpackage" / "Data").mkdir(parents=True)
+    (folder / f"{package}.mlpackage" / "Manifest.json").write_text("{}")
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "tokenizer_config.json").write_text("{}")
+    return folder
+
+
+@pytest.fixture
+def source(tmp_path: Path, tiny_llama_dir: Path) -> Path:
+    return Path(shutil.copytree(tiny_llama_dir, tmp_path / "models" / "source"))
+
+
+def _source_files(source: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in source.iterdir() if p.is_file()}
+
+
+# --- --force and Replace delete only our own model folders --------------------------------------
+
+
+def test_force_refuses_a_folder_of_user_files(tmp_path: Path, source: Path) -> None:
+    documents = tmp_path / "Documents"
+    files = _user_folder(documents)
+    request = ConversionRequest(str(source), documents, context_length=16, force=True)
+    with pytest.raises(ConversionError, match="not a model folder"):
+        convert(request)
+    _assert_survives(documents, files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Documents", "models"]
+
+
+def test_force_refuses_a_model_folder_holding_a_user_file(tmp_path: Path, source: Path) -> None:
+    model = _fake_model_folder(tmp_path / "model")
+    (model / "thesis.docx").write_bytes(b"years of work")
+    with pytest.raises(ConversionError, match=r"thesis\.docx"):
+        convert(ConversionRequest(str(source), model, context_length=16, force=True))
+    assert (model / "thesis.docx").read_bytes() == b"years of work"
+
+
+@pytest.mark.parametrize("where", ["source", "parent", "inside"])
+def test_output_overlapping_the_source_is_refused(tmp_path: Path, source: Path, where: str) -> None:
+    """The source itself, the source's parent (which holds it), or a folder inside the source."""
+    sibling_files = _user_folder(source.parent / "other")
+    before = _source_files(source)
+    output = {"source": source, "parent": source.parent, "inside": source / "converted"}[where]
+    request = ConversionRequest(str(source), output, context_length=16, force=True)
+    with pytest.raises(ConversionError, match="the source"):
+        convert(request)
+    assert _source_files(source) == before
+    assert not (source / "converted").exists()
+    _assert_survives(source.parent / "other", sibling_files)
+
+
+@pytest.mark.parametrize("name", [".", "..", "../escaped", "a/b", "/tmp/abs", ".hidden", "-x"])
+def test_package_names_that_leave_the_folder_are_refused(
+    tmp_path: Path, source: Path, name: str
+) -> None:
+    output = tmp_path / "out"
+    with pytest.raises(ConversionError, match="package name"):
+        convert(ConversionRequest(str(source), output, context_length=16, name=name))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_cli_name_is_checked_before_anything_is_written(tmp_path: Path, source: Path) -> None:
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "converter.cli", str(source), "-o", str(output),
+               "--name", "../../escaped", "--json-progress", "--context-length", "16"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 1
+    event = ProgressEvent.from_json(result.stdout.strip().splitlines()[-1])
+    assert event.event == "error" and "package name" in event.message
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_force_replaces_a_model_folder_by_swapping(tmp_path: Path, source: Path) -> None:
+    """A real conversion over an existing model folder: the new model is in, the old one and
+    every staging folder gone, the user's folder beside it untouched."""
+    parent = tmp_path / "converted"
+    old = _fake_model_folder(parent / "model", package="Old")
+    files = _user_folder(parent / "mine")
+    request = ConversionRequest(
+        str(source), old, context_length=16, quantize="none", force=True, name="New"
+    )
+    result = convert(request)
+    assert sorted(p.name for p in result.output_dir.iterdir()) == [
+        "New.mlpackage", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+    ]  # fmt: skip
+    assert sorted(p.name for p in parent.iterdir()) == ["mine", "model"]
+    _assert_survives(parent / "mine", files)
+
+
+def test_a_folder_that_appears_while_converting_is_not_replaced(
+    tmp_path: Path, source: Path
+) -> None:
+    """Two conversions into one new folder: the one that finishes second must fail, not replace
+    the first one's model (stood in for here by a folder made while this one saves)."""
+    output = tmp_path / "out"
+
+    def another_run_finishes_first(event: ProgressEvent) -> None:
+        if event.stage == "save" and not output.exists():
+            _fake_model_folder(output, package="First")
+
+    request = ConversionRequest(str(source), output, context_length=16, quantize="none")
+    with pytest.raises(ConversionError, match="appeared while converting"):
+        convert(request, progress=another_run_finishes_first)
+    assert sorted(p.name for p in output.iterdir()) == [
+        "First.mlpackage", "tokenizer.json", "tokenizer_config.json",
+    ]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "out"]  # no staging left
+
+
+# --- The swap and the sweep on their own ---------------------------------------------------------
+
+
+def _staging_with_model(output: Path) -> Path:
+    staging = staging_folder(output, os.getpid())
+    _fake_model_folder(staging, package="New")
+    return staging
+
+
+def test_an_empty_folder_that_appeared_is_not_replaced_either(tmp_path: Path) -> None:
+    """``os.rename`` replaces an empty folder silently; the exclusive rename must not."""
+    output = tmp_path / "out"
+    staging = _staging_with_model(output)
+    output.mkdir()
+    with pytest.raises(ConversionError, match="appeared while converting"):
+        move_into_place(staging, output, replace=False)
+    assert list(output.iterdir()) == []
+
+
+def test_a_failed_swap_puts_the_old_model_back(tmp_path: Path) -> None:
+    output = _fake_model_folder(tmp_path / "model", package="Old")
+    missing_staging = staging_folder(output, os.getpid())  # the rename in cannot succeed
+    with pytest.raises(FileNotFoundError):
+        move_into_place(missing_staging, output, replace=True)
+    assert (output / "Old.mlpackage" / "Manifest.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_swap_rechecks_that_the_old_folder_is_a_model_folder(tmp_path: Path) -> None:
+    output = tmp_path / "model"
+    files = _user_folder(output)  # it became the user's between the check and the swap
+    staging = _staging_with_model(output)
+    with pytest.raises(ConversionError, match="not a model folder"):
+        move_into_place(staging, output, replace=True)
+    _assert_survives(output, files)
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_sweep_removes_only_staging_folders_of_dead_processes(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    output = tmp_path / "model"
+    dead_staging = staging_folder(output, dead)
+    _fake_model_folder(dead_staging)
+    live_staging = staging_folder(output, os.getpid())
+    live_staging.mkdir()
+    kept = [".git", ".model.partial-abc", f"model.partial-{dead}", f".model.partial-{dead}.bak"]
+    for name in kept:
+        _user_folder(tmp_path / name)
+    swept = sweep_staging(tmp_path)
+    assert swept == [dead_staging]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, live_staging.name])
+
+
+def test_sweep_restores_a_model_a_dead_swap_had_moved_aside(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    restored = tmp_path / "restored"
+    _fake_model_folder(aside_folder(restored, dead))  # died between move-aside and rename-in
+    replaced = tmp_path / "replaced"
+    _fake_model_folder(replaced, package="New")
+    _fake_model_folder(aside_folder(replaced, dead), package="Old")  # died before deleting it
+    sweep_staging(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["replaced", "restored"]
+    assert (restored / "Old.mlpackage").is_dir() and (replaced / "New.mlpackage").is_dir()
+
+
+# --- The Converter pane -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [".", "..", "../x", "a/b", ".hidden"])
+def test_pane_refuses_names_that_are_not_a_folder_name(qtbot, tmp_path: Path, name: str) -> None:
+    """Name "." with Replace ticked used to make the output the models folder itself."""
+    from app.settings import AppSettings
+    from app.settings_dialog import SettingsDialog
+
+    models = tmp_path / "models"
+    first = _fake_model_folder(models / "First")
+    second = _fake_model_folder(models / "Second")
+    dialog = SettingsDialog(AppSettings(converter_output_dir=str(models)))
+    qtbot.addWidget(dialog)
+    pane = dialog.converter_pane
+    pane.source_field.setText("owner/model")
+    pane.name_field.setText(name)
+    pane.force_check.setChecked(True)
+    assert not pane.start()
+    assert "name:" in pane.status_label.text()
+    assert not pane.is_running()
+    assert sorted(p.name for p in models.iterdir()) == ["First", "Second"]
+    assert (first / "Old.mlpackage").is_dir() and (second / "tokenizer.json").is_file()
+
+
+def test_app_keeps_an_output_it_did_not_write(qtbot, tmp_path: Path) -> None:
+    """A converter that fails while the output folder exists (another run's model): the app
+    removes its staging folder, never the output."""
+    from app.converter_process import ConverterProcess
+
+    script = tmp_path / "fails_late.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from pathlib import Path\n"
+        "out = Path(sys.argv[sys.argv.index('-o') + 1])\n"
+        "staging = out.parent / f'.{out.name}.partial-{os.getpid()}'\n"
+        "staging.mkdir(parents=True)\n"
+        f"import shutil; shutil.copytree({str(tmp_path / 'other')!r}, out)\n"
+        "print(json.dumps({'event': 'error', 'message': 'appeared while converting'}))\n"
+        "sys.exit(1)\n"
+    )
+    _fake_model_folder(tmp_path / "other", package="Other")
+    launcher = tmp_path / "launcher"
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
+    launcher.chmod(0o755)
+    process = ConverterProcess(executable=str(launcher))
+    output = tmp_path / "models" / "model"
+    with qtbot.waitSignal(process.finished, timeout=20000) as finished:
+        process.start(ConversionRequest("owner/model", output))
+    assert finished.args[0].status == "error" and finished.args[0].leftovers == ()
+    assert (output / "Other.mlpackage" / "Manifest.json").is_file()
+    assert sorted(p.name for p in output.parent.iterdir()) == ["model"]
+
+
+def test_problems_of_a_request_are_one_line_each(tmp_path: Path) -> None:
+    request = ConversionRequest("", tmp_path, context_length=2, quantize="int3", name="..")  # type: ignore[arg-type]
+    found = problems(request)
+    assert len(found) >= 4 and all("\n" not in line for line in found)
+    assert json.dumps(found)  # plain strings

@@ -1,0 +1,64 @@
+"""The torch-free conversion contract: the argv round trip, names, and what the app may import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from converter.naming import default_model_name, name_problem, safe_name
+from converter.options import HUB_ID, ConversionRequest, model_folder_problem
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ConversionRequest("owner/model", Path("/m/out")),
+        ConversionRequest(
+            "/x/model.gguf",
+            Path("/m/My Model"),
+            context_length=512,
+            quantize="int4",
+            block_size=64,
+            last_logits_only=True,
+            verify=True,
+            force=True,
+            name="Tiny",
+        ),
+        ConversionRequest("a/b", Path("/o"), quantize="int8"),
+        ConversionRequest("a/b", Path("/o"), quantize="none", context_length=16),
+    ],
+)
+def test_request_survives_its_command_line(request_: ConversionRequest) -> None:
+    assert ConversionRequest.from_argv(request_.to_argv()) == request_
+
+
+def test_the_token_never_travels_on_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_from_env")
+    request = ConversionRequest("a/b", Path("/o"), token="hf_secret")
+    assert "hf_secret" not in " ".join(request.to_argv())
+    assert ConversionRequest.from_argv(request.to_argv()).token == "hf_from_env"
+
+
+def test_default_names_pass_the_name_rule() -> None:
+    for text in ("..", ".hidden", "a/b", "ü-model", "", "x" * 500, "Mistral 7B (v0.3)"):
+        assert name_problem(safe_name(text)) is None, text
+    assert name_problem(default_model_name("/models/..", "int4")) is None
+    assert default_model_name("owner/Mistral 7B", "int8") == "Mistral-7B-int8"
+
+
+def test_hub_ids() -> None:
+    assert HUB_ID.match("mistralai/Mistral-7B-Instruct-v0.3")
+    for text in ("model", "/abs/path", "a/b/c", "../x", ""):
+        assert not HUB_ID.match(text), text
+
+
+def test_model_folder_rule(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    (folder / "M.mlpackage").mkdir(parents=True)
+    assert "no Manifest.json" in (model_folder_problem(folder) or "")
+    (folder / "M.mlpackage" / "Manifest.json").write_text("{}")
+    (folder / "tokenizer.json").write_text("{}")
+    assert model_folder_problem(folder) is None
+    (folder / "N.mlpackage").mkdir()
+    assert "found 2" in (model_folder_problem(folder) or "")
