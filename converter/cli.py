@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     cancel = CancelToken()
 
     def on_signal(signum: int, _frame: object) -> None:
-        cancel.cancel()
+        cancel.cancel_from_signal()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -111,16 +111,28 @@ def rename_no_replace(source: Path, destination: Path) -> None:
     os.rename(source, destination)
 
 
-def is_disk_full(error: BaseException) -> bool:
-    """ENOSPC anywhere in the chain (coremltools' writers wrap it in RuntimeError messages)."""
+NEARLY_FULL_BYTES = 64 * 1024**2
+
+
+def is_disk_full(error: BaseException, *, folder: Path | None = None) -> bool:
+    """Whether ``error`` means the disk is full: ENOSPC (or EDQUOT) anywhere in its chain, or a
+    failed write while ``folder``'s disk is nearly full (coremltools' weight writer reports
+    ENOSPC as "Unknown error occurred while writing data to the file")."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if "No space left on device" in str(current):
+        text = str(current)
+        if "No space left on device" in text:
             return True
+        if folder is not None and "writing" in text.lower():
+            try:
+                if shutil.disk_usage(folder).free < NEARLY_FULL_BYTES:
+                    return True
+            except OSError:
+                pass
         current = current.__cause__ or current.__context__
     return False
 

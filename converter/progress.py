@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,9 +77,28 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._interruptible = 0
 
     def cancel(self) -> None:
         self._event.set()
+
+    def cancel_from_signal(self) -> None:
+        """For a signal handler: cancel, and inside ``interruptible()`` raise right where the main
+        thread is, so a long call without cancel points of its own stops now, not after it."""
+        self.cancel()
+        if self._interruptible and threading.current_thread() is threading.main_thread():
+            raise ConversionCancelled("conversion cancelled")
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A stretch (loading weights) that a signal may interrupt anywhere: it holds nothing that
+        an exception in the middle would leave half-done outside the staging folder."""
+        self.raise_if_cancelled()
+        self._interruptible += 1
+        try:
+            yield
+        finally:
+            self._interruptible -= 1
 
     @property
     def cancelled(self) -> bool:

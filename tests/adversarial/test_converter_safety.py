@@ -282,3 +282,156 @@ def test_problems_of_a_request_are_one_line_each(tmp_path: Path) -> None:
     found = problems(request)
     assert len(found) >= 4 and all("\n" not in line for line in found)
     assert json.dumps(found)  # plain strings
+
+
+# --- Bad input fails in one line, in bounded time, inside the staging folder (item 10) ----------
+
+
+def _edit_config(source: Path, **changes) -> None:
+    config = json.loads((source / "config.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    (source / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"hidden_size": None}, "lacks 'hidden_size'"),
+        ({"num_attention_heads": None}, "lacks 'num_attention_heads'"),
+        ({"num_hidden_layers": "two"}, "expected a non-negative whole number"),
+        ({"rms_norm_eps": -1}, "expected a positive number for 'rms_norm_eps'"),
+    ],
+)
+def test_broken_configs_are_one_line_errors(
+    tmp_path: Path, source: Path, changes: dict, expected: str
+) -> None:
+    _edit_config(source, **changes)
+    with pytest.raises(ConversionError, match=expected):
+        convert(ConversionRequest(str(source), tmp_path / "out", context_length=16))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+@pytest.mark.parametrize("length", [1, 4, 15])
+def test_tiny_context_lengths_are_refused(tmp_path: Path, source: Path, length: int) -> None:
+    with pytest.raises(ConversionError, match=f"expected 16 to 131072, found {length}"):
+        convert(ConversionRequest(str(source), tmp_path / "out", context_length=length))
+
+
+def test_cli_context_length_4_is_one_line(tmp_path: Path, source: Path) -> None:
+    command = [sys.executable, "-m", "converter.cli", str(source), "-o", str(tmp_path / "out"),
+               "--json-progress", "--context-length", "4"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "context length" in ProgressEvent.from_json(result.stdout.splitlines()[-1]).message
+
+
+def test_kill_leaves_nothing_outside_the_staging_folder_and_the_next_run_sweeps_it(
+    tmp_path: Path, source: Path
+) -> None:
+    """kill -9 while coremltools writes its temporary package: nothing lands in TMPDIR, one staging
+    folder of a dead process is left, and the next conversion into that folder removes it."""
+    import signal
+
+    temporary = tmp_path / "tmpdir"
+    temporary.mkdir()
+    parent = tmp_path / "converted"
+    files = _user_folder(parent / "mine")
+    command = [sys.executable, "-m", "converter.cli", str(source), "-o", str(parent / "m"),
+               "--json-progress", "--context-length", "16", "--quantize", "int8"]  # fmt: skip
+    env = {**os.environ, "TMPDIR": str(temporary)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, env=env)  # fmt: skip
+    assert process.stdout is not None
+    for line in process.stdout:
+        event = ProgressEvent.from_json(line)
+        if event.stage == "save":  # coremltools' temporary package is written by now
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert list(temporary.iterdir()) == []
+    left = sorted(p.name for p in parent.iterdir())
+    assert left == [f".m.partial-{process.pid}", "mine"]
+    _assert_survives(parent / "mine", files)
+
+    _edit_config(source, architectures=["Qwen2ForCausalLM"])  # the next run fails early
+    with pytest.raises(ConversionError, match="Qwen2ForCausalLM"):
+        convert(ConversionRequest(str(source), parent / "other", context_length=16))
+    assert sorted(p.name for p in parent.iterdir()) == ["mine"]
+    _assert_survives(parent / "mine", files)
+
+
+DISK_FULL_DRIVER = """
+import json, os, sys
+from pathlib import Path
+import torch  # noqa: F401  (coremltools must see torch first)
+from converter.convert import convert
+from converter.errors import ConversionError
+from converter.options import ConversionRequest
+
+disk = Path(sys.argv[2])
+
+def fill(event):
+    if event.stage == "convert" and not (disk / "filler").exists():
+        stats = os.statvfs(disk)
+        with open(disk / "filler", "wb") as handle:
+            handle.write(b"\\0" * (stats.f_bavail * stats.f_frsize - 64 * 1024))
+
+try:
+    convert(ConversionRequest(sys.argv[1], disk / "out", context_length=16, quantize="none"),
+            progress=fill)
+    message = "converted"
+except ConversionError as error:
+    message = str(error)
+print(json.dumps({"message": message, "left": sorted(os.listdir(disk))}))
+"""
+
+
+def test_a_full_disk_says_so_and_leaves_nothing(tmp_path: Path, source: Path) -> None:
+    """A real small file system (tmpfs in a user namespace) filled up mid-conversion."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) to mount a small tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    driver = tmp_path / "driver.py"
+    driver.write_text(DISK_FULL_DRIVER)
+    script = (
+        f"mount -t tmpfs -o size=64m tmpfs {disk} && exec {sys.executable} {driver} {source} {disk}"
+    )
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("user namespaces are not available here")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                            text=True, env=env, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "the disk filled up" in outcome["message"], outcome
+    assert outcome["left"] == ["filler"]  # no output, no staging folder
+
+
+def test_sigterm_while_loading_weights_stops_inside_the_load(
+    tmp_path: Path, smollm2_gguf: Path
+) -> None:
+    """The GGUF load is one long call; SIGTERM must stop it there, not after it has finished."""
+    import signal
+
+    command = [sys.executable, "-m", "converter.cli", str(smollm2_gguf), "-o",
+               str(tmp_path / "out"), "--json-progress", "--context-length", "64"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    events = []
+    for line in process.stdout:
+        events.append(ProgressEvent.from_json(line))
+        if events[-1].stage == "load":
+            process.send_signal(signal.SIGTERM)
+            break
+    remaining, _ = process.communicate(timeout=300)
+    events += [ProgressEvent.from_json(line) for line in remaining.splitlines()]
+    assert process.returncode == 130 and events[-1].event == "cancelled"
+    load = [e.stage_fraction for e in events if e.event == "progress" and e.stage == "load"]
+    assert max(load) < 1.0, load  # the load never finished
+    assert list(tmp_path.iterdir()) == []
