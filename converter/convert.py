@@ -115,6 +115,38 @@ def _check_disk_space(folder: Path, needed: int) -> None:
         )
 
 
+def _check_against_model(request: ConversionRequest, spec) -> None:
+    """What only the model's config can refuse, before any weight is loaded."""
+    if request.context_length > spec.max_position_embeddings:
+        raise ConversionError(
+            f"--context-length {request.context_length} is above the model's maximum "
+            f"{spec.max_position_embeddings}"
+        )
+    if spec.sliding_window and request.context_length > spec.sliding_window:
+        raise ConversionError(
+            f"--context-length {request.context_length} is above the model's attention window "
+            f"{spec.sliding_window} (sliding-window attention is not supported): use at most "
+            f"{spec.sliding_window}"
+        )
+    if request.quantize == "int4":
+        # Each int4 block spans input channels of one weight; coremltools leaves a weight whose
+        # input size the block does not divide in float16 (with a warning only).
+        inputs = {
+            "hidden_size": spec.hidden_size,
+            "intermediate_size": spec.intermediate_size,
+            "attention width": spec.num_heads * spec.head_dim,
+        }
+        bad = {name: size for name, size in inputs.items() if size % request.block_size}
+        if bad:
+            name, size = next(iter(bad.items()))
+            divisors = [b for b in (16, 32, 64, 128) if all(v % b == 0 for v in inputs.values())]
+            raise ConversionError(
+                f"--block-size {request.block_size} does not divide the model's {name} {size}; "
+                f"expected a divisor of {', '.join(str(v) for v in inputs.values())}"
+                + (f" such as {divisors[-1]}" if divisors else "")
+            )
+
+
 def convert(
     request: ConversionRequest,
     *,
@@ -143,7 +175,7 @@ def convert(
     except ConversionError:
         raise
     except (OSError, RuntimeError, ValueError) as error:
-        if is_disk_full(error):
+        if is_disk_full(error, folder=output_dir.parent):
             raise ConversionError(
                 f"the disk filled up while writing {output_dir}; free some space and try again"
             ) from error
@@ -179,11 +211,7 @@ def _run_stages(
     overlap = overlap_problem(output_dir, resolved.folder)
     if overlap and resolved.gguf_file is None:  # a GGUF's folder may hold the output
         raise ConversionError(overlap)
-    if request.context_length > spec.max_position_embeddings:
-        raise ConversionError(
-            f"--context-length {request.context_length} is above the model's maximum "
-            f"{spec.max_position_embeddings}"
-        )
+    _check_against_model(request, spec)
     estimate = estimate_package_bytes(spec.parameter_count, request.quantize, request.block_size)
     # The package, plus coremltools' float16 temporary package while converting.
     _check_disk_space(output_dir.parent, estimate + spec.parameter_count * 2)
@@ -196,7 +224,8 @@ def _run_stages(
     cancel.raise_if_cancelled()
 
     reporter.begin("load", "loading weights in float16")
-    weights = load_weights(resolved, report=reporter.report)
+    with cancel.interruptible():  # a signal stops the load at once, not after it
+        weights = load_weights(resolved, report=reporter.report)
     cancel.raise_if_cancelled()
     module = build_stateful_model(
         spec,
@@ -212,10 +241,6 @@ def _run_stages(
     cancel.raise_if_cancelled()
 
     reporter.begin("trace", "tracing the stateful module")
-    reference = None
-    if request.verify:
-        tokens = verify.verification_tokens(staging / meta.TOKENIZER_FILE, spec.vocab_size)
-        reference = verify.reference_logits(module, tokens)
     traced = coreml_export.trace(module)
     reporter.report(1.0, "traced")
     cancel.raise_if_cancelled()
@@ -264,8 +289,12 @@ def _run_stages(
     cancel.raise_if_cancelled()
 
     verification = None
-    if reference is not None:
-        reporter.begin("verify", "running the package against torch")
+    if request.verify:
+        reporter.begin("verify", "running the source model in transformers (float32)")
+        tokens = verify.verification_tokens(staging / meta.TOKENIZER_FILE, spec.vocab_size)
+        reference = verify.source_logits(resolved, tokens)
+        cancel.raise_if_cancelled()
+        reporter.report(0.5, "running the package against the source model")
         verification = verify.verify_package(package, reference, quantize=request.quantize)
         reporter.log(
             f"verification on the {verification.runtime} runtime: top-1 agreement "

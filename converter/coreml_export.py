@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from converter.coremltools_progress import report_coremltools_progress
+from converter.errors import ConversionError
 from converter.options import QUANTIZATIONS
 from converter.progress import CancelToken
 from converter.torch_model import StatefulCausalLM, causal_mask
@@ -115,6 +116,22 @@ def weight_groups(program, *, last: int = 2) -> list[list[str]]:
     return [group for group in groups if group]
 
 
+def check_quantized(program, *, expected: int, mode: str) -> None:
+    """Every weight meant to be quantized is: coremltools only warns when it skips one (a block
+    size that does not divide it), which would label a float16 package int4."""
+    left = [name for group in weight_groups(program) for name in group]
+    constexpr = sum(
+        op.op_type.startswith("constexpr_")
+        for function in program.functions.values()
+        for op in function.operations
+    )
+    if left or constexpr < expected:
+        raise ConversionError(
+            f"{mode} quantization left {len(left)} of {expected} weights in float16 "
+            f"({constexpr} quantized; first left: {left[0] if left else 'unknown'})"
+        )
+
+
 def compress_and_build(
     program,
     *,
@@ -157,7 +174,8 @@ def compress_and_build(
             # constants too; quantizing them would cost accuracy for nothing), the largest ones
             # last: each float16 weight is freed as soon as it is quantized, so the big
             # temporaries of the embedding and lm_head come when most memory is free again.
-            for group in weight_groups(program):
+            groups = weight_groups(program)
+            for group in groups:
                 config = ct.optimize.coreml.OptimizationConfig(
                     op_name_configs=dict.fromkeys(group, op_config)
                 )
@@ -166,6 +184,7 @@ def compress_and_build(
                 )
                 quantizer.apply(program)
                 gc.collect()
+            check_quantized(program, expected=sum(len(group) for group in groups), mode=mode)
         mlmodel = ct.convert(
             program,
             convert_to="mlprogram",

@@ -45,6 +45,7 @@ class ModelSpec:
     tie_word_embeddings: bool
     max_position_embeddings: int
     rope_scaling: tuple[tuple[str, Any], ...] = ()
+    sliding_window: int = 0  # Mistral's attention window; 0: none
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ModelSpec:
@@ -57,8 +58,15 @@ class ModelSpec:
                 f"unsupported architecture {found}: coreml-chat converts "
                 f"{' and '.join(SUPPORTED_ARCHITECTURES)} models"
             )
-        heads = int(config["num_attention_heads"])
-        hidden = int(config["hidden_size"])
+        unsupported = unsupported_features(config)
+        if unsupported:
+            raise ConversionError(
+                f"{architecture} with {unsupported[0]} is not supported: coreml-chat converts "
+                "plain Llama/Mistral layers only (converting anyway would drop it silently)"
+            )
+        number = _ConfigReader(config)
+        heads = number.integer("num_attention_heads")
+        hidden = number.integer("hidden_size")
         rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
         theta = config.get("rope_theta") or rope.get("rope_theta") or 10000.0
         rope_type = rope.get("rope_type", rope.get("type", "default")) or "default"
@@ -69,18 +77,19 @@ class ModelSpec:
         scaling = tuple(sorted((k, v) for k, v in rope.items() if k != "rope_theta"))
         return cls(
             architecture=architecture,
-            vocab_size=int(config["vocab_size"]),
+            vocab_size=number.integer("vocab_size"),
             hidden_size=hidden,
-            intermediate_size=int(config["intermediate_size"]),
-            num_layers=int(config["num_hidden_layers"]),
+            intermediate_size=number.integer("intermediate_size"),
+            num_layers=number.integer("num_hidden_layers"),
             num_heads=heads,
-            num_kv_heads=int(config.get("num_key_value_heads") or heads),
-            head_dim=int(config.get("head_dim") or hidden // heads),
-            rms_norm_eps=float(config.get("rms_norm_eps", 1e-6)),
-            rope_theta=float(theta),
+            num_kv_heads=number.integer("num_key_value_heads", heads),
+            head_dim=number.integer("head_dim", hidden // heads),
+            rms_norm_eps=number.real("rms_norm_eps", 1e-6),
+            rope_theta=number.real("rope_theta", theta),
             tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-            max_position_embeddings=int(config.get("max_position_embeddings", 2048)),
+            max_position_embeddings=number.integer("max_position_embeddings", 2048),
             rope_scaling=scaling if rope_type == "llama3" else (),
+            sliding_window=number.integer("sliding_window", 0),
         )
 
     @property
@@ -90,6 +99,64 @@ class ModelSpec:
         per_layer = attention + mlp + 2 * self.hidden_size
         embeddings = self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
         return self.num_layers * per_layer + embeddings + self.hidden_size
+
+
+class _ConfigReader:
+    """Reads numbers from a config, with a one-line error for a key that is missing or not a
+    number (a traceback from ``int(config[key])`` says neither which file nor what to do)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+
+    def _value(self, key: str, default: Any) -> Any:
+        value = self.config.get(key)
+        if value is None:
+            if default is None:
+                raise ConversionError(
+                    f"the model's config.json lacks {key!r}, which a Llama/Mistral config has; "
+                    "is the checkpoint complete?"
+                )
+            return default
+        return value
+
+    def integer(self, key: str, default: int | None = None) -> int:
+        value = self._value(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConversionError(
+                f"config.json: expected a non-negative whole number for {key!r}, found {value!r}"
+            )
+        if value == 0 and key not in ("sliding_window",):
+            raise ConversionError(f"config.json: expected a positive {key!r}, found 0")
+        return value
+
+    def real(self, key: str, default: float) -> float:
+        value = self._value(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConversionError(
+                f"config.json: expected a positive number for {key!r}, found {value!r}"
+            )
+        return float(value)
+
+
+def unsupported_features(config: Mapping[str, Any]) -> list[str]:
+    """Config features the stateful module does not implement, as ``key=value`` (empty: none).
+
+    Each would change the model's numbers; ignoring one converts a different model than the
+    source (``attention_bias`` once converted to 0% top-1 agreement and verified as 100%).
+    """
+    found = []
+    for key in ("attention_bias", "mlp_bias"):
+        if config.get(key):
+            found.append(f"{key}={config[key]}")
+    if config.get("hidden_act", "silu") not in ("silu", "swish"):
+        found.append(f"hidden_act={config['hidden_act']}")
+    if config.get("quantization_config"):
+        method = dict(config["quantization_config"]).get("quant_method", "unknown")
+        found.append(f"quantization_config (a {method} checkpoint)")
+    partial = config.get("partial_rotary_factor", 1.0)
+    if partial not in (None, 1, 1.0):
+        found.append(f"partial_rotary_factor={partial}")
+    return found
 
 
 def rope_inverse_frequencies(spec: ModelSpec) -> torch.Tensor:
@@ -297,6 +364,20 @@ def build_stateful_model(
             cache_dtype=cache_dtype,
         )
     expected = {name for name, _ in module.named_parameters(remove_duplicate=True)}
+    # Tensors the module has no place for change the model (biases, extra norms, adapters):
+    # refused, not dropped. Only the rotary tables some checkpoints store are recomputed here.
+    unexpected = sorted(
+        name
+        for name in weights
+        if name not in expected
+        and not name.endswith("rotary_emb.inv_freq")
+        and not (name == "lm_head.weight" and spec.tie_word_embeddings)
+    )
+    if unexpected:
+        raise ConversionError(
+            f"the checkpoint has {len(unexpected)} tensors a plain Llama/Mistral has not "
+            f"(first: {unexpected[0]}); coreml-chat cannot convert them and will not drop them"
+        )
     state = {name: tensor for name, tensor in weights.items() if name in expected}
     if spec.tie_word_embeddings:
         state.pop("lm_head.weight", None)

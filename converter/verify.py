@@ -1,8 +1,10 @@
-"""The numerical gate after a conversion: run the saved package and compare it with torch.
+"""The numerical gate after a conversion: run the saved package and compare it with the source.
 
-The torch module's logits for a fixed prompt are computed before the module is freed (the
-``ReferenceLogits``); afterwards the package runs through ``engine.runtime.load_model`` (Core ML on a
-Mac, the reference runtime elsewhere) on the same prompt, fed whole and then token by token.
+The reference is the source model itself, run by transformers in float32 (``source_logits``), not
+our own torch module: a gate that compares the package with the module it was traced from cannot see
+what the module got wrong (a dropped bias once verified as 100% while agreeing 0% with the source).
+The package runs through ``engine.runtime.load_model`` (Core ML on a Mac, the reference runtime
+elsewhere) on the same tokens, one at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from converter.torch_model import StatefulCausalLM, causal_mask
+from converter.source import ResolvedSource
 from engine import package_metadata as meta
 
 VERIFY_TOKENS = 16
@@ -29,7 +31,7 @@ VERIFY_TEXT = "The capital of France is Paris. The quick brown fox jumps over th
 @dataclass(frozen=True)
 class ReferenceLogits:
     token_ids: np.ndarray  # (q,) int32
-    logits: np.ndarray  # (q, vocab) float32, or (1, vocab) for last-logits-only
+    logits: np.ndarray  # (q, vocab) float32: one row per position
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,30 @@ def verification_tokens(tokenizer_file: Path, vocab_size: int) -> np.ndarray:
     return np.asarray(ids, dtype=np.int32)
 
 
-def reference_logits(module: StatefulCausalLM, tokens: np.ndarray) -> ReferenceLogits:
-    """Logits of the torch module for ``tokens``, computed token by token."""
-    module.reset_cache()
-    rows = []
+def source_logits(source: ResolvedSource, tokens: np.ndarray) -> ReferenceLogits:
+    """The source model's logits for ``tokens``: transformers' own implementation, in float32."""
+    import gc
+
+    from transformers import AutoModelForCausalLM
+
+    from converter.errors import ConversionError
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(source.folder), gguf_file=source.gguf_file, dtype=torch.float32
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConversionError(
+            f"cannot load {source.source_id} in transformers to verify against: {first_line}"
+        ) from error
+    model.eval()
     with torch.no_grad():
-        for position, token in enumerate(tokens):
-            ids = torch.tensor([[int(token)]], dtype=torch.int32)
-            logits = module(ids, causal_mask(position, 1, dtype=torch.float16))
-            rows.append(logits[0, -1].float().numpy())
-    module.reset_cache()
-    return ReferenceLogits(token_ids=tokens, logits=np.stack(rows))
+        ids = torch.tensor(np.asarray(tokens, dtype=np.int64)[None, :])
+        logits = model(input_ids=ids).logits[0].float().numpy()
+    del model
+    gc.collect()
+    return ReferenceLogits(token_ids=tokens, logits=logits)
 
 
 def verify_package(

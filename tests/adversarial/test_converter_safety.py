@@ -435,3 +435,30 @@ def test_sigterm_while_loading_weights_stops_inside_the_load(
     load = [e.stage_fraction for e in events if e.event == "progress" and e.stage == "load"]
     assert max(load) < 1.0, load  # the load never finished
     assert list(tmp_path.iterdir()) == []
+
+
+# --- Conversions that lie (items 11, 12) ---------------------------------------------------------
+
+
+def test_verify_compares_with_the_source_model_not_our_module(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A converter bug in our torch module (stood in for by a negated MLP weight) goes into the
+    package too; only a comparison with transformers' own model of the source can see it."""
+    from converter import torch_model
+
+    build = torch_model.build_stateful_model
+
+    def broken_build(*args, **kwargs):
+        module = build(*args, **kwargs)
+        for layer in module.model.layers:
+            layer.mlp.down_proj.weight.data.mul_(-4)
+        return module
+
+    monkeypatch.setattr(torch_model, "build_stateful_model", broken_build)
+    request = ConversionRequest(
+        str(source), tmp_path / "out", context_length=32, quantize="none", verify=True
+    )
+    report = convert(request).verification
+    assert report is not None and not report.passed, report
+    assert report.top1_agreement < 0.9
