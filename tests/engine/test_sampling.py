@@ -120,3 +120,21 @@ def test_binned_draw_handles_masked_and_single_candidates():
     frequencies = _binned_counts(logits, top_p=1.0, min_p=0.0, draws=1000)
     assert set(np.flatnonzero(frequencies)) == {5, 9}
     assert abs(frequencies[9] - 1 / (1 + np.exp(2.0))) < 2e-3
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        GenerationConfig(temperature=0.0, repetition_penalty=2.0),
+        GenerationConfig(temperature=0.1, repetition_penalty=2.0, seed=1),
+        GenerationConfig(temperature=0.1, top_k=5, repetition_penalty=2.0, seed=1),
+    ],
+    ids=["greedy", "sample", "top-k"],
+)
+def test_the_sampler_applies_the_repetition_penalty(config):
+    logits = np.full(VOCAB, -5.0, dtype=np.float32)
+    logits[7], logits[11] = 10.0, 8.0  # 7 is far ahead, but seen: 10 / 2 < 8
+    sampler = make_sampler(config)
+    assert {sampler(logits, []) for _ in range(20)} == {7}
+    assert {sampler(logits, [7, 3]) for _ in range(20)} == {11}
+    assert logits[7] == 10.0  # the caller's logits are left alone

@@ -159,9 +159,39 @@ def test_context_full_policies(converted_package):
 
 
 def test_generate_joins_the_stream(session):
-    text, last = generate(session, (ChatMessage("user", "Hi"),), GREEDY)
+    conversation = (ChatMessage("user", "Hi"),)
+    text, last = generate(session, conversation, GREEDY)
+    streamed, _ = _answer(session, session.new_cache(), conversation)
     assert last.finish_reason in ("eos", "max_tokens") and last.generated_tokens >= 1
-    assert isinstance(text, str)
+    assert text and text == streamed  # greedy: the same answer, joined
+
+
+def _answer_with_ids(session, cache, messages, config):
+    pieces, ids, last = [], [], None
+    for response in stream_generate(session, cache, tuple(messages), config):
+        pieces.append(response.text)
+        if response.token >= 0:
+            ids.append(response.token)
+        last = response
+    return "".join(pieces), ids, last
+
+
+@pytest.mark.parametrize("max_new_tokens", [1, 2, 5, 9])
+def test_an_answer_cut_at_max_new_tokens_keeps_its_last_token(session, max_new_tokens):
+    config = GenerationConfig(temperature=0.0, max_new_tokens=max_new_tokens)
+    conversation = [ChatMessage("user", "Tell me a story about a cat.")]
+    text, ids, last = _answer_with_ids(session, session.new_cache(), conversation, config)
+    assert last.finish_reason == "max_tokens" and len(ids) == max_new_tokens
+    assert text == session.tokenizer.decode(ids) and session.tokenizer.decode(ids[-1:]) != ""
+
+
+def test_an_answer_that_fills_the_context_keeps_its_last_token(session):
+    config = GenerationConfig(temperature=0.0, max_new_tokens=1000, context_policy="stop")
+    conversation = [ChatMessage("user", "Tell me a long story about a cat. " * 12)]
+    cache = session.new_cache()
+    text, ids, last = _answer_with_ids(session, cache, conversation, config)
+    assert last.finish_reason == "context_full" and cache.length == session.context_length
+    assert text == session.tokenizer.decode(ids) and session.tokenizer.decode(ids[-1:]) != ""
 
 
 def test_cancel_during_prefill_records_what_was_fed(session):
