@@ -133,8 +133,44 @@ def list_repo(repo_id: str, *, token: str = "", endpoint: str | None = None) -> 
     return RepoListing(repo_id, info.sha or "main", files)
 
 
+def check_repo_file_name(name: str) -> str:
+    """``name`` if it is a plain relative path inside a repository, else ``HubError``.
+
+    File names come from whatever server answers (a mirror, a proxy, ``HF_ENDPOINT``): a name such
+    as ``X.mlpackage/../../../x`` would otherwise be written outside the models folder.
+    """
+    parts = name.split("/")
+    if (
+        not name
+        or name.startswith("/")
+        or "\\" in name
+        or "\0" in name
+        or any(part in ("", ".", "..") for part in parts)
+        or PurePosixPath(name).is_absolute()
+        or re.match(r"^[A-Za-z]:", name)
+    ):
+        raise HubError(
+            f"refusing the repository file name {name!r}: expected a relative path inside the "
+            "repository (no '..', no leading '/', no backslashes)"
+        )
+    return name
+
+
+def target_inside(staging: Path, name: str) -> Path:
+    """Where repository file ``name`` goes in ``staging``; ``HubError`` if it would land outside."""
+    check_repo_file_name(name)
+    root = staging.resolve()
+    target = (root / name).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise HubError(f"refusing the repository file name {name!r}: it resolves outside {staging}")
+    return target
+
+
 def plan_files(listing: RepoListing, package: str | None = None) -> tuple[RepoFile, ...]:
-    """The files to fetch: one package (``package``, or the only one) plus the tokenizer files."""
+    """The files to fetch: one package (``package``, or the only one) plus the tokenizer files.
+
+    Every name is checked (``check_repo_file_name``) before anything is fetched.
+    """
     packages = listing.packages
     if not packages:
         raise HubError(
@@ -157,6 +193,7 @@ def plan_files(listing: RepoListing, package: str | None = None) -> tuple[RepoFi
         in_package = file.path.startswith(package + "/")
         beside = str(PurePosixPath(file.path).parent) == parent
         if in_package or (beside and PurePosixPath(file.path).name in TOKENIZER_FILES):
+            check_repo_file_name(file.path)
             wanted.append(file)
     return tuple(wanted)
 
@@ -211,6 +248,7 @@ def download_files(
     if destination.exists():
         raise HubError(f"{destination} already exists; remove it or open it as a local model")
     staging = staging_folder_for(destination)
+    targets = {file.path: target_inside(staging, file.path) for file in files}
     staging.mkdir(parents=True, exist_ok=True)
     endpoint = endpoint or constants.ENDPOINT
     total = sum(f.size for f in files)
@@ -232,7 +270,7 @@ def download_files(
     for file in files:
         if cancel.is_set():
             raise DownloadCancelled("download cancelled")
-        target = staging / file.path
+        target = targets[file.path]
         partial = target.with_name(target.name + PART_SUFFIX)
         state["file"] = file.path
         if target.is_file() and target.stat().st_size == file.size:
