@@ -1,18 +1,21 @@
 """Download a Core ML model package from the Hugging Face Hub: progress in bytes, cancel, resume.
 
 A repository may hold several packages (``apple/mistral-coreml`` has one per quantization): the user
-picks one, and only its files plus the tokenizer files beside it are fetched. Files go into a hidden
-folder ``.<name>.download`` in the models folder; each file is streamed into ``<file>.part`` with
-``huggingface_hub``'s ``http_get`` (``Range`` requests, so a cancelled or broken download resumes
-where it stopped) and renamed when complete; when every file is there the folder is renamed to
-``<name>``. ``HF_ENDPOINT`` (or ``endpoint=``) points it at another server, as the tests do.
+picks one, and only its files plus the tokenizer files beside it are fetched, at the commit the
+listing was taken at. huggingface_hub's own ``hf_hub_download`` does the transfer (auth that stays
+on the Hub, commit- and ETag-keyed bookkeeping, temporary files moved in when complete) into a
+hidden staging folder ``.<name>.download`` in the models folder, which is renamed to ``<name>``
+when every file is there. ``HF_ENDPOINT`` (or ``endpoint=``) points it at another server, as the
+tests do. Every repository file name is checked before anything is written: a server may be hostile.
 
 ``download_files`` is the blocking, Qt-free part (tested against a local HTTP server); ``HubDownload``
-runs it on a thread and reports on the GUI thread.
+runs it on a thread and reports on the GUI thread. ``partial_downloads`` finds abandoned staging
+folders for the model library to offer their removal.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import threading
@@ -31,7 +34,7 @@ from engine import paths
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILES = (meta.TOKENIZER_FILE, meta.TOKENIZER_CONFIG_FILE, "chat_template.jinja")
-PART_SUFFIX = ".part"
+STAGING_NAME = re.compile(r"^\.[^/]+\.download$")  # staging_folder_for's shape
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports
 
 
@@ -109,6 +112,11 @@ def _hub_error(error: Exception, repo_id: str, endpoint: str | None) -> HubError
         return HubError(f"{repo_id} has no such revision")
     if isinstance(error, HfHubHTTPError):
         status = error.response.status_code if error.response is not None else "?"
+        if status in (401, 403):
+            return HubError(
+                f"the Hub refused access to {repo_id} (HTTP {status}): paste an access token "
+                "that can read it (huggingface.co/settings/tokens)"
+            )
         return HubError(
             f"the Hub answered HTTP {status} for {repo_id}: {str(error).splitlines()[0]}"
         )
@@ -116,14 +124,17 @@ def _hub_error(error: Exception, repo_id: str, endpoint: str | None) -> HubError
     return HubError(f"cannot reach {where} ({type(error).__name__}); check the network and retry")
 
 
-def list_repo(repo_id: str, *, token: str = "", endpoint: str | None = None) -> RepoListing:
-    """The repository's files with their sizes, at its current commit."""
+def list_repo(
+    repo_id: str, *, token: str = "", endpoint: str | None = None, revision: str | None = None
+) -> RepoListing:
+    """The repository's files with their sizes, at ``revision`` (a branch, tag or commit; the
+    default branch when None). The listing's ``sha`` pins the download to that commit."""
     from huggingface_hub import HfApi
 
     repo_id = check_repo_id(repo_id)
     api = HfApi(endpoint=endpoint, token=token or False)
     try:
-        info = api.model_info(repo_id, files_metadata=True)
+        info = api.model_info(repo_id, revision=revision, files_metadata=True)
     except Exception as error:  # huggingface_hub's HTTP errors and the transport's
         raise _hub_error(error, repo_id, endpoint) from error
     files = tuple(
@@ -132,8 +143,44 @@ def list_repo(repo_id: str, *, token: str = "", endpoint: str | None = None) -> 
     return RepoListing(repo_id, info.sha or "main", files)
 
 
+def check_repo_file_name(name: str) -> str:
+    """``name`` if it is a plain relative path inside a repository, else ``HubError``.
+
+    File names come from whatever server answers (a mirror, a proxy, ``HF_ENDPOINT``): a name such
+    as ``X.mlpackage/../../../x`` would otherwise be written outside the models folder.
+    """
+    parts = name.split("/")
+    if (
+        not name
+        or name.startswith("/")
+        or "\\" in name
+        or "\0" in name
+        or any(part in ("", ".", "..") for part in parts)
+        or PurePosixPath(name).is_absolute()
+        or re.match(r"^[A-Za-z]:", name)
+    ):
+        raise HubError(
+            f"refusing the repository file name {name!r}: expected a relative path inside the "
+            "repository (no '..', no leading '/', no backslashes)"
+        )
+    return name
+
+
+def target_inside(staging: Path, name: str) -> Path:
+    """Where repository file ``name`` goes in ``staging``; ``HubError`` if it would land outside."""
+    check_repo_file_name(name)
+    root = staging.resolve()
+    target = (root / name).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise HubError(f"refusing the repository file name {name!r}: it resolves outside {staging}")
+    return target
+
+
 def plan_files(listing: RepoListing, package: str | None = None) -> tuple[RepoFile, ...]:
-    """The files to fetch: one package (``package``, or the only one) plus the tokenizer files."""
+    """The files to fetch: one package (``package``, or the only one) plus the tokenizer files.
+
+    Every name is checked (``check_repo_file_name``) before anything is fetched.
+    """
     packages = listing.packages
     if not packages:
         raise HubError(
@@ -156,6 +203,7 @@ def plan_files(listing: RepoListing, package: str | None = None) -> tuple[RepoFi
         in_package = file.path.startswith(package + "/")
         beside = str(PurePosixPath(file.path).parent) == parent
         if in_package or (beside and PurePosixPath(file.path).name in TOKENIZER_FILES):
+            check_repo_file_name(file.path)
             wanted.append(file)
     return tuple(wanted)
 
@@ -172,7 +220,11 @@ def _make_progress_class(report: Callable[[int], None], cancel: threading.Event)
     from tqdm.auto import tqdm
 
     class ReportingProgress(tqdm):
-        """huggingface_hub's progress bar hook: bytes to ``report``, and the place to cancel."""
+        """huggingface_hub's progress bar hook: bytes to ``report``, and the place to cancel.
+
+        Raising from ``update`` ends huggingface_hub's transfer; it then deletes its temporary file,
+        so a cancelled file leaves nothing half-written behind.
+        """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
@@ -188,6 +240,39 @@ def _make_progress_class(report: Callable[[int], None], cancel: threading.Event)
     return ReportingProgress
 
 
+def _file_error(error: Exception, listing: RepoListing, file: RepoFile, endpoint: str | None):
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    if isinstance(error, RemoteEntryNotFoundError):
+        return HubError(
+            f"{listing.repo_id} has no file {file.path} at commit {listing.sha[:12]}; "
+            "look the repository up again"
+        )
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return HubError(f"the disk is full while writing {file.path}; free some space and retry")
+    if isinstance(error, OSError) and "Consistency check failed" in str(error):
+        return HubError(f"{file.path} arrived with the wrong size; it was discarded, retry")
+    return _hub_error(error, listing.repo_id, endpoint)
+
+
+def _remove_if_nothing_fetched(staging: Path) -> None:
+    """A failed first attempt leaves no folder holding only huggingface_hub's bookkeeping."""
+    bookkeeping = staging / ".cache"
+    if not any(p.is_file() for p in staging.rglob("*") if bookkeeping not in p.parents):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_free_space(staging: Path, needed: int) -> None:
+    """Refuse up front what cannot fit, rather than fail after gigabytes."""
+    existing = next(p for p in (staging, *staging.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise HubError(
+            f"not enough free space in {existing}: the download needs {needed:,} bytes, "
+            f"{free:,} are free"
+        )
+
+
 def download_files(
     listing: RepoListing,
     files: tuple[RepoFile, ...],
@@ -198,20 +283,24 @@ def download_files(
     cancel: threading.Event | None = None,
     on_progress: Callable[[DownloadProgress], None] | None = None,
 ) -> Path:
-    """Fetch ``files`` of ``listing`` into ``destination`` (resuming a previous attempt).
+    """Fetch ``files`` of ``listing`` at its commit into ``destination``, through huggingface_hub.
 
-    Raises ``DownloadCancelled`` (the partial files stay, for the next attempt) or ``HubError``.
+    Each file goes through ``hf_hub_download(local_dir=staging)``: huggingface_hub keys what it
+    keeps by commit and ETag (no splicing of two revisions), strips the token from redirects off
+    the Hub, writes each file to a temporary name and moves it in when complete. A later attempt
+    keeps the files already complete (partial bytes of a cancelled file are discarded). When all
+    are there, huggingface_hub's bookkeeping folder is removed and the staging folder renamed.
+    Raises ``DownloadCancelled`` or ``HubError``.
     """
-    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.file_download import http_get
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub import hf_hub_download
 
     cancel = cancel or threading.Event()
     if destination.exists():
         raise HubError(f"{destination} already exists; remove it or open it as a local model")
     staging = staging_folder_for(destination)
+    targets = {file.path: target_inside(staging, file.path) for file in files}
+    _check_free_space(staging, sum(f.size for f in files if not targets[f.path].is_file()))
     staging.mkdir(parents=True, exist_ok=True)
-    endpoint = endpoint or constants.ENDPOINT
     total = sum(f.size for f in files)
     state = {"done": 0, "file": "", "files_done": 0, "last": 0.0}
 
@@ -227,56 +316,80 @@ def download_files(
             )
 
     progress_class = _make_progress_class(report, cancel)
-    headers = build_hf_headers(token=token or False)
+    completed = 0
     for file in files:
         if cancel.is_set():
             raise DownloadCancelled("download cancelled")
-        target = staging / file.path
-        partial = target.with_name(target.name + PART_SUFFIX)
         state["file"] = file.path
-        if target.is_file() and target.stat().st_size == file.size:
-            state["files_done"] += 1
-            report(file.size, force=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        resume_size = partial.stat().st_size if partial.is_file() else 0
-        if resume_size > file.size:
-            partial.unlink()
-            resume_size = 0
-        report(resume_size, force=True)
-        url = hf_hub_url(listing.repo_id, file.path, revision=listing.sha, endpoint=endpoint)
         try:
-            metadata = get_hf_file_metadata(url, token=token or False, endpoint=endpoint)
-            with partial.open("ab") as handle:
-                http_get(
-                    metadata.location,
-                    handle,
-                    resume_size=resume_size,
-                    headers=headers,
-                    expected_size=file.size or metadata.size,
-                    displayed_filename=file.path,
-                    tqdm_class=progress_class,
-                )
+            hf_hub_download(
+                listing.repo_id,
+                file.path,
+                revision=listing.sha,
+                local_dir=staging,
+                token=token or False,
+                endpoint=endpoint,
+                tqdm_class=progress_class,
+            )
         except DownloadCancelled:
             raise
         except Exception as error:  # huggingface_hub's HTTP errors, the transport's, OSError
-            if isinstance(error, OSError) and "Consistency check failed" in str(error):
-                partial.unlink(missing_ok=True)
-                raise HubError(
-                    f"{file.path} arrived with the wrong size; it was discarded, retry the download"
-                ) from error
-            raise _hub_error(error, listing.repo_id, endpoint) from error
-        partial.replace(target)
+            _remove_if_nothing_fetched(staging)
+            raise _file_error(error, listing, file, endpoint) from error
+        completed += file.size
         state["files_done"] += 1
+        state["done"] = completed
         report(0, force=True)
+    shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging.replace(destination)
-    logger.info("downloaded %s into %s", listing.repo_id, destination)
+    logger.info("downloaded %s at %s into %s", listing.repo_id, listing.sha, destination)
     return destination
 
 
-def discard_partial_download(destination: Path) -> None:
-    shutil.rmtree(staging_folder_for(destination), ignore_errors=True)
+@dataclass(frozen=True)
+class PartialDownload:
+    folder: Path
+    size_bytes: int
+
+
+def partial_downloads(
+    models_folder: Path | None = None, *, keep: tuple[Path, ...] = ()
+) -> list[PartialDownload]:
+    """Abandoned downloads: our own ``.<name>.download`` staging folders in the models folder.
+
+    ``keep`` names staging folders still in use (the running download). Only direct children of
+    the models folder with that exact shape are ever offered, and links are never followed.
+    """
+    folder = models_folder or paths.models_dir()
+    if not folder.is_dir():
+        return []
+    kept = {path.resolve() for path in keep}
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if not STAGING_NAME.match(entry.name) or entry.is_symlink() or not entry.is_dir():
+            continue
+        if entry.resolve() in kept:
+            continue
+        size = sum(
+            path.lstat().st_size
+            for path in entry.rglob("*")
+            if path.is_file() and not path.is_symlink()
+        )
+        found.append(PartialDownload(entry, size))
+    return found
+
+
+def remove_partial_downloads(
+    models_folder: Path | None = None, *, keep: tuple[Path, ...] = ()
+) -> int:
+    """Delete what ``partial_downloads`` finds; returns the bytes freed."""
+    freed = 0
+    for partial in partial_downloads(models_folder, keep=keep):
+        shutil.rmtree(partial.folder)
+        freed += partial.size_bytes
+        logger.info("removed the abandoned download %s", partial.folder)
+    return freed
 
 
 # --- The Qt side ---------------------------------------------------------------------------------
@@ -300,6 +413,7 @@ class HubDownload(QObject):
         self.endpoint = endpoint
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self.staging: Path | None = None  # the running download's staging folder
         self._bridge = _Bridge()
         self._bridge.progress.connect(self._on_progress)
         self._bridge.finished.connect(self._on_finished)
@@ -323,6 +437,7 @@ class HubDownload(QObject):
         if destination.exists():
             raise HubError(f"{destination} already exists; open it as a local model")
         self._cancel = threading.Event()
+        self.staging = staging_folder_for(destination)
         bridge, cancel, endpoint = self._bridge, self._cancel, self.endpoint
 
         def run() -> None:
@@ -339,7 +454,8 @@ class HubDownload(QObject):
                 outcome = DownloadOutcome("done", f"downloaded {listing.repo_id}", str(folder))
             except DownloadCancelled:
                 outcome = DownloadOutcome(
-                    "cancelled", "download cancelled; starting it again resumes where it stopped"
+                    "cancelled",
+                    "download cancelled; starting it again resumes after the files already complete",
                 )
             except HubError as error:
                 outcome = DownloadOutcome("error", str(error))
@@ -361,6 +477,7 @@ class HubDownload(QObject):
     @Slot(object)
     def _on_finished(self, outcome: DownloadOutcome) -> None:
         thread, self._thread = self._thread, None
+        self.staging = None
         if thread is not None:
             thread.join(timeout=5)
         self.finished.emit(outcome)

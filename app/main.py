@@ -61,6 +61,7 @@ def run_gui(args: list[str]) -> int:
 
     from app import event_loop
     from app.engine_bridge import EngineBridge, default_worker_factory
+    from app.instance_lock import InstanceLockError, acquire_instance_lock, tell_already_running
     from app.main_window import MainWindow
     from app.qt_fixes import install_refcount_guard, install_signal_emit_fix
     from app.settings import load_settings, save_settings
@@ -70,6 +71,11 @@ def run_gui(args: list[str]) -> int:
     install_signal_emit_fix()  # before any signal is emitted
     app = QApplication.instance() or QApplication([sys.argv[0], *args])
     install_refcount_guard()
+    try:  # one instance per data folder; held until run_gui returns
+        instance_lock = acquire_instance_lock()  # noqa: F841
+    except InstanceLockError as error:
+        tell_already_running(str(error), interactive=not os.environ.get(STARTUP_PROBE_ENV))
+        return 3
     apply_theme(app)
     event_loop.install_excepthook()
     settings = load_settings()

@@ -27,7 +27,9 @@ from app.hub_download import (
     HubError,
     HubLookup,
     RepoListing,
+    partial_downloads,
     plan_files,
+    remove_partial_downloads,
 )
 from app.model_manager import (
     COMPUTE_UNIT_LABELS,
@@ -115,8 +117,14 @@ class ModelPane(QWidget):
         self.local_list.currentItemChanged.connect(lambda *_: self._update_local_buttons())
         self.load_local_button = QPushButton("Load")
         self.load_local_button.clicked.connect(self._on_load_local)
+        self.clean_partials_button = QPushButton()
+        self.clean_partials_button.setToolTip(
+            "Delete downloads that were cancelled or broken off (their hidden folders in the "
+            "models folder); a download in progress is kept"
+        )
+        self.clean_partials_button.clicked.connect(self._on_clean_partials)
         card.add(self.local_list)
-        card.add(row(self.load_local_button))
+        card.add(row(self.load_local_button, self.clean_partials_button))
         return card
 
     def _hub_card(self, token: str) -> Card:
@@ -212,6 +220,28 @@ class ModelPane(QWidget):
             placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
             self.local_list.addItem(placeholder)
         self._update_local_buttons()
+        self._update_partials_button()
+
+    def _running_staging(self) -> tuple[Path, ...]:
+        return (self.download.staging,) if self.download.staging is not None else ()
+
+    def _update_partials_button(self) -> None:
+        partials = partial_downloads(keep=self._running_staging())
+        size = sum(p.size_bytes for p in partials)
+        self.clean_partials_button.setText(
+            f"Remove {len(partials)} unfinished download{'s' if len(partials) != 1 else ''}"
+            f" ({format_size(size)})"
+        )
+        self.clean_partials_button.setVisible(bool(partials))
+
+    def _on_clean_partials(self) -> None:
+        try:
+            freed = remove_partial_downloads(keep=self._running_staging())
+        except OSError as error:
+            self._set_status(f"cannot remove an unfinished download: {error}", error=True)
+        else:
+            self._set_status(f"Removed unfinished downloads: {format_size(freed)} freed")
+        self._update_partials_button()
 
     # --- behaviour ------------------------------------------------------------------------------
 
@@ -333,6 +363,7 @@ class ModelPane(QWidget):
         self.download_button.setEnabled(self._listing is not None)
         self.download_bar.setVisible(outcome.status == "done")
         self._set_status(outcome.message, error=outcome.status == "error")
+        self._update_partials_button()
         if outcome.status == "done":
             self.refresh_local_models()
             self.choose_path(outcome.folder)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app.event_loop import install_excepthook
 from app.main import STARTUP_PROBE_ENV
 
@@ -94,3 +96,59 @@ def test_the_app_logs_to_a_file_in_its_data_folder(private_home: Path) -> None:
     assert result.returncode == 0, result.stderr
     log = (private_home / "data" / "logs" / "coreml-chat.log").read_text()
     assert "window shown" in log
+
+
+def _lock_holder(env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Another process holding the data folder's instance lock until its stdin closes."""
+    code = (
+        "import sys\n"
+        "from app.instance_lock import acquire_instance_lock\n"
+        "lock = acquire_instance_lock()\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_instance_on_one_data_folder_says_so_and_exits(private_home: Path) -> None:
+    from app.instance_lock import LOCK_FILE_NAME
+
+    holder = _lock_holder()
+    try:
+        # Older than any stale time: a live holder still keeps the folder.
+        os.utime(private_home / "data" / LOCK_FILE_NAME, (1, 1))
+        result = _run([], env={STARTUP_PROBE_ENV: "1"})
+        assert result.returncode == 3, result.stderr
+        assert f"coreml-chat is already running on the data folder {private_home / 'data'}" in (
+            result.stderr
+        )
+        assert f"(process {holder.pid} on " in result.stderr
+        assert not (private_home / "data" / "conversations.sqlite3").exists()  # no window built
+    finally:
+        holder.communicate("")
+    assert _run([], env={STARTUP_PROBE_ENV: "1"}).returncode == 0
+
+
+def test_a_lock_left_by_a_killed_instance_does_not_block(private_home: Path) -> None:
+    from app.instance_lock import LOCK_FILE_NAME, InstanceLockError, acquire_instance_lock
+
+    holder = _lock_holder()
+    holder.kill()  # kill -9: the lock file stays behind
+    holder.wait()
+    assert (private_home / "data" / LOCK_FILE_NAME).is_file()
+    lock = acquire_instance_lock()
+    try:  # a second lock object, even in the same process, is refused
+        with pytest.raises(InstanceLockError, match="already running"):
+            acquire_instance_lock()
+    finally:
+        lock.unlock()
+    acquire_instance_lock().unlock()

@@ -3,6 +3,7 @@ huggingface_hub uses (model info, HEAD/GET resolve with Range). No traffic leave
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -10,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from PySide6.QtCore import Qt, QThread
@@ -24,7 +26,9 @@ from app.hub_download import (
     check_repo_id,
     download_files,
     list_repo,
+    partial_downloads,
     plan_files,
+    remove_partial_downloads,
     staging_folder_for,
 )
 from engine import paths
@@ -35,13 +39,18 @@ PACKAGE = "StatefulTinyInt4.mlpackage"
 
 @dataclass
 class FakeHub:
-    """Repositories as {repo_id: {path: bytes}}; records each request's path and headers."""
+    """Repositories as {repo_id: {path: bytes}} at commit ``sha``; records each request's path and
+    headers. Files in ``redirected`` answer HEAD/GET /resolve with a 302 to ``cdn_url`` (another
+    origin, as the Hub's LFS files go to a CDN)."""
 
     repos: dict[str, dict[str, bytes]]
     gated: set[str] = field(default_factory=set)
     chunk_delay: float = 0.0
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     url: str = ""
+    sha: str = SHA
+    redirected: set[str] = field(default_factory=set)
+    cdn_url: str = ""
 
 
 def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
@@ -63,12 +72,16 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
 
         def _route(self) -> tuple[str, str | None]:
-            path = self.path.split("?")[0]
+            path = unquote(self.path.split("?")[0])
             hub.requests.append(
                 (self.command, path, {k.lower(): v for k, v in self.headers.items()})
             )
             if path.startswith("/api/models/"):
-                return path.removeprefix("/api/models/"), None
+                owner, name, *_revision = path.removeprefix("/api/models/").split("/")
+                return f"{owner}/{name}", None
+            if path.startswith("/cdn/"):
+                owner, name, *rest = path.removeprefix("/cdn/").split("/")
+                return f"{owner}/{name}", "/".join(rest)
             owner, name, _resolve, _revision, *rest = path.lstrip("/").split("/")
             return f"{owner}/{name}", "/".join(rest)
 
@@ -76,12 +89,13 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             repo_id, file_path = self._route()
             if repo_id not in hub.repos:
                 return self._error(404, "RepoNotFound")
-            if repo_id in hub.gated and "Authorization" not in self.headers:
+            from_cdn = self.path.startswith("/cdn/")
+            if repo_id in hub.gated and "Authorization" not in self.headers and not from_cdn:
                 return self._error(401, "GatedRepo")
             files = hub.repos[repo_id]
             if file_path is None:
                 siblings = [{"rfilename": p, "size": len(d)} for p, d in files.items()]
-                data = json.dumps({"id": repo_id, "sha": SHA, "siblings": siblings}).encode()
+                data = json.dumps({"id": repo_id, "sha": hub.sha, "siblings": siblings}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -91,14 +105,24 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if file_path not in files:
                 return self._error(404, "EntryNotFound")
             content = files[file_path]
+            etag = f'"{hashlib.sha256(content).hexdigest()}"'
+            if file_path in hub.redirected and not from_cdn:
+                self.send_response(302)
+                self.send_header("Location", f"{hub.cdn_url}/cdn/{repo_id}/{file_path}")
+                self.send_header("X-Repo-Commit", hub.sha)
+                self.send_header("X-Linked-Etag", etag)
+                self.send_header("X-Linked-Size", str(len(content)))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             start = 0
             byte_range = self.headers.get("Range")
             if byte_range and body:
                 start = int(byte_range.removeprefix("bytes=").split("-")[0])
             part = content[start:]
             self.send_response(206 if start else 200)
-            self.send_header("X-Repo-Commit", SHA)
-            self.send_header("ETag", f'"etag-{len(content)}"')
+            self.send_header("X-Repo-Commit", hub.sha)
+            self.send_header("ETag", etag)
             self.send_header("Content-Length", str(len(part) if body else len(content)))
             if start:
                 self.send_header(
@@ -145,15 +169,17 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch):
     }
     hub = FakeHub(repos, gated={"gated/model"})
     hub.repos["gated/model"] = {f"{PACKAGE}/Manifest.json": b"{}"}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
-    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub)) for _ in range(2)]
+    hub.url, hub.cdn_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    for server in servers:
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        thread.start()
     yield hub
-    server.shutdown()
-    server.server_close()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 def test_repo_ids_are_checked() -> None:
@@ -213,13 +239,10 @@ def test_download_completes_into_the_models_folder(fake_hub: FakeHub, tmp_path: 
     assert [p.name for p in tmp_path.iterdir()] == ["StatefulTinyInt4"]
 
 
-def test_cancelled_download_resumes_with_a_range_request(fake_hub: FakeHub, tmp_path: Path) -> None:
-    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
-    big = f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin"
-    files = (RepoFile(big, 200_000),)
-    destination = tmp_path / "model"
+def _cancelled_midway(hub: FakeHub, listing: RepoListing, destination: Path) -> None:
+    """Start the whole plan and cancel once 60 kB of the last (large) file arrived."""
     cancel = threading.Event()
-    fake_hub.chunk_delay = 0.01
+    hub.chunk_delay = 0.01
 
     def cancel_midway(progress) -> None:
         if progress.done_bytes >= 60_000:
@@ -228,23 +251,130 @@ def test_cancelled_download_resumes_with_a_range_request(fake_hub: FakeHub, tmp_
     with pytest.raises(DownloadCancelled):
         download_files(
             listing,
-            files,
+            plan_files(listing, PACKAGE),
             destination,
-            endpoint=fake_hub.url,
+            endpoint=hub.url,
             cancel=cancel,
             on_progress=cancel_midway,
         )
-    partial = staging_folder_for(destination) / (big + ".part")
-    kept = partial.stat().st_size
-    assert 0 < kept < 200_000 and not destination.exists()
-    fake_hub.chunk_delay = 0.0
+    hub.chunk_delay = 0.0
+
+
+def _resolve_gets(hub: FakeHub) -> list[str]:
+    return [path for method, path, _ in hub.requests if method == "GET" and "/resolve/" in path]
+
+
+def test_cancel_leaves_no_partial_file_and_a_retry_fetches_only_what_is_missing(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    big = f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin"
+    destination = tmp_path / "model"
+    _cancelled_midway(fake_hub, listing, destination)
+    staging = staging_folder_for(destination)
+    assert not destination.exists()
+    assert not (staging / big).exists()
+    assert not [p for p in staging.rglob("*") if p.name.endswith((".incomplete", ".part"))]
+    assert (staging / "tokenizer.json").is_file()  # complete files stay for the next attempt
     fake_hub.requests.clear()
     reports = []
-    download_files(listing, files, destination, endpoint=fake_hub.url, on_progress=reports.append)
-    assert (destination / big).read_bytes() == fake_hub.repos["apple/tiny-coreml"][big]
-    ranges = [h.get("range") for method, _, h in fake_hub.requests if method == "GET"]
-    assert ranges == [f"bytes={kept}-"]
-    assert reports[0].done_bytes == kept  # progress starts where the last attempt stopped
+    download_files(
+        listing,
+        plan_files(listing, PACKAGE),
+        destination,
+        endpoint=fake_hub.url,
+        on_progress=reports.append,
+    )
+    repo = fake_hub.repos["apple/tiny-coreml"]
+    for file in plan_files(listing, PACKAGE):
+        assert (destination / file.path).read_bytes() == repo[file.path]
+    assert _resolve_gets(fake_hub) == [f"/apple/tiny-coreml/resolve/{SHA}/{big}"]
+    assert reports[-1].done_bytes == reports[-1].total_bytes
+    assert sorted(p.name for p in destination.iterdir()) == [
+        PACKAGE,
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]  # huggingface_hub's .cache bookkeeping is not left in the model folder
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_retry_after_the_repository_moved_on_does_not_splice_two_revisions(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    repo = fake_hub.repos["apple/tiny-coreml"]
+    destination = tmp_path / "model"
+    _cancelled_midway(fake_hub, list_repo("apple/tiny-coreml", endpoint=fake_hub.url), destination)
+    # A new commit changes the tokenizer without changing its size, and the weights.
+    fake_hub.sha = "f" * 40
+    repo["tokenizer.json"] = b'{"model": []}'
+    big = f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin"
+    repo[big] = os.urandom(200_000)
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    assert listing.sha == fake_hub.sha
+    download_files(listing, plan_files(listing, PACKAGE), destination, endpoint=fake_hub.url)
+    for file in plan_files(listing, PACKAGE):
+        assert (destination / file.path).read_bytes() == repo[file.path], file.path
+
+
+def test_the_token_goes_to_the_hub_and_never_to_a_redirect_target(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    fake_hub.repos["gated/model"] = dict(fake_hub.repos["apple/tiny-coreml"])
+    big = f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin"
+    fake_hub.redirected = {big}
+    listing = list_repo("gated/model", token="hf_secret", endpoint=fake_hub.url)
+    destination = tmp_path / "model"
+    download_files(
+        listing, plan_files(listing, PACKAGE), destination, token="hf_secret", endpoint=fake_hub.url
+    )
+    assert (destination / big).read_bytes() == fake_hub.repos["gated/model"][big]
+    cdn = [headers for _, path, headers in fake_hub.requests if path.startswith("/cdn/")]
+    hub = [headers for _, path, headers in fake_hub.requests if "/resolve/" in path]
+    assert cdn and all("authorization" not in headers for headers in cdn)
+    assert hub and all(h.get("authorization") == "Bearer hf_secret" for h in hub)
+
+
+def test_download_errors_are_one_clear_line(fake_hub: FakeHub, tmp_path: Path) -> None:
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    missing = RepoListing(listing.repo_id, SHA, (RepoFile(f"{PACKAGE}/gone.bin", 5),))
+    with pytest.raises(HubError, match=rf"has no file {PACKAGE}/gone.bin at commit 0123456789ab"):
+        download_files(missing, missing.files, tmp_path / "a", endpoint=fake_hub.url)
+    gated = RepoListing("gated/model", SHA, (RepoFile(f"{PACKAGE}/Manifest.json", 2),))
+    with pytest.raises(HubError, match=r"gated: accept its license.*access token"):
+        download_files(gated, gated.files, tmp_path / "b", endpoint=fake_hub.url)
+    with pytest.raises(HubError, match=r"cannot reach http://127\.0\.0\.1:9 .*check the network"):
+        download_files(listing, listing.files[:1], tmp_path / "c", endpoint="http://127.0.0.1:9")
+    huge = RepoListing(listing.repo_id, SHA, (RepoFile(f"{PACKAGE}/weight.bin", 10**18),))
+    with pytest.raises(
+        HubError, match=r"not enough free space in .*needs 1,000,000,000,000,000,000 bytes"
+    ):
+        download_files(huge, huge.files, tmp_path / "d", endpoint=fake_hub.url)
+    assert list(tmp_path.iterdir()) == []  # no staging folder left with nothing in it
+
+
+def test_abandoned_downloads_are_found_and_removed_only_in_our_staging_folders(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    _cancelled_midway(fake_hub, listing, models / "StatefulTinyInt4")
+    staging = staging_folder_for(models / "StatefulTinyInt4")
+    (models / "MyModel").mkdir()  # a model, a hidden folder and a link: none of them are ours
+    (models / "MyModel" / "weights.bin").write_bytes(b"keep")
+    (models / ".notes").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_bytes(b"keep")
+    (models / ".linked.download").symlink_to(outside, target_is_directory=True)
+    found = partial_downloads(models)
+    assert [p.folder for p in found] == [staging]
+    expected = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+    assert found[0].size_bytes == expected > 0
+    assert partial_downloads(models, keep=(staging,)) == []  # the running download's is kept
+    assert remove_partial_downloads(models) == expected
+    assert not staging.exists() and partial_downloads(models) == []
+    assert (models / "MyModel" / "weights.bin").read_bytes() == b"keep"
+    assert (outside / "keep.txt").read_bytes() == b"keep" and (models / ".notes").is_dir()
 
 
 def test_existing_destination_is_refused(fake_hub: FakeHub, tmp_path: Path) -> None:
@@ -330,3 +460,26 @@ def test_dialog_reports_a_bad_repository(qtbot, fake_hub: FakeHub) -> None:
         pane.lookup_button.click()
     assert "holds no Core ML package" in pane.download_status.text()
     assert not pane.download_button.isEnabled()
+
+
+def test_model_library_offers_to_remove_unfinished_downloads(qtbot, fake_hub: FakeHub) -> None:
+    from app.model_manager import format_size
+    from app.settings import AppSettings
+    from app.settings_dialog import SettingsDialog
+
+    listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
+    _cancelled_midway(fake_hub, listing, paths.models_dir() / "StatefulTinyInt4")
+    staging = staging_folder_for(paths.models_dir() / "StatefulTinyInt4")
+    dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
+    qtbot.addWidget(dialog)
+    pane = dialog.model_pane
+    dialog.show()
+    button = pane.clean_partials_button
+    assert button.isVisible()
+    size = format_size(sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()))
+    assert button.text() == f"Remove 1 unfinished download ({size})"
+    pane.grab().save("/tmp/i10-partials-offered.png")
+    button.click()
+    assert not staging.exists()
+    assert not button.isVisible()
+    assert pane.download_status.text() == f"Removed unfinished downloads: {size} freed"

@@ -1,0 +1,95 @@
+"""Hostile input aimed at the app: names from a Hub server, text shown in labels, huge lines.
+
+The Hub cases run against the stand-in Hub of ``tests/app/test_hub_download.py`` (a real HTTP server
+on 127.0.0.1) and check that nothing is written outside the staging folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.hub_download import (
+    HubError,
+    RepoFile,
+    RepoListing,
+    download_files,
+    list_repo,
+    plan_files,
+    staging_folder_for,
+)
+from tests.app.test_hub_download import SHA, FakeHub
+
+HOSTILE_NAMES = (
+    "X.mlpackage/../../../canary.txt",
+    "X.mlpackage/Data/../../../../canary.txt",
+    "/tmp/canary.txt",
+    "X.mlpackage\\..\\..\\..\\canary.txt",
+    "X.mlpackage//Manifest.json",
+    "X.mlpackage/./Manifest.json",
+    "C:/canary.txt",
+)
+
+
+@pytest.fixture
+def canary(tmp_path: Path) -> Path:
+    canary = tmp_path / "canary.txt"
+    canary.write_bytes(b"the user's file")
+    return canary
+
+
+def _file_gets(hub: FakeHub) -> list[str]:
+    return [path for method, path, _ in hub.requests if "/resolve/" in path]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES[:2])
+def test_a_hostile_listing_is_refused_before_anything_is_written(
+    fake_hub: FakeHub, tmp_path: Path, canary: Path, name: str
+) -> None:
+    fake_hub.repos["evil/repo"] = {
+        "X.mlpackage/Manifest.json": b"{}",
+        name: b"overwritten",
+        "tokenizer.json": b"{}",
+    }
+    listing = list_repo("evil/repo", endpoint=fake_hub.url)
+    with pytest.raises(HubError, match=r"refusing the repository file name .*expected a relative"):
+        plan_files(listing, "X.mlpackage")
+    # Even a caller that skips the plan cannot get the file written outside.
+    destination = tmp_path / "models" / "X"
+    with pytest.raises(HubError, match="refusing the repository file name"):
+        download_files(listing, listing.files, destination, endpoint=fake_hub.url)
+    assert canary.read_bytes() == b"the user's file"
+    assert not destination.exists() and not staging_folder_for(destination).exists()
+    assert _file_gets(fake_hub) == []
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_every_hostile_name_is_refused(
+    fake_hub: FakeHub, tmp_path: Path, canary: Path, name: str
+) -> None:
+    listing = RepoListing("evil/repo", SHA, (RepoFile("tokenizer.json", 2), RepoFile(name, 11)))
+    destination = tmp_path / "models" / "X"
+    with pytest.raises(HubError, match="refusing the repository file name"):
+        download_files(listing, listing.files, destination, endpoint=fake_hub.url)
+    assert canary.read_bytes() == b"the user's file"
+    assert not (tmp_path / "models").exists()
+    assert _file_gets(fake_hub) == []
+
+
+def test_a_link_in_the_staging_folder_does_not_lead_outside(
+    fake_hub: FakeHub, tmp_path: Path, canary: Path
+) -> None:
+    """A staging folder left behind with a link in it (the name checks alone would pass)."""
+    fake_hub.repos["evil/repo"] = {"X.mlpackage/canary.txt": b"overwritten"}
+    listing = list_repo("evil/repo", endpoint=fake_hub.url)
+    destination = tmp_path / "models" / "X"
+    staging = staging_folder_for(destination)
+    staging.mkdir(parents=True)
+    (staging / "X.mlpackage").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(HubError, match="resolves outside"):
+        download_files(
+            listing, plan_files(listing, "X.mlpackage"), destination, endpoint=fake_hub.url
+        )
+    assert canary.read_bytes() == b"the user's file"
+    assert _file_gets(fake_hub) == []
