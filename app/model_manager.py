@@ -60,7 +60,7 @@ def inspect_model(path: str | Path) -> ModelSummary:
 
     Raises ``ModelLoadError`` with one line saying what was expected and what was found.
     """
-    from engine.reference_runtime import describe_spec, read_spec
+    from engine.reference.runtime import describe_spec, read_spec
 
     text = str(path).strip()
     if not text:

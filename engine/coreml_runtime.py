@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.coremltools_import import import_coremltools
 from engine.paths import cache_dir
-from engine.reference_runtime import InputCheck, check_input, describe_spec, read_spec
+from engine.reference.runtime import InputCheck, check_input, describe_spec, read_spec
 from engine.runtime import ModelDescription, ModelLoadError
 
 logger = logging.getLogger(__name__)

@@ -112,6 +112,6 @@ def load_model(
         from engine.coreml_runtime import load_coreml_model
 
         return load_coreml_model(package, compute_units=compute_units)
-    from engine.reference_runtime import load_reference_model
+    from engine.reference.runtime import load_reference_model
 
     return load_reference_model(package)

@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 
 from engine import package_metadata as meta
-from engine.reference_aliasing import plan_state_writes
-from engine.reference_blas import blas_threads
-from engine.reference_dequantize import CONSTEXPR_OPS
-from engine.reference_ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
+from engine.reference.aliasing import plan_state_writes
+from engine.reference.blas import blas_threads
+from engine.reference.dequantize import CONSTEXPR_OPS
+from engine.reference.ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
 from engine.runtime import ModelDescription, ModelLoadError, TensorSpec
 
 logger = logging.getLogger(__name__)
 
 # A call whose smallest flexible input dimension (the tokens fed) is at most this runs its matrix
-# products on one BLAS thread: see engine.reference_blas.
+# products on one BLAS thread: see engine.reference.blas.
 SINGLE_THREAD_MAX_ROWS = 8
 
 _FEATURE_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}
