@@ -65,7 +65,6 @@ OP_CASES = [
     ("sqrt", lambda mb, x: mb.sqrt(x=x), (P,), np.sqrt(P)),
     ("inverse", lambda mb, x: mb.inverse(x=x, epsilon=1e-4), (P,), 1 / (P + 1e-4)),
     ("abs", lambda mb, x: mb.abs(x=x), (X,), np.abs(X)),
-    ("neg", lambda mb, x: mb.mul(x=x, y=-1.0), (X,), -X),
     ("cos", lambda mb, x: mb.cos(x=x), (X,), np.cos(X)),
     ("sin", lambda mb, x: mb.sin(x=x), (X,), np.sin(X)),
     (
