@@ -14,8 +14,13 @@ from pathlib import Path
 from engine import package_metadata as meta
 from engine import paths
 from engine.messages import ModelInfo
-from engine.model_folder import check_chat_model, find_package
-from engine.runtime import ModelLoadError
+from engine.model_package import (
+    ModelLoadError,
+    check_chat_model,
+    describe_spec,
+    find_package,
+    read_spec,
+)
 from engine.tokenizer_files import has_tokenizer_files
 
 logger = logging.getLogger(__name__)
@@ -60,8 +65,6 @@ def inspect_model(path: str | Path) -> ModelSummary:
 
     Raises ``ModelLoadError`` with one line saying what was expected and what was found.
     """
-    from engine.reference_runtime import describe_spec, read_spec
-
     text = str(path).strip()
     if not text:
         raise ModelLoadError("no model chosen: expected a model folder or an .mlpackage")

@@ -42,7 +42,7 @@ from app.model_manager import (
 from app.settings_dialog_widgets import Card, hint, label, page_layout, row
 from engine import paths
 from engine.messages import ModelInfo
-from engine.runtime import ModelLoadError
+from engine.model_package import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any, get_args
 
 from engine import paths
 from engine.messages import ContextPolicy, GenerationConfig
-from engine.runtime import COMPUTE_UNITS
+from engine.model_package import COMPUTE_UNITS
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench ru
 from benchmarks._models import demo_model_folder
 from engine.generate import stream_generate
 from engine.messages import ChatMessage, GenerationConfig
-from engine.runtime import load_model
-from engine.session import ChatSession
-from engine.tokenizer import ChatTokenizer
+from engine.runtime import open_chat
 
 QUESTIONS = [
     "Hi! Who are you?",
@@ -36,8 +34,7 @@ QUESTIONS = [
 
 def main() -> int:
     folder = demo_model_folder()
-    model = load_model(folder)
-    session = ChatSession(model, ChatTokenizer.from_folder(folder, model.description.metadata))
+    session = open_chat(folder)
     config = GenerationConfig(temperature=0.0, max_new_tokens=24, context_policy="stop")
     cache = session.new_cache()
     messages: list[ChatMessage] = []

@@ -23,9 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench ru
 from benchmarks._models import demo_model_folder, tiny_mistral_folder
 from engine.generate import stream_generate
 from engine.messages import ChatMessage, GenerationConfig
-from engine.runtime import load_model
+from engine.runtime import open_chat
 from engine.session import ChatSession
-from engine.tokenizer import ChatTokenizer
 
 
 class TimedModel:
@@ -53,8 +52,9 @@ class TimedModel:
 
 
 def measure(folder, *, tokens: int = 300) -> dict:
-    model = TimedModel(load_model(folder))
-    session = ChatSession(model, ChatTokenizer.from_folder(folder, model.description.metadata))
+    opened = open_chat(folder)
+    model = TimedModel(opened.model)
+    session = ChatSession(model, opened.tokenizer)
     config = GenerationConfig(
         temperature=0.8, top_p=0.9, max_new_tokens=tokens, seed=0, stop_strings=("\nUser:",)
     )

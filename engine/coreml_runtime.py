@@ -18,19 +18,18 @@ from typing import Any
 import numpy as np
 
 from engine.coremltools_import import import_coremltools
+from engine.model_package import (
+    COMPUTE_UNITS,
+    InputCheck,
+    ModelDescription,
+    ModelLoadError,
+    check_input,
+    describe_spec,
+    read_spec,
+)
 from engine.paths import cache_dir
-from engine.reference_runtime import InputCheck, check_input, describe_spec, read_spec
-from engine.runtime import ModelDescription, ModelLoadError
 
 logger = logging.getLogger(__name__)
-
-# Our names for compute units → coremltools' ComputeUnit members.
-COMPUTE_UNIT_NAMES = {
-    "cpu_and_gpu": "CPU_AND_GPU",
-    "all": "ALL",
-    "cpu_only": "CPU_ONLY",
-    "cpu_and_ne": "CPU_AND_NE",
-}
 
 
 def package_key(package: Path) -> str:
@@ -89,8 +88,8 @@ class CoreMLModel:
 
 
 def load_coreml_model(package: Path, *, compute_units: str = "cpu_and_gpu") -> CoreMLModel:
-    if compute_units not in COMPUTE_UNIT_NAMES:
-        raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNIT_NAMES)}")
+    if compute_units not in COMPUTE_UNITS:
+        raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}")
     ct = import_coremltools()
     spec, _ = read_spec(package)
     description, checks = describe_spec(spec, runtime_name="coreml")
@@ -98,7 +97,7 @@ def load_coreml_model(package: Path, *, compute_units: str = "cpu_and_gpu") -> C
         compiled = compile_cached(package, ct)
     except Exception as error:  # Core ML's compiler reports failures as generic errors
         raise ModelLoadError(f"Core ML could not compile {package.name}: {error}") from error
-    unit = getattr(ct.ComputeUnit, COMPUTE_UNIT_NAMES[compute_units])
+    unit = getattr(ct.ComputeUnit, COMPUTE_UNITS[compute_units])
     try:
         model = ct.models.CompiledMLModel(str(compiled), compute_units=unit)
     except Exception as error:

@@ -11,11 +11,8 @@ from pathlib import Path
 from engine.chat_template import ChatTemplateError
 from engine.generate import stream_generate
 from engine.messages import ChatMessage, GenerationConfig
-from engine.model_folder import find_package
-from engine.runtime import COMPUTE_UNITS, ModelLoadError, load_model
-from engine.session import ChatSession
-from engine.tokenizer import ChatTokenizer
-from engine.tokenizer_files import tokenizer_folder
+from engine.model_package import COMPUTE_UNITS, ModelLoadError
+from engine.runtime import open_chat
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,11 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s"
     )
     try:
-        model = load_model(args.model, compute_units=args.compute_units)
-        package = find_package(args.model)
-        metadata = model.description.metadata
-        tokenizer = ChatTokenizer.from_folder(tokenizer_folder(package, metadata), metadata)
-        session = ChatSession(model, tokenizer)
+        session = open_chat(args.model, compute_units=args.compute_units)
     except (ModelLoadError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -97,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             "prefill_tokens_per_second": round(last.prefill_tokens_per_second, 2),
             "decode_tokens_per_second": round(last.decode_tokens_per_second, 2),
             "finish_reason": last.finish_reason,
-            "runtime": model.description.runtime_name,
+            "runtime": session.model.description.runtime_name,
         }
         print(json.dumps(result, ensure_ascii=False))
     else:

@@ -1,10 +1,18 @@
-"""Load a Core ML model package and run it: Core ML on macOS 15+, the NumPy reference runtime elsewhere.
+"""The loader, on top of the engine: pick a backend, load a package, open a model folder for chat.
 
 Whatever runs it, the model is shaped like coremltools' ``MLModel``::
 
     model = load_model("Mistral7B.mlpackage")
     state = model.make_state()
     out = model.predict({"inputIds": ids, "causalMask": mask}, state)  # {"logits": ...}
+
+and ``open_chat`` is what a chat needs, as ``mlx_lm.load`` is (model, tokenizer, session)::
+
+    session = open_chat("SmolLM2-135M-Instruct")
+
+This is the only module that imports a backend (``engine.coreml_runtime`` or
+``engine.reference.runtime``), and it imports the one it uses only when it loads a model: both sit
+on ``engine.model_package``, and neither imports the other.
 """
 
 from __future__ import annotations
@@ -12,70 +20,17 @@ from __future__ import annotations
 import logging
 import platform
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal
 
-import numpy as np
+from engine.model_package import COMPUTE_UNITS, ComputeUnits, Model, find_package
+from engine.session import ChatSession
+from engine.tokenizer import ChatTokenizer
+from engine.tokenizer_files import tokenizer_folder
 
 logger = logging.getLogger(__name__)
 
-ComputeUnits = Literal["cpu_and_gpu", "all", "cpu_only", "cpu_and_ne"]
-COMPUTE_UNITS: tuple[ComputeUnits, ...] = ("cpu_and_gpu", "all", "cpu_only", "cpu_and_ne")
-
-
-class ModelLoadError(Exception):
-    """The package could not be loaded: the message says what was expected and what was found."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input, output or state of the model. ``None`` in ``shape`` is a flexible dimension."""
-
-    name: str
-    dtype: str  # numpy dtype name: "int32", "float16", "float32"
-    shape: tuple[int | None, ...]
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class ModelDescription:
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    states: tuple[TensorSpec, ...]
-    metadata: dict[str, str] = field(default_factory=dict)
-    context_length: int = 0
-    runtime_name: str = ""  # "coreml" or "reference"
-
-    def input(self, name: str) -> TensorSpec:
-        return _find(self.inputs, name, "input")
-
-    def output(self, name: str) -> TensorSpec:
-        return _find(self.outputs, name, "output")
-
-    def state(self, name: str) -> TensorSpec:
-        return _find(self.states, name, "state")
-
-
-def _find(specs: tuple[TensorSpec, ...], name: str, kind: str) -> TensorSpec:
-    for spec in specs:
-        if spec.name == name:
-            return spec
-    names = ", ".join(s.name for s in specs) or "none"
-    raise KeyError(f"the model has no {kind} {name!r} (its {kind}s: {names})")
-
-
-class Model(Protocol):
-    """What both runtimes provide: the part of coremltools' MLModel the engine uses."""
-
-    @property
-    def description(self) -> ModelDescription: ...
-
-    def make_state(self) -> Any: ...
-
-    def predict(
-        self, inputs: dict[str, np.ndarray], state: Any = None
-    ) -> dict[str, np.ndarray]: ...
+Backend = Literal["auto", "coreml", "reference"]
 
 
 def coreml_available() -> bool:
@@ -94,14 +49,12 @@ def load_model(
     path: str | Path,
     *,
     compute_units: ComputeUnits = "cpu_and_gpu",
-    runtime: Literal["auto", "coreml", "reference"] = "auto",
+    runtime: Backend = "auto",
 ) -> Model:
     """Load ``path`` (an ``.mlpackage``, or a model folder holding one).
 
     ``runtime="auto"`` picks Core ML where it can run (macOS 15+) and the reference runtime elsewhere.
     """
-    from engine.model_folder import find_package
-
     package = find_package(Path(path))
     if compute_units not in COMPUTE_UNITS:
         raise ValueError(
@@ -112,6 +65,26 @@ def load_model(
         from engine.coreml_runtime import load_coreml_model
 
         return load_coreml_model(package, compute_units=compute_units)
-    from engine.reference_runtime import load_reference_model
+    from engine.reference.runtime import load_reference_model
 
     return load_reference_model(package)
+
+
+def open_chat(
+    path: str | Path,
+    *,
+    compute_units: ComputeUnits = "cpu_and_gpu",
+    hf_token: str | None = None,
+    runtime: Backend = "auto",
+) -> ChatSession:
+    """Open a model folder (or an ``.mlpackage``) for chat: the model, its tokenizer, a session.
+
+    The tokenizer files are read from beside the package, or fetched once (with ``hf_token`` for
+    gated repositories) for the model id in its metadata. Raises ``ModelLoadError`` saying what
+    was expected and what was found.
+    """
+    package = find_package(Path(path))
+    model = load_model(package, compute_units=compute_units, runtime=runtime)
+    metadata = model.description.metadata
+    folder = tokenizer_folder(package, metadata, token=hf_token)
+    return ChatSession(model, ChatTokenizer.from_folder(folder, metadata))

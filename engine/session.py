@@ -18,8 +18,7 @@ import numpy as np
 
 from engine import package_metadata as meta
 from engine.messages import ChatMessage, GenerationConfig
-from engine.model_folder import check_chat_model
-from engine.runtime import Model
+from engine.model_package import Model, check_chat_model
 from engine.tokenizer import ChatTokenizer
 
 CHUNK_SIZE = 64

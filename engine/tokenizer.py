@@ -11,7 +11,7 @@ from typing import Any
 from engine import package_metadata as meta
 from engine.chat_template import render_chat_template
 from engine.messages import ChatMessage
-from engine.runtime import ModelLoadError
+from engine.model_package import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from engine import package_metadata as meta
+from engine.model_package import ModelLoadError
 from engine.paths import cache_dir
-from engine.runtime import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -37,10 +37,9 @@ from engine.messages import (
     Request,
     TokenText,
 )
-from engine.runtime import ModelLoadError, load_model
+from engine.model_package import ModelLoadError, find_package
+from engine.runtime import open_chat
 from engine.session import ChatSession, ConversationCache
-from engine.tokenizer import ChatTokenizer
-from engine.tokenizer_files import tokenizer_folder
 
 logger = logging.getLogger(__name__)
 
@@ -206,15 +205,13 @@ class EngineWorker:
         # Let the old model and its states go before the new one is loaded (memory).
         self._session, self._info, self._caches = None, None, OrderedDict()
         gc.collect()
-        model = load_model(request.path, compute_units=request.compute_units)  # type: ignore[arg-type]
-        from engine.model_folder import find_package
-
-        package = find_package(Path(request.path))
-        metadata = model.description.metadata
-        tokenizer = ChatTokenizer.from_folder(
-            tokenizer_folder(package, metadata, token=self._hf_token), metadata
+        session = open_chat(
+            request.path,
+            compute_units=request.compute_units,  # type: ignore[arg-type]
+            hf_token=self._hf_token,
         )
-        session = ChatSession(model, tokenizer)
+        package = find_package(Path(request.path))
+        model, metadata = session.model, session.model.description.metadata
         self._session, self._caches = session, OrderedDict()
         self._info = ModelInfo(
             name=package.stem,

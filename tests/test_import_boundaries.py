@@ -1,7 +1,14 @@
-"""The dependency rules of DESIGN.md, checked in fresh interpreters."""
+"""The dependency rules of DESIGN.md, checked in fresh interpreters: one per package.
+
+Each check imports a whole package (or a backend, or the converter's light contract) in a new
+interpreter and looks at what ``sys.modules`` holds afterwards, so an import that pulls in torch or
+the other backend three modules down is caught, not only the ones written in the file itself.
+"""
 
 from __future__ import annotations
 
+import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +16,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-FORBIDDEN_IN_ENGINE = ("torch", "transformers", "PySide6", "qasync")
+QT = ("PySide6", "shiboken6", "qasync")
+HEAVY = ("torch", "transformers")
+BACKENDS = ("engine.coreml_runtime", "engine.reference")
+LOADER = "engine.runtime"
 
 
 def _modules_of(package: str) -> list[str]:
@@ -17,55 +27,112 @@ def _modules_of(package: str) -> list[str]:
     return sorted(
         ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
         for p in root.rglob("*.py")
+        if p.name != "__main__.py"
     )
 
 
-def _loaded_after_import(module: str) -> set[str]:
+def _loaded_after_importing(modules: list[str]) -> set[str]:
+    """Every module (full dotted names) loaded once ``modules`` are imported in a new interpreter."""
     code = (
-        "import sys, importlib\n"
-        f"importlib.import_module({module!r})\n"
-        "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
     )
-    assert result.returncode == 0, f"importing {module} failed:\n{result.stderr}"
-    return set(result.stdout.split())
+    assert result.returncode == 0, f"importing {modules} failed:\n{result.stderr}"
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("module", _modules_of("engine"))
-def test_engine_imports_no_qt_torch_or_transformers(module: str) -> None:
-    loaded = _loaded_after_import(module)
-    assert not loaded & set(FORBIDDEN_IN_ENGINE), (
-        f"{module} pulls in {loaded & set(FORBIDDEN_IN_ENGINE)}"
+def _within(loaded: set[str], packages: tuple[str, ...]) -> list[str]:
+    """The loaded modules that are ``packages`` or lie inside them."""
+    return sorted(
+        name for name in loaded if any(name == p or name.startswith(p + ".") for p in packages)
     )
 
 
-def test_app_starts_without_torch() -> None:
-    app_modules = [m for m in _modules_of("app") if not m.endswith("__main__")]
-    code = (
-        "import sys, importlib\n"
-        f"for m in {app_modules!r}: importlib.import_module(m)\n"
-        "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+def _top_level_imports(path: Path) -> set[str]:
+    """The modules ``path`` imports at module level (not inside functions)."""
+    imported: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module)
+    return imported
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at module level or inside a function."""
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module)
+    return imported
+
+
+def test_engine_imports_no_qt_torch_or_transformers() -> None:
+    loaded = _loaded_after_importing(_modules_of("engine"))
+    assert _within(loaded, QT + HEAVY) == []
+
+
+@pytest.mark.parametrize(
+    ("backend", "other"),
+    [
+        ("engine.coreml_runtime", "engine.reference"),
+        ("engine.reference.runtime", "engine.coreml_runtime"),
+    ],
+    ids=["coreml", "reference"],
+)
+def test_a_backend_does_not_import_the_other_or_the_loader(backend: str, other: str) -> None:
+    loaded = _loaded_after_importing([backend])
+    assert _within(loaded, (other, LOADER)) == []
+    assert _within(loaded, QT + HEAVY) == []
+
+
+def test_only_the_loader_imports_a_backend() -> None:
+    """Sessions, the worker, the CLIs, the app and the converter go through ``engine.runtime``."""
+    offenders = []
+    for package in ("engine", "app", "converter"):
+        for path in (REPO / package).rglob("*.py"):
+            module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            if module == LOADER or _within({module}, BACKENDS):
+                continue
+            if _within(_all_imports(path), BACKENDS):
+                offenders.append(module)
+    assert offenders == []
+
+
+def test_app_imports_no_torch_coremltools_loader_or_backend() -> None:
+    """The GUI process never loads or runs a model (DESIGN.md: Processes)."""
+    loaded = _loaded_after_importing(_modules_of("app"))
+    forbidden = (*HEAVY, "coremltools", LOADER, *BACKENDS)
+    assert _within(loaded, forbidden) == []
+
+
+def test_the_converter_contract_the_app_imports_is_light() -> None:
+    """What ``app/`` imports from ``converter/`` at module level loads no torch, coremltools or Qt."""
+    contract = sorted(
+        {
+            name
+            for path in (REPO / "app").rglob("*.py")
+            for name in _top_level_imports(path)
+            if name == "converter" or name.startswith("converter.")
+        }
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
-    assert "torch" not in loaded and "transformers" not in loaded
+    assert contract, "app/ imports nothing from converter/: this check checks nothing"
+    loaded = _loaded_after_importing(contract)
+    assert _within(loaded, (*QT, *HEAVY, "coremltools")) == []
 
 
 def test_converter_never_imports_qt() -> None:
     offenders = [
         str(p.relative_to(REPO))
         for p in (REPO / "converter").rglob("*.py")
-        if any(
-            line.lstrip().startswith(
-                ("import PySide6", "from PySide6", "import qasync", "from qasync")
-            )
-            for line in p.read_text().splitlines()
-        )
+        if _within(_all_imports(p), QT)
     ]
     assert offenders == []
 

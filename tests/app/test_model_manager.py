@@ -17,7 +17,7 @@ from app.model_manager import (
 )
 from engine import paths
 from engine.messages import ModelInfo
-from engine.runtime import COMPUTE_UNITS, ModelLoadError
+from engine.model_package import COMPUTE_UNITS, ModelLoadError
 
 
 @pytest.fixture(scope="module")

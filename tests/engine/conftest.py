@@ -19,10 +19,6 @@ def real_tokenizer_dir(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture(scope="module")
 def mistral_session(converted_package):
     """A chat session on the tiny random Mistral converted without quantization (logits (1, q, V))."""
-    from engine.runtime import load_model
-    from engine.session import ChatSession
-    from engine.tokenizer import ChatTokenizer
+    from engine.runtime import open_chat
 
-    folder = converted_package("mistral", "none")
-    model = load_model(folder)
-    return ChatSession(model, ChatTokenizer.from_folder(folder, model.description.metadata))
+    return open_chat(converted_package("mistral", "none"))

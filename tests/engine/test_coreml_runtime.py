@@ -12,7 +12,7 @@ import pytest
 
 from engine import coreml_runtime
 from engine import package_metadata as meta
-from engine.runtime import ModelLoadError
+from engine.model_package import ModelLoadError
 
 
 class FakeCoreMLFramework:

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  # coremltools is imported after torch in the test suite
 
-from engine.reference_dequantize import CONSTEXPR_OPS
-from engine.reference_runtime import _load_program, load_reference_model, read_spec
+from engine.model_package import read_spec
+from engine.reference.dequantize import CONSTEXPR_OPS
+from engine.reference.runtime import _load_program, load_reference_model
 
 RNG = np.random.default_rng(0)
 # Two blocks of 32 input channels with scales 1000× apart: a block or axis mix-up is obvious.

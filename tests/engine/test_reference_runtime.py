@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from engine import package_metadata as meta
-from engine.model_folder import check_chat_model, find_package
-from engine.runtime import ModelLoadError, load_model
+from engine.model_package import ModelLoadError, check_chat_model, find_package
+from engine.runtime import load_model
 
 
 def causal_mask(past: int, length: int) -> np.ndarray:

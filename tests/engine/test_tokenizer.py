@@ -10,7 +10,7 @@ import pytest
 
 from engine import package_metadata as meta
 from engine.messages import ChatMessage
-from engine.runtime import ModelLoadError
+from engine.model_package import ModelLoadError
 from engine.tokenizer import ChatTokenizer
 from engine.tokenizer_files import cached_tokenizer_folder, tokenizer_folder
 

@@ -22,27 +22,25 @@ from typing import Any
 
 import numpy as np
 
-from engine import package_metadata as meta
-from engine.reference_aliasing import plan_state_writes
-from engine.reference_blas import blas_threads
-from engine.reference_dequantize import CONSTEXPR_OPS
-from engine.reference_ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
-from engine.runtime import ModelDescription, ModelLoadError, TensorSpec
+from engine.model_package import (
+    InputCheck,
+    ModelDescription,
+    ModelLoadError,
+    TensorSpec,
+    check_input,
+    describe_spec,
+    read_spec,
+)
+from engine.reference.aliasing import plan_state_writes
+from engine.reference.blas import blas_threads
+from engine.reference.dequantize import CONSTEXPR_OPS
+from engine.reference.ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
 
 logger = logging.getLogger(__name__)
 
 # A call whose smallest flexible input dimension (the tokens fed) is at most this runs its matrix
-# products on one BLAS thread: see engine.reference_blas.
+# products on one BLAS thread: see engine.reference.blas.
 SINGLE_THREAD_MAX_ROWS = 8
-
-_FEATURE_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}
-
-
-@dataclass(frozen=True)
-class InputCheck:
-    name: str
-    dtype: Any
-    ranges: tuple[tuple[int, int], ...]
 
 
 @dataclass
@@ -160,38 +158,6 @@ class ReferenceModel:
         return target
 
 
-def check_input(
-    check: InputCheck, inputs: dict[str, np.ndarray], checks: tuple[InputCheck, ...]
-) -> np.ndarray:
-    """The input named by ``check``, cast to its dtype; a clear error if it does not fit."""
-    if check.name not in inputs:
-        expected = ", ".join(c.name for c in checks)
-        raise ValueError(f"missing input {check.name!r}: the model expects {expected}")
-    value = np.asarray(inputs[check.name])
-    if value.ndim != len(check.ranges):
-        raise ValueError(
-            f"input {check.name!r} has rank {value.ndim} (shape {value.shape}); "
-            f"the model expects rank {len(check.ranges)}"
-        )
-    for axis, (size, (low, high)) in enumerate(zip(value.shape, check.ranges, strict=True)):
-        if not low <= size <= high:
-            accepted = f"{low}..{high}" if low != high else str(low)
-            raise ValueError(
-                f"input {check.name!r} dimension {axis} is {size}; the model accepts {accepted}"
-            )
-    if value.dtype != check.dtype:
-        same_kind = np.issubdtype(value.dtype, np.floating) == np.issubdtype(
-            check.dtype, np.floating
-        )
-        if not same_kind:
-            raise ValueError(
-                f"input {check.name!r} is {value.dtype}; the model expects "
-                f"{np.dtype(check.dtype).name}"
-            )
-        value = value.astype(check.dtype)
-    return value
-
-
 def load_reference_model(package: Path) -> ReferenceModel:
     started = time.monotonic()
     spec, weights_dir = read_spec(package)
@@ -218,86 +184,6 @@ def load_reference_model(package: Path) -> ReferenceModel:
         checks,
         copied_outputs=copied_outputs,
     )
-
-
-def read_spec(package: Path) -> tuple[Any, str]:
-    from engine.coremltools_import import import_coremltools
-
-    model_file = package / "Data" / "com.apple.CoreML" / "model.mlmodel"
-    weights_dir = package / "Data" / "com.apple.CoreML" / "weights"
-    if not model_file.is_file():
-        raise ModelLoadError(
-            f"{package} is not a Core ML package: it lacks Data/com.apple.CoreML/model.mlmodel"
-        )
-    ct = import_coremltools()
-    from coremltools.proto import Model_pb2
-
-    spec = Model_pb2.Model()
-    try:
-        spec.ParseFromString(model_file.read_bytes())
-    except Exception as error:  # protobuf's DecodeError and friends
-        raise ModelLoadError(
-            f"{package.name} is corrupt: its model.mlmodel does not parse"
-        ) from error
-    del ct
-    return spec, str(weights_dir)
-
-
-def _dims(feature: Any) -> tuple[tuple[int | None, ...], tuple[tuple[int, int], ...]]:
-    array = feature.type.multiArrayType
-    ranges = tuple((r.lowerBound, r.upperBound) for r in array.shapeRange.sizeRanges)
-    if not ranges:
-        ranges = tuple((int(s), int(s)) for s in array.shape)
-    shape = tuple(low if low == high else None for low, high in ranges)
-    return shape, ranges
-
-
-def describe_spec(
-    spec: Any, *, runtime_name: str = "reference"
-) -> tuple[ModelDescription, tuple[InputCheck, ...]]:
-    """The model's description from its spec, and the checks its inputs must pass."""
-    description = spec.description
-    inputs, checks = [], []
-    for feature in description.input:
-        shape, ranges = _dims(feature)
-        dtype = _FEATURE_DTYPES.get(feature.type.multiArrayType.dataType, "unknown")
-        inputs.append(TensorSpec(feature.name, dtype, shape, feature.shortDescription))
-        checks.append(
-            InputCheck(feature.name, np.dtype(dtype) if dtype != "unknown" else None, ranges)
-        )
-    outputs = []
-    for feature in description.output:
-        dtype = _FEATURE_DTYPES.get(feature.type.multiArrayType.dataType, "unknown")
-        outputs.append(TensorSpec(feature.name, dtype, (), feature.shortDescription))
-    states = []
-    for feature in description.state:
-        array = feature.type.stateType.arrayType
-        dtype = _FEATURE_DTYPES.get(array.dataType, "unknown")
-        states.append(
-            TensorSpec(
-                feature.name, dtype, tuple(int(s) for s in array.shape), feature.shortDescription
-            )
-        )
-    metadata = dict(description.metadata.userDefined)
-    context = 0
-    if metadata.get(meta.CONTEXT_LENGTH, "").isdigit():
-        context = int(metadata[meta.CONTEXT_LENGTH])
-    elif states and len(states[0].shape) >= 4:
-        context = int(states[0].shape[3])  # (layers, 1, kv heads, context, head dim)
-    for check in checks:
-        if check.dtype is None:
-            raise ModelLoadError(
-                f"input {check.name!r} is not a multi-array; coreml-chat needs tensors"
-            )
-    result = ModelDescription(
-        inputs=tuple(inputs),
-        outputs=tuple(outputs),
-        states=tuple(states),
-        metadata=metadata,
-        context_length=context,
-        runtime_name=runtime_name,
-    )
-    return result, tuple(checks)
 
 
 def _with_output_shapes(description: ModelDescription, program: Any) -> ModelDescription:

@@ -445,7 +445,6 @@ OPS: dict[str, OpFunction] = {
     "logical_xor": _binary(np.logical_xor),
     "logical_not": _unary(np.logical_not),
     "abs": _unary(np.abs),
-    "neg": _unary(np.negative),
     "sign": _unary(np.sign),
     "floor": _unary(np.floor),
     "ceil": _unary(np.ceil),
