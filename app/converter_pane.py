@@ -155,7 +155,11 @@ class ConverterPane(QWidget):
         self.verify_check.setToolTip(
             "Run the package and the torch model on the same text and compare"
         )
-        self.force_check = QCheckBox("Replace an existing folder")
+        self.force_check = QCheckBox("Replace an existing model folder")
+        self.force_check.setToolTip(
+            "Only a folder holding a converted model and its tokenizer is replaced; "
+            "a folder with anything else in it is refused"
+        )
         form.addRow("", row(self.last_logits_check, self.verify_check))
         form.addRow("", self.force_check)
         return card

@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from converter.errors import ConversionError
 from converter.options import ConversionRequest, overlap_problem, problems, sweep_staging
@@ -22,6 +23,9 @@ from converter.output_folder import is_disk_full, move_into_place, staging_area
 from converter.progress import STAGES, CancelToken, ProgressCallback, ProgressEvent
 from converter.verify import VerificationReport
 from engine import package_metadata as meta
+
+if TYPE_CHECKING:
+    from converter.torch_model import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +119,7 @@ def _check_disk_space(folder: Path, needed: int) -> None:
         )
 
 
-def _check_against_model(request: ConversionRequest, spec) -> None:
+def _check_against_model(request: ConversionRequest, spec: ModelSpec) -> None:
     """What only the model's config can refuse, before any weight is loaded."""
     if request.context_length > spec.max_position_embeddings:
         raise ConversionError(
@@ -142,7 +146,7 @@ def _check_against_model(request: ConversionRequest, spec) -> None:
             divisors = [b for b in (16, 32, 64, 128) if all(v % b == 0 for v in inputs.values())]
             raise ConversionError(
                 f"--block-size {request.block_size} does not divide the model's {name} {size}; "
-                f"expected a divisor of {', '.join(str(v) for v in inputs.values())}"
+                f"expected a divisor of {', '.join(str(v) for v in sorted(set(inputs.values())))}"
                 + (f" such as {divisors[-1]}" if divisors else "")
             )
 

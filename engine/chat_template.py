@@ -6,18 +6,56 @@ The same sandboxed Jinja environment (``ImmutableSandboxedEnvironment`` with ``t
 filter that keeps non-ASCII text), and the same variables (``messages``, ``tools`` and
 ``documents`` as None, ``add_generation_prompt``, the special tokens), so the token ids match
 ``apply_chat_template``.
+
+A template is code from whoever made the model folder, so it runs bounded (``template_sandbox``):
+time, iterations, the size of every value and of the output; Stop (the ``cancel`` event) ends it.
+Whatever goes wrong, the caller gets one ``ChatTemplateError`` with a one-line message.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.template_sandbox import RenderLimits
+
+_MESSAGE_CHARACTERS = 300  # an error message quotes at most this much of what went wrong
 
 
 class ChatTemplateError(Exception):
     """The template failed to render: ``str(error)`` says why (often the template's own message)."""
+
+
+class ChatTemplateCancelled(ChatTemplateError):
+    """Rendering stopped because the caller's cancel event was set (Stop)."""
+
+
+_cancel: ContextVar[threading.Event | None] = ContextVar("chat_template_cancel", default=None)
+
+
+@contextmanager
+def rendering_cancelled_by(cancel: threading.Event | None) -> Iterator[None]:
+    """Renders in this block stop when ``cancel`` is set (the generation's Stop): the renders
+    happen deep in planning (``ChatSession.plan``), so the event travels beside the calls."""
+    token = _cancel.set(cancel)
+    try:
+        yield
+    finally:
+        _cancel.reset(token)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    if len(text) > _MESSAGE_CHARACTERS:
+        text = text[: _MESSAGE_CHARACTERS - 1] + "…"
+    return text
 
 
 def _raise_exception(message: str) -> None:
@@ -75,18 +113,22 @@ def _extensions() -> list[Any]:
 def _namespace_class() -> type:
     import jinja2.utils
 
+    from engine.template_sandbox import check_stored_value
+
     class TemplateNamespace(jinja2.utils.Namespace):
         """Jinja's namespace, refusing underscore names (as transformers does)."""
 
         def __init__(*args: Any, **kwargs: Any) -> None:  # self is args[0], as in jinja
             self, rest = args[0], args[1:]
             attributes = dict(*rest, **kwargs)
-            for name in attributes:
+            for name, value in attributes.items():
                 TemplateNamespace._check_name(name)
+                check_stored_value(value)
             jinja2.utils.Namespace.__init__(self, attributes)
 
         def __setitem__(self, name: str, value: Any) -> None:
             TemplateNamespace._check_name(name)
+            check_stored_value(value)
             jinja2.utils.Namespace.__setitem__(self, name, value)
 
         @staticmethod
@@ -101,12 +143,9 @@ def _namespace_class() -> type:
 
 @lru_cache(maxsize=8)
 def _compile(template: str) -> Any:
-    from jinja2 import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from engine.template_sandbox import BoundedSandbox
 
-    environment = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=_extensions()
-    )
+    environment = BoundedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=_extensions())
     environment.filters["tojson"] = _tojson
     environment.globals["raise_exception"] = _raise_exception
     environment.globals["strftime_now"] = _strftime_now
@@ -114,8 +153,11 @@ def _compile(template: str) -> Any:
     environment.globals["namespace"] = _namespace_class()
     try:
         return environment.from_string(template)
-    except TemplateError as error:
-        raise ChatTemplateError(f"the model's chat template does not parse: {error}") from error
+    # Parsing and compiling a hostile template can fail in any way (deep nesting: RecursionError).
+    except Exception as error:
+        raise ChatTemplateError(
+            f"the model's chat template does not parse: {_one_line(error)}"
+        ) from error
 
 
 def render_chat_template(
@@ -124,19 +166,40 @@ def render_chat_template(
     *,
     add_generation_prompt: bool = True,
     special_tokens: dict[str, str] | None = None,
+    cancel: threading.Event | None = None,
+    limits: RenderLimits | None = None,
 ) -> str:
-    from jinja2 import TemplateError
+    """The rendered prompt. ``cancel`` (default: the one of ``rendering_cancelled_by``) stops the
+    render with ``ChatTemplateCancelled``; ``limits`` default to ``RenderLimits()``."""
+    from engine.template_sandbox import (
+        RenderBudget,
+        RenderCancelled,
+        RenderLimits,
+        render_budget,
+    )
 
     compiled = _compile(template)
+    budget = RenderBudget(limits or RenderLimits(), cancel or _cancel.get())
+    pieces: list[str] = []
+    size = 0
     try:
-        return compiled.render(
-            **(special_tokens or {}),
-            messages=messages,
-            tools=None,  # transformers passes these as None when there are none; templates
-            documents=None,  # test ``tools is not none``
-            add_generation_prompt=add_generation_prompt,
-        )
-    except ChatTemplateError:
-        raise
-    except TemplateError as error:
-        raise ChatTemplateError(f"the model's chat template failed: {error}") from error
+        with render_budget(budget):
+            for piece in compiled.generate(
+                **(special_tokens or {}),
+                messages=messages,
+                tools=None,  # transformers passes these as None when there are none; templates
+                documents=None,  # test ``tools is not none``
+                add_generation_prompt=add_generation_prompt,
+            ):
+                size += len(piece)
+                budget.check_size(size, "a prompt")
+                pieces.append(piece)
+    except RenderCancelled as error:
+        raise ChatTemplateCancelled(str(error)) from error
+    except ChatTemplateError as error:  # raise_exception(): the template's own words
+        raise ChatTemplateError(_one_line(error)) from error
+    # The template is someone else's code: whatever it raises (TemplateError, our limits,
+    # OverflowError, RecursionError, MemoryError, TypeError...) is the template's failure.
+    except Exception as error:
+        raise ChatTemplateError(f"the model's chat template failed: {_one_line(error)}") from error
+    return "".join(pieces)
