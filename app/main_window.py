@@ -42,7 +42,6 @@ from engine.messages import EngineError, ModelLoaded
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "coreml-chat"
-CONVERTER_DEMO_SOURCE = ""  # the converter pane's source is left to the user
 
 
 class ErrorBanner(QFrame):

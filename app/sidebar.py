@@ -167,11 +167,6 @@ class Sidebar(QWidget):
         self.model.refresh()
         self.select(current)
 
-    def start_rename(self, conversation_id: str) -> None:
-        row = self.model.row_of(conversation_id)
-        if row >= 0:
-            self.list.edit(self.model.index(row))
-
     def confirm_delete(self, conversation_id: str) -> None:
         row = self.model.row_of(conversation_id)
         title = self.model.conversation_at(row).title if row >= 0 else "this chat"

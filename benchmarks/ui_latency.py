@@ -96,15 +96,12 @@ def measure_stalls(model: Path, *, max_new_tokens: int) -> dict[str, object]:
 
     from app.engine_bridge import EngineBridge
     from app.main_window import MainWindow
-    from app.qt_fixes import install_refcount_guard, install_signal_emit_fix
     from app.settings import AppSettings
     from app.storage import ConversationStore
     from app.theme import apply_theme
     from engine.messages import GenerationConfig
 
-    install_signal_emit_fix()
     app = QApplication.instance() or QApplication([])
-    install_refcount_guard()
     apply_theme(app)
     settings = AppSettings(
         model_path=str(model),

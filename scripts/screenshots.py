@@ -123,12 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.qt_fixes import install_refcount_guard, install_signal_emit_fix
     from app.theme import apply_theme
 
-    install_signal_emit_fix()
     app = QApplication.instance() or QApplication([])
-    install_refcount_guard()
     apply_theme(app)
     saved = [capture_welcome(out_dir)]
     if model is None:

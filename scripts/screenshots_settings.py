@@ -105,9 +105,6 @@ def capture(out_dir: Path) -> list[Path]:
     settings-converter-running.png in ``out_dir``; returns their paths."""
     from PySide6.QtWidgets import QApplication
 
-    from app.qt_fixes import install_signal_emit_fix
-
-    install_signal_emit_fix()  # PySide6 6.12 on Python 3.11 leaks a reference to True per emit
     out_dir.mkdir(parents=True, exist_ok=True)
     previous_home = os.environ.get("COREML_CHAT_HOME")
     home = Path(tempfile.mkdtemp(prefix="coreml-chat-settings-shots-"))

@@ -7,21 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.qt_fixes import install_signal_emit_fix
 from engine.messages import GenerationConfig
 
-# PySide6 6.12 on Python 3.11 drops a reference to True on every emit (see app/qt_fixes.py).
-install_signal_emit_fix()
-
 LOAD_TIMEOUT_MS = 120_000
-
-
-@pytest.fixture(scope="session", autouse=True)
-def qt_refcount_guard(qapp):
-    """PySide6 6.12's void calls drop references to None (see app/qt_fixes.py)."""
-    from app.qt_fixes import install_refcount_guard
-
-    return install_refcount_guard()
 
 
 @pytest.fixture(scope="session")

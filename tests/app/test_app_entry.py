@@ -94,3 +94,12 @@ def test_the_app_logs_to_a_file_in_its_data_folder(private_home: Path) -> None:
     assert result.returncode == 0, result.stderr
     log = (private_home / "data" / "logs" / "coreml-chat.log").read_text()
     assert "window shown" in log
+
+
+def test_pyside_6_12_0_is_refused_on_python_3_11_only() -> None:
+    from app.main import qt_bindings_problem
+
+    problem = qt_bindings_problem((6, 12, 0, "", ""), (3, 11, 9))
+    assert problem is not None and "expected PySide6 below 6.12" in problem
+    assert qt_bindings_problem((6, 12, 0, "", ""), (3, 12, 1)) is None
+    assert qt_bindings_problem((6, 11, 3, "", ""), (3, 11, 9)) is None
