@@ -71,12 +71,12 @@ def run_gui(args: list[str]) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app import event_loop
-    from app.engine_bridge import EngineBridge, default_worker_factory
-    from app.main_window import MainWindow
-    from app.settings import load_settings, save_settings
-    from app.storage import ConversationStore, StorageError
-    from app.theme import apply_theme
+    from app.chat.engine_bridge import EngineBridge, default_worker_factory
+    from app.conversations.conversation_store import ConversationStore, StorageError
+    from app.settings.app_settings import load_settings, save_settings
+    from app.shell import event_loop
+    from app.shell.main_window import MainWindow
+    from app.ui.theme import apply_theme
 
     problem = qt_bindings_problem(PySide6.__version_info__, sys.version_info)
     if problem:

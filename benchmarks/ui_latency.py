@@ -94,11 +94,11 @@ def measure_stalls(model: Path, *, max_new_tokens: int) -> dict[str, object]:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.engine_bridge import EngineBridge
-    from app.main_window import MainWindow
-    from app.settings import AppSettings
-    from app.storage import ConversationStore
-    from app.theme import apply_theme
+    from app.chat.engine_bridge import EngineBridge
+    from app.conversations.conversation_store import ConversationStore
+    from app.settings.app_settings import AppSettings
+    from app.shell.main_window import MainWindow
+    from app.ui.theme import apply_theme
     from engine.messages import GenerationConfig
 
     app = QApplication.instance() or QApplication([])

@@ -121,8 +121,8 @@ def capture(out_dir: Path) -> list[Path]:
 
 
 def _capture_all(out_dir: Path, home: Path) -> list[Path]:
-    from app.settings import AppSettings
-    from app.settings_dialog import SettingsDialog
+    from app.settings.app_settings import AppSettings
+    from app.shell.settings_dialog import SettingsDialog
     from engine import paths
     from engine.messages import GenerationConfig, ModelInfo
 

@@ -22,10 +22,10 @@ def tiny_chat_model(converted_package) -> Path:
 def make_window(qtbot) -> Iterator[Callable[..., object]]:
     """``make_window(model_path="", *, max_new_tokens=16, loaded=True)``: a shown MainWindow on
     the real engine worker, with greedy decoding; waits for the model when ``loaded``."""
-    from app.engine_bridge import EngineBridge
-    from app.main_window import MainWindow
-    from app.settings import AppSettings
-    from app.storage import ConversationStore
+    from app.chat.engine_bridge import EngineBridge
+    from app.conversations.conversation_store import ConversationStore
+    from app.settings.app_settings import AppSettings
+    from app.shell.main_window import MainWindow
 
     windows: list[MainWindow] = []
 

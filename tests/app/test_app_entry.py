@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.event_loop import install_excepthook
 from app.main import STARTUP_PROBE_ENV
+from app.shell.event_loop import install_excepthook
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def test_event_loop_runs_a_coroutine_on_qt() -> None:
         "import asyncio\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from app import event_loop\n"
+        "from app.shell import event_loop\n"
         "async def main():\n"
         "    loop = asyncio.get_running_loop()\n"
         "    await asyncio.sleep(0.01)\n"

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from app.storage import ConversationStore
+from app.conversations.conversation_store import ConversationStore
 
 ANSWER_TIMEOUT_MS = 120_000
 
@@ -279,9 +279,9 @@ def test_the_status_line_says_when_the_context_policy_trimmed(
 def test_a_loaded_model_is_remembered_and_settings_open_on_the_asked_tab(
     qtbot, tiny_chat_model: Path
 ) -> None:
-    from app.engine_bridge import EngineBridge
-    from app.main_window import MainWindow
-    from app.settings import AppSettings, load_settings, save_settings
+    from app.chat.engine_bridge import EngineBridge
+    from app.settings.app_settings import AppSettings, load_settings, save_settings
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(
         store=ConversationStore(),
@@ -315,7 +315,7 @@ def test_the_demo_card_loads_the_demo_model_when_it_is_in_place(
 ) -> None:
     import shutil
 
-    from app.demo_setup import demo_model_dir
+    from app.conversion.demo_setup import demo_model_dir
 
     shutil.copytree(tiny_chat_model, demo_model_dir())  # as `make run` would have left it
     window = make_window()

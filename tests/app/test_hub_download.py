@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtWidgets import QApplication
 
-from app.hub_download import (
+from app.models.hub_download import (
     DownloadCancelled,
     HubDownload,
     HubError,
@@ -285,8 +285,8 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
 ) -> None:
     """The Model tab end to end: a converted tiny model served by the stand-in Hub is looked up,
     downloaded into the models folder, checked, and offered to the chat window."""
-    from app.settings import AppSettings
-    from app.settings_dialog import SettingsDialog
+    from app.settings.app_settings import AppSettings
+    from app.shell.settings_dialog import SettingsDialog
 
     folder = converted_package("mistral", "int4")
     served = {
@@ -316,8 +316,8 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
 
 
 def test_dialog_reports_a_bad_repository(qtbot, fake_hub: FakeHub) -> None:
-    from app.settings import AppSettings
-    from app.settings_dialog import SettingsDialog
+    from app.settings.app_settings import AppSettings
+    from app.shell.settings_dialog import SettingsDialog
 
     dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
     qtbot.addWidget(dialog)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import (
+from app.settings.app_settings import (
     AppSettings,
     generation_problems,
     load_settings,
@@ -70,7 +70,7 @@ def test_corrupt_files_give_defaults_and_a_warning(content, caplog) -> None:
         settings_path().write_bytes(content + b"\xff\xfe")
     else:
         settings_path().write_text(content)
-    with caplog.at_level(logging.WARNING, logger="app.settings"):
+    with caplog.at_level(logging.WARNING, logger="app.settings.app_settings"):
         assert load_settings() == AppSettings()
     assert caplog.records and "default settings" in caplog.records[0].getMessage()
 
@@ -85,7 +85,7 @@ def test_bad_fields_fall_back_one_by_one(caplog) -> None:
         "unknown_key": 1,
     }
     settings_path().write_text(json.dumps(data))
-    with caplog.at_level(logging.WARNING, logger="app.settings"):
+    with caplog.at_level(logging.WARNING, logger="app.settings.app_settings"):
         settings = load_settings()
     assert settings.system_prompt == "kept"
     assert settings.compute_units == "cpu_and_gpu"
@@ -105,7 +105,7 @@ def test_a_failed_write_keeps_the_old_file(monkeypatch: pytest.MonkeyPatch) -> N
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr("app.settings.os.replace", broken_replace)
+        patch.setattr("app.settings.app_settings.os.replace", broken_replace)
         with pytest.raises(OSError, match="No space left"):
             save_settings(AppSettings(system_prompt="new"))
     assert load_settings().system_prompt == "old"
@@ -126,7 +126,7 @@ def test_generation_problems_name_the_field() -> None:
 
 
 def _dialog(qtbot, settings: AppSettings, **kwargs):
-    from app.settings_dialog import SettingsDialog
+    from app.shell.settings_dialog import SettingsDialog
 
     dialog = SettingsDialog(settings, **kwargs)
     qtbot.addWidget(dialog)

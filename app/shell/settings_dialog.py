@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.converter_pane import ConverterPane
-from app.model_manager_view import ModelPane
-from app.settings import GENERATION_RANGES, AppSettings, save_settings
-from app.settings_dialog_widgets import (
+from app.conversion.converter_pane import ConverterPane
+from app.models.model_pane import ModelPane
+from app.settings.app_settings import GENERATION_RANGES, AppSettings, save_settings
+from app.ui.pane_widgets import (
     STYLE_SHEET,
     Card,
     hint,

@@ -24,7 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.conversation_model import ConversationIdRole, ConversationListModel, SubtitleRole
+from app.conversations.conversation_list_model import (
+    ConversationIdRole,
+    ConversationListModel,
+    SubtitleRole,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.converter_process import (
+from app.conversion.converter_process import (
     ConversionOutcome,
     ConversionRequest,
     ConverterProcess,
@@ -28,7 +28,7 @@ from app.converter_process import (
     request_problems,
     stage_list,
 )
-from app.settings_dialog_widgets import Card, label, monospace_font, page_layout, row
+from app.ui.pane_widgets import Card, label, monospace_font, page_layout, row
 
 logger = logging.getLogger(__name__)
 

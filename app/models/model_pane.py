@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.hub_download import (
+from app.models.hub_download import (
     DownloadOutcome,
     DownloadProgress,
     HubDownload,
@@ -29,7 +29,7 @@ from app.hub_download import (
     RepoListing,
     plan_files,
 )
-from app.model_manager import (
+from app.models.model_library import (
     COMPUTE_UNIT_LABELS,
     COMPUTE_UNIT_TIPS,
     format_size,
@@ -37,7 +37,7 @@ from app.model_manager import (
     local_models,
     model_info_rows,
 )
-from app.settings_dialog_widgets import Card, hint, label, page_layout, row
+from app.ui.pane_widgets import Card, hint, label, page_layout, row
 from engine import paths
 from engine.messages import ModelInfo
 from engine.runtime import ModelLoadError

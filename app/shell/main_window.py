@@ -27,16 +27,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat_controller import ChatController, ChatOptions
-from app.chat_view import ChatView
-from app.composer import Composer
-from app.conversation_model import ConversationListModel
-from app.engine_bridge import EngineBridge, default_worker_factory
-from app.settings import AppSettings
-from app.sidebar import SIDEBAR_WIDTH, Sidebar
-from app.status_bar import StatusLine
-from app.storage import ConversationStore, StoredMessage
-from app.welcome_view import WelcomeView
+from app.chat.chat_controller import ChatController, ChatOptions
+from app.chat.chat_view import ChatView
+from app.chat.composer import Composer
+from app.chat.engine_bridge import EngineBridge, default_worker_factory
+from app.chat.status_line import StatusLine
+from app.conversations.conversation_list_model import ConversationListModel
+from app.conversations.conversation_store import ConversationStore, StoredMessage
+from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
+from app.settings.app_settings import AppSettings
+from app.shell.welcome_view import WelcomeView
 from engine.messages import EngineError, ModelLoaded
 
 logger = logging.getLogger(__name__)
@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
 
     def start_demo_model(self) -> None:
         """Fetch and convert the demo model once (a subprocess, off the GUI thread), then load it."""
-        from app.demo_setup import demo_model_dir, is_model_folder
+        from app.conversion.demo_setup import demo_model_dir, is_model_folder
 
         folder = demo_model_dir()
         if is_model_folder(folder):
@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
         )
 
         def work() -> None:
-            from app.demo_setup import ensure_demo_model
+            from app.conversion.demo_setup import ensure_demo_model
 
             try:
                 self.demoReady.emit(str(ensure_demo_model(quiet=True)))
@@ -389,7 +389,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self, tab: str = "model") -> None:
         try:
-            from app.settings_dialog import SettingsDialog
+            from app.shell.settings_dialog import SettingsDialog
         except ImportError as error:
             logger.exception("the settings dialog cannot be imported")
             self.banner.show_message(f"Settings are not available: {error}")
