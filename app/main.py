@@ -73,7 +73,8 @@ def run_gui(args: list[str]) -> int:
 
     from app.chat.engine_bridge import EngineBridge, default_worker_factory
     from app.conversations.conversation_store import ConversationStore, StorageError
-    from app.settings.app_settings import load_settings, save_settings
+    from app.settings.app_settings import load_settings
+    from app.settings.settings_store import SettingsStore
     from app.shell import event_loop
     from app.shell.main_window import MainWindow
     from app.ui.theme import apply_theme
@@ -85,14 +86,14 @@ def run_gui(args: list[str]) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *args])
     apply_theme(app)
     event_loop.install_excepthook()
-    settings = load_settings()
+    settings = SettingsStore(load_settings())
     try:
         store = ConversationStore()
     except StorageError as error:
         event_loop.show_error_dialog(str(error), "")
         return 1
-    bridge = EngineBridge(default_worker_factory(hf_token=settings.hf_token))
-    window = MainWindow(store=store, bridge=bridge, settings=settings, save_settings=save_settings)
+    bridge = EngineBridge(default_worker_factory(hf_token=settings.settings.hf_token))
+    window = MainWindow(store=store, bridge=bridge, settings=settings)
 
     async def run_window() -> int:
         window.show()

@@ -97,6 +97,7 @@ def measure_stalls(model: Path, *, max_new_tokens: int) -> dict[str, object]:
     from app.chat.engine_bridge import EngineBridge
     from app.conversations.conversation_store import ConversationStore
     from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
     from app.shell.main_window import MainWindow
     from app.ui.theme import apply_theme
     from engine.messages import GenerationConfig
@@ -107,7 +108,11 @@ def measure_stalls(model: Path, *, max_new_tokens: int) -> dict[str, object]:
         model_path=str(model),
         generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=0),
     )
-    window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+    window = MainWindow(
+        store=ConversationStore(),
+        bridge=EngineBridge(),
+        settings=SettingsStore(settings, save=None),
+    )
     window.show()
     window.start()
 

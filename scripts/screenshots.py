@@ -60,6 +60,7 @@ def make_window(settings_model_path: str = ""):
     from app.chat.engine_bridge import EngineBridge
     from app.conversations.conversation_store import ConversationStore
     from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
     from app.shell.main_window import MainWindow
     from engine.messages import GenerationConfig
 
@@ -67,7 +68,11 @@ def make_window(settings_model_path: str = ""):
         model_path=settings_model_path,
         generation=GenerationConfig(max_new_tokens=160, temperature=0.0, seed=0),
     )
-    window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+    window = MainWindow(
+        store=ConversationStore(),
+        bridge=EngineBridge(),
+        settings=SettingsStore(settings, save=None),
+    )
     window.resize(1180, 760)
     return window
 

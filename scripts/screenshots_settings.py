@@ -122,6 +122,7 @@ def capture(out_dir: Path) -> list[Path]:
 
 def _capture_all(out_dir: Path, home: Path) -> list[Path]:
     from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
     from app.shell.settings_dialog import SettingsDialog
     from engine import paths
     from engine.messages import GenerationConfig, ModelInfo
@@ -142,7 +143,7 @@ def _capture_all(out_dir: Path, home: Path) -> list[Path]:
         system_prompt="You are a concise assistant. Answer in plain English.",
         generation=GenerationConfig(temperature=0.6, top_p=0.95, min_p=0.05, seed=42),
     )
-    dialog = SettingsDialog(settings, model_info=info)
+    dialog = SettingsDialog(SettingsStore(settings, save=None), model_info=info)
     dialog.show()
     saved = []
     for tab in ("model", "generation", "converter"):

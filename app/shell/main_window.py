@@ -36,6 +36,7 @@ from app.conversations.conversation_list_model import ConversationListModel
 from app.conversations.conversation_store import ConversationStore, StoredMessage
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
 from app.settings.app_settings import AppSettings
+from app.settings.settings_store import SettingsStore
 from app.shell.welcome_view import WelcomeView
 from engine.messages import EngineError, ModelLoaded
 
@@ -78,16 +79,14 @@ class MainWindow(QMainWindow):
         *,
         store: ConversationStore,
         bridge: EngineBridge,
-        settings: AppSettings,
-        save_settings: Callable[[AppSettings], None] | None = None,
+        settings: SettingsStore,
         parent: Any = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(WINDOW_TITLE)
         self.resize(1180, 780)
         self.setMinimumSize(760, 480)
-        self.settings = settings
-        self._save_settings = save_settings
+        self.settings_store = settings
         self.store = store
         self.bridge = bridge
         self.controller = ChatController(store, bridge, options=self._chat_options, parent=self)
@@ -156,7 +155,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._connect()
         self._update_model_state()
-        self.show_page("chat" if settings.model_path else "welcome")
+        self.show_page("chat" if self.settings.model_path else "welcome")
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -221,6 +220,13 @@ class MainWindow(QMainWindow):
         self.bridge.engineError.connect(self._on_engine_error)
         self.demoReady.connect(self.load_model)
         self.demoFailed.connect(self._on_demo_failed)
+        self.settings_store.changed.connect(self._on_settings_changed)
+        self.settings_store.saveFailed.connect(self.banner.show_message)
+
+    @property
+    def settings(self) -> AppSettings:
+        """The current settings (a copy; changes go through ``settings_store.update``)."""
+        return self.settings_store.settings
 
     def _chat_options(self) -> ChatOptions:
         return ChatOptions(self.settings.system_prompt, self.settings.generation)
@@ -307,9 +313,8 @@ class MainWindow(QMainWindow):
         info = event.info
         self.banner.hide()
         self.welcome.set_status("")
-        if self.settings.model_path != info.path:
-            self.settings.model_path = info.path
-            self._persist_settings()
+        if self.settings_store.update(model_path=info.path):
+            self.settings_store.save_now()
         self.chat_view.assistant_name = info.name
         self.chat_view.set_empty_text(
             "How can I help?", f"{info.name} runs on this computer: nothing leaves it."
@@ -395,34 +400,28 @@ class MainWindow(QMainWindow):
             self.banner.show_message(f"Settings are not available: {error}")
             return
         if self.settings_dialog is None:
-            dialog = SettingsDialog(self.settings, model_info=self.bridge.model_info, parent=self)
-            dialog.settingsChanged.connect(self._on_settings_changed)
+            dialog = SettingsDialog(
+                self.settings_store, model_info=self.bridge.model_info, parent=self
+            )
             dialog.modelChosen.connect(self.load_model)
             self.settings_dialog = dialog
         self.settings_dialog.show_tab(tab)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
 
-    def _on_settings_changed(self, settings: AppSettings) -> None:
-        units_changed = settings.compute_units != self.settings.compute_units
-        if settings.hf_token != self.settings.hf_token:
+    def _on_settings_changed(self, previous: AppSettings, settings: AppSettings) -> None:
+        units_changed = settings.compute_units != previous.compute_units
+        if settings.hf_token != previous.hf_token:
             self.bridge.replace_worker_factory(default_worker_factory(hf_token=settings.hf_token))
-        self.settings = settings
         info = self.bridge.model_info
         if units_changed and info is not None and not self.controller.busy:
             self.load_model(info.path)
-
-    def _persist_settings(self) -> None:
-        if self._save_settings is not None:
-            try:
-                self._save_settings(self.settings)
-            except OSError as error:
-                self.banner.show_message(f"Settings could not be saved: {error}")
 
     # --- closing -----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.controller.stop()
+        self.settings_store.save_now()
         self.bridge.blockSignals(True)  # events still queued must not reach the closed store
         self.bridge.close()
         self.store.close()

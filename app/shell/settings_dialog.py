@@ -1,16 +1,15 @@
 """The Settings dialog (⌘,): Model, Generation and Converter tabs.
 
-Changes apply as they are made (the macOS way): each one updates the dialog's ``AppSettings``,
-emits ``settingsChanged`` and is saved shortly after (at once when the dialog closes).
+Changes apply as they are made (the macOS way): each one goes to the app's ``SettingsStore``,
+which tells the window and saves shortly after (at once when the dialog closes).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Literal
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -25,8 +24,9 @@ from PySide6.QtWidgets import (
 
 from app.conversion.converter_pane import ConverterPane
 from app.models.model_pane import ModelPane
-from app.settings.app_settings import AppSettings, save_settings
+from app.settings.app_settings import AppSettings
 from app.settings.generation_pane import GenerationPane
+from app.settings.settings_store import SettingsStore
 from app.ui.pane_widgets import STYLE_SHEET, hint, scrolling
 from engine.messages import ModelInfo
 
@@ -38,16 +38,14 @@ TABS: tuple[tuple[TabName, str], ...] = (
     ("generation", "Generation"),
     ("converter", "Converter"),
 )
-SAVE_DELAY_MS = 400
 
 
 class SettingsDialog(QDialog):
-    settingsChanged = Signal(object)  # AppSettings
     modelChosen = Signal(str)  # a model folder or .mlpackage path to load
 
     def __init__(
         self,
-        settings: AppSettings,
+        store: SettingsStore,
         *,
         model_info: ModelInfo | None = None,
         parent: QWidget | None = None,
@@ -59,11 +57,8 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.setStyleSheet(STYLE_SHEET)
         self.resize(740, 820)
-        self._settings = replace(settings)
-        self._save_timer = QTimer(self)
-        self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(SAVE_DELAY_MS)
-        self._save_timer.timeout.connect(self.save_now)
+        self.store = store
+        settings = store.settings
 
         self.model_pane = ModelPane(
             compute_units=settings.compute_units, token=settings.hf_token, hub_endpoint=hub_endpoint
@@ -136,28 +131,19 @@ class SettingsDialog(QDialog):
         self.pages.setCurrentIndex(index)
 
     def set_model_info(self, info: ModelInfo | None) -> None:
-        """Show the loaded model; its path becomes ``model_path`` (the window saves that itself),
-        so a later save from this dialog never writes back an older model."""
         self.model_pane.set_model_info(info)
-        if info is not None and info.path:
-            self._settings = replace(self._settings, model_path=info.path)
 
     def prefill_converter(self, source: str, output_dir: str) -> None:
         self.converter_pane.prefill(source, output_dir)
         self.show_tab("converter")
 
     def settings(self) -> AppSettings:
-        return replace(self._settings)
+        return self.store.settings
 
     # --- behaviour ------------------------------------------------------------------------------
 
     def _update(self, **changes: object) -> None:
-        updated = replace(self._settings, **changes)
-        if updated == self._settings:
-            return
-        self._settings = updated
-        self._save_timer.start()
-        self.settingsChanged.emit(self.settings())
+        self.store.update(**changes)
 
     def _on_generation_changed(self) -> None:
         self._update(
@@ -172,19 +158,12 @@ class SettingsDialog(QDialog):
         self.modelChosen.emit(path)
 
     def save_now(self) -> None:
-        self._save_timer.stop()
-        token = self.model_pane.token()
-        if token != self._settings.hf_token:
-            self._update(hf_token=token)
-            self._save_timer.stop()
+        """Take what is still being typed (token, output folder), then write the file."""
+        self._update(hf_token=self.model_pane.token())
         output_dir = self.converter_pane.output_dir()
-        if output_dir and output_dir != self._settings.converter_output_dir:
+        if output_dir:
             self._update(converter_output_dir=output_dir)
-            self._save_timer.stop()
-        try:
-            save_settings(self._settings)
-        except OSError as error:
-            logger.error("cannot save the settings: %s", error)
+        self.store.save_now()
 
     def done(self, result: int) -> None:
         self.save_now()

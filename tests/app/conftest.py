@@ -25,6 +25,7 @@ def make_window(qtbot) -> Iterator[Callable[..., object]]:
     from app.chat.engine_bridge import EngineBridge
     from app.conversations.conversation_store import ConversationStore
     from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
     from app.shell.main_window import MainWindow
 
     windows: list[MainWindow] = []
@@ -47,7 +48,9 @@ def make_window(qtbot) -> Iterator[Callable[..., object]]:
                 context_policy=context_policy,  # type: ignore[arg-type]
             ),
         )
-        window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+        window = MainWindow(
+            store=ConversationStore(), bridge=EngineBridge(), settings=SettingsStore(settings)
+        )
         qtbot.addWidget(window)
         window.show()
         window.start()

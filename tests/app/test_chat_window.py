@@ -280,15 +280,11 @@ def test_a_loaded_model_is_remembered_and_settings_open_on_the_asked_tab(
     qtbot, tiny_chat_model: Path
 ) -> None:
     from app.chat.engine_bridge import EngineBridge
-    from app.settings.app_settings import AppSettings, load_settings, save_settings
+    from app.settings.app_settings import load_settings
+    from app.settings.settings_store import SettingsStore
     from app.shell.main_window import MainWindow
 
-    window = MainWindow(
-        store=ConversationStore(),
-        bridge=EngineBridge(),
-        settings=AppSettings(),
-        save_settings=save_settings,
-    )
+    window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=SettingsStore())
     qtbot.addWidget(window)
     window.show()
     window.start()
@@ -304,9 +300,11 @@ def test_a_loaded_model_is_remembered_and_settings_open_on_the_asked_tab(
     assert dialog is not None and dialog.isVisible()
     window.open_settings("converter")
     assert dialog.pages.currentIndex() == 2
-    changed = AppSettings(system_prompt="Answer in French.", model_path=str(tiny_chat_model))
-    dialog.settingsChanged.emit(changed)
+    dialog.generation_pane.system_prompt.setPlainText("Answer in French.")
     assert window._chat_options().system_prompt == "Answer in French."
+    dialog.accept()
+    saved = load_settings()  # one writer: the dialog's change and the window's model, together
+    assert (saved.system_prompt, saved.model_path) == ("Answer in French.", str(tiny_chat_model))
     window.close()
 
 
@@ -329,11 +327,9 @@ def test_the_demo_card_loads_the_demo_model_when_it_is_in_place(
 def test_a_new_hub_token_takes_effect_at_the_next_model_load(
     qtbot, make_window, tiny_chat_model: Path
 ) -> None:
-    from dataclasses import replace
-
     window = make_window(tiny_chat_model)
     old_worker = window.bridge.worker
-    window._on_settings_changed(replace(window.settings, hf_token="hf_new"))
+    window.settings_store.update(hf_token="hf_new")
     assert window.bridge.worker is old_worker  # the loaded model stays until the next load
     window.load_model(str(tiny_chat_model))
     assert window.bridge.worker is not old_worker

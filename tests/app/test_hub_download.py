@@ -285,7 +285,7 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
 ) -> None:
     """The Model tab end to end: a converted tiny model served by the stand-in Hub is looked up,
     downloaded into the models folder, checked, and offered to the chat window."""
-    from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
     from app.shell.settings_dialog import SettingsDialog
 
     folder = converted_package("mistral", "int4")
@@ -295,7 +295,7 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
         if path.is_file()
     }
     fake_hub.repos["apple/tiny-mistral-coreml"] = served
-    dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
+    dialog = SettingsDialog(SettingsStore(), hub_endpoint=fake_hub.url)
     qtbot.addWidget(dialog)
     pane = dialog.model_pane
     pane.repo_field.setText("apple/tiny-mistral-coreml")
@@ -316,10 +316,10 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
 
 
 def test_dialog_reports_a_bad_repository(qtbot, fake_hub: FakeHub) -> None:
-    from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
     from app.shell.settings_dialog import SettingsDialog
 
-    dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
+    dialog = SettingsDialog(SettingsStore(), hub_endpoint=fake_hub.url)
     qtbot.addWidget(dialog)
     pane = dialog.model_pane
     pane.repo_field.setText("not a repo")
