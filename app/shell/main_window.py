@@ -7,12 +7,11 @@ window's own concerns (which page shows, loading a model, opening Settings).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -37,6 +36,7 @@ from app.conversations.conversation_store import ConversationStore, StoredMessag
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
 from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore
+from app.shell.background import BackgroundCall
 from app.shell.welcome_view import WelcomeView
 from engine.messages import EngineError, ModelLoaded
 
@@ -71,9 +71,6 @@ class ErrorBanner(QFrame):
 
 
 class MainWindow(QMainWindow):
-    demoReady = Signal(str)  # model folder (from the demo set-up thread)
-    demoFailed = Signal(str)
-
     def __init__(
         self,
         *,
@@ -92,7 +89,7 @@ class MainWindow(QMainWindow):
         self.controller = ChatController(store, bridge, options=self._chat_options, parent=self)
         self.settings_dialog: Any = None
         self._load_request: int | None = None
-        self._demo_thread: threading.Thread | None = None
+        self._demo_setup: BackgroundCall | None = None
 
         self.conversations = ConversationListModel(store, self)
         self.sidebar = Sidebar(self.conversations)
@@ -218,8 +215,6 @@ class MainWindow(QMainWindow):
         self.welcome.convertRequested.connect(lambda: self.open_settings("converter"))
         self.bridge.modelLoaded.connect(self._on_model_loaded)
         self.bridge.engineError.connect(self._on_engine_error)
-        self.demoReady.connect(self.load_model)
-        self.demoFailed.connect(self._on_demo_failed)
         self.settings_store.changed.connect(self._on_settings_changed)
         self.settings_store.saveFailed.connect(self.banner.show_message)
 
@@ -362,33 +357,27 @@ class MainWindow(QMainWindow):
 
     def start_demo_model(self) -> None:
         """Fetch and convert the demo model once (a subprocess, off the GUI thread), then load it."""
-        from app.conversion.demo_setup import demo_model_dir, is_model_folder
+        from app.conversion.demo_setup import demo_model_dir, ensure_demo_model, is_model_folder
 
         folder = demo_model_dir()
         if is_model_folder(folder):
             self.load_model(str(folder))
             return
-        if self._demo_thread is not None and self._demo_thread.is_alive():
+        if self._demo_setup is not None and self._demo_setup.is_running():
             return
         self.welcome.set_status(
             "Fetching and converting SmolLM2-135M-Instruct… this takes a few minutes the first "
             "time.",
             busy=True,
         )
+        setup = BackgroundCall(lambda: ensure_demo_model(quiet=True), name="demo-model-setup")
+        setup.succeeded.connect(lambda folder: self.load_model(str(folder)))
+        setup.failed.connect(self._on_demo_failed)
+        self._demo_setup = setup
+        setup.start()
 
-        def work() -> None:
-            from app.conversion.demo_setup import ensure_demo_model
-
-            try:
-                self.demoReady.emit(str(ensure_demo_model(quiet=True)))
-            except (RuntimeError, OSError) as error:
-                self.demoFailed.emit(str(error))
-
-        self._demo_thread = threading.Thread(target=work, name="demo-model-setup", daemon=True)
-        self._demo_thread.start()
-
-    def _on_demo_failed(self, message: str) -> None:
-        self.welcome.set_status(f"The demo model could not be set up: {message}")
+    def _on_demo_failed(self, error: Exception) -> None:
+        self.welcome.set_status(f"The demo model could not be set up: {error}")
 
     # --- settings ----------------------------------------------------------------------------
 
