@@ -103,3 +103,10 @@ def test_pyside_6_12_0_is_refused_on_python_3_11_only() -> None:
     assert problem is not None and "expected PySide6 below 6.12" in problem
     assert qt_bindings_problem((6, 12, 0, "", ""), (3, 12, 1)) is None
     assert qt_bindings_problem((6, 11, 3, "", ""), (3, 11, 9)) is None
+
+
+def test_the_theme_finds_the_style_sheet_and_icon() -> None:
+    from app.ui.theme import resources_dir, style_sheet
+
+    assert (resources_dir() / "icon.png").is_file(), resources_dir()
+    assert "QWidget" in style_sheet()
