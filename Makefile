@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m app.demo_setup
+	$(PY) -m app.conversion.demo_setup
 	$(PY) -m app
 
 test: $(STAMP)

@@ -55,22 +55,40 @@ def configure_logging() -> Path | None:
     return log_file
 
 
+def qt_bindings_problem(pyside: tuple, python: tuple) -> str | None:
+    """Why these Qt bindings cannot run the app, or None. PySide6 6.12.0 drops a reference to
+    None or True on many calls; Python 3.12+ makes those immortal, on 3.11 the app aborts."""
+    if tuple(pyside[:3]) == (6, 12, 0) and tuple(python[:2]) < (3, 12):
+        return (
+            "PySide6 6.12.0 crashes on Python 3.11 (it drops references to None and True): "
+            "expected PySide6 below 6.12 (pip install 'PySide6-Essentials<6.12') or Python 3.12+"
+        )
+    return None
+
+
 def run_gui(args: list[str]) -> int:
+    import PySide6
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app import event_loop
-    from app.engine_bridge import EngineBridge, default_worker_factory
-    from app.instance_lock import InstanceLockError, acquire_instance_lock, tell_already_running
-    from app.main_window import MainWindow
-    from app.qt_fixes import install_refcount_guard, install_signal_emit_fix
-    from app.settings import load_settings, save_settings
-    from app.storage import ConversationStore, StorageError
-    from app.theme import apply_theme
+    from app.chat.engine_bridge import EngineBridge, default_worker_factory
+    from app.conversations.conversation_store import ConversationStore, StorageError
+    from app.settings.app_settings import load_settings
+    from app.settings.settings_store import SettingsStore
+    from app.shell import event_loop
+    from app.shell.instance_lock import (
+        InstanceLockError,
+        acquire_instance_lock,
+        tell_already_running,
+    )
+    from app.shell.main_window import MainWindow
+    from app.ui.theme import apply_theme
 
-    install_signal_emit_fix()  # before any signal is emitted
+    problem = qt_bindings_problem(PySide6.__version_info__, sys.version_info)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     app = QApplication.instance() or QApplication([sys.argv[0], *args])
-    install_refcount_guard()
     try:  # one instance per data folder; held until run_gui returns
         instance_lock = acquire_instance_lock()  # noqa: F841
     except InstanceLockError as error:
@@ -78,14 +96,14 @@ def run_gui(args: list[str]) -> int:
         return 3
     apply_theme(app)
     event_loop.install_excepthook()
-    settings = load_settings()
+    settings = SettingsStore(load_settings())
     try:
         store = ConversationStore()
     except StorageError as error:
         event_loop.show_error_dialog(str(error), "")
         return 1
-    bridge = EngineBridge(default_worker_factory(hf_token=settings.hf_token))
-    window = MainWindow(store=store, bridge=bridge, settings=settings, save_settings=save_settings)
+    bridge = EngineBridge(default_worker_factory(hf_token=settings.settings.hf_token))
+    window = MainWindow(store=store, bridge=bridge, settings=settings)
 
     async def run_window() -> int:
         window.show()

@@ -29,7 +29,7 @@ TIMEOUT_SECONDS = 300.0
 
 
 def _default_model() -> Path:
-    from app.demo_setup import demo_model_dir
+    from app.conversion.demo_setup import demo_model_dir
 
     return demo_model_dir()
 

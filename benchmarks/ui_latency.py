@@ -94,23 +94,25 @@ def measure_stalls(model: Path, *, max_new_tokens: int) -> dict[str, object]:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.engine_bridge import EngineBridge
-    from app.main_window import MainWindow
-    from app.qt_fixes import install_refcount_guard, install_signal_emit_fix
-    from app.settings import AppSettings
-    from app.storage import ConversationStore
-    from app.theme import apply_theme
+    from app.chat.engine_bridge import EngineBridge
+    from app.conversations.conversation_store import ConversationStore
+    from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
+    from app.shell.main_window import MainWindow
+    from app.ui.theme import apply_theme
     from engine.messages import GenerationConfig
 
-    install_signal_emit_fix()
     app = QApplication.instance() or QApplication([])
-    install_refcount_guard()
     apply_theme(app)
     settings = AppSettings(
         model_path=str(model),
         generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=0),
     )
-    window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+    window = MainWindow(
+        store=ConversationStore(),
+        bridge=EngineBridge(),
+        settings=SettingsStore(settings, save=None),
+    )
     window.show()
     window.start()
 

@@ -38,7 +38,7 @@ QUESTION = "Give me three tips for writing clear commit messages."
 
 
 def find_model() -> Path | None:
-    from app.demo_setup import demo_model_dir, is_model_folder
+    from app.conversion.demo_setup import demo_model_dir, is_model_folder
 
     candidates = [demo_model_dir(), *sorted((REPO / ".cache/tests/converted").glob("SmolLM2*"))]
     return next((c for c in candidates if is_model_folder(c)), None)
@@ -57,17 +57,22 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 def make_window(settings_model_path: str = ""):
-    from app.engine_bridge import EngineBridge
-    from app.main_window import MainWindow
-    from app.settings import AppSettings
-    from app.storage import ConversationStore
+    from app.chat.engine_bridge import EngineBridge
+    from app.conversations.conversation_store import ConversationStore
+    from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
+    from app.shell.main_window import MainWindow
     from engine.messages import GenerationConfig
 
     settings = AppSettings(
         model_path=settings_model_path,
         generation=GenerationConfig(max_new_tokens=160, temperature=0.0, seed=0),
     )
-    window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+    window = MainWindow(
+        store=ConversationStore(),
+        bridge=EngineBridge(),
+        settings=SettingsStore(settings, save=None),
+    )
     window.resize(1180, 760)
     return window
 
@@ -123,12 +128,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.qt_fixes import install_refcount_guard, install_signal_emit_fix
-    from app.theme import apply_theme
+    from app.ui.theme import apply_theme
 
-    install_signal_emit_fix()
     app = QApplication.instance() or QApplication([])
-    install_refcount_guard()
     apply_theme(app)
     saved = [capture_welcome(out_dir)]
     if model is None:

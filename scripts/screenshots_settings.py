@@ -105,9 +105,6 @@ def capture(out_dir: Path) -> list[Path]:
     settings-converter-running.png in ``out_dir``; returns their paths."""
     from PySide6.QtWidgets import QApplication
 
-    from app.qt_fixes import install_signal_emit_fix
-
-    install_signal_emit_fix()  # PySide6 6.12 on Python 3.11 leaks a reference to True per emit
     out_dir.mkdir(parents=True, exist_ok=True)
     previous_home = os.environ.get("COREML_CHAT_HOME")
     home = Path(tempfile.mkdtemp(prefix="coreml-chat-settings-shots-"))
@@ -124,8 +121,9 @@ def capture(out_dir: Path) -> list[Path]:
 
 
 def _capture_all(out_dir: Path, home: Path) -> list[Path]:
-    from app.settings import AppSettings
-    from app.settings_dialog import SettingsDialog
+    from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
+    from app.shell.settings_dialog import SettingsDialog
     from engine import paths
     from engine.messages import GenerationConfig, ModelInfo
 
@@ -145,7 +143,7 @@ def _capture_all(out_dir: Path, home: Path) -> list[Path]:
         system_prompt="You are a concise assistant. Answer in plain English.",
         generation=GenerationConfig(temperature=0.6, top_p=0.95, min_p=0.05, seed=42),
     )
-    dialog = SettingsDialog(settings, model_info=info)
+    dialog = SettingsDialog(SettingsStore(settings, save=None), model_info=info)
     dialog.show()
     saved = []
     for tab in ("model", "generation", "converter"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.hub_download import (
+from app.models.hub_download import (
     HubError,
     RepoFile,
     RepoListing,

@@ -229,13 +229,14 @@ def test_sweep_restores_a_model_a_dead_swap_had_moved_aside(tmp_path: Path) -> N
 @pytest.mark.parametrize("name", [".", "..", "../x", "a/b", ".hidden"])
 def test_pane_refuses_names_that_are_not_a_folder_name(qtbot, tmp_path: Path, name: str) -> None:
     """Name "." with Replace ticked used to make the output the models folder itself."""
-    from app.settings import AppSettings
-    from app.settings_dialog import SettingsDialog
+    from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
+    from app.shell.settings_dialog import SettingsDialog
 
     models = tmp_path / "models"
     first = _fake_model_folder(models / "First")
     second = _fake_model_folder(models / "Second")
-    dialog = SettingsDialog(AppSettings(converter_output_dir=str(models)))
+    dialog = SettingsDialog(SettingsStore(AppSettings(converter_output_dir=str(models))))
     qtbot.addWidget(dialog)
     pane = dialog.converter_pane
     pane.source_field.setText("owner/model")
@@ -251,7 +252,7 @@ def test_pane_refuses_names_that_are_not_a_folder_name(qtbot, tmp_path: Path, na
 def test_app_keeps_an_output_it_did_not_write(qtbot, tmp_path: Path) -> None:
     """A converter that fails while the output folder exists (another run's model): the app
     removes its staging folder, never the output."""
-    from app.converter_process import ConverterProcess
+    from app.conversion.converter_process import ConverterProcess
 
     script = tmp_path / "fails_late.py"
     script.write_text(

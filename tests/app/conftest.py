@@ -7,21 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.qt_fixes import install_signal_emit_fix
 from engine.messages import GenerationConfig
 
-# PySide6 6.12 on Python 3.11 drops a reference to True on every emit (see app/qt_fixes.py).
-install_signal_emit_fix()
-
 LOAD_TIMEOUT_MS = 120_000
-
-
-@pytest.fixture(scope="session", autouse=True)
-def qt_refcount_guard(qapp):
-    """PySide6 6.12's void calls drop references to None (see app/qt_fixes.py)."""
-    from app.qt_fixes import install_refcount_guard
-
-    return install_refcount_guard()
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +22,11 @@ def tiny_chat_model(converted_package) -> Path:
 def make_window(qtbot) -> Iterator[Callable[..., object]]:
     """``make_window(model_path="", *, max_new_tokens=16, loaded=True)``: a shown MainWindow on
     the real engine worker, with greedy decoding; waits for the model when ``loaded``."""
-    from app.engine_bridge import EngineBridge
-    from app.main_window import MainWindow
-    from app.settings import AppSettings
-    from app.storage import ConversationStore
+    from app.chat.engine_bridge import EngineBridge
+    from app.conversations.conversation_store import ConversationStore
+    from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
+    from app.shell.main_window import MainWindow
 
     windows: list[MainWindow] = []
 
@@ -59,7 +48,9 @@ def make_window(qtbot) -> Iterator[Callable[..., object]]:
                 context_policy=context_policy,  # type: ignore[arg-type]
             ),
         )
-        window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=settings)
+        window = MainWindow(
+            store=ConversationStore(), bridge=EngineBridge(), settings=SettingsStore(settings)
+        )
         qtbot.addWidget(window)
         window.show()
         window.start()

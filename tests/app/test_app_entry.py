@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app.event_loop import install_excepthook
 from app.main import STARTUP_PROBE_ENV
+from app.shell.event_loop import install_excepthook
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def test_event_loop_runs_a_coroutine_on_qt() -> None:
         "import asyncio\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from app import event_loop\n"
+        "from app.shell import event_loop\n"
         "async def main():\n"
         "    loop = asyncio.get_running_loop()\n"
         "    await asyncio.sleep(0.01)\n"
@@ -102,7 +102,7 @@ def _lock_holder(env: dict[str, str] | None = None) -> subprocess.Popen:
     """Another process holding the data folder's instance lock until its stdin closes."""
     code = (
         "import sys\n"
-        "from app.instance_lock import acquire_instance_lock\n"
+        "from app.shell.instance_lock import acquire_instance_lock\n"
         "lock = acquire_instance_lock()\n"
         "print('locked', flush=True)\n"
         "sys.stdin.read()\n"
@@ -120,7 +120,7 @@ def _lock_holder(env: dict[str, str] | None = None) -> subprocess.Popen:
 
 
 def test_a_second_instance_on_one_data_folder_says_so_and_exits(private_home: Path) -> None:
-    from app.instance_lock import LOCK_FILE_NAME
+    from app.shell.instance_lock import LOCK_FILE_NAME
 
     holder = _lock_holder()
     try:
@@ -139,7 +139,7 @@ def test_a_second_instance_on_one_data_folder_says_so_and_exits(private_home: Pa
 
 
 def test_a_lock_left_by_a_killed_instance_does_not_block(private_home: Path) -> None:
-    from app.instance_lock import LOCK_FILE_NAME, InstanceLockError, acquire_instance_lock
+    from app.shell.instance_lock import LOCK_FILE_NAME, InstanceLockError, acquire_instance_lock
 
     holder = _lock_holder()
     holder.kill()  # kill -9: the lock file stays behind
@@ -152,3 +152,19 @@ def test_a_lock_left_by_a_killed_instance_does_not_block(private_home: Path) -> 
     finally:
         lock.unlock()
     acquire_instance_lock().unlock()
+
+
+def test_pyside_6_12_0_is_refused_on_python_3_11_only() -> None:
+    from app.main import qt_bindings_problem
+
+    problem = qt_bindings_problem((6, 12, 0, "", ""), (3, 11, 9))
+    assert problem is not None and "expected PySide6 below 6.12" in problem
+    assert qt_bindings_problem((6, 12, 0, "", ""), (3, 12, 1)) is None
+    assert qt_bindings_problem((6, 11, 3, "", ""), (3, 11, 9)) is None
+
+
+def test_the_theme_finds_the_style_sheet_and_icon() -> None:
+    from app.ui.theme import resources_dir, style_sheet
+
+    assert (resources_dir() / "icon.png").is_file(), resources_dir()
+    assert "QWidget" in style_sheet()

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from app.storage import ConversationStore
+from app.conversations.conversation_store import ConversationStore
 
 ANSWER_TIMEOUT_MS = 120_000
 
@@ -279,16 +279,12 @@ def test_the_status_line_says_when_the_context_policy_trimmed(
 def test_a_loaded_model_is_remembered_and_settings_open_on_the_asked_tab(
     qtbot, tiny_chat_model: Path
 ) -> None:
-    from app.engine_bridge import EngineBridge
-    from app.main_window import MainWindow
-    from app.settings import AppSettings, load_settings, save_settings
+    from app.chat.engine_bridge import EngineBridge
+    from app.settings.app_settings import load_settings
+    from app.settings.settings_store import SettingsStore
+    from app.shell.main_window import MainWindow
 
-    window = MainWindow(
-        store=ConversationStore(),
-        bridge=EngineBridge(),
-        settings=AppSettings(),
-        save_settings=save_settings,
-    )
+    window = MainWindow(store=ConversationStore(), bridge=EngineBridge(), settings=SettingsStore())
     qtbot.addWidget(window)
     window.show()
     window.start()
@@ -304,9 +300,11 @@ def test_a_loaded_model_is_remembered_and_settings_open_on_the_asked_tab(
     assert dialog is not None and dialog.isVisible()
     window.open_settings("converter")
     assert dialog.pages.currentIndex() == 2
-    changed = AppSettings(system_prompt="Answer in French.", model_path=str(tiny_chat_model))
-    dialog.settingsChanged.emit(changed)
+    dialog.generation_pane.system_prompt.setPlainText("Answer in French.")
     assert window._chat_options().system_prompt == "Answer in French."
+    dialog.accept()
+    saved = load_settings()  # one writer: the dialog's change and the window's model, together
+    assert (saved.system_prompt, saved.model_path) == ("Answer in French.", str(tiny_chat_model))
     window.close()
 
 
@@ -315,7 +313,7 @@ def test_the_demo_card_loads_the_demo_model_when_it_is_in_place(
 ) -> None:
     import shutil
 
-    from app.demo_setup import demo_model_dir
+    from app.conversion.demo_setup import demo_model_dir
 
     shutil.copytree(tiny_chat_model, demo_model_dir())  # as `make run` would have left it
     window = make_window()
@@ -329,11 +327,9 @@ def test_the_demo_card_loads_the_demo_model_when_it_is_in_place(
 def test_a_new_hub_token_takes_effect_at_the_next_model_load(
     qtbot, make_window, tiny_chat_model: Path
 ) -> None:
-    from dataclasses import replace
-
     window = make_window(tiny_chat_model)
     old_worker = window.bridge.worker
-    window._on_settings_changed(replace(window.settings, hf_token="hf_new"))
+    window.settings_store.update(hf_token="hf_new")
     assert window.bridge.worker is old_worker  # the loaded model stays until the next load
     window.load_model(str(tiny_chat_model))
     assert window.bridge.worker is not old_worker

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from app.converter_pane import format_elapsed
-from app.settings import AppSettings, load_settings
+from app.conversion.converter_pane import format_elapsed
+from app.settings.app_settings import AppSettings, load_settings
+from app.settings.settings_store import SettingsStore
 
 
 def _dialog(qtbot, output_dir: Path):
-    from app.settings_dialog import SettingsDialog
+    from app.shell.settings_dialog import SettingsDialog
 
-    dialog = SettingsDialog(AppSettings(converter_output_dir=str(output_dir)))
+    dialog = SettingsDialog(SettingsStore(AppSettings(converter_output_dir=str(output_dir))))
     qtbot.addWidget(dialog)
     return dialog
 

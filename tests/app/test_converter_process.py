@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.converter_process import (
+from app.conversion.converter_process import (
     ConversionTracker,
     ConverterProcess,
     converter_command,
@@ -236,7 +236,7 @@ def stubborn_converter(tmp_path: Path) -> str:
 def test_cancel_kills_a_stubborn_converter_and_removes_its_staging(
     qtbot, tmp_path: Path, stubborn_converter: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.converter_process.CANCEL_GRACE_MS", 300)
+    monkeypatch.setattr("app.conversion.converter_process.CANCEL_GRACE_MS", 300)
     process = ConverterProcess(executable=stubborn_converter)
     parent = tmp_path / "models"
     with qtbot.waitSignal(process.progressChanged, timeout=20000):

@@ -17,7 +17,7 @@ import pytest
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtWidgets import QApplication
 
-from app.hub_download import (
+from app.models.hub_download import (
     DownloadCancelled,
     HubDownload,
     HubError,
@@ -415,8 +415,8 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
 ) -> None:
     """The Model tab end to end: a converted tiny model served by the stand-in Hub is looked up,
     downloaded into the models folder, checked, and offered to the chat window."""
-    from app.settings import AppSettings
-    from app.settings_dialog import SettingsDialog
+    from app.settings.settings_store import SettingsStore
+    from app.shell.settings_dialog import SettingsDialog
 
     folder = converted_package("mistral", "int4")
     served = {
@@ -425,7 +425,7 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
         if path.is_file()
     }
     fake_hub.repos["apple/tiny-mistral-coreml"] = served
-    dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
+    dialog = SettingsDialog(SettingsStore(), hub_endpoint=fake_hub.url)
     qtbot.addWidget(dialog)
     pane = dialog.model_pane
     pane.repo_field.setText("apple/tiny-mistral-coreml")
@@ -446,10 +446,10 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
 
 
 def test_dialog_reports_a_bad_repository(qtbot, fake_hub: FakeHub) -> None:
-    from app.settings import AppSettings
-    from app.settings_dialog import SettingsDialog
+    from app.settings.settings_store import SettingsStore
+    from app.shell.settings_dialog import SettingsDialog
 
-    dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
+    dialog = SettingsDialog(SettingsStore(), hub_endpoint=fake_hub.url)
     qtbot.addWidget(dialog)
     pane = dialog.model_pane
     pane.repo_field.setText("not a repo")
@@ -463,14 +463,14 @@ def test_dialog_reports_a_bad_repository(qtbot, fake_hub: FakeHub) -> None:
 
 
 def test_model_library_offers_to_remove_unfinished_downloads(qtbot, fake_hub: FakeHub) -> None:
-    from app.model_manager import format_size
-    from app.settings import AppSettings
-    from app.settings_dialog import SettingsDialog
+    from app.models.model_library import format_size
+    from app.settings.settings_store import SettingsStore
+    from app.shell.settings_dialog import SettingsDialog
 
     listing = list_repo("apple/tiny-coreml", endpoint=fake_hub.url)
     _cancelled_midway(fake_hub, listing, paths.models_dir() / "StatefulTinyInt4")
     staging = staging_folder_for(paths.models_dir() / "StatefulTinyInt4")
-    dialog = SettingsDialog(AppSettings(), hub_endpoint=fake_hub.url)
+    dialog = SettingsDialog(SettingsStore(), hub_endpoint=fake_hub.url)
     qtbot.addWidget(dialog)
     pane = dialog.model_pane
     dialog.show()

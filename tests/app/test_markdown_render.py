@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.markdown_render import MarkdownRenderer, plain_text_html
+from app.chat.markdown_render import MarkdownRenderer, plain_text_html
 
 
 def test_raw_html_from_the_model_is_escaped() -> None:
@@ -40,7 +40,7 @@ def test_user_text_is_shown_exactly() -> None:
 
 
 def test_a_long_answer_is_cut_only_between_blocks_outside_code_fences() -> None:
-    from app.markdown_render import last_stable_boundary
+    from app.chat.markdown_render import last_stable_boundary
 
     text = "para one\n\n```\ncode\n\nmore code\n```\n\npara two\n\n    indented\n\npara three\n"
     cut = last_stable_boundary(text, 0, min_chunk=1)
@@ -52,7 +52,7 @@ def test_a_long_answer_is_cut_only_between_blocks_outside_code_fences() -> None:
 
 
 def test_a_long_streamed_answer_renders_in_parts_and_shows_everything(qapp) -> None:
-    from app.chat_view import MessageRow
+    from app.chat.chat_view import MessageRow
 
     row = MessageRow("assistant", renderer=MarkdownRenderer())
     block = "A paragraph with **bold** text. " * 8 + "\n\n```python\nx = 1\n```\n\n"

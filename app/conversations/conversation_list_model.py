@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
-from app.storage import Conversation, ConversationStore
+from app.conversations.conversation_store import Conversation, ConversationStore
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import shutil
 import threading
 import time

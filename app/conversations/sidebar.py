@@ -24,7 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.conversation_model import ConversationIdRole, ConversationListModel, SubtitleRole
+from app.conversations.conversation_list_model import (
+    ConversationIdRole,
+    ConversationListModel,
+    SubtitleRole,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -166,11 +170,6 @@ class Sidebar(QWidget):
     def refresh(self, *, current: str | None) -> None:
         self.model.refresh()
         self.select(current)
-
-    def start_rename(self, conversation_id: str) -> None:
-        row = self.model.row_of(conversation_id)
-        if row >= 0:
-            self.list.edit(self.model.index(row))
 
     def confirm_delete(self, conversation_id: str) -> None:
         row = self.model.row_of(conversation_id)

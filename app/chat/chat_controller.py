@@ -16,8 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from app.engine_bridge import EngineBridge
-from app.storage import ConversationStore, StoredMessage
+from app.chat.engine_bridge import EngineBridge
+from app.conversations.conversation_store import ConversationStore, StoredMessage
 from engine.messages import (
     ChatMessage,
     ContextTrimmed,

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from app.storage import DEFAULT_TITLE, ConversationStore, StorageError, title_from_text
+from app.conversations.conversation_store import (
+    DEFAULT_TITLE,
+    ConversationStore,
+    StorageError,
+    title_from_text,
+)
 
 
 def test_store_uses_wal_and_the_latest_schema(tmp_path: Path) -> None:
@@ -74,7 +79,7 @@ def test_a_killed_process_loses_no_committed_message(tmp_path: Path) -> None:
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from app.storage import ConversationStore\n"
+        "from app.conversations.conversation_store import ConversationStore\n"
         f"store = ConversationStore(Path({str(database)!r}))\n"
         "c = store.create_conversation()\n"
         "store.append_message(c.id, 'user', 'saved before generation')\n"

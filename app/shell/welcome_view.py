@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.theme import app_icon
+from app.ui.theme import app_icon
 
 logger = logging.getLogger(__name__)
 

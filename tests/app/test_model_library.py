@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.model_manager import (
+from app.models.model_library import (
     COMPUTE_UNIT_LABELS,
     COMPUTE_UNIT_TIPS,
     format_size,

@@ -206,14 +206,6 @@ class ConversationStore:
             int(cursor.lastrowid or 0), conversation_id, position, role, content, now, finish_reason
         )
 
-    def update_message(self, message_id: int, content: str, *, finish_reason: str = "") -> None:
-        cursor = self._db.execute(
-            "UPDATE messages SET content = ?, finish_reason = ? WHERE id = ?",
-            (content, finish_reason, message_id),
-        )
-        if cursor.rowcount != 1:
-            raise ValueError(f"no message with id {message_id}: expected an existing message")
-
     def truncate_from(self, conversation_id: str, position: int) -> None:
         """Delete the messages at ``position`` and after (regenerate, edit)."""
         self._db.execute(

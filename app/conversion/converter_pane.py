@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.converter_process import ConversionOutcome, ConverterProcess, stage_list
-from app.settings_dialog_widgets import Card, label, monospace_font, page_layout, row
+from app.conversion.converter_process import ConversionOutcome, ConverterProcess, stage_list
+from app.ui.pane_widgets import Card, label, monospace_font, page_layout, row
 from converter.naming import default_model_name, name_problem
 from converter.options import ConversionRequest, problems
 

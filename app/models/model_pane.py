@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.hub_download import (
+from app.models.hub_download import (
     DownloadOutcome,
     DownloadProgress,
     HubDownload,
@@ -31,7 +31,7 @@ from app.hub_download import (
     plan_files,
     remove_partial_downloads,
 )
-from app.model_manager import (
+from app.models.model_library import (
     COMPUTE_UNIT_LABELS,
     COMPUTE_UNIT_TIPS,
     format_size,
@@ -39,7 +39,7 @@ from app.model_manager import (
     local_models,
     model_info_rows,
 )
-from app.settings_dialog_widgets import Card, hint, label, page_layout, row
+from app.ui.pane_widgets import Card, hint, label, page_layout, row
 from engine import paths
 from engine.messages import ModelInfo
 from engine.model_package import ModelLoadError

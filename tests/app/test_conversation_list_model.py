@@ -6,13 +6,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from app.conversation_model import (
+from app.conversations.conversation_list_model import (
     ConversationIdRole,
     ConversationListModel,
     SubtitleRole,
     relative_time,
 )
-from app.storage import ConversationStore
+from app.conversations.conversation_store import ConversationStore
 
 
 def test_model_lists_filters_and_renames(qapp, tmp_path: Path) -> None:

@@ -7,12 +7,11 @@ window's own concerns (which page shows, loading a model, opening Settings).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -27,22 +26,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat_controller import ChatController, ChatOptions
-from app.chat_view import ChatView
-from app.composer import Composer
-from app.conversation_model import ConversationListModel
-from app.engine_bridge import EngineBridge, default_worker_factory
-from app.settings import AppSettings
-from app.sidebar import SIDEBAR_WIDTH, Sidebar
-from app.status_bar import StatusLine
-from app.storage import ConversationStore, StoredMessage
-from app.welcome_view import WelcomeView
+from app.chat.chat_controller import ChatController, ChatOptions
+from app.chat.chat_view import ChatView
+from app.chat.composer import Composer
+from app.chat.engine_bridge import EngineBridge, default_worker_factory
+from app.chat.status_line import StatusLine
+from app.conversations.conversation_list_model import ConversationListModel
+from app.conversations.conversation_store import ConversationStore, StoredMessage
+from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
+from app.settings.app_settings import AppSettings
+from app.settings.settings_store import SettingsStore
+from app.shell.background import BackgroundCall
+from app.shell.welcome_view import WelcomeView
 from engine.messages import EngineError, ModelLoaded
 
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "coreml-chat"
-CONVERTER_DEMO_SOURCE = ""  # the converter pane's source is left to the user
 
 
 class ErrorBanner(QFrame):
@@ -71,30 +71,25 @@ class ErrorBanner(QFrame):
 
 
 class MainWindow(QMainWindow):
-    demoReady = Signal(str)  # model folder (from the demo set-up thread)
-    demoFailed = Signal(str)
-
     def __init__(
         self,
         *,
         store: ConversationStore,
         bridge: EngineBridge,
-        settings: AppSettings,
-        save_settings: Callable[[AppSettings], None] | None = None,
+        settings: SettingsStore,
         parent: Any = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(WINDOW_TITLE)
         self.resize(1180, 780)
         self.setMinimumSize(760, 480)
-        self.settings = settings
-        self._save_settings = save_settings
+        self.settings_store = settings
         self.store = store
         self.bridge = bridge
         self.controller = ChatController(store, bridge, options=self._chat_options, parent=self)
         self.settings_dialog: Any = None
         self._load_request: int | None = None
-        self._demo_thread: threading.Thread | None = None
+        self._demo_setup: BackgroundCall | None = None
 
         self.conversations = ConversationListModel(store, self)
         self.sidebar = Sidebar(self.conversations)
@@ -157,7 +152,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._connect()
         self._update_model_state()
-        self.show_page("chat" if settings.model_path else "welcome")
+        self.show_page("chat" if self.settings.model_path else "welcome")
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -220,8 +215,13 @@ class MainWindow(QMainWindow):
         self.welcome.convertRequested.connect(lambda: self.open_settings("converter"))
         self.bridge.modelLoaded.connect(self._on_model_loaded)
         self.bridge.engineError.connect(self._on_engine_error)
-        self.demoReady.connect(self.load_model)
-        self.demoFailed.connect(self._on_demo_failed)
+        self.settings_store.changed.connect(self._on_settings_changed)
+        self.settings_store.saveFailed.connect(self.banner.show_message)
+
+    @property
+    def settings(self) -> AppSettings:
+        """The current settings (a copy; changes go through ``settings_store.update``)."""
+        return self.settings_store.settings
 
     def _chat_options(self) -> ChatOptions:
         return ChatOptions(self.settings.system_prompt, self.settings.generation)
@@ -308,9 +308,8 @@ class MainWindow(QMainWindow):
         info = event.info
         self.banner.hide()
         self.welcome.set_status("")
-        if self.settings.model_path != info.path:
-            self.settings.model_path = info.path
-            self._persist_settings()
+        if self.settings_store.update(model_path=info.path):
+            self.settings_store.save_now()
         self.chat_view.assistant_name = info.name
         self.chat_view.set_empty_text(
             "How can I help?", f"{info.name} runs on this computer: nothing leaves it."
@@ -358,72 +357,60 @@ class MainWindow(QMainWindow):
 
     def start_demo_model(self) -> None:
         """Fetch and convert the demo model once (a subprocess, off the GUI thread), then load it."""
-        from app.demo_setup import demo_model_dir, is_model_folder
+        from app.conversion.demo_setup import demo_model_dir, ensure_demo_model, is_model_folder
 
         folder = demo_model_dir()
         if is_model_folder(folder):
             self.load_model(str(folder))
             return
-        if self._demo_thread is not None and self._demo_thread.is_alive():
+        if self._demo_setup is not None and self._demo_setup.is_running():
             return
         self.welcome.set_status(
             "Fetching and converting SmolLM2-135M-Instruct… this takes a few minutes the first "
             "time.",
             busy=True,
         )
+        setup = BackgroundCall(lambda: ensure_demo_model(quiet=True), name="demo-model-setup")
+        setup.succeeded.connect(lambda folder: self.load_model(str(folder)))
+        setup.failed.connect(self._on_demo_failed)
+        self._demo_setup = setup
+        setup.start()
 
-        def work() -> None:
-            from app.demo_setup import ensure_demo_model
-
-            try:
-                self.demoReady.emit(str(ensure_demo_model(quiet=True)))
-            except (RuntimeError, OSError) as error:
-                self.demoFailed.emit(str(error))
-
-        self._demo_thread = threading.Thread(target=work, name="demo-model-setup", daemon=True)
-        self._demo_thread.start()
-
-    def _on_demo_failed(self, message: str) -> None:
-        self.welcome.set_status(f"The demo model could not be set up: {message}")
+    def _on_demo_failed(self, error: Exception) -> None:
+        self.welcome.set_status(f"The demo model could not be set up: {error}")
 
     # --- settings ----------------------------------------------------------------------------
 
     def open_settings(self, tab: str = "model") -> None:
         try:
-            from app.settings_dialog import SettingsDialog
+            from app.shell.settings_dialog import SettingsDialog
         except ImportError as error:
             logger.exception("the settings dialog cannot be imported")
             self.banner.show_message(f"Settings are not available: {error}")
             return
         if self.settings_dialog is None:
-            dialog = SettingsDialog(self.settings, model_info=self.bridge.model_info, parent=self)
-            dialog.settingsChanged.connect(self._on_settings_changed)
+            dialog = SettingsDialog(
+                self.settings_store, model_info=self.bridge.model_info, parent=self
+            )
             dialog.modelChosen.connect(self.load_model)
             self.settings_dialog = dialog
         self.settings_dialog.show_tab(tab)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
 
-    def _on_settings_changed(self, settings: AppSettings) -> None:
-        units_changed = settings.compute_units != self.settings.compute_units
-        if settings.hf_token != self.settings.hf_token:
+    def _on_settings_changed(self, previous: AppSettings, settings: AppSettings) -> None:
+        units_changed = settings.compute_units != previous.compute_units
+        if settings.hf_token != previous.hf_token:
             self.bridge.replace_worker_factory(default_worker_factory(hf_token=settings.hf_token))
-        self.settings = settings
         info = self.bridge.model_info
         if units_changed and info is not None and not self.controller.busy:
             self.load_model(info.path)
-
-    def _persist_settings(self) -> None:
-        if self._save_settings is not None:
-            try:
-                self._save_settings(self.settings)
-            except OSError as error:
-                self.banner.show_message(f"Settings could not be saved: {error}")
 
     # --- closing -----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.controller.stop()
+        self.settings_store.save_now()
         self.bridge.blockSignals(True)  # events still queued must not reach the closed store
         self.bridge.close()
         self.store.close()

@@ -18,11 +18,9 @@ from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
-from qasync import QEventLoop, asyncClose, asyncSlot
+from qasync import QEventLoop
 
 logger = logging.getLogger(__name__)
-
-__all__ = ["asyncClose", "asyncSlot", "install_excepthook", "run", "wait_closed"]
 
 ErrorReporter = Callable[[str, str], None]
 

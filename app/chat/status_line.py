@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from app.chat_controller import LiveStats
+from app.chat.chat_controller import LiveStats
 from engine.messages import ModelInfo
 
 logger = logging.getLogger(__name__)

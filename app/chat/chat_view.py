@@ -27,13 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.markdown_render import (
+from app.chat.markdown_render import (
     COPY_SCHEME,
     MarkdownRenderer,
     last_stable_boundary,
     plain_text_html,
 )
-from app.storage import StoredMessage
+from app.conversations.conversation_store import StoredMessage
 
 logger = logging.getLogger(__name__)
 

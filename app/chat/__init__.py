@@ -1,0 +1,1 @@
+"""One conversation on screen: controller, messages view, composer, Markdown, status line, engine bridge."""

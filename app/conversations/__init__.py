@@ -1,0 +1,1 @@
+"""Stored conversations: the SQLite store, the sidebar's list model, the sidebar."""

@@ -1,0 +1,1 @@
+"""Running the converter: its process, the Converter tab, the demo model set-up."""

@@ -1,0 +1,1 @@
+"""Models on disk and on the Hub: the library, Hub downloads, the Model tab."""

@@ -1,0 +1,171 @@
+"""The Settings dialog's Generation tab: system prompt, sampling, length and the context policy.
+
+Its spin boxes take their limits from ``GENERATION_RANGES``, the same table that checks the settings
+file, so the pane can never produce a value the file would refuse.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from app.settings.app_settings import GENERATION_RANGES
+from app.ui.pane_widgets import Card, hint, label, page_layout, row
+from engine.messages import GenerationConfig
+
+CONTEXT_POLICY_LABELS = {
+    "drop_oldest": "Drop the oldest turns and continue",
+    "stop": "Stop and say the context is full",
+}
+
+
+def _double_spin(name: str, *, step: float, decimals: int = 2, tip: str = "") -> QDoubleSpinBox:
+    limits = GENERATION_RANGES[name]
+    spin = QDoubleSpinBox()
+    spin.setRange(limits.minimum, limits.maximum)
+    spin.setSingleStep(step)
+    spin.setDecimals(decimals)
+    spin.setToolTip(tip)
+    spin.setMinimumWidth(110)
+    return spin
+
+
+def _int_spin(name: str, *, step: int = 1, suffix: str = "", tip: str = "") -> QSpinBox:
+    limits = GENERATION_RANGES[name]
+    spin = QSpinBox()
+    spin.setRange(int(limits.minimum), int(limits.maximum))
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    spin.setToolTip(tip)
+    spin.setMinimumWidth(110)
+    return spin
+
+
+class GenerationPane(QWidget):
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        layout = page_layout(self)
+        prompt_card = Card("System prompt", "Sent first in every conversation.")
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setPlaceholderText("You are a helpful assistant.")
+        self.system_prompt.setFixedHeight(84)
+        prompt_card.add(self.system_prompt)
+        layout.addWidget(prompt_card)
+
+        sampling = Card("Sampling", "Temperature 0 always picks the most likely token.")
+        form = sampling.form()
+        self.temperature = _double_spin("temperature", step=0.05, tip="Higher is more varied")
+        self.top_k = _int_spin("top_k", tip="Keep the k most likely tokens; 0 turns it off")
+        self.top_p = _double_spin(
+            "top_p",
+            step=0.01,
+            tip="Keep the most likely tokens up to this probability mass; 1 turns it off",
+        )
+        self.min_p = _double_spin(
+            "min_p",
+            step=0.01,
+            tip="Drop tokens less likely than this fraction of the top token; 0 turns it off",
+        )
+        self.repetition_penalty = _double_spin(
+            "repetition_penalty",
+            step=0.05,
+            tip="Above 1 discourages repeating tokens; 1 turns it off",
+        )
+        for title, widget, note in (
+            ("Temperature", self.temperature, "0 – 5"),
+            ("Top-k", self.top_k, "0 = off"),
+            ("Top-p", self.top_p, "1 = off"),
+            ("Min-p", self.min_p, "0 = off"),
+            ("Repetition penalty", self.repetition_penalty, "1 = off"),
+        ):
+            form.addRow(label(title, name="FieldLabel"), row(widget, hint(note)))
+        self.fixed_seed = QCheckBox("Fixed seed")
+        self.fixed_seed.setToolTip("The same seed and settings give the same answer")
+        self.seed = _int_spin("seed")
+        self.fixed_seed.toggled.connect(self.seed.setEnabled)
+        form.addRow(label("Seed", name="FieldLabel"), row(self.fixed_seed, self.seed))
+        layout.addWidget(sampling)
+
+        length = Card("Length and context")
+        form = length.form()
+        self.max_new_tokens = _int_spin(
+            "max_new_tokens", step=64, suffix=" tokens", tip="The longest answer"
+        )
+        form.addRow(label("Max new tokens", name="FieldLabel"), row(self.max_new_tokens))
+        self.context_policy = QComboBox()
+        for key, text in CONTEXT_POLICY_LABELS.items():
+            self.context_policy.addItem(text, key)
+        self.context_policy.setToolTip(
+            "What happens when the conversation no longer fits the model's context"
+        )
+        form.addRow(label("When the context is full", name="FieldLabel"), self.context_policy)
+        layout.addWidget(length)
+        self.restore_button = QPushButton("Restore Defaults")
+        self.restore_button.clicked.connect(self._restore_defaults)
+        layout.addLayout(row(self.restore_button))
+        layout.addStretch(1)
+        self._stop_strings: tuple[str, ...] = ()
+
+        for spin in (self.temperature, self.top_p, self.min_p, self.repetition_penalty):
+            spin.valueChanged.connect(self.changed)
+        for spin in (self.top_k, self.seed, self.max_new_tokens):
+            spin.valueChanged.connect(self.changed)
+        self.fixed_seed.toggled.connect(self.changed)
+        self.context_policy.currentIndexChanged.connect(self.changed)
+        self.system_prompt.textChanged.connect(self.changed)
+
+    def set_values(self, system_prompt: str, config: GenerationConfig) -> None:
+        widgets = (self.system_prompt, self.temperature, self.top_k, self.top_p, self.min_p,
+                   self.repetition_penalty, self.fixed_seed, self.seed, self.max_new_tokens,
+                   self.context_policy)  # fmt: skip
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            if self.system_prompt.toPlainText() != system_prompt:
+                self.system_prompt.setPlainText(system_prompt)
+            self.temperature.setValue(config.temperature)
+            self.top_k.setValue(config.top_k)
+            self.top_p.setValue(config.top_p)
+            self.min_p.setValue(config.min_p)
+            self.repetition_penalty.setValue(config.repetition_penalty)
+            self.fixed_seed.setChecked(config.seed is not None)
+            self.seed.setValue(config.seed if config.seed is not None else 0)
+            self.seed.setEnabled(config.seed is not None)
+            self.max_new_tokens.setValue(config.max_new_tokens)
+            self.context_policy.setCurrentIndex(
+                max(self.context_policy.findData(config.context_policy), 0)
+            )
+            self._stop_strings = config.stop_strings
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
+
+    def system_prompt_text(self) -> str:
+        return self.system_prompt.toPlainText().strip()
+
+    def config(self) -> GenerationConfig:
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens.value(),
+            temperature=round(self.temperature.value(), 4),
+            top_k=self.top_k.value(),
+            top_p=round(self.top_p.value(), 4),
+            min_p=round(self.min_p.value(), 4),
+            repetition_penalty=round(self.repetition_penalty.value(), 4),
+            seed=self.seed.value() if self.fixed_seed.isChecked() else None,
+            stop_strings=self._stop_strings,
+            context_policy=str(self.context_policy.currentData()),  # type: ignore[arg-type]
+        )
+
+    def _restore_defaults(self) -> None:
+        self.set_values(self.system_prompt_text(), GenerationConfig())
+        self.changed.emit()

@@ -1,0 +1,170 @@
+"""The Settings dialog (⌘,): Model, Generation and Converter tabs.
+
+Changes apply as they are made (the macOS way): each one goes to the app's ``SettingsStore``,
+which tells the window and saves shortly after (at once when the dialog closes).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDialog,
+    QHBoxLayout,
+    QPushButton,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.conversion.converter_pane import ConverterPane
+from app.models.model_pane import ModelPane
+from app.settings.app_settings import AppSettings
+from app.settings.generation_pane import GenerationPane
+from app.settings.settings_store import SettingsStore
+from app.ui.pane_widgets import STYLE_SHEET, hint, scrolling
+from engine.messages import ModelInfo
+
+logger = logging.getLogger(__name__)
+
+TabName = Literal["model", "generation", "converter"]
+TABS: tuple[tuple[TabName, str], ...] = (
+    ("model", "Model"),
+    ("generation", "Generation"),
+    ("converter", "Converter"),
+)
+
+
+class SettingsDialog(QDialog):
+    modelChosen = Signal(str)  # a model folder or .mlpackage path to load
+
+    def __init__(
+        self,
+        store: SettingsStore,
+        *,
+        model_info: ModelInfo | None = None,
+        parent: QWidget | None = None,
+        hub_endpoint: str | None = None,
+        converter_executable: str | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("SettingsDialog")
+        self.setWindowTitle("Settings")
+        self.setStyleSheet(STYLE_SHEET)
+        self.resize(740, 820)
+        self.store = store
+        settings = store.settings
+
+        self.model_pane = ModelPane(
+            compute_units=settings.compute_units, token=settings.hf_token, hub_endpoint=hub_endpoint
+        )
+        self.generation_pane = GenerationPane()
+        self.generation_pane.set_values(settings.system_prompt, settings.generation)
+        self.converter_pane = ConverterPane(
+            output_dir=settings.converter_output_dir,
+            token_source=self.model_pane.token,
+            executable=converter_executable,
+        )
+        self.pages = QStackedWidget()
+        self.segment_group = QButtonGroup(self)
+        self.segment_group.setExclusive(True)
+        segments = QHBoxLayout()
+        segments.setSpacing(0)
+        segments.addStretch(1)
+        for index, (_name, title) in enumerate(TABS):
+            button = QToolButton()
+            button.setObjectName("SegmentButton")
+            button.setText(title)
+            button.setCheckable(True)
+            button.setProperty(
+                "segment", "first" if index == 0 else "last" if index == len(TABS) - 1 else "middle"
+            )
+            button.setCursor(Qt.CursorShape.PointingHandCursor)
+            self.segment_group.addButton(button, index)
+            segments.addWidget(button)
+        segments.addStretch(1)
+        for page in (self.model_pane, self.generation_pane, self.converter_pane):
+            self.pages.addWidget(scrolling(page))
+        self.segment_group.idClicked.connect(self.pages.setCurrentIndex)
+
+        close_button = QPushButton("Done")
+        close_button.setObjectName("PrimaryButton")
+        close_button.setDefault(True)
+        close_button.clicked.connect(self.accept)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 14, 0, 14)
+        layout.setSpacing(6)
+        layout.addLayout(segments)
+        layout.addWidget(self.pages, 1)
+        footer = QHBoxLayout()
+        footer.setContentsMargins(20, 0, 20, 0)
+        footer.addWidget(hint("Changes are saved as you make them."))
+        footer.addStretch(1)
+        footer.addWidget(close_button)
+        layout.addLayout(footer)
+        QShortcut(QKeySequence.StandardKey.Close, self, activated=self.accept)
+
+        self.generation_pane.changed.connect(self._on_generation_changed)
+        self.model_pane.computeUnitsChanged.connect(lambda units: self._update(compute_units=units))
+        self.model_pane.tokenChanged.connect(lambda token: self._update(hf_token=token))
+        self.model_pane.modelChosen.connect(self._on_model_chosen)
+        self.converter_pane.outputDirChanged.connect(
+            lambda folder: self._update(converter_output_dir=folder)
+        )
+        self.converter_pane.modelConverted.connect(self._on_model_chosen)
+        self.set_model_info(model_info)
+        self.show_tab("model")
+
+    # --- the interface the chat window uses ------------------------------------------------------
+
+    def show_tab(self, name: TabName) -> None:
+        names = [tab for tab, _ in TABS]
+        if name not in names:
+            raise ValueError(f"no settings tab {name!r}: expected one of {', '.join(names)}")
+        index = names.index(name)
+        self.segment_group.button(index).setChecked(True)
+        self.pages.setCurrentIndex(index)
+
+    def set_model_info(self, info: ModelInfo | None) -> None:
+        self.model_pane.set_model_info(info)
+
+    def prefill_converter(self, source: str, output_dir: str) -> None:
+        self.converter_pane.prefill(source, output_dir)
+        self.show_tab("converter")
+
+    def settings(self) -> AppSettings:
+        return self.store.settings
+
+    # --- behaviour ------------------------------------------------------------------------------
+
+    def _update(self, **changes: object) -> None:
+        self.store.update(**changes)
+
+    def _on_generation_changed(self) -> None:
+        self._update(
+            system_prompt=self.generation_pane.system_prompt_text(),
+            generation=self.generation_pane.config(),
+        )
+
+    def _on_model_chosen(self, path: str) -> None:
+        if not path:
+            return
+        self._update(model_path=path)
+        self.modelChosen.emit(path)
+
+    def save_now(self) -> None:
+        """Take what is still being typed (token, output folder), then write the file."""
+        self._update(hf_token=self.model_pane.token())
+        output_dir = self.converter_pane.output_dir()
+        if output_dir:
+            self._update(converter_output_dir=output_dir)
+        self.store.save_now()
+
+    def done(self, result: int) -> None:
+        self.save_now()
+        super().done(result)

@@ -1,0 +1,1 @@
+"""Shared look: the theme and the widgets the Settings panes share."""
