@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from converter.cli import main as convert_main  # torch: only in this subprocess
 
         return int(convert_main(args[1:]) or 0)
+    if args[:1] == ["--engine"]:
+        from engine.process import main as engine_main  # the model runs only in this subprocess
+
+        return int(engine_main(args[1:]) or 0)
     if args[:1] == ["--self-test"]:
         from app.self_test import main as self_test_main
 

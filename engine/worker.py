@@ -37,7 +37,7 @@ from engine.messages import (
     Request,
     TokenText,
 )
-from engine.runtime import ModelLoadError, load_model
+from engine.runtime import Model, ModelLoadError, load_model
 from engine.session import ChatSession, ConversationCache
 from engine.tokenizer import ChatTokenizer
 from engine.tokenizer_files import tokenizer_folder
@@ -80,9 +80,18 @@ class EngineWorker:
     cancelled request still in the queue finishes that way without running.
     """
 
-    def __init__(self, on_event: Callable[[Event], None], *, hf_token: str | None = None) -> None:
+    def __init__(
+        self,
+        on_event: Callable[[Event], None],
+        *,
+        hf_token: str | None = None,
+        load: Callable[..., Model] = load_model,
+    ) -> None:
+        """``load``: ``engine.runtime.load_model``, or a named Core ML stand-in in tests and
+        benchmarks (see ``engine/coreml_standin.py``)."""
         self._on_event = on_event
         self._hf_token = hf_token
+        self._load_model = load
         self._requests: queue.Queue[object] = queue.Queue()
         self._lock = threading.Lock()
         self._cancel = threading.Event()  # set: the running generation stops
@@ -206,7 +215,7 @@ class EngineWorker:
         # Let the old model and its states go before the new one is loaded (memory).
         self._session, self._info, self._caches = None, None, OrderedDict()
         gc.collect()
-        model = load_model(request.path, compute_units=request.compute_units)  # type: ignore[arg-type]
+        model = self._load_model(request.path, compute_units=request.compute_units)  # type: ignore[arg-type]
         from engine.model_folder import find_package
 
         package = find_package(Path(request.path))
