@@ -17,6 +17,7 @@ with an ``EngineError`` instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -126,10 +127,8 @@ class _EngineProcess:
                 stdin.write(data)  # type: ignore[arg-type]
             except OSError:  # the process is gone: the reader reports it
                 break
-        try:
+        with contextlib.suppress(OSError):
             stdin.close()
-        except OSError:
-            pass
 
     def stop(self, *, grace: float = TERMINATE_GRACE_SECONDS) -> int | None:
         """End of input, then SIGTERM, then SIGKILL: gone within about ``grace`` + 0.2 s."""

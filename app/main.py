@@ -67,6 +67,7 @@ def run_gui(args: list[str]) -> int:
     from app.engine_bridge import EngineBridge, default_worker_factory
     from app.main_window import MainWindow
     from app.qt_fixes import install_refcount_guard, install_signal_emit_fix
+    from app.quit_signals import quit_on_sigterm
     from app.settings import load_settings, save_settings
     from app.storage import ConversationStore, StorageError
     from app.theme import apply_theme
@@ -83,7 +84,9 @@ def run_gui(args: list[str]) -> int:
         event_loop.show_error_dialog(str(error), "")
         return 1
     bridge = EngineBridge(default_worker_factory(hf_token=settings.hf_token))
+    bridge.start()  # the engine process starts while the window is built
     window = MainWindow(store=store, bridge=bridge, settings=settings, save_settings=save_settings)
+    quit_on_sigterm(window)  # SIGTERM saves the answer being written, like Quit
 
     async def run_window() -> int:
         window.show()
