@@ -76,5 +76,5 @@ def test_bad_lines_are_refused_with_what_was_expected() -> None:
         wire.decode(b'{"type": "Popen", "fields": {"args": "rm -rf /"}}')
     with pytest.raises(wire.WireError, match="fields do not match"):
         wire.decode(b'{"type": "Cancel", "fields": {"nonsense": 1}}')
-    with pytest.raises(wire.WireError, match="expected a dataclass of engine.messages"):
+    with pytest.raises(wire.WireError, match=r"expected a dataclass of engine\.messages"):
         wire.encode(dataclasses.make_dataclass("Foreign", ["x"])(1))
