@@ -50,6 +50,7 @@ ENGINE_FLAG = "--engine"
 HF_TOKEN_ENV = "COREML_CHAT_ENGINE_HF_TOKEN"  # engine.process reads it (not on the command line)
 EOF_GRACE_SECONDS = 0.2  # after closing its input, how long the engine may take to exit by itself
 TERMINATE_GRACE_SECONDS = 1.0  # after SIGTERM, before SIGKILL
+MAX_SILENT_DEATHS = 3  # engine processes in a row that died before sending anything: give up
 _STOP = object()
 
 
@@ -162,8 +163,12 @@ class EngineProcessClient:
         self._last_load: LoadModel | None = None
         self._loaded = False  # the last load's ModelLoaded arrived
         self._answers: dict[int, _Answer] = {}  # generations running in the engine process
+        self._heard_from = False  # the current process sent an event
+        self._silent_deaths = 0  # processes in a row that died without a word (cannot start?)
+        self._broken = ""  # why no engine runs any more (after MAX_SILENT_DEATHS)
         self.restarts = 0
-        self._process = self._start()
+        with self._lock:  # the reader thread waits for this assignment
+            self._process = self._start()
 
     # --- the Worker protocol (GUI thread) ----------------------------------------------------
 
@@ -175,6 +180,10 @@ class EngineProcessClient:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the engine process client is closed: create a new one")
+            if self._broken:
+                if not isinstance(request, Cancel):
+                    self._emit(EngineError(getattr(request, "request_id", None), self._broken))
+                return
             if isinstance(request, LoadModel):
                 if self._last_load is not None:  # the old model's memory goes back: new process
                     self._replace_process()
@@ -198,6 +207,7 @@ class EngineProcessClient:
     # --- processes ---------------------------------------------------------------------------
 
     def _start(self) -> _EngineProcess:
+        self._heard_from = False
         process = _EngineProcess(self._command, _engine_environment(self._hf_token))
         reader = threading.Thread(
             target=self._read, args=(process,), name="engine-reader", daemon=True
@@ -224,6 +234,7 @@ class EngineProcessClient:
             with self._lock:
                 if process is not self._process:
                     continue  # a replaced process: its late events mean nothing now
+                self._heard_from, self._silent_deaths = True, 0
                 self._track(event)
                 self._emit(event)
         returncode = process.popen.wait()
@@ -253,6 +264,17 @@ class EngineProcessClient:
             load = self._last_load
             died_loading = load is not None and not self._loaded
             answers, self._answers = self._answers, {}
+            heard_from = self._heard_from
+            self._silent_deaths = 0 if self._heard_from else self._silent_deaths + 1
+            if self._silent_deaths >= MAX_SILENT_DEATHS:
+                self._broken = (
+                    f"The engine process cannot start ({how}, {self._silent_deaths} times in a "
+                    "row): see the log for why, then restart the app."
+                )
+                for request_id in answers:
+                    self._emit(EngineError(request_id, self._broken))
+                self._emit(EngineError(None, self._broken))
+                return
             self.restarts += 1
             self._process = self._start()
             if died_loading:
@@ -280,7 +302,7 @@ class EngineProcessClient:
             for request_id, answer in answers.items():
                 self._emit(EngineError(request_id, message))
                 self._emit(answer.finished(request_id))
-            if not answers and not died_loading:
+            if not answers and not died_loading and (load is not None or heard_from):
                 self._emit(EngineError(None, message))
 
     def _emit(self, event: Event) -> None:
