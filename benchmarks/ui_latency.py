@@ -108,7 +108,17 @@ def _stall_figures(ticks: list[float]) -> dict[str, object]:
     }
 
 
-def measure_stalls(model: Path, *, max_new_tokens: int, standin: str = "") -> dict[str, object]:
+def _in_process_factory(on_event):
+    """Yesterday's set-up, for comparison: the engine worker as a thread of the GUI's process."""
+    from engine.coreml_standin import loader_from_environment
+    from engine.worker import EngineWorker
+
+    return EngineWorker(on_event, load=loader_from_environment())
+
+
+def measure_stalls(
+    model: Path, *, max_new_tokens: int, standin: str = "", in_process: bool = False
+) -> dict[str, object]:
     """Ticks from before the window shows, through the model's load, prefill and streaming."""
     from engine.coreml_standin import STANDIN_ENV
 
@@ -142,7 +152,7 @@ def measure_stalls(model: Path, *, max_new_tokens: int, standin: str = "") -> di
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
     started = time.perf_counter()
-    bridge = EngineBridge()
+    bridge = EngineBridge(_in_process_factory if in_process else None)
     bridge.start()
     window = MainWindow(store=ConversationStore(), bridge=bridge, settings=settings)
     window.show()
@@ -175,7 +185,7 @@ def measure_stalls(model: Path, *, max_new_tokens: int, standin: str = "") -> di
     return {
         "model": str(model),
         "runtime": runtime,
-        "engine": "process",
+        "engine": "in-process thread" if in_process else "process",
         "core_ml_standin": standin or None,
         "window_shown_seconds": round(shown - started, 3),
         "load_seconds": round(loaded - shown, 2),
@@ -196,25 +206,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a converted model folder")
     parser.add_argument("--max-new-tokens", type=int, default=96)
-    parser.add_argument("--launch-runs", type=int, default=5)
     parser.add_argument(
         "--standin",
         default=DEFAULT_STANDIN,
         help="the Core ML stand-in's timings for the second run ('' skips it)",
     )
     parser.add_argument("--skip-reference", action="store_true", help="only the stand-in run")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the engine as a thread of the GUI's process (the set-up before issue 12)",
+    )
+    parser.add_argument("--launch-runs", type=int, default=5)
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     model = args.model or find_model()
-    report: dict[str, object] = {
-        "benchmark": "ui_latency",
-        "launch": measure_launch(args.launch_runs),
-    }
+    report: dict[str, object] = {"benchmark": "ui_latency"}
+    if args.launch_runs > 0:
+        report["launch"] = measure_launch(args.launch_runs)
     if not args.skip_reference:
-        report["streaming"] = measure_stalls(model, max_new_tokens=args.max_new_tokens)
+        report["streaming"] = measure_stalls(
+            model, max_new_tokens=args.max_new_tokens, in_process=args.in_process
+        )
     if args.standin:
         report["core_ml_standin"] = measure_stalls(
-            model, max_new_tokens=args.max_new_tokens, standin=args.standin
+            model,
+            max_new_tokens=args.max_new_tokens,
+            standin=args.standin,
+            in_process=args.in_process,
         )
     print(json.dumps(report, indent=2))
     return 0
