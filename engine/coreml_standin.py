@@ -28,17 +28,16 @@ from engine.runtime import Model, ModelDescription, load_model
 logger = logging.getLogger(__name__)
 
 STANDIN_ENV = "COREML_CHAT_COREML_STANDIN"
-_MAX_SLEEP_US = 500_000  # usleep's argument must stay below one second on some systems
 
 
 def hold_gil(seconds: float) -> None:
-    """Sleep while holding the GIL, as a coremltools call does (PyDLL does not release it)."""
-    usleep = ctypes.PyDLL(None).usleep
-    remaining = int(seconds * 1_000_000)
-    while remaining > 0:
-        step = min(remaining, _MAX_SLEEP_US)
-        usleep(step)
-        remaining -= step
+    """Sleep while holding the GIL, as a coremltools call does (PyDLL does not release it).
+
+    One call for the whole time: between two calls the interpreter could hand the GIL to another
+    thread, which coremltools never does during a load or a predict (glibc and macOS accept
+    usleep arguments above one second)."""
+    if seconds > 0:
+        ctypes.PyDLL(None).usleep(ctypes.c_uint(int(seconds * 1_000_000)))
 
 
 @dataclass(frozen=True)
