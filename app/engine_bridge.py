@@ -90,10 +90,6 @@ class EngineBridge(QObject):
         else:
             self._next_factory = factory
 
-    def start(self) -> None:
-        """Start the engine now (its process imports the runtime while the window shows)."""
-        _ = self.worker
-
     def next_request_id(self) -> int:
         return next(self._ids)
 

@@ -84,7 +84,6 @@ def run_gui(args: list[str]) -> int:
         event_loop.show_error_dialog(str(error), "")
         return 1
     bridge = EngineBridge(default_worker_factory(hf_token=settings.hf_token))
-    bridge.start()  # the engine process starts while the window is built
     window = MainWindow(store=store, bridge=bridge, settings=settings, save_settings=save_settings)
     quit_on_sigterm(window)  # SIGTERM saves the answer being written, like Quit
 

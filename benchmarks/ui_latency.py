@@ -153,7 +153,6 @@ def measure_stalls(
     timer.start()
     started = time.perf_counter()
     bridge = EngineBridge(_in_process_factory if in_process else None)
-    bridge.start()
     window = MainWindow(store=ConversationStore(), bridge=bridge, settings=settings)
     window.show()
     shown = time.perf_counter()
