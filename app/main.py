@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from converter.cli import main as convert_main  # torch: only in this subprocess
 
         return int(convert_main(args[1:]) or 0)
+    if args[:1] == ["--engine"]:
+        from engine.process import main as engine_main  # the model runs only in this subprocess
+
+        return int(engine_main(args[1:]) or 0)
     if args[:1] == ["--self-test"]:
         from app.self_test import main as self_test_main
 
@@ -82,6 +86,7 @@ def run_gui(args: list[str]) -> int:
         tell_already_running,
     )
     from app.shell.main_window import MainWindow
+    from app.shell.quit_signals import quit_on_sigterm
     from app.ui.theme import apply_theme
 
     problem = qt_bindings_problem(PySide6.__version_info__, sys.version_info)
@@ -104,6 +109,7 @@ def run_gui(args: list[str]) -> int:
         return 1
     bridge = EngineBridge(default_worker_factory(hf_token=settings.settings.hf_token))
     window = MainWindow(store=store, bridge=bridge, settings=settings)
+    quit_on_sigterm(window)  # SIGTERM saves the answer being written, like Quit
 
     async def run_window() -> int:
         window.show()

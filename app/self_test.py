@@ -35,11 +35,12 @@ def _default_model() -> Path:
 
 
 def run_self_test(model: Path, *, expect: str | None = "Paris") -> dict[str, object]:
-    """Load ``model`` on the engine worker and answer one question greedily."""
-    from engine.worker import EngineWorker
+    """Load ``model`` in an engine process (the window's own client) and answer one question
+    greedily: the same executable, flag and pipe as the window."""
+    from app.chat.engine_process import EngineProcessClient
 
     events: queue.Queue[Event] = queue.Queue()
-    worker = EngineWorker(on_event=events.put)
+    worker = EngineProcessClient(events.put)
     started = time.perf_counter()
     try:
         worker.submit(LoadModel(request_id=1, path=str(model), compute_units="cpu_and_gpu"))
@@ -55,6 +56,7 @@ def run_self_test(model: Path, *, expect: str | None = "Paris") -> dict[str, obj
     report: dict[str, object] = {
         "model": str(model),
         "runtime": loaded.info.runtime_name,
+        "engine_pid": worker.pid,  # not this process: the window's engine process
         "load_seconds": round(loaded.seconds, 3),
         "answer": finished.text,
         "time_to_first_token": round(finished.stats.time_to_first_token, 3),

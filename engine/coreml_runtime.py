@@ -12,6 +12,9 @@ import hashlib
 import logging
 import os
 import shutil
+import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +68,34 @@ def compile_cached(package: Path, ct: Any) -> Path:
     return target
 
 
+# Work-around for an open coremltools 9.0 crash (apple/coremltools PR #2827 and #2829): Core ML
+# releases the NumPy arrays handed to ``predict`` on its own background queue, about a second after
+# the call and without the GIL. If that drops the last reference, the array is freed without the
+# GIL and the process crashes: exactly what a chat does (predict, then idle while the user reads).
+# So float16 inputs are converted to float32 here (coremltools would otherwise make a converted
+# copy that only Core ML holds), and every array handed to ``predict`` stays referenced here for
+# INPUT_RETENTION_SECONDS, trimmed on later calls. Remove once a coremltools release has the fix.
+# The engine runs in its own process (engine/process.py), so a crash that still happens reaches
+# the app only as a restarted engine.
+INPUT_RETENTION_SECONDS = 30.0
+
+
 class CoreMLModel:
     """coremltools' CompiledMLModel with our description and input checks."""
 
-    def __init__(self, model: Any, description: ModelDescription, checks: tuple[InputCheck, ...]):
+    def __init__(
+        self,
+        model: Any,
+        description: ModelDescription,
+        checks: tuple[InputCheck, ...],
+        *,
+        clock: Callable[[], float] | None = None,
+    ):
         self._model = model
         self._description = description
         self._checks = checks
+        self._clock = clock or time.monotonic
+        self._retained: deque[tuple[float, dict[str, np.ndarray]]] = deque()  # see above
 
     @property
     def description(self) -> ModelDescription:
@@ -82,9 +106,21 @@ class CoreMLModel:
 
     def predict(self, inputs: dict[str, np.ndarray], state: Any = None) -> dict[str, np.ndarray]:
         checked = {check.name: check_input(check, inputs, self._checks) for check in self._checks}
+        sent = {
+            name: np.ascontiguousarray(array, np.float32 if array.dtype == np.float16 else None)
+            for name, array in checked.items()
+        }
+        self._retain(sent)
         if state is None:
-            return self._model.predict(checked)
-        return self._model.predict(checked, state=state)
+            return self._model.predict(sent)
+        return self._model.predict(sent, state=state)
+
+    def _retain(self, sent: dict[str, np.ndarray]) -> None:
+        """Keep ``sent`` referenced for INPUT_RETENTION_SECONDS; let go of older inputs."""
+        now = self._clock()
+        while self._retained and now - self._retained[0][0] > INPUT_RETENTION_SECONDS:
+            self._retained.popleft()
+        self._retained.append((now, sent))
 
 
 def load_coreml_model(package: Path, *, compute_units: str = "cpu_and_gpu") -> CoreMLModel:

@@ -12,7 +12,9 @@ from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
 ContextPolicy = Literal["stop", "drop_oldest"]
-FinishReason = Literal["eos", "stop_string", "max_tokens", "cancelled", "context_full", "error"]
+FinishReason = Literal[
+    "eos", "stop_string", "max_tokens", "cancelled", "context_full", "error", "interrupted"
+]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -76,15 +77,20 @@ def open_chat(
     compute_units: ComputeUnits = "cpu_and_gpu",
     hf_token: str | None = None,
     runtime: Backend = "auto",
+    load: Callable[..., Model] | None = None,
 ) -> ChatSession:
     """Open a model folder (or an ``.mlpackage``) for chat: the model, its tokenizer, a session.
 
     The tokenizer files are read from beside the package, or fetched once (with ``hf_token`` for
     gated repositories) for the model id in its metadata. Raises ``ModelLoadError`` saying what
-    was expected and what was found.
+    was expected and what was found. ``load`` replaces ``load_model`` (a named Core ML stand-in in
+    tests and benchmarks: ``engine/coreml_standin.py``).
     """
     package = find_package(Path(path))
-    model = load_model(package, compute_units=compute_units, runtime=runtime)
+    if load is None:
+        model = load_model(package, compute_units=compute_units, runtime=runtime)
+    else:
+        model = load(package, compute_units=compute_units)
     metadata = model.description.metadata
     folder = tokenizer_folder(package, metadata, token=hf_token)
     return ChatSession(model, ChatTokenizer.from_folder(folder, metadata))

@@ -37,8 +37,8 @@ from engine.messages import (
     Request,
     TokenText,
 )
-from engine.model_package import ModelLoadError, find_package
-from engine.runtime import open_chat
+from engine.model_package import Model, ModelLoadError, find_package
+from engine.runtime import load_model, open_chat
 from engine.session import ChatSession, ConversationCache
 
 logger = logging.getLogger(__name__)
@@ -79,9 +79,18 @@ class EngineWorker:
     cancelled request still in the queue finishes that way without running.
     """
 
-    def __init__(self, on_event: Callable[[Event], None], *, hf_token: str | None = None) -> None:
+    def __init__(
+        self,
+        on_event: Callable[[Event], None],
+        *,
+        hf_token: str | None = None,
+        load: Callable[..., Model] = load_model,
+    ) -> None:
+        """``load``: ``engine.runtime.load_model``, or a named Core ML stand-in in tests and
+        benchmarks (see ``engine/coreml_standin.py``)."""
         self._on_event = on_event
         self._hf_token = hf_token
+        self._load_model = load
         self._requests: queue.Queue[object] = queue.Queue()
         self._lock = threading.Lock()
         self._cancel = threading.Event()  # set: the running generation stops
@@ -209,6 +218,7 @@ class EngineWorker:
             request.path,
             compute_units=request.compute_units,  # type: ignore[arg-type]
             hf_token=self._hf_token,
+            load=self._load_model,
         )
         package = find_package(Path(request.path))
         model, metadata = session.model, session.model.description.metadata

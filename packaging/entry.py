@@ -1,4 +1,4 @@
-"""PyInstaller's entry script: the frozen app starts here (`--convert` and `--self-test` included)."""
+"""PyInstaller's entry script: the frozen app starts here (`--engine`, `--convert` and `--self-test` included)."""
 
 import sys
 

@@ -128,6 +128,30 @@ def test_the_converter_contract_the_app_imports_is_light() -> None:
     assert _within(loaded, (*QT, *HEAVY, "coremltools")) == []
 
 
+def test_the_gui_process_never_loads_model_code() -> None:
+    """The model runs only in the engine process: no app module pulls in a runtime, the worker or
+    coremltools (``engine.runtime`` itself is still imported for its types and error class)."""
+    app_modules = [m for m in _modules_of("app") if not m.endswith("__main__")]
+    code = (
+        "import sys, importlib\n"
+        f"for m in {app_modules!r}: importlib.import_module(m)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    model_code = {
+        m
+        for m in loaded
+        if m.split(".")[0] == "coremltools"
+        or m in ("engine.worker", "engine.coreml_runtime", "engine.session", "engine.generate")
+        or m.startswith("engine.reference")
+    }
+    assert model_code == set()
+
+
 def test_converter_never_imports_qt() -> None:
     offenders = [
         str(p.relative_to(REPO))

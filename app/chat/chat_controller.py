@@ -2,8 +2,10 @@
 
 No widgets here: the controller talks to the store and the engine bridge, and tells views what
 happened through signals. A user message is committed before its request goes to the engine; the
-answer is committed when the engine finishes (with the partial text on stop or error), into the
-conversation it belongs to even when the user switched away meanwhile.
+answer is committed at its first token, about every ``SAVE_INTERVAL_SECONDS`` while it streams
+(marked interrupted, so a kill -9 leaves all but the last second of it, marked as cut off) and when
+the engine finishes, into the conversation it belongs to even when the user switched away meanwhile.
+A quit saves the answer so far as interrupted (``save_interrupted``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from engine.messages import (
 logger = logging.getLogger(__name__)
 
 ERROR_GRACE_MS = 250  # how long a failed answer waits for the engine's GenerationFinished
+SAVE_INTERVAL_SECONDS = 1.0  # a streaming answer is written to the store this often
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class _ActiveAnswer:
     tokens: int = 0
     context_base: int = 0  # tokens in the cache before this turn (as last reported)
     fed: int = 0  # tokens fed in prefill so far
+    message_id: int | None = None  # its row in the store, from the first token on
+    saved_at: float = 0.0
 
     @property
     def text(self) -> str:
@@ -285,9 +290,32 @@ class ChatController(QObject):
         elapsed = now - active.first_token_at
         if active.tokens > 1 and elapsed > 0:
             self._stats.tokens_per_second = (active.tokens - 1) / elapsed
+        if active.message_id is None or now - active.saved_at >= SAVE_INTERVAL_SECONDS:
+            self._save_progress(active, now)
         if self._shows_active():
             self.answerText.emit(active.text)
             self.statsChanged.emit(self._stats)
+
+    def _save_progress(self, active: _ActiveAnswer, now: float) -> None:
+        """Write the answer so far, marked interrupted until it ends (a kill -9 keeps it)."""
+        active.saved_at = now
+        try:
+            if active.message_id is None:
+                active.message_id = self.store.append_message(
+                    active.conversation_id, "assistant", active.text, interrupted=True
+                ).id
+            else:
+                self.store.update_message(active.message_id, active.text, interrupted=True)
+        except ValueError:  # the conversation was deleted while it answered
+            logger.info("answer not saved: conversation %s is gone", active.conversation_id)
+
+    def save_interrupted(self) -> None:
+        """The app quits mid-answer: keep what was written, marked interrupted (no signals)."""
+        active = self._active
+        if active is None:
+            return
+        self._active = None
+        self._store_answer(active, active.text, "interrupted")
 
     @Slot(object)
     def _on_prefill(self, event: PrefillProgress) -> None:
@@ -352,15 +380,31 @@ class ChatController(QObject):
         active = self._active
         assert active is not None
         self._active = None
-        saved: StoredMessage | None = None
-        if text:
-            try:
-                saved = self.store.append_message(
-                    active.conversation_id, "assistant", text, finish_reason=finish_reason
-                )
-            except ValueError:  # the conversation was deleted while it answered
-                logger.info("answer dropped: conversation %s is gone", active.conversation_id)
+        saved = self._store_answer(active, text, finish_reason)
         self.busyChanged.emit(False)
         if shown:
             self.answerFinished.emit(saved)
         self.conversationsChanged.emit()
+
+    def _store_answer(
+        self, active: _ActiveAnswer, text: str, finish_reason: str
+    ) -> StoredMessage | None:
+        """The answer's final text into its row (made at the first token, or now)."""
+        interrupted = finish_reason == "interrupted"
+        try:
+            if active.message_id is not None:
+                self.store.update_message(
+                    active.message_id, text, finish_reason=finish_reason, interrupted=interrupted
+                )
+                return self.store.message(active.message_id)
+            if text:
+                return self.store.append_message(
+                    active.conversation_id,
+                    "assistant",
+                    text,
+                    finish_reason=finish_reason,
+                    interrupted=interrupted,
+                )
+        except ValueError:  # the conversation was deleted while it answered
+            logger.info("answer dropped: conversation %s is gone", active.conversation_id)
+        return None

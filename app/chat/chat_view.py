@@ -45,6 +45,7 @@ FINISH_NOTES = {
     "max_tokens": "Reached the token limit",
     "context_full": "The context is full",
     "error": "Interrupted by an error",
+    "interrupted": "(interrupted)",
 }
 
 
@@ -228,7 +229,7 @@ class MessageRow(QWidget):
     def set_message(self, message: StoredMessage) -> None:
         self.message = message
         self.set_text(message.content)
-        note = FINISH_NOTES.get(message.finish_reason, "")
+        note = FINISH_NOTES.get("interrupted" if message.interrupted else message.finish_reason, "")
         self.finish_note.setText(note)
         self.finish_note.setVisible(bool(note))
 

@@ -1,6 +1,7 @@
-"""The engine worker seen from the GUI thread: requests out, events back as Qt signals.
+"""The engine seen from the GUI thread: requests out, events back as Qt signals.
 
-``EngineWorker`` calls ``on_event`` on its own thread. The bridge only emits ``_eventArrived``
+The worker (``EngineProcessClient``: the engine process's reader thread) calls ``on_event`` on its
+own thread. The bridge only emits ``_eventArrived``
 there; Qt queues that signal to this QObject's thread (the GUI thread), where ``_dispatch``
 re-emits each event as a typed signal. No widget is ever touched from the worker thread.
 """
@@ -46,10 +47,12 @@ WorkerFactory = Callable[[Callable[[Event], None]], Worker]
 
 
 def default_worker_factory(*, hf_token: str = "") -> WorkerFactory:
-    def make(on_event: Callable[[Event], None]) -> Worker:
-        from engine.worker import EngineWorker  # numpy and the runtime: loaded behind the window
+    """The engine process (``app/engine_process.py``): no model code runs in the GUI process."""
 
-        return EngineWorker(on_event, hf_token=hf_token or None)
+    def make(on_event: Callable[[Event], None]) -> Worker:
+        from app.chat.engine_process import EngineProcessClient
+
+        return EngineProcessClient(on_event, hf_token=hf_token)
 
     return make
 
@@ -121,9 +124,12 @@ class EngineBridge(QObject):
             self._worker.submit(ForgetConversation(conversation_id))
 
     def close(self) -> None:
+        """Unload: the engine (its process) ends and every byte of the model goes back."""
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+        self.model_info = None
+        self.loading_request = None
 
     # --- events (delivered on the GUI thread) ------------------------------------------------
 

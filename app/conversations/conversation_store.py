@@ -1,7 +1,8 @@
 """Conversations in SQLite (WAL) under the app's data folder.
 
-A user message is written (and committed) before generation starts; the answer is written when it
-completes, and its partial text when it is stopped. Every write commits at once, so killing the
+A user message is written (and committed) before generation starts; the answer is written at its
+first token, about every second while it streams (marked interrupted until it ends), and when it
+ends. Every write commits at once, so killing the
 process loses nothing that was already shown as sent. Schema changes go through ``user_version``
 migrations.
 """
@@ -45,6 +46,10 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX messages_by_conversation ON messages(conversation_id, position);
     """,
+    # 2: an answer cut by a quit, SIGTERM, a crash or kill -9 (written while it streams)
+    """
+    ALTER TABLE messages ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -69,6 +74,7 @@ class StoredMessage:
     content: str
     created_at: float
     finish_reason: str = ""  # "" while unknown; the engine's finish reason for answers
+    interrupted: bool = False  # cut off before the engine finished it (quit, crash, kill -9)
 
 
 def default_database_path() -> Path:
@@ -174,8 +180,18 @@ class ConversationStore:
         ).fetchall()
         return [_message(row) for row in rows]
 
+    def message(self, message_id: int) -> StoredMessage | None:
+        row = self._db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return _message(row) if row else None
+
     def append_message(
-        self, conversation_id: str, role: Role, content: str, *, finish_reason: str = ""
+        self,
+        conversation_id: str,
+        role: Role,
+        content: str,
+        *,
+        finish_reason: str = "",
+        interrupted: bool = False,
     ) -> StoredMessage:
         """Add a message at the end and commit; the first user message names the conversation."""
         conversation = self._require(conversation_id)
@@ -188,8 +204,8 @@ class ConversationStore:
             ).fetchone()[0]
             cursor = self._db.execute(
                 "INSERT INTO messages (conversation_id, position, role, content, created_at,"
-                " finish_reason) VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, position, role, content, now, finish_reason),
+                " finish_reason, interrupted) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, position, role, content, now, finish_reason, int(interrupted)),
             )
             title = conversation.title
             if role == "user" and title == DEFAULT_TITLE:
@@ -203,8 +219,26 @@ class ConversationStore:
             self._db.execute("ROLLBACK")
             raise
         return StoredMessage(
-            int(cursor.lastrowid or 0), conversation_id, position, role, content, now, finish_reason
+            int(cursor.lastrowid or 0),
+            conversation_id,
+            position,
+            role,
+            content,
+            now,
+            finish_reason,
+            interrupted,
         )
+
+    def update_message(
+        self, message_id: int, content: str, *, finish_reason: str = "", interrupted: bool = False
+    ) -> None:
+        """Replace a message's text (a streaming answer grows through this) and commit."""
+        cursor = self._db.execute(
+            "UPDATE messages SET content = ?, finish_reason = ?, interrupted = ? WHERE id = ?",
+            (content, finish_reason, int(interrupted), message_id),
+        )
+        if cursor.rowcount != 1:
+            raise ValueError(f"no message with id {message_id}: expected an existing message")
 
     def truncate_from(self, conversation_id: str, position: int) -> None:
         """Delete the messages at ``position`` and after (regenerate, edit)."""
@@ -242,4 +276,5 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         content=row["content"],
         created_at=row["created_at"],
         finish_reason=row["finish_reason"],
+        interrupted=bool(row["interrupted"]),
     )

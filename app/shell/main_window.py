@@ -409,7 +409,7 @@ class MainWindow(QMainWindow):
     # --- closing -----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.controller.stop()
+        self.controller.save_interrupted()  # before the bridge's signals are blocked
         self.settings_store.save_now()
         self.bridge.blockSignals(True)  # events still queued must not reach the closed store
         self.bridge.close()

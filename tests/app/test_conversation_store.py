@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,36 @@ def test_store_uses_wal_and_the_latest_schema(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite3")
     mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     store.close()
     reopened = ConversationStore(tmp_path / "c.sqlite3")  # a second open migrates nothing
-    assert reopened.schema_version == 1
+    assert reopened.schema_version == 2
+
+
+def test_a_version_1_database_gains_the_interrupted_column_and_keeps_its_messages(
+    tmp_path: Path,
+) -> None:
+    from app.conversations.conversation_store import _MIGRATIONS
+
+    database = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(database, isolation_level=None)
+    old.executescript(f"BEGIN; {_MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    old.execute("INSERT INTO conversations VALUES ('c1', 'Old chat', 1.0, 1.0)")
+    old.execute(
+        "INSERT INTO messages (conversation_id, position, role, content, created_at,"
+        " finish_reason) VALUES ('c1', 0, 'user', 'kept', 1.0, '')"
+    )
+    old.close()
+    store = ConversationStore(database)
+    assert store.schema_version == 2
+    (message,) = store.messages("c1")
+    assert message.content == "kept" and message.interrupted is False
+    answer = store.append_message("c1", "assistant", "half", interrupted=True)
+    assert store.message(answer.id).interrupted is True
+    store.update_message(answer.id, "half an answer", finish_reason="eos")
+    assert store.message(answer.id) == replace(
+        answer, content="half an answer", finish_reason="eos", interrupted=False
+    )
 
 
 def test_messages_keep_their_order_and_the_first_user_message_names_the_conversation(

@@ -108,4 +108,39 @@ def test_inputs_are_checked_before_core_ml_sees_them(framework, converted_packag
         state,
     )
     (sent,) = framework.predictions
-    assert sent[meta.INPUT_IDS].dtype == np.int32 and sent[meta.CAUSAL_MASK].dtype == np.float16
+    # float16 inputs reach Core ML as float32 (the work-around for apple/coremltools #2827, #2829)
+    assert sent[meta.INPUT_IDS].dtype == np.int32 and sent[meta.CAUSAL_MASK].dtype == np.float32
+
+
+def test_inputs_handed_to_core_ml_stay_referenced_for_30_seconds(
+    framework, converted_package, monkeypatch
+):
+    """Core ML drops its references to predict's inputs late, on its own queue, without the GIL
+    (apple/coremltools PR #2827, #2829): ours must outlive that, and older ones must go."""
+    import gc
+    import weakref
+
+    now = [1000.0]
+    monkeypatch.setattr(coreml_runtime.time, "monotonic", lambda: now[0])
+    model = coreml_runtime.load_coreml_model(_package(converted_package))
+    state = model.make_state()
+
+    def predict_once() -> list[weakref.ref]:
+        ids = np.zeros((1, 1), np.int32)
+        mask = np.zeros((1, 1, 1, 1), np.float16)
+        model.predict({meta.INPUT_IDS: ids, meta.CAUSAL_MASK: mask}, state)
+        sent = framework.predictions.pop()  # the framework mock lets go of them at once
+        return [weakref.ref(array) for array in sent.values()]
+
+    first = predict_once()
+    gc.collect()
+    assert all(ref() is not None for ref in first)  # the caller and Core ML let go: still held
+    now[0] += 29.0
+    second = predict_once()
+    gc.collect()
+    assert all(ref() is not None for ref in first + second)
+    now[0] += 2.0  # the first call is now 31 s old, the second 2 s
+    predict_once()
+    gc.collect()
+    assert all(ref() is None for ref in first)
+    assert all(ref() is not None for ref in second)
