@@ -11,7 +11,7 @@ import html
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextOption
 from PySide6.QtWidgets import (
     QFrame,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from app.chat.markdown_render import (
     COPY_SCHEME,
+    ZERO_WIDTH_SPACE,
     MarkdownRenderer,
     last_stable_boundary,
     plain_text_html,
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 COLUMN_MAX_WIDTH = 780
 STREAM_REFRESH_MS = 40  # re-render a streaming answer at most this often
 FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this size
+# A message shows at most this much (about 0.3-0.7 s of Qt layout); beyond it a note says how much
+# more there is, and a streaming answer past it costs no re-render. Stored text and Copy keep all.
+MAX_SHOWN_CHARS = 100_000
 FINISH_NOTES = {
     "cancelled": "Stopped",
     "max_tokens": "Reached the token limit",
@@ -70,6 +74,12 @@ class SafeTextBrowser(QTextBrowser):
         self.anchorClicked.connect(self._on_anchor)
         self.refused_resources: list[str] = []
         self.code_blocks = []
+
+    def createMimeDataFromSelection(self) -> QMimeData:
+        """A copied selection without the display-only break opportunities (see markdown_render)."""
+        data = QMimeData()
+        data.setText(self.textCursor().selection().toPlainText().replace(ZERO_WIDTH_SPACE, ""))
+        return data
 
     def loadResource(self, kind: int, url: QUrl | str) -> Any:
         self.refused_resources.append(url.toString() if isinstance(url, QUrl) else str(url))
@@ -120,10 +130,15 @@ class MessageRow(QWidget):
         self._renderer = renderer
         self.frozen: list[tuple[str, SafeTextBrowser]] = []  # finished parts of a long answer
         self.body = self._new_browser()  # the part that is still changing
+        self._shown: str | None = None  # the text the browsers show (at most MAX_SHOWN_CHARS)
+        self.more_note = QLabel(objectName="finishNote")
+        self.more_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.more_note.hide()
         self.bodies_layout = QVBoxLayout()
         self.bodies_layout.setContentsMargins(0, 0, 0, 0)
         self.bodies_layout.setSpacing(0)
         self.bodies_layout.addWidget(self.body)
+        self.bodies_layout.addWidget(self.more_note)
         self.actions_row = QHBoxLayout()
         self.actions_row.setSpacing(2)
         self.copy_button = self._action("Copy", self.copy_text)
@@ -164,8 +179,11 @@ class MessageRow(QWidget):
             avatar = QLabel((assistant_name[:1] or "A").upper(), objectName="avatar")
             avatar.setFixedSize(QSize(26, 26))
             avatar.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            avatar.setTextFormat(Qt.TextFormat.PlainText)
             header.addWidget(avatar)
-            header.addWidget(QLabel(assistant_name, objectName="roleLabel"))
+            self.author_label = QLabel(assistant_name, objectName="roleLabel")
+            self.author_label.setTextFormat(Qt.TextFormat.PlainText)  # a model's name
+            header.addWidget(self.author_label)
             header.addWidget(self.typing)
             header.addStretch(1)
             outer.addLayout(header)
@@ -200,8 +218,18 @@ class MessageRow(QWidget):
 
     def set_text(self, text: str) -> None:
         """Show ``text``; a long markdown answer is cut into parts and only the last part is
-        rendered again when the text grows (keeps each streaming refresh short)."""
+        rendered again when the text grows (keeps each streaming refresh short). Past
+        MAX_SHOWN_CHARS only a note grows."""
         self.text = text
+        hidden = max(0, len(text) - MAX_SHOWN_CHARS)
+        self.more_note.setText(
+            f"… {hidden:,} more characters not shown here (Copy copies the whole message)"
+        )
+        self.more_note.setVisible(hidden > 0)
+        text = text[:MAX_SHOWN_CHARS]
+        if text == self._shown:
+            return
+        self._shown = text
         if self.role == "user":
             self.body.setHtml(plain_text_html(text))
             return
@@ -222,9 +250,10 @@ class MessageRow(QWidget):
         self._render_into(self.body, text[start:])
 
     def plain_text(self) -> str:
-        """What the message shows, as plain text (all its parts)."""
+        """What the message shows, as plain text (all its parts, without the display-only breaks)."""
         browsers = [*(browser for _, browser in self.frozen), self.body]
-        return "\n".join(browser.toPlainText().strip() for browser in browsers)
+        shown = "\n".join(browser.toPlainText().strip() for browser in browsers)
+        return shown.replace(ZERO_WIDTH_SPACE, "")
 
     def set_message(self, message: StoredMessage) -> None:
         self.message = message

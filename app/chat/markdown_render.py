@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,18 @@ logger = logging.getLogger(__name__)
 COPY_SCHEME = "copy"
 SAFE_LINK_SCHEMES = ("http://", "https://", "mailto:")
 MONOSPACE_FAMILIES = "'SF Mono', Menlo, 'DejaVu Sans Mono', Consolas, monospace"
+# Qt's text layout looks for line breaks with a cost that grows with the square of a word's length
+# (a 1 MB line without spaces froze the window for minutes). Words of LONG_WORD characters or more
+# get a zero-width space (a break opportunity, invisible) after every WORD_BREAK_EVERY characters,
+# in the HTML shown only: stored messages, "Copy" and the code blocks' copies keep the text as it
+# is, and shorter words (most URLs) are never touched.
+LONG_WORD = 64
+WORD_BREAK_EVERY = 16
+ZERO_WIDTH_SPACE = "\u200b"
+_TEXT_NODE = re.compile(r">([^<]+)")
+_UNIT = r"(?:&#?\w+;|[^\s<>&\u200b])"  # an entity counts as one character
+_LONG_WORD = re.compile(rf"{_UNIT}{{{LONG_WORD},}}")
+_CHUNK = re.compile(rf"{_UNIT}{{{WORD_BREAK_EVERY}}}(?=.)", re.DOTALL)
 
 
 @dataclass
@@ -70,7 +83,7 @@ class MarkdownRenderer:
     def render(self, text: str) -> RenderedMarkdown:
         self._code_blocks = []
         self._link_stack = []
-        body = self._md.render(text)
+        body = break_long_words(self._md.render(text))
         return RenderedMarkdown(body, list(self._code_blocks))
 
     def stylesheet(self) -> str:
@@ -126,9 +139,22 @@ class MarkdownRenderer:
         return "</a>" if safe else ""
 
 
+def break_long_words(markup: str) -> str:
+    """``markup`` with a zero-width space after every WORD_BREAK_EVERY characters of a long word,
+    in text only (never inside a tag, an attribute such as a link's target, or an entity)."""
+
+    def in_word(word: re.Match[str]) -> str:
+        return _CHUNK.sub(lambda chunk: chunk.group(0) + ZERO_WIDTH_SPACE, word.group(0))
+
+    def in_text(match: re.Match[str]) -> str:
+        return ">" + _LONG_WORD.sub(in_word, match.group(1))
+
+    return _TEXT_NODE.sub(in_text, markup)
+
+
 def plain_text_html(text: str) -> str:
-    """A user message: shown exactly as typed (escaped, line breaks kept)."""
-    return "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"
+    """A user message: shown exactly as typed (escaped, line breaks kept; long words can wrap)."""
+    return break_long_words("<p>" + html.escape(text).replace("\n", "<br>") + "</p>")
 
 
 FENCE_MARKERS = ("```", "~~~")

@@ -45,7 +45,9 @@ class StatusLine(QWidget):
         self.setObjectName("statusLine")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.stats_label = QLabel(objectName="statusText")
+        self.stats_label.setTextFormat(Qt.TextFormat.PlainText)  # "Loading <model name>…"
         self.notice_label = QLabel(objectName="noticePill")
+        self.notice_label.setTextFormat(Qt.TextFormat.PlainText)  # notices quote engine messages
         self.notice_label.hide()
         self.context_label = QLabel(objectName="statusText")
         self.gauge = QProgressBar(objectName="contextGauge")

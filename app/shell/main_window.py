@@ -50,6 +50,7 @@ class ErrorBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("errorBanner")
         self.label = QLabel(objectName="errorText")
+        self.label.setTextFormat(Qt.TextFormat.PlainText)  # error messages quote untrusted text
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         close = QToolButton(objectName="messageAction")
@@ -100,6 +101,8 @@ class MainWindow(QMainWindow):
         self.banner = ErrorBanner()
         self.title_label = QLabel("New chat", objectName="chatTitle")
         self.model_chip = QLabel("No model", objectName="modelChip")
+        for shows_names in (self.title_label, self.model_chip):  # user and model text
+            shows_names.setTextFormat(Qt.TextFormat.PlainText)
 
         header = QWidget(objectName="chatHeader")
         header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)

@@ -77,6 +77,7 @@ class WelcomeView(QWidget):
         subtitle.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.status = QLabel(objectName="welcomeStatus", alignment=Qt.AlignmentFlag.AlignCenter)
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)  # model names and errors
         signals = {
             "demo": self.demoRequested,
             "open": self.openRequested,

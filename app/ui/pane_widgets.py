@@ -90,6 +90,7 @@ def monospace_font(point_size: int = 11) -> QFont:
 
 def label(text: str, *, name: str = "", word_wrap: bool = False) -> QLabel:
     widget = QLabel(text)
+    widget.setTextFormat(Qt.TextFormat.PlainText)  # model names, paths, errors: shown as they are
     if name:
         widget.setObjectName(name)
     widget.setWordWrap(word_wrap)

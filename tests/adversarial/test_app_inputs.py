@@ -93,3 +93,48 @@ def test_a_link_in_the_staging_folder_does_not_lead_outside(
         )
     assert canary.read_bytes() == b"the user's file"
     assert _file_gets(fake_hub) == []
+
+
+MARKUP = "<b>x</b> <img src=http://127.0.0.1:9/p.png> <a href='http://evil.example'>y</a>"
+
+
+def _assert_literal(label, text: str) -> None:
+    from PySide6.QtCore import Qt
+
+    assert label.textFormat() == Qt.TextFormat.PlainText
+    assert label.text() == text
+
+
+def test_labels_show_untrusted_text_as_text(qapp) -> None:
+    from app.chat_view import MessageRow
+    from app.main_window import ErrorBanner
+    from app.markdown_render import MarkdownRenderer
+    from app.settings_dialog_widgets import hint, label
+    from app.status_bar import StatusLine
+    from app.welcome_view import WelcomeView
+
+    banner = ErrorBanner()
+    banner.show_message(f"Could not load the model: {MARKUP}")
+    _assert_literal(banner.label, f"Could not load the model: {MARKUP}")
+    row = MessageRow("assistant", renderer=MarkdownRenderer(), assistant_name=MARKUP)
+    _assert_literal(row.author_label, MARKUP)
+    status = StatusLine()
+    status.show_notice(MARKUP)
+    _assert_literal(status.notice_label, MARKUP)
+    status.set_model(None, loading=f"Loading {MARKUP}…")
+    _assert_literal(status.stats_label, f"Loading {MARKUP}…")
+    welcome = WelcomeView()
+    welcome.set_status(MARKUP)
+    _assert_literal(welcome.status, MARKUP)
+    _assert_literal(label(MARKUP), MARKUP)  # model names, paths and errors in the settings
+    _assert_literal(hint(MARKUP), MARKUP)
+
+
+def test_the_model_chip_and_title_show_names_as_text(make_window, tmp_path: Path) -> None:
+    window = make_window(loaded=False)
+    folder = tmp_path / "<b>x<i>"
+    folder.mkdir()
+    window.load_model(str(folder))
+    _assert_literal(window.model_chip, "Loading <b>x<i>…")
+    assert window.title_label.textFormat().name == "PlainText"
+    window.grab().save("/tmp/i10-labels-plain.png")

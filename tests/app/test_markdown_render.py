@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+
 from app.chat.markdown_render import MarkdownRenderer, plain_text_html
 
 
@@ -68,3 +70,53 @@ def test_a_long_streamed_answer_renders_in_parts_and_shows_everything(qapp) -> N
     assert shown.count("x = 1") == 30 and shown.count("A paragraph with bold text.") == 240
     row.set_text("a different answer")  # not a continuation: the parts are dropped
     assert row.frozen == [] and row.plain_text() == "a different answer"
+
+
+def test_long_words_get_break_opportunities_in_the_html_only() -> None:
+    from app.markdown_render import WORD_BREAK_EVERY, ZERO_WIDTH_SPACE
+
+    url = "https://example.org/" + "p" * 200
+    text = "x" * 1000 + f" [link]({url}) `" + "c" * 300 + "` short words stay whole"
+    rendered = MarkdownRenderer().render(text)
+    assert (
+        rendered.html.count(ZERO_WIDTH_SPACE) == 1000 // WORD_BREAK_EVERY + 300 // WORD_BREAK_EVERY
+    )
+    assert f'href="{url}"' in rendered.html  # a link's target is never touched
+    assert rendered.html.replace(ZERO_WIDTH_SPACE, "") == MarkdownRenderer()._md.render(text)
+    user = plain_text_html("&" * 200)
+    assert user.replace(ZERO_WIDTH_SPACE, "") == "<p>" + "&amp;" * 200 + "</p>"
+    assert ZERO_WIDTH_SPACE + "amp;" not in user  # never inside an entity
+
+
+def test_a_long_unbroken_line_is_shown_with_breaks_and_stored_unchanged(qapp) -> None:
+    from app.chat_view import MAX_SHOWN_CHARS, MessageRow
+    from app.markdown_render import ZERO_WIDTH_SPACE
+    from app.storage import StoredMessage
+
+    for role in ("user", "assistant"):
+        row = MessageRow(role, renderer=MarkdownRenderer())
+        line = "x" * 50_000
+        message = StoredMessage(1, "c", 0, role, line, 0.0)
+        row.set_message(message)
+        shown = row.body.document().toPlainText().strip()
+        assert ZERO_WIDTH_SPACE in shown and shown.replace(ZERO_WIDTH_SPACE, "") == line
+        assert message.content == line and row.text == line
+        assert row.plain_text() == line
+        row.body.selectAll()  # a copied selection has no break opportunities in it
+        assert row.body.createMimeDataFromSelection().text().strip() == line
+        assert row.more_note.isHidden()
+
+    # A line past the display limit: the view shows the limit and says how much more there is;
+    # growing further (streaming) re-renders nothing.
+    row = MessageRow("assistant", renderer=MarkdownRenderer())
+    huge = "y" * (MAX_SHOWN_CHARS + 5000)
+    row.set_text(huge)
+    shown = row.body.document().toPlainText().strip().replace(ZERO_WIDTH_SPACE, "")
+    assert shown == huge[:MAX_SHOWN_CHARS] and row.text == huge
+    assert not row.more_note.isHidden()
+    assert row.more_note.text().startswith("… 5,000 more characters not shown")
+    revision = row.body.document().revision()
+    row.set_text(huge + "y" * 1000)
+    assert row.body.document().revision() == revision
+    assert row.more_note.text().startswith("… 6,000 more characters not shown")
+    assert row.more_note.textFormat() == Qt.TextFormat.PlainText

@@ -1,0 +1,66 @@
+"""Long unbroken lines in the chat view: seconds to show one message holding a line without spaces.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/long_line_render.py [--sizes 100000 200000]
+
+Qt's text layout finds line breaks with a cost that grows with the square of a word's length, so a
+1 MB line without a space froze the window for about 35 s. The view now inserts break
+opportunities into very long words for display (the stored text is untouched). For each size this
+shows a user message and an assistant answer (a fresh ``MessageRow`` each, laid out at 700 px) and
+prints one JSON object with the seconds each took. Goal: ≤ 1 s for 1 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+GOAL_SECONDS = 1.0
+
+
+def show_seconds(role: str, text: str) -> float:
+    from app.chat_view import MessageRow
+    from app.markdown_render import MarkdownRenderer
+    from PySide6.QtWidgets import QApplication
+
+    row = MessageRow(role, renderer=MarkdownRenderer())
+    row.resize(700, 400)
+    row.show()
+    QApplication.processEvents()
+    started = time.perf_counter()
+    row.set_text(text)
+    for browser in (row.body, *(b for _, b in row.frozen)):
+        browser.document().size()  # force the layout
+    QApplication.processEvents()
+    elapsed = time.perf_counter() - started
+    row.close()
+    row.deleteLater()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    args = parser.parse_args()
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    results = {}
+    for size in args.sizes:
+        text = "x" * size
+        results[str(size)] = {
+            "user_seconds": round(show_seconds("user", text), 3),
+            "assistant_seconds": round(show_seconds("assistant", text), 3),
+        }
+    print(json.dumps({"goal_seconds": GOAL_SECONDS, "sizes": results}))
+    app.quit()
+
+
+if __name__ == "__main__":
+    main()
