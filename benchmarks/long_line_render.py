@@ -25,9 +25,10 @@ GOAL_SECONDS = 1.0
 
 
 def show_seconds(role: str, text: str) -> float:
-    from app.chat_view import MessageRow
-    from app.markdown_render import MarkdownRenderer
     from PySide6.QtWidgets import QApplication
+
+    from app.chat.chat_view import MessageRow
+    from app.chat.markdown_render import MarkdownRenderer
 
     row = MessageRow(role, renderer=MarkdownRenderer())
     row.resize(700, 400)

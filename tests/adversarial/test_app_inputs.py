@@ -106,12 +106,12 @@ def _assert_literal(label, text: str) -> None:
 
 
 def test_labels_show_untrusted_text_as_text(qapp) -> None:
-    from app.chat_view import MessageRow
-    from app.main_window import ErrorBanner
-    from app.markdown_render import MarkdownRenderer
-    from app.settings_dialog_widgets import hint, label
-    from app.status_bar import StatusLine
-    from app.welcome_view import WelcomeView
+    from app.chat.chat_view import MessageRow
+    from app.chat.markdown_render import MarkdownRenderer
+    from app.chat.status_line import StatusLine
+    from app.shell.main_window import ErrorBanner
+    from app.shell.welcome_view import WelcomeView
+    from app.ui.pane_widgets import hint, label
 
     banner = ErrorBanner()
     banner.show_message(f"Could not load the model: {MARKUP}")

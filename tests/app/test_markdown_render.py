@@ -73,7 +73,7 @@ def test_a_long_streamed_answer_renders_in_parts_and_shows_everything(qapp) -> N
 
 
 def test_long_words_get_break_opportunities_in_the_html_only() -> None:
-    from app.markdown_render import WORD_BREAK_EVERY, ZERO_WIDTH_SPACE
+    from app.chat.markdown_render import WORD_BREAK_EVERY, ZERO_WIDTH_SPACE
 
     url = "https://example.org/" + "p" * 200
     text = "x" * 1000 + f" [link]({url}) `" + "c" * 300 + "` short words stay whole"
@@ -89,9 +89,9 @@ def test_long_words_get_break_opportunities_in_the_html_only() -> None:
 
 
 def test_a_long_unbroken_line_is_shown_with_breaks_and_stored_unchanged(qapp) -> None:
-    from app.chat_view import MAX_SHOWN_CHARS, MessageRow
-    from app.markdown_render import ZERO_WIDTH_SPACE
-    from app.storage import StoredMessage
+    from app.chat.chat_view import MAX_SHOWN_CHARS, MessageRow
+    from app.chat.markdown_render import ZERO_WIDTH_SPACE
+    from app.conversations.conversation_store import StoredMessage
 
     for role in ("user", "assistant"):
         row = MessageRow(role, renderer=MarkdownRenderer())
