@@ -46,12 +46,12 @@ def main() -> int:
         for response in stream_generate(session, cache, tuple(messages), config):
             pieces.append(response.text)
             last = response
-        if last is None:
-            raise RuntimeError("no response")
-        new += (last.prompt_tokens - previous_prompt) + last.generated_tokens
-        reprefill += last.prompt_tokens + last.generated_tokens
+        if last is None or last.stats is None:
+            raise RuntimeError("no finished response")
+        new += (last.stats.prompt_tokens - previous_prompt) + last.stats.generated_tokens
+        reprefill += last.stats.prompt_tokens + last.stats.generated_tokens
         messages.append(ChatMessage("assistant", "".join(pieces)))
-        previous_prompt = last.prompt_tokens + last.generated_tokens
+        previous_prompt = last.stats.prompt_tokens + last.stats.generated_tokens
     fed = session.tokens_fed_total  # every token that went through predict
     print(
         json.dumps(

@@ -2,7 +2,8 @@
 
 ``generate_step`` yields token ids, feeding each one back into the cache; ``stream_generate``
 prefills the conversation (only what is new), adds the streaming detokenizer and stop strings, and
-yields ``GenerationResponse``s; ``generate`` joins their text.
+yields ``GenerationResponse``s, the last of which carries the answer's ``GenerationStats`` (the
+record the worker sends to the app as it is); ``generate`` joins their text.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.detokenizer import StreamingDetokenizer
-from engine.messages import ChatMessage, FinishReason, GenerationConfig
+from engine.messages import ChatMessage, FinishReason, GenerationConfig, GenerationStats
 from engine.sampling import Sampler, make_sampler
 from engine.session import Cancelled, ChatSession, ContextFullError, ConversationCache
 
@@ -24,17 +25,15 @@ from engine.session import Cancelled, ChatSession, ContextFullError, Conversatio
 class GenerationResponse:
     text: str  # the new piece of text (may be "")
     token: int  # -1 when no token goes with the response
-    prompt_tokens: int
-    tokens_fed: int
     dropped_messages: int  # oldest messages left out of the prompt (context policy)
     newly_dropped: bool  # this turn dropped more than the previous one (say so once)
-    generated_tokens: int
-    time_to_first_token: float
-    prefill_tokens_per_second: float
-    decode_tokens_per_second: float
-    cache_length: int
-    finish_reason: FinishReason | None = None
+    stats: GenerationStats | None = None  # on the last response only: the answer's record
     message: str = ""  # why it finished, for context_full
+
+    @property
+    def finish_reason(self) -> FinishReason | None:
+        """None until the last response."""
+        return None if self.stats is None else self.stats.finish_reason
 
 
 def generate_step(
@@ -84,6 +83,7 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
 class _Progress:
     """What the streaming layer knows so far about one answer."""
 
+    context_length: int
     prompt_tokens: int = 0
     tokens_fed: int = 0
     dropped_messages: int = 0
@@ -101,20 +101,21 @@ class _Progress:
         finish_reason: FinishReason | None = None,
         message: str = "",
     ) -> GenerationResponse:
+        stats = None
+        if finish_reason is not None:
+            stats = GenerationStats(
+                prompt_tokens=self.prompt_tokens,
+                tokens_fed=self.tokens_fed,
+                generated_tokens=self.generated_tokens,
+                time_to_first_token=self.time_to_first_token,
+                prefill_tokens_per_second=self.prefill_tokens_per_second,
+                decode_tokens_per_second=self.decode_tokens_per_second,
+                cache_length=cache.length,
+                context_length=self.context_length,
+                finish_reason=finish_reason,
+            )
         return GenerationResponse(
-            text=text,
-            token=token,
-            prompt_tokens=self.prompt_tokens,
-            tokens_fed=self.tokens_fed,
-            dropped_messages=self.dropped_messages,
-            newly_dropped=self.newly_dropped,
-            generated_tokens=self.generated_tokens,
-            time_to_first_token=self.time_to_first_token,
-            prefill_tokens_per_second=self.prefill_tokens_per_second,
-            decode_tokens_per_second=self.decode_tokens_per_second,
-            cache_length=cache.length,
-            finish_reason=finish_reason,
-            message=message,
+            text, token, self.dropped_messages, self.newly_dropped, stats, message
         )
 
 
@@ -134,7 +135,7 @@ def stream_generate(
     with ``finish_reason="context_full"`` and a message instead.
     """
     started = time.perf_counter()
-    progress = _Progress()
+    progress = _Progress(session.context_length)
     try:
         plan = session.plan(messages, config, already_dropped=cache.dropped_messages)
     except ContextFullError as error:
@@ -213,7 +214,7 @@ def generate(
     *,
     cache: ConversationCache | None = None,
 ) -> tuple[str, GenerationResponse]:
-    """The whole answer and the last response (its stats)."""
+    """The whole answer and the last response (its ``stats``)."""
     cache = cache or session.new_cache()
     pieces, last = [], None
     for response in stream_generate(session, cache, messages, config):

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ncancelled", file=sys.stderr)
         return 130
-    if last is None:
+    if last is None or last.stats is None:
         return 1
     if last.finish_reason == "context_full" and last.message:
         print(f"error: {last.message}", file=sys.stderr)
@@ -85,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "text": "".join(pieces),
             "token_ids": tokens,
-            "prompt_tokens": last.prompt_tokens,
-            "time_to_first_token": round(last.time_to_first_token, 4),
-            "prefill_tokens_per_second": round(last.prefill_tokens_per_second, 2),
-            "decode_tokens_per_second": round(last.decode_tokens_per_second, 2),
+            "prompt_tokens": last.stats.prompt_tokens,
+            "time_to_first_token": round(last.stats.time_to_first_token, 4),
+            "prefill_tokens_per_second": round(last.stats.prefill_tokens_per_second, 2),
+            "decode_tokens_per_second": round(last.stats.decode_tokens_per_second, 2),
             "finish_reason": last.finish_reason,
             "runtime": session.model.description.runtime_name,
         }

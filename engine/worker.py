@@ -277,18 +277,7 @@ class EngineWorker:
             if response.text:
                 pieces.append(response.text)
                 self._emit(TokenText(request.request_id, response.text, response.token))
-            if response.finish_reason is not None:
+            if response.stats is not None:
                 if response.finish_reason == "context_full" and response.message:
                     self._emit(EngineError(request.request_id, response.message))
-                stats = GenerationStats(
-                    prompt_tokens=response.prompt_tokens,
-                    tokens_fed=response.tokens_fed,
-                    generated_tokens=response.generated_tokens,
-                    time_to_first_token=response.time_to_first_token,
-                    prefill_tokens_per_second=response.prefill_tokens_per_second,
-                    decode_tokens_per_second=response.decode_tokens_per_second,
-                    cache_length=response.cache_length,
-                    context_length=session.context_length,
-                    finish_reason=response.finish_reason,
-                )
-                self._emit(GenerationFinished(request.request_id, "".join(pieces), stats))
+                self._emit(GenerationFinished(request.request_id, "".join(pieces), response.stats))

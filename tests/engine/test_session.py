@@ -63,26 +63,28 @@ def test_second_turn_feeds_only_the_new_tokens(session):
     cache = session.new_cache()
     first = [ChatMessage("user", "Tell me about the sea.")]
     text, last = _answer(session, cache, first)
-    assert last.tokens_fed == last.prompt_tokens
+    assert last.stats.tokens_fed == last.stats.prompt_tokens
     second = [*first, ChatMessage("assistant", text), ChatMessage("user", "And the sky?")]
     _, last2 = _answer(session, cache, second)
     full = session.tokenizer.encode_chat(second)
-    new_tokens = len(full) - len(session.tokenizer.encode_chat(first)) - last.generated_tokens
-    assert last2.prompt_tokens == len(full)
-    assert last2.tokens_fed <= new_tokens + 2  # the answer as re-rendered may differ by a token
-    assert last2.tokens_fed < len(full) // 2
+    new_tokens = len(full) - len(session.tokenizer.encode_chat(first)) - last.stats.generated_tokens
+    assert last2.stats.prompt_tokens == len(full)
+    assert (
+        last2.stats.tokens_fed <= new_tokens + 2
+    )  # the answer as re-rendered may differ by a token
+    assert last2.stats.tokens_fed < len(full) // 2
 
 
 def test_regenerate_rewinds_instead_of_refeeding(session):
     cache = session.new_cache()
     conversation = [ChatMessage("user", "Write a word.")]
     first_text, first = _answer(session, cache, conversation)
-    assert cache.length > first.prompt_tokens  # the answer went into the cache
+    assert cache.length > first.stats.prompt_tokens  # the answer went into the cache
     fed_before = session.tokens_fed_total
     again_text, again = _answer(session, cache, conversation)
-    assert again.tokens_fed == 0  # rewound to the prompt, whose logits were kept
+    assert again.stats.tokens_fed == 0  # rewound to the prompt, whose logits were kept
     # Decoding feeds each answer token but the last: nothing of the prompt is fed again.
-    assert session.tokens_fed_total - fed_before == again.generated_tokens - (
+    assert session.tokens_fed_total - fed_before == again.stats.generated_tokens - (
         again.finish_reason == "max_tokens"
     )
     assert again_text == first_text  # greedy: the same answer from the rewound cache
@@ -99,7 +101,7 @@ def test_edit_feeds_from_the_edited_message(session):
     edited = [*history[:2], ChatMessage("user", "A different second question, longer.")]
     _, last = _answer(session, cache, edited)
     unchanged = len(session.tokenizer.encode_chat(history[:2], add_generation_prompt=False))
-    assert last.tokens_fed <= last.prompt_tokens - unchanged + 2
+    assert last.stats.tokens_fed <= last.stats.prompt_tokens - unchanged + 2
     fresh_text, _ = _answer(session, session.new_cache(), edited)
     edited_text, _ = _answer(session, cache, edited)
     assert edited_text == fresh_text
@@ -120,11 +122,11 @@ def test_cancel_mid_answer_keeps_the_cache_consistent(session):
     cancel.set()
     *_, last = stream
     assert last.finish_reason == "cancelled"
-    assert 0 < last.generated_tokens < 30
+    assert 0 < last.stats.generated_tokens < 30
     # What was fed is recorded: the prompt and every answer token (each is fed before the next
     # token's cancel check).
-    assert cache.length == last.prompt_tokens + last.generated_tokens
-    assert cache.tokens[: last.prompt_tokens] == session.tokenizer.encode_chat(conversation)
+    assert cache.length == last.stats.prompt_tokens + last.stats.generated_tokens
+    assert cache.tokens[: last.stats.prompt_tokens] == session.tokenizer.encode_chat(conversation)
     fresh, _ = _answer(session, session.new_cache(), conversation)
     after, _ = _answer(session, cache, conversation)
     assert after == fresh
@@ -162,7 +164,7 @@ def test_generate_joins_the_stream(session):
     conversation = (ChatMessage("user", "Hi"),)
     text, last = generate(session, conversation, GREEDY)
     streamed, _ = _answer(session, session.new_cache(), conversation)
-    assert last.finish_reason in ("eos", "max_tokens") and last.generated_tokens >= 1
+    assert last.finish_reason in ("eos", "max_tokens") and last.stats.generated_tokens >= 1
     assert text and text == streamed  # greedy: the same answer, joined
 
 
@@ -209,7 +211,7 @@ def test_cancel_during_prefill_records_what_was_fed(session):
     assert last.finish_reason == "cancelled" and seen == [session.chunk_size]
     assert cache.length == session.chunk_size
     text, resumed = _answer(session, cache, conversation)
-    assert resumed.tokens_fed == resumed.prompt_tokens - session.chunk_size
+    assert resumed.stats.tokens_fed == resumed.stats.prompt_tokens - session.chunk_size
     assert text == _answer(session, session.new_cache(), conversation)[0]
 
 
@@ -255,13 +257,13 @@ def test_after_dropping_the_next_turns_reuse_the_cache(converted_package):
         text, last = _answer(session, cache, messages, config)
         turns.append(last)
         messages.append(ChatMessage("assistant", text))
-        assert last.prompt_tokens + 4 <= 256
+        assert last.stats.prompt_tokens + 4 <= 256
     first_drop = next(i for i, t in enumerate(turns) if t.dropped_messages)
     assert turns[first_drop].newly_dropped
     after = turns[first_drop + 1]
     assert not after.newly_dropped and after.dropped_messages == turns[first_drop].dropped_messages
     # Only what is new is fed, as in the turns before the context filled (Mistral's template puts
     # the system prompt in the last user message, so each turn also re-feeds the previous one).
-    usual = max(t.tokens_fed for t in turns[1:first_drop])
-    assert after.tokens_fed <= usual + 2 < after.prompt_tokens // 2
+    usual = max(t.stats.tokens_fed for t in turns[1:first_drop])
+    assert after.stats.tokens_fed <= usual + 2 < after.stats.prompt_tokens // 2
     assert any(t.newly_dropped for t in turns[first_drop + 2 :])  # it keeps trimming as it grows
