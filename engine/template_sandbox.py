@@ -58,6 +58,9 @@ class RenderLimits:
     max_int_bits: int = 65_536  # integers of at most this many bits (about 20,000 digits)
 
 
+DEFAULT_LIMITS = RenderLimits()
+
+
 class RenderBudget:
     """What one render may still spend; ``check`` raises when time is up or Stop was pressed."""
 
@@ -106,7 +109,7 @@ def render_budget(budget: RenderBudget) -> Iterator[RenderBudget]:
 def _current() -> RenderBudget:
     budget = _budget.get()
     if budget is None:  # outside render_budget (a template rendered directly): per-step limits
-        budget = RenderBudget(RenderLimits(), None)
+        budget = RenderBudget(DEFAULT_LIMITS, None)
     budget.check()
     return budget
 
