@@ -69,8 +69,14 @@ class RenderBudget:
         self.cancel = cancel
         self.deadline = time.monotonic() + limits.seconds
         self.iterations = 0
+        self._steps = 0
 
     def check(self) -> None:
+        """Called at every step of the template; looks at the clock and the event every 32nd
+        (microseconds apart), which keeps ordinary templates nearly as fast as without it."""
+        self._steps += 1
+        if self._steps & 31:
+            return
         if self.cancel is not None and self.cancel.is_set():
             raise RenderCancelled("rendering the chat template was cancelled")
         if time.monotonic() > self.deadline:
