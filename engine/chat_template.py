@@ -170,16 +170,12 @@ def render_chat_template(
     limits: RenderLimits | None = None,
 ) -> str:
     """The rendered prompt. ``cancel`` (default: the one of ``rendering_cancelled_by``) stops the
-    render with ``ChatTemplateCancelled``; ``limits`` default to ``RenderLimits()``."""
-    from engine.template_sandbox import (
-        RenderBudget,
-        RenderCancelled,
-        RenderLimits,
-        render_budget,
-    )
+    render with ``ChatTemplateCancelled``; ``limits`` default to ``template_sandbox.DEFAULT_LIMITS``."""
+    from engine import template_sandbox
+    from engine.template_sandbox import RenderBudget, RenderCancelled, render_budget
 
     compiled = _compile(template)
-    budget = RenderBudget(limits or RenderLimits(), cancel or _cancel.get())
+    budget = RenderBudget(limits or template_sandbox.DEFAULT_LIMITS, cancel or _cancel.get())
     pieces: list[str] = []
     size = 0
     try:

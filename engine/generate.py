@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.chat_template import ChatTemplateCancelled, rendering_cancelled_by
 from engine.detokenizer import StreamingDetokenizer
 from engine.messages import ChatMessage, FinishReason, GenerationConfig, GenerationStats
 from engine.sampling import Sampler, make_sampler
@@ -131,15 +132,21 @@ def stream_generate(
     """Answer the conversation: one response per token (its text may be "" while a character or a
     possible stop string is incomplete); the last one carries the finish reason.
 
-    Raises ``ChatTemplateError`` when the template fails; a conversation that does not fit ends
-    with ``finish_reason="context_full"`` and a message instead.
+    Raises ``ChatTemplateError`` when the template fails and ``ValueError`` when ``config`` has
+    problems (``GenerationConfig.problems``); a conversation that does not fit ends with
+    ``finish_reason="context_full"`` and a message instead.
     """
+    config.check()  # ValueError naming what is out of range (NaN temperature...)
     started = time.perf_counter()
     progress = _Progress(session.context_length)
     try:
-        plan = session.plan(messages, config, already_dropped=cache.dropped_messages)
+        with rendering_cancelled_by(cancel):  # Stop also ends a template stuck rendering
+            plan = session.plan(messages, config, already_dropped=cache.dropped_messages)
     except ContextFullError as error:
         yield progress.response(cache, finish_reason="context_full", message=str(error))
+        return
+    except ChatTemplateCancelled:
+        yield progress.response(cache, finish_reason="cancelled")
         return
     progress.prompt_tokens, progress.dropped_messages = len(plan.tokens), plan.dropped_messages
     progress.newly_dropped = plan.dropped_messages > cache.dropped_messages

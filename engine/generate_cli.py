@@ -29,30 +29,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.max_new_tokens < 1:
-        parser.error(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
-    if args.temperature < 0:
-        parser.error(f"--temperature must be 0 (greedy) or more, not {args.temperature}")
-    if not 0 < args.top_p <= 1:
-        parser.error(f"--top-p must be in (0, 1], not {args.top_p}")
+_OPTIONS = {"max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
+            "top_p": "--top-p", "seed": "--seed"}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _check_options(parser, args)
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s"
-    )
+def _text_problem(option: str, text: str | None) -> str | None:
+    """argv that is not UTF-8 arrives with surrogate escapes (one per undecodable byte): the
+    tokenizer cannot take them, so say which byte instead of failing deep inside it."""
+    if text is None:
+        return None
     try:
-        session = open_chat(args.model, compute_units=args.compute_units)
-    except (ModelLoadError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    messages = [ChatMessage("user", args.prompt)]
-    if args.system:
-        messages.insert(0, ChatMessage("system", args.system))
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(text[error.start])
+        found = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        return f"{option} must be UTF-8 text; found {found} at character {error.start}"
+    return None
+
+
+def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> GenerationConfig:
+    """The generation config, checked by the engine's own rules (one line per bad option)."""
+    for option, text in (("--prompt", args.prompt), ("--system", args.system)):
+        problem = _text_problem(option, text)
+        if problem:
+            parser.error(problem)
     config = GenerationConfig(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
@@ -60,7 +60,31 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         context_policy="stop",
     )
-    cache = session.new_cache()
+    problems = config.problems()
+    if problems:
+        parser.error("; ".join(f"{_OPTIONS.get(n, n)} {text}" for n, text in problems.items()))
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = _config(parser, args)
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s"
+    )
+    try:
+        session = open_chat(args.model, compute_units=args.compute_units)
+        cache = session.new_cache()
+    except (ModelLoadError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory allocating the model's kv-cache state", file=sys.stderr)
+        return 1
+    messages = [ChatMessage("user", args.prompt)]
+    if args.system:
+        messages.insert(0, ChatMessage("system", args.system))
     pieces, tokens, last = [], [], None
     try:
         for response in stream_generate(session, cache, tuple(messages), config):
@@ -78,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if last is None or last.stats is None:
         return 1
-    if last.finish_reason == "context_full" and last.message:
+    if last.finish_reason == "context_full" and not tokens:  # the prompt alone does not fit
         print(f"error: {last.message}", file=sys.stderr)
         return 1
+    if last.finish_reason == "context_full":  # the answer filled it: print it, then say so
+        print(f"note: {last.message}", file=sys.stderr)
     if args.json:
         result = {
             "text": "".join(pieces),

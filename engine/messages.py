@@ -7,6 +7,7 @@ the GUI thread (a Qt signal or ``loop.call_soon_threadsafe``) and never touches 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,6 +16,8 @@ ContextPolicy = Literal["stop", "drop_oldest"]
 FinishReason = Literal[
     "eos", "stop_string", "max_tokens", "cancelled", "context_full", "error", "interrupted"
 ]
+# Below this a temperature's inverse overflows float32 against float16 logits (and means greedy).
+MIN_TEMPERATURE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,50 @@ class GenerationConfig:
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()
     context_policy: ContextPolicy = "drop_oldest"
+
+    def problems(self) -> dict[str, str]:
+        """What the engine cannot sample with, by field ("must be ..., not ..."); empty if none.
+
+        The engine's one definition of a usable config: ``stream_generate`` refuses a config
+        with problems, so the window, the CLI and the HTTP server get the same checks. (The
+        settings dialog's narrower ranges are its own.)"""
+        found: dict[str, str] = {}
+
+        def number(name: str, value: object, low: float, high: float, text: str) -> None:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or not low <= value <= high:  # type: ignore[arg-type]
+                found[name] = f"must be {text}, not {value!r}"
+
+        def whole(name: str, value: object, low: int, text: str) -> None:
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                found[name] = f"must be {text}, not {value!r}"
+
+        whole("max_new_tokens", self.max_new_tokens, 1, "a whole number of at least 1")
+        if self.temperature != 0:
+            number("temperature", self.temperature, MIN_TEMPERATURE, math.inf,
+                   f"0 (greedy) or a finite number of at least {MIN_TEMPERATURE}")  # fmt: skip
+        whole("top_k", self.top_k, 0, "a whole number, 0 or more (0 disables)")
+        number("top_p", self.top_p, 0.0, 1.0, "a number in (0, 1] (1 disables)")
+        if "top_p" not in found and self.top_p <= 0:
+            found["top_p"] = f"must be a number in (0, 1] (1 disables), not {self.top_p!r}"
+        number("min_p", self.min_p, 0.0, 1.0, "a number in [0, 1] (0 disables)")
+        number("repetition_penalty", self.repetition_penalty, 1e-3, 1e3,
+               "a finite number between 0.001 and 1000 (1 disables)")  # fmt: skip
+        if self.seed is not None:
+            whole("seed", self.seed, 0, "none or a whole number, 0 or more")
+        if not isinstance(self.stop_strings, tuple) or not all(
+            isinstance(s, str) for s in self.stop_strings
+        ):
+            found["stop_strings"] = f"must be a tuple of strings, not {self.stop_strings!r}"
+        if self.context_policy not in ("stop", "drop_oldest"):
+            found["context_policy"] = f"must be stop or drop_oldest, not {self.context_policy!r}"
+        return found
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming every problem (one line)."""
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(f"{name} {text}" for name, text in problems.items()))
 
 
 # Requests ---------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ compute units, and the model-folder helpers (which package to open, is it a chat
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -254,3 +256,30 @@ def check_chat_model(description: ModelDescription) -> None:
         )
     if description.context_length <= 0:
         raise ModelLoadError("cannot tell the model's context length from its metadata or states")
+    _check_state_sizes(description)
+
+
+def _physical_memory() -> int:
+    """Bytes of RAM (macOS and Linux), 0 when the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _check_state_sizes(description: ModelDescription) -> None:
+    """A damaged or hostile package can declare states of any size: refuse before allocating
+    (a calloc that succeeds lazily would take the machine down later, at the first write)."""
+    for spec in description.states:
+        if not spec.shape or any(not isinstance(d, int) or d <= 0 for d in spec.shape):
+            raise ModelLoadError(
+                f"state {spec.name} has shape {spec.shape}: expected positive sizes"
+            )
+    need = sum(math.prod(spec.shape) * 2 for spec in description.states)  # float16
+    memory = _physical_memory()
+    if memory and need > memory:
+        shapes = ", ".join(f"{s.name} {s.shape}" for s in description.states)
+        raise ModelLoadError(
+            f"the model's kv-cache states need {need / 2**30:,.1f} GiB ({shapes}), more than "
+            f"this machine's memory ({memory / 2**30:,.1f} GiB): is the package damaged?"
+        )

@@ -58,6 +58,9 @@ class RenderLimits:
     max_int_bits: int = 65_536  # integers of at most this many bits (about 20,000 digits)
 
 
+DEFAULT_LIMITS = RenderLimits()
+
+
 class RenderBudget:
     """What one render may still spend; ``check`` raises when time is up or Stop was pressed."""
 
@@ -66,8 +69,14 @@ class RenderBudget:
         self.cancel = cancel
         self.deadline = time.monotonic() + limits.seconds
         self.iterations = 0
+        self._steps = 0
 
     def check(self) -> None:
+        """Called at every step of the template; looks at the clock and the event every 32nd
+        (microseconds apart), which keeps ordinary templates nearly as fast as without it."""
+        self._steps += 1
+        if self._steps & 31:
+            return
         if self.cancel is not None and self.cancel.is_set():
             raise RenderCancelled("rendering the chat template was cancelled")
         if time.monotonic() > self.deadline:
@@ -106,7 +115,7 @@ def render_budget(budget: RenderBudget) -> Iterator[RenderBudget]:
 def _current() -> RenderBudget:
     budget = _budget.get()
     if budget is None:  # outside render_budget (a template rendered directly): per-step limits
-        budget = RenderBudget(RenderLimits(), None)
+        budget = RenderBudget(DEFAULT_LIMITS, None)
     budget.check()
     return budget
 

@@ -6,13 +6,32 @@ non-zero exit) in bounded time and memory, and the engine must go on serving.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
+from engine import template_sandbox
 from engine.chat_template import ChatTemplateCancelled, ChatTemplateError, render_chat_template
+from engine.generate import stream_generate
+from engine.generate_cli import main
+from engine.messages import (
+    ChatMessage,
+    EngineError,
+    Generate,
+    GenerationConfig,
+    GenerationFinished,
+    LoadModel,
+    ModelLoaded,
+)
 from engine.template_sandbox import RenderLimits
+from engine.tokenizer import ChatTokenizer
+from engine.worker import EngineWorker
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 NESTED_RANGES = (
@@ -113,3 +132,153 @@ def test_bounded_sandbox_keeps_ordinary_template_work():
     assert render_chat_template(template, messages) == (
         "HIYO|---|1024|   ab|   7|a_b|x, y|1+2|  ab  |12"
     )
+
+
+# --- The engine worker: Stop ends a stuck render, and the next request is served ----------------
+
+HANG_WHEN_ASKED = "{% if messages[-1].content == 'hang' %}" + NESTED_RANGES + "{% endif %}"
+
+
+def _model_with_template(source, folder, template):
+    """A copy of the model folder ``source`` whose chat template is ``template`` put before the
+    real one (``chat_template.jinja`` wins over tokenizer_config.json, as in transformers 5)."""
+    shutil.copytree(source, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    (folder / "chat_template.jinja").write_text(template + config["chat_template"], "utf-8")
+    return folder
+
+
+@pytest.fixture
+def hostile_model(converted_package, tmp_path):
+    return _model_with_template(
+        converted_package("mistral", "none"), tmp_path / "hostile", HANG_WHEN_ASKED
+    )
+
+
+@pytest.fixture
+def worker():
+    from tests.engine.test_worker import Recorder
+
+    recorder = Recorder()
+    engine = EngineWorker(recorder)
+    yield engine, recorder
+    engine.close()
+
+
+def _serves_the_next_request(engine, events):
+    engine.submit(
+        Generate(9, "c", (ChatMessage("user", "Hello"),), GenerationConfig(max_new_tokens=3))
+    )
+    finished, _ = events.until(GenerationFinished, 9)
+    assert isinstance(finished, GenerationFinished)
+    assert finished.stats.finish_reason in ("eos", "max_tokens") and finished.stats.generated_tokens
+
+
+def test_stop_ends_a_generation_stuck_rendering(worker, hostile_model, monkeypatch):
+    # Without Stop this render would run for an hour.
+    monkeypatch.setattr(
+        template_sandbox, "DEFAULT_LIMITS", RenderLimits(seconds=3600, max_iterations=10**12)
+    )
+    engine, events = worker
+    engine.submit(LoadModel(1, str(hostile_model)))
+    events.until(ModelLoaded, 1)
+    engine.submit(Generate(2, "c", (ChatMessage("user", "hang"),)))
+    time.sleep(0.5)  # let the render start (if Stop came first the request ends unrun, also fine)
+    engine.cancel(2)
+    finished, _ = events.until(GenerationFinished, 2)
+    assert isinstance(finished, GenerationFinished) and finished.stats.finish_reason == "cancelled"
+    _serves_the_next_request(engine, events)
+
+
+def test_a_render_past_its_time_limit_is_an_error_and_the_engine_goes_on(
+    worker, hostile_model, monkeypatch
+):
+    monkeypatch.setattr(
+        template_sandbox, "DEFAULT_LIMITS", RenderLimits(seconds=0.5, max_iterations=10**12)
+    )
+    engine, events = worker
+    engine.submit(LoadModel(1, str(hostile_model)))
+    events.until(ModelLoaded, 1)
+    engine.submit(Generate(2, "c", (ChatMessage("user", "hang"),)))
+    error, _ = events.until(GenerationFinished, 2)
+    assert isinstance(error, EngineError)
+    assert "took longer than 0.5 s" in error.message and "\n" not in error.message
+    _serves_the_next_request(engine, events)
+
+
+# --- coreml-chat-generate ------------------------------------------------------------------------
+
+
+def test_cli_refuses_a_prompt_that_is_not_utf8(tmp_path):
+    command = [sys.executable.encode(), b"-m", b"engine.generate_cli", bytes(tmp_path),
+               b"--prompt", b"caf\xe9"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, timeout=120)
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert "--prompt must be UTF-8 text; found byte 0xe9 at character 3" in stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--temperature", "nan", "--temperature must be 0 (greedy) or a finite number"),
+        ("--temperature", "inf", "--temperature must be 0 (greedy) or a finite number"),
+        ("--temperature", "-1", "--temperature must be 0 (greedy) or a finite number"),
+        ("--top-p", "nan", "--top-p must be a number in (0, 1]"),
+        ("--seed", "-1", "--seed must be none or a whole number, 0 or more"),
+    ],
+)
+def test_cli_refuses_non_finite_and_out_of_range_sampler_values(capsys, option, value, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["model", "--prompt", "x", option, value])
+    assert exit_info.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_the_engine_refuses_a_nan_temperature_too(converted_package):
+    # The window and the HTTP server go through stream_generate: the same check as the CLI.
+    from engine.runtime import load_model
+    from engine.session import ChatSession
+
+    folder = converted_package("mistral", "none")
+    session = ChatSession(load_model(folder), ChatTokenizer.from_folder(folder))
+    config = GenerationConfig(temperature=float("nan"))
+    conversation = (ChatMessage("user", "Hi"),)
+    with pytest.raises(ValueError, match=r"temperature must be 0 \(greedy\) or a finite number"):
+        next(stream_generate(session, session.new_cache(), conversation, config))
+
+
+def test_cli_template_error_is_one_line(converted_package, tmp_path, capsys):
+    folder = _model_with_template(converted_package("mistral", "none"), tmp_path / "m", "{{ 1/0 }}")
+    assert main([str(folder), "--prompt", "hi"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: the model's chat template failed: division by zero"
+
+
+def test_cli_absurd_state_shapes_are_one_line(converted_package, tmp_path, capsys):
+    from coremltools.proto import Model_pb2
+
+    folder = tmp_path / "absurd"
+    shutil.copytree(converted_package("mistral", "none"), folder)
+    spec_file = next(folder.rglob("model.mlmodel"))
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_file.read_bytes())
+    for state in spec.description.state:
+        state.type.stateType.arrayType.shape[3] = 10**12  # context positions
+    spec_file.write_bytes(spec.SerializeToString())
+    assert main([str(folder), "--prompt", "hi"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "more than this machine's memory" in err[0]
+
+
+def test_cli_json_prints_an_answer_that_filled_the_context(converted_package, capsys):
+    folder = converted_package("mistral", "none")
+    prompt = "Tell me a long story about a cat. " * 12
+    assert main([str(folder), "--prompt", prompt, "--max-new-tokens", "1000", "--json"]) == 0
+    captured = capsys.readouterr()
+    output = json.loads(captured.out)
+    assert output["finish_reason"] == "context_full" and output["token_ids"]
+    # Every position of the context of 256 was used; the last token came from the last one.
+    assert output["prompt_tokens"] + len(output["token_ids"]) == 256 + 1
+    tokenizer = ChatTokenizer.from_folder(folder)
+    assert output["text"] == tokenizer.decode(output["token_ids"])
+    assert "filled the model's context" in captured.err
