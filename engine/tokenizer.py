@@ -26,6 +26,31 @@ def _token_text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _align(parts: list[tuple[str, bool]], plain: str) -> list[tuple[str, bool]]:
+    """The parts as the template renders them without markers: a template that trims a message
+    (``message.content | trim``) trims the marked text inside the markers only, so each person's
+    part is matched against the plain rendering, trimmed the way that makes the rest line up.
+    When nothing lines up the marked parts are kept (the same text but for that whitespace)."""
+    aligned: list[tuple[str, bool]] = []
+    cursor = 0
+    for index, (text, written) in enumerate(parts):
+        following = parts[index + 1][0] if index + 1 < len(parts) else None
+        options = (text, text.strip(), text.lstrip(), text.rstrip()) if written else (text,)
+        for option in options:
+            end = cursor + len(option)
+            if plain.startswith(option, cursor) and (
+                following is None
+                or plain.startswith(following, end)
+                or (parts[index + 1][1] and plain.startswith(following.strip()[:1], end))
+            ):
+                aligned.append((option, written))
+                cursor = end
+                break
+        else:
+            return parts
+    return aligned if cursor == len(plain) else parts
+
+
 @dataclass
 class ChatTokenizer:
     tokenizer: Any  # tokenizers.Tokenizer
@@ -126,11 +151,12 @@ class ChatTokenizer:
             position = match.end()
         parts.append((rendered[position:], False))
         # A template that cut a marker off (slicing a message) leaves strays: plain markup then.
-        return [
+        parts = [
             (text.replace(opening, "").replace(closing, ""), written)
             for text, written in parts
             if text
         ]
+        return _align(parts, self.render(messages, add_generation_prompt=add_generation_prompt))
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` as transformers' apply_chat_template makes them (no extra specials)."""
