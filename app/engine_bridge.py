@@ -28,6 +28,9 @@ from engine.messages import (
     ModelLoaded,
     PrefillProgress,
     Request,
+    ServerState,
+    StartServer,
+    StopServer,
     TokenText,
 )
 
@@ -61,6 +64,7 @@ class EngineBridge(QObject):
     contextTrimmed = Signal(object)  # ContextTrimmed
     generationFinished = Signal(object)  # GenerationFinished
     engineError = Signal(object)  # EngineError
+    serverStateChanged = Signal(object)  # ServerState
     _eventArrived = Signal(object)
 
     def __init__(self, worker_factory: WorkerFactory | None = None, parent: Any = None) -> None:
@@ -120,6 +124,15 @@ class EngineBridge(QObject):
         if self._worker is not None:
             self._worker.submit(ForgetConversation(conversation_id))
 
+    def set_server(
+        self, *, enabled: bool, port: int, api_key: str, cors_origins: tuple[str, ...] = ()
+    ) -> None:
+        """Start (or restart) the engine's OpenAI-compatible server on 127.0.0.1, or stop it."""
+        if enabled and api_key:
+            self.worker.submit(StartServer("127.0.0.1", port, api_key, cors_origins))
+        elif self._worker is not None:
+            self._worker.submit(StopServer())
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
@@ -142,6 +155,8 @@ class EngineBridge(QObject):
             if self.loading_request == event.request_id:
                 self.loading_request = None
             self.modelLoaded.emit(event)
+        elif isinstance(event, ServerState):
+            self.serverStateChanged.emit(event)
         elif isinstance(event, EngineError):
             if event.request_id is not None and event.request_id == self.loading_request:
                 self.loading_request = None

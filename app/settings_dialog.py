@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.converter_pane import ConverterPane
 from app.model_manager_view import ModelPane
+from app.server_settings_pane import ServerSettingsPane
 from app.settings import GENERATION_RANGES, AppSettings, save_settings
 from app.settings_dialog_widgets import (
     STYLE_SHEET,
@@ -44,11 +45,12 @@ from engine.messages import GenerationConfig, ModelInfo
 
 logger = logging.getLogger(__name__)
 
-TabName = Literal["model", "generation", "converter"]
+TabName = Literal["model", "generation", "converter", "server"]
 TABS: tuple[tuple[TabName, str], ...] = (
     ("model", "Model"),
     ("generation", "Generation"),
     ("converter", "Converter"),
+    ("server", "Server"),
 )
 CONTEXT_POLICY_LABELS = {
     "drop_oldest": "Drop the oldest turns and continue",
@@ -235,6 +237,8 @@ class SettingsDialog(QDialog):
             token_source=self.model_pane.token,
             executable=converter_executable,
         )
+        self.server_pane = ServerSettingsPane(settings)
+        self.server_pane.changed.connect(lambda changes: self._update(**changes))
         self.pages = QStackedWidget()
         self.segment_group = QButtonGroup(self)
         self.segment_group.setExclusive(True)
@@ -253,7 +257,7 @@ class SettingsDialog(QDialog):
             self.segment_group.addButton(button, index)
             segments.addWidget(button)
         segments.addStretch(1)
-        for page in (self.model_pane, self.generation_pane, self.converter_pane):
+        for page in (self.model_pane, self.generation_pane, self.converter_pane, self.server_pane):
             self.pages.addWidget(scrolling(page))
         self.segment_group.idClicked.connect(self.pages.setCurrentIndex)
 
@@ -299,6 +303,7 @@ class SettingsDialog(QDialog):
         """Show the loaded model; its path becomes ``model_path`` (the window saves that itself),
         so a later save from this dialog never writes back an older model."""
         self.model_pane.set_model_info(info)
+        self.server_pane.set_model_name(info.name if info is not None else "")
         if info is not None and info.path:
             self._settings = replace(self._settings, model_path=info.path)
 
