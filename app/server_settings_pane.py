@@ -41,6 +41,13 @@ def curl_line(port: int, api_key: str, model: str) -> str:
     )
 
 
+def _wide_row(field: QLineEdit, button: QPushButton):
+    """A text field that takes the row's width, and its button."""
+    layout = row(field, button, stretch_last=True)
+    layout.setStretch(0, 1)
+    return layout
+
+
 class ServerSettingsPane(QWidget):
     changed = Signal(dict)  # AppSettings field -> new value
 
@@ -63,18 +70,16 @@ class ServerSettingsPane(QWidget):
         self.port.setToolTip("Other programs connect to this port on 127.0.0.1")
         form.addRow(label("Port", name="FieldLabel"), row(self.port, hint(SERVER_HOST)))
         self.key = QLineEdit(settings.server_api_key, readOnly=True)
-        self.key.setFont(monospace_font())
+        self.key.setFont(monospace_font(10))
         self.key.setPlaceholderText("made when the server is first enabled")
         self.copy_key = QPushButton("Copy")
         self.copy_key.clicked.connect(lambda: self._copy(self.key.text()))
-        form.addRow(
-            label("API key", name="FieldLabel"), row(self.key, self.copy_key, stretch_last=False)
-        )
+        form.addRow(label("API key", name="FieldLabel"), _wide_row(self.key, self.copy_key))
         self.curl = QLineEdit(readOnly=True)
-        self.curl.setFont(monospace_font())
+        self.curl.setFont(monospace_font(10))
         self.copy_curl = QPushButton("Copy")
         self.copy_curl.clicked.connect(lambda: self._copy(self.curl.text()))
-        form.addRow(label("Try it", name="FieldLabel"), row(self.curl, self.copy_curl))
+        form.addRow(label("Try it", name="FieldLabel"), _wide_row(self.curl, self.copy_curl))
         self.origins = QLineEdit(", ".join(settings.server_cors_origins))
         self.origins.setPlaceholderText("none (web pages cannot call the server)")
         self.origins.setToolTip("Web origins allowed to call the server, comma-separated")
@@ -110,6 +115,7 @@ class ServerSettingsPane(QWidget):
         self.curl.setText(
             curl_line(self.port.value(), self.key.text(), self._model) if has_key else ""
         )
+        self.curl.setCursorPosition(0)
 
     def _on_enabled(self, enabled: bool) -> None:
         changes: dict[str, object] = {"server_enabled": enabled}
