@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import queue
-import secrets
 import signal
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from engine.messages import EngineError, Event, LoadModel, ModelLoaded, ServerState, StartServer
 from engine.runtime import COMPUTE_UNITS
+from engine.server_host import generate_api_key
 
 API_KEY_VARIABLE = "COREML_CHAT_API_KEY"
 LOAD_TIMEOUT_SECONDS = 1800.0
@@ -37,10 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def generate_api_key() -> str:
-    return "cmc-" + secrets.token_urlsafe(24)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -57,7 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     from engine.worker import EngineWorker  # numpy and the runtime
 
     events: queue.Queue[Event] = queue.Queue()
-    worker = EngineWorker(events.put)
+    serving = threading.Event()
+
+    def on_event(event: Event) -> None:
+        if not serving.is_set():  # once serving, ServerState per request: nobody reads them
+            events.put(event)
+
+    worker = EngineWorker(on_event)
     try:
         worker.submit(LoadModel(1, str(args.model), args.compute_units))
         loaded = events.get(timeout=LOAD_TIMEOUT_SECONDS)
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(state, ServerState) or not state.running:
             print(f"error: {getattr(state, 'message', state)}", file=sys.stderr)
             return 1
+        serving.set()
         print(f"model: {loaded.info.name} ({loaded.info.runtime_name} runtime)", flush=True)
         print(f"serving: {state.url}", flush=True)
         if generated:
