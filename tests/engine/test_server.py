@@ -210,3 +210,17 @@ def test_served_requests_are_counted_and_stop_says_so(smollm2_int4_dir):
             raw_request(f"{running.url}/models")
     finally:
         running.worker.close()
+
+
+def test_serve_cli_without_a_model_says_so(tmp_path):
+    from engine.serve_cli import main
+
+    assert main([str(tmp_path / "missing"), "--port", "0", "--api-key", "k"]) == 1
+
+
+def test_serve_cli_refuses_a_bad_port(capsys):
+    from engine.serve_cli import main
+
+    with pytest.raises(SystemExit):
+        main(["model", "--port", "70000"])
+    assert "--port must be between 0 and 65535" in capsys.readouterr().err
