@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -37,6 +38,11 @@ logger = logging.getLogger(__name__)
 SERVER_REQUEST_IDS = 1 << 48  # the app counts from 1; the server's ids start here
 START_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 5.0
+
+
+def generate_api_key() -> str:
+    """A new bearer key (192 random bits), for the app's first enable and the headless server."""
+    return "cmc-" + secrets.token_urlsafe(24)
 
 
 def is_server_request(request_id: object) -> bool:

@@ -57,6 +57,10 @@ STATE_MEMORY_BUDGET = 600 * 1024 * 1024
 # conversation id can take, at most this many, so HTTP clients do not evict the window's states.
 ANONYMOUS_PREFIX = "\x00anonymous-"
 MAX_ANONYMOUS_STATES = 2
+# A request takes a kept anonymous state only when it shares at least this fraction of it (as
+# llama.cpp's slot-prompt-similarity): another chat that only shares the system prompt gets a
+# state of its own instead of rewinding one that a growing chat will come back to.
+PREFIX_REUSE_FRACTION = 0.5
 _STOP = object()
 
 
@@ -273,14 +277,14 @@ class EngineWorker:
 
     def _anonymous_key(self, session: ChatSession, request: Generate) -> str:
         """The kept anonymous state with the longest common token prefix (a new one when none
-        shares a token, the least recently used one when there are enough)."""
+        shares enough of its tokens, the least recently used one when there are enough)."""
         try:
             tokens = session.plan(request.messages, request.config).tokens
         except ContextFullError:
             tokens = []  # stream_generate reports it
         anonymous = {k: v for k, v in self._caches.items() if k.startswith(ANONYMOUS_PREFIX)}
-        key, _ = longest_prefix_key(anonymous, tokens)
-        if key is not None:
+        key, shared = longest_prefix_key(anonymous, tokens)
+        if key is not None and shared >= anonymous[key].length * PREFIX_REUSE_FRACTION:
             return key
         if len(anonymous) >= MAX_ANONYMOUS_STATES:
             return next(iter(anonymous))  # least recently used first

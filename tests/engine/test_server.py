@@ -143,6 +143,10 @@ def test_a_growing_chat_is_served_from_the_kv_cache(served):
     first = client.chat.completions.create(
         model=served.model, messages=messages, max_tokens=12, temperature=0
     )
+    # Another client's chat in between: it gets a state of its own, the first one is kept.
+    client.chat.completions.create(
+        model=served.model, messages=ask("Write one word about cats."), max_tokens=3
+    )
     messages += [
         {"role": "assistant", "content": first.choices[0].message.content},
         {"role": "user", "content": "And the sun?"},
