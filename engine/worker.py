@@ -148,7 +148,8 @@ class EngineWorker:
     def close(self, timeout: float = 10.0) -> None:
         """Stop the running generation and the thread (queued requests are dropped)."""
         self.cancel()
-        self._control_server(StopServer())
+        if self._server is not None:
+            self._control_server(StopServer())
         self._requests.put(_STOP)
         self._thread.join(timeout)
 
