@@ -75,6 +75,7 @@ class EngineBridge(QObject):
         self._ids = itertools.count(1)
         self.model_info: ModelInfo | None = None
         self.loading_request: int | None = None
+        self._serving = False  # a StartServer was sent and not stopped since
         self._eventArrived.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
     @property
@@ -130,13 +131,16 @@ class EngineBridge(QObject):
         """Start (or restart) the engine's OpenAI-compatible server on 127.0.0.1, or stop it."""
         if enabled and api_key:
             self.worker.submit(StartServer("127.0.0.1", port, api_key, cors_origins))
-        elif self._worker is not None:
+            self._serving = True
+        elif self._serving and self._worker is not None:
             self._worker.submit(StopServer())
+            self._serving = False
 
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+            self._serving = False
 
     # --- events (delivered on the GUI thread) ------------------------------------------------
 
