@@ -85,3 +85,24 @@ def test_the_status_line_shows_the_server_and_its_requests(qtbot) -> None:
     assert line.server_label.text() == "API on :8080 · 3 requests"
     line.set_server_state(ServerState(False, "", 0))
     assert not line.server_label.isVisible()
+
+
+def test_the_bridge_starts_and_stops_the_engines_server(qtbot) -> None:
+    import socket
+
+    from app.engine_bridge import EngineBridge
+
+    with socket.socket() as probe:  # a free port (the settings allow 1024..65535, not 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bridge = EngineBridge()
+    try:
+        with qtbot.waitSignal(bridge.serverStateChanged, timeout=30_000) as started:
+            bridge.set_server(enabled=True, port=port, api_key="k")
+        assert started.args[0].running
+        assert started.args[0].url == f"http://127.0.0.1:{port}/v1"
+        with qtbot.waitSignal(bridge.serverStateChanged, timeout=30_000) as stopped:
+            bridge.set_server(enabled=False, port=port, api_key="k")
+        assert not stopped.args[0].running
+    finally:
+        bridge.close()
