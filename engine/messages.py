@@ -99,7 +99,8 @@ class Generate:
 
     The worker keeps one kv-cache state per ``conversation_id`` and feeds only what is new: a
     regenerate or an edit is the same request with a shorter or changed ``messages``, and the
-    cache is rewound to the longest common prefix.
+    cache is rewound to the longest common prefix. An empty ``conversation_id`` (the HTTP server's
+    requests) takes the kept anonymous state with the longest common token prefix instead.
     """
 
     request_id: int
@@ -120,7 +121,26 @@ class ForgetConversation:
     conversation_id: str
 
 
-Request = LoadModel | Generate | Cancel | ForgetConversation
+@dataclass(frozen=True)
+class StartServer:
+    """Serve the loaded model over OpenAI's HTTP API (handled at once, not queued).
+
+    A running server is restarted with the new settings. Every HTTP request needs
+    ``Authorization: Bearer <api_key>``; ``cors_origins`` empty: no CORS headers at all.
+    """
+
+    host: str
+    port: int
+    api_key: str
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StopServer:
+    """Stop the HTTP server (its running requests are cancelled). Handled at once."""
+
+
+Request = LoadModel | Generate | Cancel | ForgetConversation | StartServer | StopServer
 
 
 # Events -----------------------------------------------------------------------------------------
@@ -198,6 +218,25 @@ class EngineError:
     message: str
 
 
+@dataclass(frozen=True)
+class ServerState:
+    """The HTTP server started, stopped, failed to start, or served one more request.
+
+    ``message`` says why when it is not running after a ``StartServer`` (a port in use, ...).
+    """
+
+    running: bool
+    url: str
+    requests_served: int
+    message: str = ""
+
+
 Event = (
-    ModelLoaded | PrefillProgress | TokenText | ContextTrimmed | GenerationFinished | EngineError
+    ModelLoaded
+    | PrefillProgress
+    | TokenText
+    | ContextTrimmed
+    | GenerationFinished
+    | EngineError
+    | ServerState
 )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,31 @@ def _token_text(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("content", ""))
     return value if isinstance(value, str) else ""
+
+
+def _align(parts: list[tuple[str, bool]], plain: str) -> list[tuple[str, bool]]:
+    """The parts as the template renders them without markers: a template that trims a message
+    (``message.content | trim``) trims the marked text inside the markers only, so each person's
+    part is matched against the plain rendering, trimmed the way that makes the rest line up.
+    When nothing lines up the marked parts are kept (the same text but for that whitespace)."""
+    aligned: list[tuple[str, bool]] = []
+    cursor = 0
+    for index, (text, written) in enumerate(parts):
+        following = parts[index + 1][0] if index + 1 < len(parts) else None
+        options = (text, text.strip(), text.lstrip(), text.rstrip()) if written else (text,)
+        for option in options:
+            end = cursor + len(option)
+            if plain.startswith(option, cursor) and (
+                following is None
+                or plain.startswith(following, end)
+                or (parts[index + 1][1] and plain.startswith(following.strip()[:1], end))
+            ):
+                aligned.append((option, written))
+                cursor = end
+                break
+        else:
+            return parts
+    return aligned if cursor == len(plain) else parts
 
 
 @dataclass
@@ -101,6 +129,35 @@ class ChatTokenizer:
             special_tokens=self.special_tokens,
         )
 
+    def render_parts(
+        self, messages: list[ChatMessage], *, add_generation_prompt: bool = True
+    ) -> list[tuple[str, bool]]:
+        """The rendered conversation as (text, written by a person) parts, in order.
+
+        Each message's content is rendered between two random markers, so what the template wrote
+        (its markup, which may hold control tokens) and what a user or client wrote (text only)
+        can be told apart afterwards; the markers are then removed.
+        """
+        nonce = secrets.token_hex(8)
+        opening, closing = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue003"
+        marked = [ChatMessage(m.role, f"{opening}{m.content}{closing}") for m in messages]
+        rendered = self.render(marked, add_generation_prompt=add_generation_prompt)
+        parts: list[tuple[str, bool]] = []
+        pattern = re.compile(f"{re.escape(opening)}(.*?){re.escape(closing)}", re.DOTALL)
+        position = 0
+        for match in pattern.finditer(rendered):
+            parts.append((rendered[position : match.start()], False))
+            parts.append((match.group(1), True))
+            position = match.end()
+        parts.append((rendered[position:], False))
+        # A template that cut a marker off (slicing a message) leaves strays: plain markup then.
+        parts = [
+            (text.replace(opening, "").replace(closing, ""), written)
+            for text, written in parts
+            if text
+        ]
+        return _align(parts, self.render(messages, add_generation_prompt=add_generation_prompt))
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` as transformers' apply_chat_template makes them (no extra specials)."""
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
@@ -108,7 +165,80 @@ class ChatTokenizer:
     def encode_chat(
         self, messages: list[ChatMessage], *, add_generation_prompt: bool = True
     ) -> list[int]:
-        return self.encode(self.render(messages, add_generation_prompt=add_generation_prompt))
+        """The conversation's ids; control tokens come only from the template's own markup.
+
+        When no message holds the text of a special token (``[INST]``, ``</s>``,
+        ``<|im_start|>``), that is simply the rendered text encoded; otherwise the text is
+        encoded the way ``tokenizers`` does it (split at the special tokens, each run of text
+        between them normalized and pre-tokenized on its own), except that special tokens are
+        looked for only in the markup: a person's text is encoded as text.
+        """
+        parts = self.render_parts(messages, add_generation_prompt=add_generation_prompt)
+        specials = self._special_pattern
+        if specials is None or not any(written and specials.search(t) for t, written in parts):
+            return self.encode("".join(text for text, _ in parts))
+        return self._encode_parts(parts, specials)
+
+    @cached_property
+    def _special_pattern(self) -> re.Pattern[str] | None:
+        texts = sorted(
+            {t.content for t in self.tokenizer.get_added_tokens_decoder().values() if t.special},
+            key=len,
+            reverse=True,
+        )
+        return re.compile("|".join(re.escape(t) for t in texts if t)) if texts else None
+
+    @cached_property
+    def _literal_tokenizers(self) -> tuple[Any, Any]:
+        """Copies that never parse special tokens: (for text at the start, for text after it).
+
+        A Metaspace pre-tokenizer with ``prepend_scheme: first`` adds its "▁" only to the text
+        at offset 0; the second copy never adds it, as text after a special token gets none.
+        """
+        from tokenizers import Tokenizer
+
+        description = json.loads(self.tokenizer.to_str())
+        first = Tokenizer.from_str(json.dumps(description))
+        stack = [description.get("pre_tokenizer")]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if node.get("type") == "Metaspace" and node.get("prepend_scheme") == "first":
+                    node["prepend_scheme"] = "never"
+                stack.extend(node.get("pretokenizers") or [])
+        rest = Tokenizer.from_str(json.dumps(description))
+        for copy in (first, rest):
+            copy.encode_special_tokens = True
+        return first, rest
+
+    def _encode_parts(self, parts: list[tuple[str, bool]], specials: re.Pattern[str]) -> list[int]:
+        ids: list[int] = []
+        run: list[str] = []
+        at_start = True
+
+        def flush() -> None:
+            nonlocal at_start
+            text = "".join(run)
+            run.clear()
+            if text:
+                first, rest = self._literal_tokenizers
+                encoder = first if at_start else rest
+                ids.extend(encoder.encode(text, add_special_tokens=False).ids)
+            at_start = False
+
+        for text, written in parts:
+            if written:
+                run.append(text)
+                continue
+            position = 0
+            for match in specials.finditer(text):
+                run.append(text[position : match.start()])
+                flush()
+                ids.append(self.tokenizer.token_to_id(match.group(0)))
+                position = match.end()
+            run.append(text[position:])
+        flush()
+        return ids
 
     def decode(self, ids: list[int], *, skip_special_tokens: bool = True) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)

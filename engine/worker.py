@@ -35,11 +35,15 @@ from engine.messages import (
     ModelLoaded,
     PrefillProgress,
     Request,
+    ServerState,
+    StartServer,
+    StopServer,
     TokenText,
 )
 from engine.model_package import Model, ModelLoadError, find_package
 from engine.runtime import load_model, open_chat
-from engine.session import ChatSession, ConversationCache
+from engine.server_host import ServerHost, is_server_request
+from engine.session import ChatSession, ContextFullError, ConversationCache, longest_prefix_key
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,14 @@ logger = logging.getLogger(__name__)
 # conversation is prefilled again when it comes back.
 MAX_CONVERSATION_STATES = 4
 STATE_MEMORY_BUDGET = 600 * 1024 * 1024
+# States of requests without a conversation id (the HTTP server's): kept under keys no app
+# conversation id can take, at most this many, so HTTP clients do not evict the window's states.
+ANONYMOUS_PREFIX = "\x00anonymous-"
+MAX_ANONYMOUS_STATES = 2
+# A request takes a kept anonymous state only when it shares at least this fraction of it (as
+# llama.cpp's slot-prompt-similarity): another chat that only shares the system prompt gets a
+# state of its own instead of rewinding one that a growing chat will come back to.
+PREFIX_REUSE_FRACTION = 0.5
 _STOP = object()
 
 
@@ -77,6 +89,9 @@ class EngineWorker:
     A ``LoadModel`` ends with ``ModelLoaded`` or ``EngineError``. ``Cancel`` (or ``cancel()``) is handled at once, not queued: the running
     generation stops between two tokens and finishes with ``finish_reason="cancelled"``; a
     cancelled request still in the queue finishes that way without running.
+    ``StartServer``/``StopServer`` are handled at once too: the HTTP server's requests join the
+    same queue (their ids come from the server's own range) and their events go to the server,
+    not to ``on_event``, which gets a ``ServerState`` when the server starts, stops or serves.
     """
 
     def __init__(
@@ -102,6 +117,9 @@ class EngineWorker:
         self._session: ChatSession | None = None
         self._info: ModelInfo | None = None
         self._caches: OrderedDict[str, ConversationCache] = OrderedDict()
+        self._anonymous_made = 0
+        self._emit_lock = threading.Lock()  # events come from the worker and the server threads
+        self._server: ServerHost | None = None
         self._thread = threading.Thread(target=self._run, name="coreml-chat-engine", daemon=True)
         self._thread.start()
 
@@ -110,6 +128,9 @@ class EngineWorker:
     def submit(self, request: Request) -> None:
         if isinstance(request, Cancel):
             self.cancel(request.request_id)
+            return
+        if isinstance(request, StartServer | StopServer):
+            self._control_server(request)
             return
         with self._lock:
             self._sequence += 1
@@ -135,6 +156,8 @@ class EngineWorker:
     def close(self, timeout: float = 10.0) -> None:
         """Stop the running generation and the thread (queued requests are dropped)."""
         self.cancel()
+        if self._server is not None:
+            self._control_server(StopServer())
         self._requests.put(_STOP)
         self._thread.join(timeout)
 
@@ -142,11 +165,36 @@ class EngineWorker:
     def model_info(self) -> ModelInfo | None:
         return self._info
 
+    def _control_server(self, request: StartServer | StopServer) -> None:
+        """Start (or restart) or stop the HTTP server on the caller's thread: not queued behind a
+        generation. Starlette and uvicorn are imported only here, when a server starts."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if isinstance(request, StopServer):
+            self._emit(ServerState(False, "", 0))
+            return
+        host = ServerHost(self, request, on_state=self._emit)
+        try:
+            host.start()
+        except OSError as error:
+            self._emit(ServerState(False, "", 0, f"the server could not start: {error}"))
+            return
+        self._server = host
+
     # --- the worker thread ---------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
+        request_id = getattr(event, "request_id", None)
+        server = self._server
         try:
-            self._on_event(event)
+            if server is not None and is_server_request(request_id):
+                server.on_event(event)
+                return
+            if is_server_request(request_id):
+                return  # the server stopped: nobody waits for its request's events
+            with self._emit_lock:
+                self._on_event(event)
         except Exception:  # the receiver's bug must not kill the engine
             logger.exception("on_event raised for %s", type(event).__name__)
 
@@ -235,6 +283,22 @@ class EngineWorker:
         )
         self._emit(ModelLoaded(request.request_id, self._info, time.perf_counter() - started))
 
+    def _anonymous_key(self, session: ChatSession, request: Generate) -> str:
+        """The kept anonymous state with the longest common token prefix (a new one when none
+        shares enough of its tokens, the least recently used one when there are enough)."""
+        try:
+            tokens = session.plan(request.messages, request.config).tokens
+        except ContextFullError:
+            tokens = []  # stream_generate reports it
+        anonymous = {k: v for k, v in self._caches.items() if k.startswith(ANONYMOUS_PREFIX)}
+        key, shared = longest_prefix_key(anonymous, tokens)
+        if key is not None and shared >= anonymous[key].length * PREFIX_REUSE_FRACTION:
+            return key
+        if len(anonymous) >= MAX_ANONYMOUS_STATES:
+            return next(iter(anonymous))  # least recently used first
+        self._anonymous_made += 1
+        return f"{ANONYMOUS_PREFIX}{self._anonymous_made}"
+
     def _cache_for(self, session: ChatSession, conversation_id: str) -> ConversationCache:
         cache = self._caches.pop(conversation_id, None) or session.new_cache()
         self._caches[conversation_id] = cache  # most recently used last
@@ -249,7 +313,8 @@ class EngineWorker:
             self._emit(EngineError(request.request_id, "no model is loaded: open one in Settings"))
             return
         session = self._session
-        cache = self._cache_for(session, request.conversation_id)
+        key = request.conversation_id or self._anonymous_key(session, request)
+        cache = self._cache_for(session, key)
 
         def on_prefill(done: int, total: int) -> None:
             self._emit(PrefillProgress(request.request_id, done, total))

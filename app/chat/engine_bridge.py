@@ -29,6 +29,9 @@ from engine.messages import (
     ModelLoaded,
     PrefillProgress,
     Request,
+    ServerState,
+    StartServer,
+    StopServer,
     TokenText,
 )
 
@@ -64,6 +67,7 @@ class EngineBridge(QObject):
     contextTrimmed = Signal(object)  # ContextTrimmed
     generationFinished = Signal(object)  # GenerationFinished
     engineError = Signal(object)  # EngineError
+    serverStateChanged = Signal(object)  # ServerState
     _eventArrived = Signal(object)
 
     def __init__(self, worker_factory: WorkerFactory | None = None, parent: Any = None) -> None:
@@ -74,6 +78,7 @@ class EngineBridge(QObject):
         self._ids = itertools.count(1)
         self.model_info: ModelInfo | None = None
         self.loading_request: int | None = None
+        self._serving = False  # a StartServer was sent and not stopped since
         self._eventArrived.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
     @property
@@ -123,11 +128,23 @@ class EngineBridge(QObject):
         if self._worker is not None:
             self._worker.submit(ForgetConversation(conversation_id))
 
+    def set_server(
+        self, *, enabled: bool, port: int, api_key: str, cors_origins: tuple[str, ...] = ()
+    ) -> None:
+        """Start (or restart) the engine's OpenAI-compatible server on 127.0.0.1, or stop it."""
+        if enabled and api_key:
+            self.worker.submit(StartServer("127.0.0.1", port, api_key, cors_origins))
+            self._serving = True
+        elif self._serving and self._worker is not None:
+            self._worker.submit(StopServer())
+            self._serving = False
+
     def close(self) -> None:
         """Unload: the engine (its process) ends and every byte of the model goes back."""
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+        self._serving = False
         self.model_info = None
         self.loading_request = None
 
@@ -148,6 +165,8 @@ class EngineBridge(QObject):
             if self.loading_request == event.request_id:
                 self.loading_request = None
             self.modelLoaded.emit(event)
+        elif isinstance(event, ServerState):
+            self.serverStateChanged.emit(event)
         elif isinstance(event, EngineError):
             if event.request_id is not None and event.request_id == self.loading_request:
                 self.loading_request = None

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 from app.chat.chat_controller import LiveStats
-from engine.messages import ModelInfo
+from engine.messages import ModelInfo, ServerState
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class StatusLine(QWidget):
         self.notice_label = QLabel(objectName="noticePill")
         self.notice_label.setTextFormat(Qt.TextFormat.PlainText)  # notices quote engine messages
         self.notice_label.hide()
+        self.server_label = QLabel(objectName="statusText")
+        self.server_label.hide()
         self.context_label = QLabel(objectName="statusText")
         self.gauge = QProgressBar(objectName="contextGauge")
         self.gauge.setTextVisible(False)
@@ -63,6 +65,7 @@ class StatusLine(QWidget):
         layout.addWidget(self.stats_label)
         layout.addWidget(self.notice_label)
         layout.addStretch(1)
+        layout.addWidget(self.server_label)
         layout.addWidget(self.context_label)
         layout.addWidget(self.gauge)
 
@@ -86,6 +89,14 @@ class StatusLine(QWidget):
     def set_model(self, info: ModelInfo | None, *, loading: str = "") -> None:
         if loading:
             self.stats_label.setText(loading)
+
+    def set_server_state(self, state: ServerState) -> None:
+        """'API on :8080 · 3 requests' while the OpenAI-compatible server runs."""
+        port = state.url.rsplit(":", 1)[-1].split("/", 1)[0] if state.url else ""
+        served = f"{state.requests_served} request{'s' if state.requests_served != 1 else ''}"
+        self.server_label.setText(f"API on :{port} · {served}")
+        self.server_label.setToolTip(state.url or state.message)
+        self.server_label.setVisible(state.running)
 
     def show_notice(self, text: str) -> None:
         self.notice_label.setText(text)

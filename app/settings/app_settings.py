@@ -29,6 +29,7 @@ SETTINGS_FILE_NAME = "settings.json"
 SETTINGS_VERSION = 1
 CONTEXT_POLICIES: tuple[str, ...] = get_args(ContextPolicy)
 DEFAULT_COMPUTE_UNITS = "cpu_and_gpu"
+DEFAULT_SERVER_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class AppSettings:
     model_path: str = ""  # the last loaded model folder (or .mlpackage)
     hf_token: str = ""
     converter_output_dir: str = field(default_factory=_default_converter_output_dir)
+    # The engine's OpenAI-compatible server on 127.0.0.1 (the key is made on first enable).
+    server_enabled: bool = False
+    server_port: int = DEFAULT_SERVER_PORT
+    server_api_key: str = ""
+    server_cors_origins: tuple[str, ...] = ()
 
 
 def settings_path() -> Path:
@@ -95,6 +101,10 @@ def settings_to_dict(settings: AppSettings) -> dict[str, Any]:
         "model_path": settings.model_path,
         "hf_token": settings.hf_token,
         "converter_output_dir": settings.converter_output_dir,
+        "server_enabled": settings.server_enabled,
+        "server_port": settings.server_port,
+        "server_api_key": settings.server_api_key,
+        "server_cors_origins": list(settings.server_cors_origins),
     }
 
 
@@ -171,12 +181,33 @@ _GENERATION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "context_policy": _check_choice(CONTEXT_POLICIES),
 }
 
+
+def _check_bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"expected true or false, found {value!r}"
+
+
+def _check_port(value: Any) -> str | None:
+    if not _is_int(value) or not 1024 <= value <= 65535:
+        return f"expected a port 1024..65535, found {value!r}"
+    return None
+
+
+def _check_origins(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+        return f"expected a list of origins such as 'http://localhost:3000', found {value!r}"
+    return None
+
+
 _TOP_LEVEL_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "system_prompt": _check_str,
     "compute_units": _check_choice(COMPUTE_UNITS),
     "model_path": _check_str,
     "hf_token": _check_str,
     "converter_output_dir": _check_str,
+    "server_enabled": _check_bool,
+    "server_port": _check_port,
+    "server_api_key": _check_str,
+    "server_cors_origins": _check_origins,
 }
 
 
@@ -244,7 +275,7 @@ def settings_from_dict(data: Any, *, source: Path | None = None) -> AppSettings:
         if problem:
             logger.warning("%s: %s: %s; using the default", where, name, problem)
             continue
-        values[name] = data[name]
+        values[name] = tuple(data[name]) if name == "server_cors_origins" else data[name]
     if "generation" in data:
         values["generation"] = _generation_from_dict(data["generation"], where)
     known = {f.name for f in fields(AppSettings)} | {"version"}

@@ -38,7 +38,7 @@ from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore
 from app.shell.background import BackgroundCall
 from app.shell.welcome_view import WelcomeView
-from engine.messages import EngineError, ModelLoaded
+from engine.messages import EngineError, ModelLoaded, ServerState
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +218,7 @@ class MainWindow(QMainWindow):
         self.welcome.convertRequested.connect(lambda: self.open_settings("converter"))
         self.bridge.modelLoaded.connect(self._on_model_loaded)
         self.bridge.engineError.connect(self._on_engine_error)
+        self.bridge.serverStateChanged.connect(self._on_server_state)
         self.settings_store.changed.connect(self._on_settings_changed)
         self.settings_store.saveFailed.connect(self.banner.show_message)
 
@@ -318,6 +319,7 @@ class MainWindow(QMainWindow):
             "How can I help?", f"{info.name} runs on this computer: nothing leaves it."
         )
         self.status_line.set_model(info, loading=f"{info.name} ready ({event.seconds:.1f} s)")
+        self._apply_server_settings()
         if self.settings_dialog is not None:
             self.settings_dialog.set_model_info(info)
         self._update_model_state()
@@ -405,9 +407,27 @@ class MainWindow(QMainWindow):
         units_changed = settings.compute_units != previous.compute_units
         if settings.hf_token != previous.hf_token:
             self.bridge.replace_worker_factory(default_worker_factory(hf_token=settings.hf_token))
+        if _server_fields(settings) != _server_fields(previous):
+            self._apply_server_settings()
         info = self.bridge.model_info
         if units_changed and info is not None and not self.controller.busy:
             self.load_model(info.path)
+
+    def _apply_server_settings(self) -> None:
+        s = self.settings
+        self.bridge.set_server(
+            enabled=s.server_enabled and self.bridge.model_info is not None,
+            port=s.server_port,
+            api_key=s.server_api_key,
+            cors_origins=s.server_cors_origins,
+        )
+
+    def _on_server_state(self, state: ServerState) -> None:
+        self.status_line.set_server_state(state)
+        if self.settings_dialog is not None:
+            self.settings_dialog.server_pane.set_state(state)
+        if state.message:
+            self.status_line.show_notice(state.message)
 
     # --- closing -----------------------------------------------------------------------------
 
@@ -418,3 +438,12 @@ class MainWindow(QMainWindow):
         self.bridge.close()
         self.store.close()
         super().closeEvent(event)
+
+
+def _server_fields(settings: AppSettings) -> tuple:
+    return (
+        settings.server_enabled,
+        settings.server_port,
+        settings.server_api_key,
+        settings.server_cors_origins,
+    )

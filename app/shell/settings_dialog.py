@@ -26,17 +26,19 @@ from app.conversion.converter_pane import ConverterPane
 from app.models.model_pane import ModelPane
 from app.settings.app_settings import AppSettings
 from app.settings.generation_pane import GenerationPane
+from app.settings.server_pane import ServerSettingsPane
 from app.settings.settings_store import SettingsStore
 from app.ui.pane_widgets import STYLE_SHEET, hint, scrolling
 from engine.messages import ModelInfo
 
 logger = logging.getLogger(__name__)
 
-TabName = Literal["model", "generation", "converter"]
+TabName = Literal["model", "generation", "converter", "server"]
 TABS: tuple[tuple[TabName, str], ...] = (
     ("model", "Model"),
     ("generation", "Generation"),
     ("converter", "Converter"),
+    ("server", "Server"),
 )
 
 
@@ -70,6 +72,8 @@ class SettingsDialog(QDialog):
             token_source=self.model_pane.token,
             executable=converter_executable,
         )
+        self.server_pane = ServerSettingsPane(settings)
+        self.server_pane.changed.connect(lambda changes: self._update(**changes))
         self.pages = QStackedWidget()
         self.segment_group = QButtonGroup(self)
         self.segment_group.setExclusive(True)
@@ -88,7 +92,7 @@ class SettingsDialog(QDialog):
             self.segment_group.addButton(button, index)
             segments.addWidget(button)
         segments.addStretch(1)
-        for page in (self.model_pane, self.generation_pane, self.converter_pane):
+        for page in (self.model_pane, self.generation_pane, self.converter_pane, self.server_pane):
             self.pages.addWidget(scrolling(page))
         self.segment_group.idClicked.connect(self.pages.setCurrentIndex)
 
@@ -132,6 +136,7 @@ class SettingsDialog(QDialog):
 
     def set_model_info(self, info: ModelInfo | None) -> None:
         self.model_pane.set_model_info(info)
+        self.server_pane.set_model_name(info.name if info is not None else "")
 
     def prefill_converter(self, source: str, output_dir: str) -> None:
         self.converter_pane.prefill(source, output_dir)

@@ -1,0 +1,165 @@
+"""A 10-turn chat through the official ``openai`` client against ``coreml-chat-serve``.
+
+Goals: tokens fed ÷ new tokens ≤ 1.1 (the client resends the whole history every turn, as every
+OpenAI client does; the server matches it to the kept kv-cache state), and the HTTP path adds at
+most 0.5 ms per token over the in-process path (the same chat through ``EngineWorker`` directly,
+as the window uses it). Per token = (last token's arrival - first token's arrival) ÷ (tokens - 1)
+per turn, median over the turns; greedy, so both paths produce the same tokens.
+Runs on the demo model (SmolLM2-135M-Instruct int4); prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench runs files
+
+from benchmarks._models import REPO, demo_model_folder
+from benchmarks.chat_feed_ratio import QUESTIONS
+from engine.messages import (
+    ChatMessage,
+    Generate,
+    GenerationConfig,
+    GenerationFinished,
+    LoadModel,
+    ModelLoaded,
+    TokenText,
+)
+
+MAX_TOKENS = 24
+API_KEY = "bench-server-reuse"
+
+
+def _start_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "engine.serve_cli", str(folder), "--port", "0"]
+    environment = {**os.environ, "COREML_CHAT_API_KEY": API_KEY, "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment
+    )
+    assert server.stdout is not None
+    for line in server.stdout:
+        if line.startswith("serving: "):
+            return server, line.split(" ", 1)[1].strip()
+    server.wait()
+    raise RuntimeError(f"coreml-chat-serve exited ({server.returncode}) before serving")
+
+
+def _per_token(first: float | None, last: float, tokens: int) -> float | None:
+    if first is None or tokens < 2:
+        return None
+    return (last - first) / (tokens - 1)
+
+
+def http_chat(url: str, model: str) -> dict:
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key=API_KEY, max_retries=0)
+    messages: list[dict] = []
+    fed = new = previous_prompt = 0
+    per_token: list[float] = []
+    for question in QUESTIONS:
+        messages.append({"role": "user", "content": question})
+        pieces, first, usage = [], None, None
+        stream = client.chat.completions.create(
+            model=model,
+            messages=messages,
+            max_tokens=MAX_TOKENS,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        last = time.perf_counter()
+        for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if chunk.choices and chunk.choices[0].delta.content:
+                last = time.perf_counter()
+                first = first or last
+                pieces.append(chunk.choices[0].delta.content)
+        if usage is None:
+            raise RuntimeError("the stream ended without usage")
+        cached = usage.prompt_tokens_details.cached_tokens
+        fed += usage.prompt_tokens - cached + usage.completion_tokens
+        new += (usage.prompt_tokens - previous_prompt) + usage.completion_tokens
+        previous_prompt = usage.prompt_tokens + usage.completion_tokens
+        value = _per_token(first, last, usage.completion_tokens)
+        if value is not None:
+            per_token.append(value)
+        messages.append({"role": "assistant", "content": "".join(pieces)})
+    return {"fed": fed, "new": new, "per_token": per_token}
+
+
+def in_process_chat(folder: Path) -> list[float]:
+    from engine.worker import EngineWorker
+
+    events: queue.Queue = queue.Queue()
+    worker = EngineWorker(events.put)
+    try:
+        worker.submit(LoadModel(1, str(folder)))
+        if not isinstance(events.get(timeout=1800), ModelLoaded):
+            raise RuntimeError("the model did not load in-process")
+        config = GenerationConfig(temperature=0.0, max_new_tokens=MAX_TOKENS, context_policy="stop")
+        messages: list[ChatMessage] = []
+        per_token: list[float] = []
+        for index, question in enumerate(QUESTIONS):
+            messages.append(ChatMessage("user", question))
+            worker.submit(Generate(100 + index, "bench", tuple(messages), config))
+            first, last = None, time.perf_counter()
+            while True:
+                event = events.get(timeout=600)
+                if isinstance(event, TokenText) and event.text:
+                    last = time.perf_counter()
+                    first = first or last
+                if isinstance(event, GenerationFinished):
+                    break
+            value = _per_token(first, last, event.stats.generated_tokens)
+            if value is not None:
+                per_token.append(value)
+            messages.append(ChatMessage("assistant", event.text))
+        return per_token
+    finally:
+        worker.close()
+
+
+def main() -> int:
+    folder = demo_model_folder()
+    from engine.model_package import find_package
+
+    model = find_package(folder).stem
+    server, url = _start_server(folder)
+    try:
+        http = http_chat(url, model)
+    finally:
+        server.terminate()
+        server.wait(30)
+    in_process = in_process_chat(folder)
+    http_ms = statistics.median(http["per_token"]) * 1000
+    in_process_ms = statistics.median(in_process) * 1000
+    print(
+        json.dumps(
+            {
+                "benchmark": "server_reuse",
+                "turns": len(QUESTIONS),
+                "tokens_fed": http["fed"],
+                "new_tokens": http["new"],
+                "fed_over_new": round(http["fed"] / http["new"], 3),
+                "goal_fed_over_new": 1.1,
+                "http_ms_per_token": round(http_ms, 3),
+                "in_process_ms_per_token": round(in_process_ms, 3),
+                "added_ms_per_token": round(http_ms - in_process_ms, 3),
+                "goal_added_ms_per_token": 0.5,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

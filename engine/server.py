@@ -1,0 +1,336 @@
+"""The OpenAI-compatible HTTP API as a Starlette app (run by ``engine.server_host``).
+
+``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/completions``, streamed as
+server-sent events (ending with ``data: [DONE]``) or answered whole. Every request needs
+``Authorization: Bearer <key>`` (compared in constant time); every failure is OpenAI's error
+object with its status code, and the server keeps serving. The HTTP parsing is uvicorn's; this
+module maps requests to the engine's ``Generate`` and its events back to OpenAI's shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from engine.messages import (
+    EngineError,
+    FinishReason,
+    GenerationFinished,
+    GenerationStats,
+    ModelInfo,
+    TokenText,
+)
+from engine.server_host import RequestStream, ServerHost
+from engine.server_requests import (
+    ApiError,
+    ParsedRequest,
+    parse_chat_request,
+    parse_completion_request,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+DRAIN_LIMIT_BYTES = 4 * MAX_BODY_BYTES  # an oversized body is read this far, then dropped
+DISCONNECT_POLL_SECONDS = 0.25
+_FINISH_REASONS: dict[FinishReason, str] = {
+    "eos": "stop",
+    "stop_string": "stop",
+    "max_tokens": "length",
+    "context_full": "length",
+}
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+def _model_names(info: ModelInfo) -> set[str]:
+    return {name for name in (info.name, info.source_model_id) if name}
+
+
+def _usage(stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.generated_tokens,
+        "total_tokens": stats.prompt_tokens + stats.generated_tokens,
+        "prompt_tokens_details": {"cached_tokens": stats.prompt_tokens - stats.tokens_fed},
+    }
+
+
+def _engine_error(message: str) -> ApiError:
+    """An engine failure before the first token, as the status a client can act on."""
+    if message.startswith("no model is loaded"):
+        return ApiError(503, message, type_="server_error", code="model_not_loaded")
+    if message.startswith("internal error"):
+        return ApiError(500, message, type_="server_error")
+    if message.startswith("out of memory"):
+        return ApiError(503, message, type_="server_error")
+    code = "context_length_exceeded" if "context" in message else None
+    return ApiError(400, message, param="messages", code=code)
+
+
+class _Api:
+    def __init__(self, host: ServerHost, api_key: str, *, max_body_bytes: int) -> None:
+        self.host = host
+        self.api_key = api_key.encode()
+        self.max_body_bytes = max_body_bytes
+
+    # --- checks --------------------------------------------------------------------------------
+
+    def check_key(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            key.strip().encode(), self.api_key
+        ):
+            found = "none" if not header else "a different key"
+            raise ApiError(
+                401,
+                f"expected the header 'Authorization: Bearer <API key>' with this server's key, "
+                f"found {found} (the key is in coreml-chat's Settings → Server)",
+                code="invalid_api_key",
+            )
+
+    def loaded_model(self) -> ModelInfo:
+        info = self.host.model_info
+        if info is None:
+            raise ApiError(
+                503, "no model is loaded: load one in coreml-chat first", type_="server_error"
+            )
+        return info
+
+    async def read_json(self, request: Request) -> Any:
+        too_large = ApiError(
+            413,
+            f"the request body should be at most {self.max_body_bytes} bytes",
+            code="request_too_large",
+        )
+        declared = request.headers.get("content-length", "")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > DRAIN_LIMIT_BYTES:
+                break
+        if len(body) > self.max_body_bytes or (
+            declared.isdigit() and int(declared) > self.max_body_bytes
+        ):
+            raise too_large
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ApiError(400, f"the request body is not valid JSON: {error}") from error
+
+    # --- endpoints -----------------------------------------------------------------------------
+
+    async def models(self, request: Request) -> Response:
+        try:
+            self.check_key(request)
+            info = self.host.model_info
+        except ApiError as error:
+            return _error_response(error)
+        data = []
+        if info is not None:
+            data.append({"id": info.name, "object": "model", "created": 0, "owned_by": "local"})
+        return JSONResponse({"object": "list", "data": data})
+
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._complete(request, chat=True)
+
+    async def completions(self, request: Request) -> Response:
+        return await self._complete(request, chat=False)
+
+    async def _complete(self, request: Request, *, chat: bool) -> Response:
+        try:
+            self.check_key(request)
+            body = await self.read_json(request)
+            parsed = parse_chat_request(body) if chat else parse_completion_request(body)
+            info = self.loaded_model()
+            if parsed.model not in _model_names(info):
+                raise ApiError(
+                    404,
+                    f"the model {parsed.model!r} is not loaded; this server has {info.name!r}",
+                    param="model",
+                    code="model_not_found",
+                )
+        except ApiError as error:
+            return _error_response(error)
+        stream = self.host.open_request(parsed.messages, parsed.config)
+        try:
+            first = await self._next_event(stream, request)
+            if first is None:  # the client went away while the prompt was read
+                self.host.close_request(stream)
+                return Response(status_code=499)
+            if isinstance(first, EngineError):
+                stream.finished = True  # the worker is done with it (any finish event is dropped)
+                self.host.close_request(stream)
+                return _error_response(_engine_error(first.message))
+        except BaseException:
+            self.host.close_request(stream)
+            raise
+        shape = _Shape(chat=chat, model=info.name)
+        if parsed.stream:
+            return StreamingResponse(
+                self._sse(stream, request, parsed, shape, first),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        try:
+            return await self._whole(stream, request, shape, first)
+        finally:
+            self.host.close_request(stream)
+
+    # --- engine events -------------------------------------------------------------------------
+
+    async def _next_event(self, stream: RequestStream, request: Request) -> Any:
+        """The next TokenText, EngineError or GenerationFinished (progress events skipped); None
+        when the client disconnected meanwhile."""
+        while True:
+            try:
+                event = await asyncio.wait_for(stream.events.get(), DISCONNECT_POLL_SECONDS)
+            except TimeoutError:
+                if await request.is_disconnected():
+                    return None
+                continue
+            if isinstance(event, GenerationFinished):
+                stream.finished = True
+                return event
+            if isinstance(event, TokenText | EngineError):
+                return event
+
+    async def _whole(
+        self, stream: RequestStream, request: Request, shape: _Shape, event: Any
+    ) -> Response:
+        pieces: list[str] = []
+        while not isinstance(event, GenerationFinished):
+            if event is None:
+                return Response(status_code=499)
+            if isinstance(event, TokenText):
+                pieces.append(event.text)
+            event = await self._next_event(stream, request)
+        if event.stats.finish_reason == "cancelled":
+            return _error_response(ApiError(503, "the request was cancelled", type_="server_error"))
+        self.host.served()
+        return JSONResponse(shape.whole(event.text or "".join(pieces), event.stats))
+
+    async def _sse(
+        self,
+        stream: RequestStream,
+        request: Request,
+        parsed: ParsedRequest,
+        shape: _Shape,
+        event: Any,
+    ) -> AsyncIterator[str]:
+        try:
+            if shape.chat:
+                yield shape.sse(shape.chunk({"role": "assistant", "content": ""}, None))
+            while not isinstance(event, GenerationFinished):
+                if event is None:
+                    return
+                if isinstance(event, TokenText) and event.text:
+                    yield shape.sse(shape.chunk(event.text, None))
+                event = await self._next_event(stream, request)
+            reason = _FINISH_REASONS.get(event.stats.finish_reason)
+            if reason is None:  # cancelled (the server stopped)
+                error = ApiError(503, "the request was cancelled", type_="server_error")
+                yield shape.sse(error.body())
+                return
+            yield shape.sse(shape.chunk("" if not shape.chat else {}, reason))
+            if parsed.include_usage:
+                yield shape.sse(
+                    {**shape.header("chunk"), "choices": [], "usage": _usage(event.stats)}
+                )
+            yield "data: [DONE]\n\n"
+            self.host.served()
+        finally:
+            self.host.close_request(stream)
+
+
+class _Shape:
+    """OpenAI's response objects for chat or legacy completions."""
+
+    def __init__(self, *, chat: bool, model: str) -> None:
+        self.chat = chat
+        self.model = model
+        self.id = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
+        self.created = int(time.time())
+
+    def header(self, kind: str) -> dict[str, Any]:
+        if self.chat:
+            name = "chat.completion.chunk" if kind == "chunk" else "chat.completion"
+        else:
+            name = "text_completion"
+        return {"id": self.id, "object": name, "created": self.created, "model": self.model}
+
+    def chunk(self, delta: Any, finish_reason: str | None) -> dict[str, Any]:
+        if self.chat:
+            content = delta if isinstance(delta, dict) else {"content": delta}
+            choice = {"index": 0, "delta": content, "logprobs": None}
+        else:
+            choice = {"index": 0, "text": delta, "logprobs": None}
+        return {**self.header("chunk"), "choices": [{**choice, "finish_reason": finish_reason}]}
+
+    def whole(self, text: str, stats: GenerationStats) -> dict[str, Any]:
+        reason = _FINISH_REASONS.get(stats.finish_reason, "stop")
+        if self.chat:
+            message = {"role": "assistant", "content": text}
+            choice = {"index": 0, "message": message, "logprobs": None}
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None}
+        choices = [{**choice, "finish_reason": reason}]
+        return {**self.header("whole"), "choices": choices, "usage": _usage(stats)}
+
+    @staticmethod
+    def sse(payload: dict[str, Any]) -> str:
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    detail = error.detail if isinstance(error, HTTPException) else "internal error"
+    message = f"{request.method} {request.url.path}: {detail}"
+    return _error_response(ApiError(status, message, code="not_found" if status == 404 else None))
+
+
+def create_app(
+    host: ServerHost,
+    *,
+    api_key: str,
+    cors_origins: tuple[str, ...] = (),
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    if not api_key:
+        raise ValueError("the server needs an API key: every request must carry it")
+    api = _Api(host, api_key, max_body_bytes=max_body_bytes)
+    routes = [
+        Route("/v1/models", api.models, methods=["GET"]),
+        Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
+        Route("/v1/completions", api.completions, methods=["POST"]),
+    ]
+    middleware = []
+    if cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
+    return Starlette(
+        routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error}
+    )

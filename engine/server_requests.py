@@ -1,0 +1,254 @@
+"""OpenAI request bodies checked and turned into the engine's messages and sampler settings.
+
+Every field a client may send is either mapped (``max_tokens``, ``temperature``, ``top_p``,
+``seed``, ``stop``, ``stream_options.include_usage``, our extras ``top_k``, ``min_p``,
+``repetition_penalty``), accepted because it changes nothing for one local model (``user``,
+``n`` = 1, a zero penalty, ...), or refused with a 400 that names it: a client that asked for
+tools or five answers should learn at once that it will not get them, not get one plain answer.
+Nothing here imports Starlette: it is plain data in, plain data out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from engine.messages import ChatMessage, GenerationConfig
+
+DEFAULT_MAX_TOKENS = 512
+MAX_STOP_STRINGS = 4
+
+# Fields accepted and ignored: they do not change what one local model answers.
+_IGNORED = {"model", "stream", "stream_options", "user", "metadata", "store", "service_tier"}
+# Fields accepted only with the value that means "nothing special" (OpenAI's defaults).
+_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "n": (1, None),
+    "best_of": (1, None),
+    "logprobs": (False, None),
+    "top_logprobs": (0, None),
+    "echo": (False, None),
+    "suffix": (None, ""),
+    "presence_penalty": (0, 0.0, None),
+    "frequency_penalty": (0, 0.0, None),
+    "logit_bias": (None,),
+    "tools": (None,),
+    "tool_choice": (None, "none"),
+    "functions": (None,),
+    "function_call": (None, "none"),
+    "parallel_tool_calls": (None, False, True),
+    "response_format": (None, {"type": "text"}),
+}
+_SAMPLER_FIELDS = {
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+class ApiError(Exception):
+    """An error answered as OpenAI's error object: ``{"error": {"message", "type", "param",
+    "code"}}`` with ``status``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = (
+            status,
+            message,
+            type_,
+            param,
+            code,
+        )
+
+    def body(self) -> dict[str, Any]:
+        error = {"message": self.message, "type": self.type, "param": self.param}
+        return {"error": {**error, "code": self.code}}
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    model: str
+    messages: tuple[ChatMessage, ...]
+    config: GenerationConfig
+    stream: bool
+    include_usage: bool
+
+
+def _number(body: dict, name: str, low: float, high: float, default: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ApiError(400, f"{name} should be a number, found {value!r}", param=name)
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} should be between {low} and {high}, found {value}", param=name)
+    return float(value)
+
+
+def _integer(body: dict, name: str, low: int, high: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"{name} should be an integer, found {value!r}", param=name)
+    if value < low or (high is not None and value > high):
+        limit = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ApiError(400, f"{name} should be {limit}, found {value}", param=name)
+    return value
+
+
+def _check_fields(body: dict, known: set[str]) -> None:
+    for name, value in body.items():
+        if name in _IGNORED or name in _SAMPLER_FIELDS or name in known:
+            continue
+        if name in _NEUTRAL:
+            if value in _NEUTRAL[name] or value == []:
+                continue
+            raise ApiError(
+                400, f"{name}={value!r} is not supported by this server", param=name, code=None
+            )
+        raise ApiError(400, f"unsupported field {name!r}", param=name)
+
+
+def _stop_strings(body: dict) -> tuple[str, ...]:
+    stop = body.get("stop")
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,)
+    if (
+        isinstance(stop, list)
+        and len(stop) <= MAX_STOP_STRINGS
+        and all(isinstance(s, str) for s in stop)
+    ):
+        return tuple(stop)
+    raise ApiError(
+        400, f"stop should be a string or a list of up to 4 strings, found {stop!r}", param="stop"
+    )
+
+
+def _config(body: dict) -> GenerationConfig:
+    max_tokens = _integer(body, "max_completion_tokens", 1)
+    if max_tokens is None:
+        max_tokens = _integer(body, "max_tokens", 1)
+    seed = _integer(body, "seed", -(2**63))
+    return GenerationConfig(
+        max_new_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=_number(body, "temperature", 0.0, 2.0, 1.0),
+        top_p=_number(body, "top_p", 0.0, 1.0, 1.0) or 1.0,
+        top_k=_integer(body, "top_k", 0) or 0,
+        min_p=_number(body, "min_p", 0.0, 1.0, 0.0),
+        repetition_penalty=_number(body, "repetition_penalty", 0.01, 10.0, 1.0),
+        seed=None if seed is None else seed % 2**32,
+        stop_strings=_stop_strings(body),
+        context_policy="stop",  # a client manages its own history: never drop its turns silently
+    )
+
+
+def _common(body: Any) -> tuple[str, bool, bool]:
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, f"the request body should be a JSON object, found {type(body).__name__}"
+        )
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "model should be the name of the loaded model", param="model")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool | None):
+        raise ApiError(400, f"stream should be true or false, found {stream!r}", param="stream")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict) or set(options) - {"include_usage"}:
+        raise ApiError(
+            400,
+            f"stream_options should be {{'include_usage': bool}}, found {options!r}",
+            param="stream_options",
+        )
+    return model, bool(stream), bool(options.get("include_usage", False))
+
+
+def _content(value: Any, index: int) -> str:
+    """A message's content: a string, or a list of text parts (images and audio are refused)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        texts = []
+        for part in value:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise ApiError(
+                    400,
+                    f"messages[{index}].content: only text parts are supported, found {kind!r}",
+                    param=f"messages[{index}].content",
+                )
+            texts.append(str(part.get("text", "")))
+        return "".join(texts)
+    raise ApiError(
+        400,
+        f"messages[{index}].content should be a string or text parts, found {value!r}",
+        param=f"messages[{index}].content",
+    )
+
+
+def parse_chat_request(body: Any) -> ParsedRequest:
+    model, stream, include_usage = _common(body)
+    _check_fields(body, {"messages"})
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise ApiError(400, "messages should be a non-empty list", param="messages")
+    messages = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ApiError(400, f"messages[{index}] should be an object", param="messages")
+        role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+        if role is None:
+            raise ApiError(
+                400,
+                f"messages[{index}].role should be system, user or assistant, "
+                f"found {item.get('role')!r}",
+                param=f"messages[{index}].role",
+            )
+        extra = set(item) - {"role", "content", "name"}
+        if extra:
+            raise ApiError(
+                400,
+                f"messages[{index}] has unsupported fields: {', '.join(sorted(extra))}",
+                param=f"messages[{index}]",
+            )
+        messages.append(ChatMessage(role, _content(item.get("content"), index)))  # type: ignore[arg-type]
+    if messages[-1].role != "user":
+        raise ApiError(400, "the last message should be the user's", param="messages")
+    return ParsedRequest(model, tuple(messages), _config(body), stream, include_usage)
+
+
+def parse_completion_request(body: Any) -> ParsedRequest:
+    """A legacy completion: the prompt is answered as one user message through the model's chat
+    template (coreml-chat loads chat models only; their raw continuation is not what they do)."""
+    model, stream, include_usage = _common(body)
+    _check_fields(body, {"prompt"})
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str) or not prompt:
+        raise ApiError(
+            400, f"prompt should be one non-empty string, found {prompt!r}", param="prompt"
+        )
+    messages = (ChatMessage("user", prompt),)
+    config = _config(body)
+    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        config = GenerationConfig(**{**config.__dict__, "max_new_tokens": 16})  # OpenAI's default
+    return ParsedRequest(model, messages, config, stream, include_usage)
