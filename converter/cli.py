@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, type=Path, help="the model folder to create"
     )
     parser.add_argument("--context-length", type=int, default=2048, help="default 2048")
-    parser.add_argument("--quantize", choices=("int4", "int8", "none"), default="int4")
+    parser.add_argument(
+        "--quantize",
+        choices=("auto", "exact", "int4", "int8", "none"),
+        default="auto",
+        help="auto (default): exact for a .gguf source (its own quantized blocks), int4 otherwise",
+    )
     parser.add_argument("--block-size", type=int, default=32, help="int4 block size (default 32)")
     parser.add_argument(
         "--last-logits-only",

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +33,8 @@ GIB = 1024**3
 @dataclass(frozen=True)
 class ConversionOptions:
     context_length: int = 2048
-    quantize: Literal["int4", "int8", "none"] = "int4"
+    # "auto": "exact" for a GGUF source (its own blocks, see converter.gguf_import), else "int4".
+    quantize: Literal["auto", "exact", "int4", "int8", "none"] = "auto"
     block_size: int = 32
     last_logits_only: bool = False
     verify: bool = False
@@ -104,8 +105,19 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def resolve_exact(quantize: str, *, gguf_file: str | None) -> bool:
+    """Whether the GGUF's own blocks are kept: the default for GGUF sources, or asked for."""
+    if quantize == "exact" and gguf_file is None:
+        raise ConversionError(
+            "--quantize exact keeps a GGUF file's own quantized blocks; this source is not a "
+            "GGUF file (use int4, int8 or none)"
+        )
+    return gguf_file is not None and quantize in ("auto", "exact")
+
+
 def estimate_package_bytes(parameters: int, quantize: str, block_size: int) -> int:
-    bits = {"int4": 4 + 16 / block_size, "int8": 8.0, "none": 16.0}[quantize]
+    # exact: at most 8-bit data plus float16 scale and offset per 16 weights (Q6_K).
+    bits = {"int4": 4 + 16 / block_size, "int8": 8.0, "none": 16.0, "exact": 10.0}[quantize]
     return int(parameters * bits / 8)
 
 
@@ -156,8 +168,10 @@ def convert(
     started = time.monotonic()
     cancel = cancel or CancelToken()
     output_dir = Path(output_dir).expanduser().resolve()
-    if options.quantize not in ("int4", "int8", "none"):
-        raise ConversionError(f"--quantize must be int4, int8 or none, not {options.quantize!r}")
+    if options.quantize not in ("auto", "exact", "int4", "int8", "none"):
+        raise ConversionError(
+            f"--quantize must be auto, exact, int4, int8 or none, not {options.quantize!r}"
+        )
     if options.block_size < 1 or options.context_length < 1:
         raise ConversionError("--block-size and --context-length must be positive")
     stages = [name for name, _ in STAGES if name != "verify" or options.verify]
@@ -197,7 +211,7 @@ def _run_stages(
     reporter: StageReporter,
     cancel: CancelToken,
 ) -> tuple[Path, VerificationReport | None]:
-    from converter import coreml_export, verify
+    from converter import coreml_export, gguf_import, verify
     from converter.source import resolve_source
     from converter.torch_model import build_stateful_model
     from converter.weights import export_tokenizer, load_weights, special_token_ids
@@ -205,6 +219,11 @@ def _run_stages(
     reporter.begin("resolve", f"resolving {source}")
     resolved = resolve_source(source, token=options.token, download_report=reporter.report)
     spec = resolved.spec
+    exact = resolve_exact(options.quantize, gguf_file=resolved.gguf_file)
+    if exact:
+        options = replace(options, quantize="exact")
+    elif options.quantize == "auto":
+        options = replace(options, quantize="int4")
     if options.context_length > spec.max_position_embeddings:
         raise ConversionError(
             f"--context-length {options.context_length} is above the model's maximum "
@@ -222,7 +241,13 @@ def _run_stages(
     cancel.raise_if_cancelled()
 
     reporter.begin("load", "loading weights in float16")
-    weights = load_weights(resolved, report=reporter.report)
+    imported = None
+    if exact:
+        imported = gguf_import.read_gguf(resolved.folder / resolved.gguf_file, spec)
+        gguf_import.log_recipes(imported, reporter.log)
+        weights = gguf_import.module_weights(imported)
+    else:
+        weights = load_weights(resolved, report=reporter.report)
     cancel.raise_if_cancelled()
     module = build_stateful_model(
         spec,
@@ -241,7 +266,11 @@ def _run_stages(
     reference = None
     if options.verify:
         tokens = verify.verification_tokens(staging / meta.TOKENIZER_FILE, spec.vocab_size)
-        reference = verify.reference_logits(module, tokens)
+        reference = (
+            gguf_import.reference_logits(imported, tokens, context_length=options.context_length)
+            if imported is not None
+            else verify.reference_logits(module, tokens)
+        )
     traced = coreml_export.trace(module)
     reporter.report(1.0, "traced")
     cancel.raise_if_cancelled()
@@ -255,9 +284,11 @@ def _run_stages(
 
     label = coreml_export.quantization_label(options.quantize, options.block_size)
     reporter.begin("quantize", f"quantizing weights: {label}")
+    if imported is not None:
+        gguf_import.attach_blocks(program, imported, report=reporter.report)
     mlmodel = coreml_export.compress_and_build(
         program,
-        mode=options.quantize,
+        mode="none" if exact else options.quantize,
         block_size=options.block_size,
         report=reporter.report,
         cancel=cancel,
@@ -279,6 +310,7 @@ def _run_stages(
             eos_token_ids=eos,
             last_logits_only=options.last_logits_only,
             versions=_versions(),
+            recipes=imported.recipes() if imported is not None else {},
         ),
     )
     name = options.name or resolved.default_name
