@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench runs files
 
-from benchmarks._models import BENCH_CACHE, DEMO_NAME, REPO  # noqa: E402
+from benchmarks._models import BENCH_CACHE, DEMO_NAME, REPO
 
 CONTEXT = 512
 TEXT = (
