@@ -54,7 +54,9 @@ def test_exact_import_keeps_the_gguf_blocks_and_says_so(
         and op.name.startswith("model.layers.3.self_attn.q_proj.weight")
     ]
     got = op.materialized_val_inference().astype(np.float32)
-    (tensor,) = [t for t in GGUFReader(str(smollm2_gguf)).tensors if t.name == "blk.3.attn_q.weight"]
+    (tensor,) = [
+        t for t in GGUFReader(str(smollm2_gguf)).tensors if t.name == "blk.3.attn_q.weight"
+    ]
     want = dequantize(tensor.data, tensor.tensor_type).reshape(576, 576)
     want = want.reshape(9, 32, 2, 576).swapaxes(2, 1).reshape(576, 576)
     step = np.spacing(np.abs(want).astype(np.float16)).astype(np.float32)
