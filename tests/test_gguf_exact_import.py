@@ -51,7 +51,7 @@ def test_exact_import_keeps_the_gguf_blocks_and_says_so(
         op
         for op in program.functions["main"].operations
         if op.op_type == "constexpr_blockwise_shift_scale"
-        and op.name.startswith("model.layers.3.self_attn.q_proj.weight")
+        and op.name == "model_layers_3_self_attn_q_proj_weight_Q4_1"  # dots become _ on save
     ]
     got = op.materialized_val_inference().astype(np.float32)
     (tensor,) = [
@@ -59,8 +59,10 @@ def test_exact_import_keeps_the_gguf_blocks_and_says_so(
     ]
     want = dequantize(tensor.data, tensor.tensor_type).reshape(576, 576)
     want = want.reshape(9, 32, 2, 576).swapaxes(2, 1).reshape(576, 576)
-    step = np.spacing(np.abs(want).astype(np.float16)).astype(np.float32)
-    assert (np.abs(got - want) <= 2 * np.maximum(step, np.spacing(np.float16(0.01)))).all()
+    # Within float16 rounding: each block's error below two float16 steps of its largest weight.
+    largest = np.abs(want).reshape(576, 18, 32).max(axis=-1, keepdims=True)
+    step = np.spacing(largest.astype(np.float16)).astype(np.float32)
+    assert (np.abs(got - want).reshape(576, 18, 32) <= 2 * step).all()
 
 
 def test_unsupported_tensor_type_is_refused_naming_it(tmp_path: Path) -> None:
