@@ -240,7 +240,7 @@ def _run_stages(
     reporter.report(1.0, "resolved")
     cancel.raise_if_cancelled()
 
-    reporter.begin("load", "loading weights in float16")
+    reporter.begin("load", "reading the GGUF's blocks" if exact else "loading weights in float16")
     imported = None
     if exact:
         imported = gguf_import.read_gguf(resolved.folder / resolved.gguf_file, spec)
