@@ -8,6 +8,7 @@ so is the anonymous part of the peak: safetensors maps the checkpoint file, and 
 count in RSS while the OS can drop them under memory pressure.
 
     python benchmarks/convert_memory.py [--layers 8] [--hidden 2048] [--keep]
+    python benchmarks/convert_memory.py --gguf FILE   # a GGUF, exact import: goal ≤ 1.5× its size
 """
 
 from __future__ import annotations
@@ -130,13 +131,56 @@ def child_peak_rss(command: list[str]) -> tuple[int, int, float, int]:
     return peak, peak_anonymous, seconds, process.returncode
 
 
+def gguf_case(gguf: Path, *, quantize: str, context: int) -> int:
+    """Peak RSS above the import baseline, as a multiple of the GGUF file's size (goal ≤ 1.5×)."""
+    gguf_bytes = gguf.stat().st_size
+    with tempfile.TemporaryDirectory(prefix="convert-memory-") as scratch:
+        imports = [
+            sys.executable,
+            "-c",
+            "import torch, transformers, coremltools, gguf, converter.convert",
+        ]
+        baseline, baseline_anonymous, _, _ = child_peak_rss(imports)
+        command = [
+            sys.executable, "-m", "converter.cli", str(gguf), "-o", str(Path(scratch) / "out"),
+            "--context-length", str(context), "--quantize", quantize,
+        ]  # fmt: skip
+        peak, peak_anonymous, seconds, code = child_peak_rss(command)
+    print(
+        json.dumps(
+            {
+                "benchmark": "convert_memory",
+                "source": gguf.name,
+                "quantize": quantize,
+                "gguf_bytes": gguf_bytes,
+                "peak_rss_bytes": peak,
+                "peak_anonymous_rss_bytes": peak_anonymous,
+                "import_baseline_rss_bytes": baseline,
+                "import_baseline_anonymous_rss_bytes": baseline_anonymous,
+                "peak_above_baseline_over_gguf": round((peak - baseline) / gguf_bytes, 3),
+                "peak_anonymous_above_baseline_over_gguf": round(
+                    (peak_anonymous - baseline_anonymous) / gguf_bytes, 3
+                ),
+                "goal_peak_above_baseline_over_gguf": 1.5,
+                "seconds": round(seconds, 1),
+                "exit_code": code,
+            }
+        )
+    )
+    return 0 if code == 0 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=2048)
     parser.add_argument("--context-length", type=int, default=2048)
-    parser.add_argument("--quantize", default="int4")
+    parser.add_argument("--quantize", default=None, help="default int4; auto for --gguf")
+    parser.add_argument("--gguf", type=Path, default=None, help="convert this GGUF file instead")
     args = parser.parse_args()
+    if args.gguf is not None:
+        return gguf_case(args.gguf, quantize=args.quantize or "auto", context=args.context_length)
+    args.quantize = args.quantize or "int4"
     with tempfile.TemporaryDirectory(prefix="convert-memory-") as scratch:
         source = Path(scratch) / "synthetic-mistral"
         source.mkdir()

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,8 +95,19 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def resolve_exact(quantize: str, *, gguf_file: str | None) -> bool:
+    """Whether the GGUF's own blocks are kept: the default for GGUF sources, or asked for."""
+    if quantize == "exact" and gguf_file is None:
+        raise ConversionError(
+            "--quantize exact keeps a GGUF file's own quantized blocks; this source is not a "
+            "GGUF file (use int4, int8 or none)"
+        )
+    return gguf_file is not None and quantize in ("auto", "exact")
+
+
 def estimate_package_bytes(parameters: int, quantize: str, block_size: int) -> int:
-    bits = {"int4": 4 + 16 / block_size, "int8": 8.0, "none": 16.0}[quantize]
+    # exact: at most 8-bit data plus float16 scale and offset per 16 weights (Q6_K).
+    bits = {"int4": 4 + 16 / block_size, "int8": 8.0, "none": 16.0, "exact": 10.0}[quantize]
     return int(parameters * bits / 8)
 
 
@@ -202,7 +213,7 @@ def _run_stages(
     reporter: StageReporter,
     cancel: CancelToken,
 ) -> tuple[Path, VerificationReport | None]:
-    from converter import coreml_export, verify
+    from converter import coreml_export, gguf_import, verify
     from converter.source import resolve_source
     from converter.torch_model import build_stateful_model
     from converter.weights import export_tokenizer, load_weights, special_token_ids
@@ -215,6 +226,11 @@ def _run_stages(
     overlap = overlap_problem(output_dir, resolved.folder)
     if overlap and resolved.gguf_file is None:  # a GGUF's folder may hold the output
         raise ConversionError(overlap)
+    exact = resolve_exact(request.quantize, gguf_file=resolved.gguf_file)
+    if exact:
+        request = replace(request, quantize="exact")
+    elif request.quantize == "auto":
+        request = replace(request, quantize="int4")
     _check_against_model(request, spec)
     estimate = estimate_package_bytes(spec.parameter_count, request.quantize, request.block_size)
     # The package, plus coremltools' float16 temporary package while converting.
@@ -227,9 +243,15 @@ def _run_stages(
     reporter.report(1.0, "resolved")
     cancel.raise_if_cancelled()
 
-    reporter.begin("load", "loading weights in float16")
+    reporter.begin("load", "reading the GGUF's blocks" if exact else "loading weights in float16")
+    imported = None
     with cancel.interruptible():  # a signal stops the load at once, not after it
-        weights = load_weights(resolved, report=reporter.report)
+        if exact:
+            imported = gguf_import.read_gguf(resolved.folder / resolved.gguf_file, spec)
+            gguf_import.log_recipes(imported, reporter.log)
+            weights = gguf_import.module_weights(imported)
+        else:
+            weights = load_weights(resolved, report=reporter.report)
     cancel.raise_if_cancelled()
     module = build_stateful_model(
         spec,
@@ -258,9 +280,11 @@ def _run_stages(
 
     label = coreml_export.quantization_label(request.quantize, request.block_size)
     reporter.begin("quantize", f"quantizing weights: {label}")
+    if imported is not None:
+        gguf_import.attach_blocks(program, imported, report=reporter.report)
     mlmodel = coreml_export.compress_and_build(
         program,
-        mode=request.quantize,
+        mode="none" if exact else request.quantize,
         block_size=request.block_size,
         report=reporter.report,
         cancel=cancel,
@@ -282,6 +306,7 @@ def _run_stages(
             eos_token_ids=eos,
             last_logits_only=request.last_logits_only,
             versions=_versions(),
+            recipes=imported.recipes() if imported is not None else {},
         ),
     )
     name = request.name or resolved.default_name

@@ -7,17 +7,17 @@ One function per stage (as apple/ml-stable-diffusion's torch2coreml does), so th
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from converter.coremltools_progress import report_coremltools_progress
 from converter.errors import ConversionError
-from converter.options import QUANTIZATIONS
 from converter.progress import CancelToken
 from converter.torch_model import StatefulCausalLM, causal_mask
 from engine import package_metadata as meta
@@ -28,8 +28,9 @@ FractionReport = Callable[[float, str], None]
 
 
 def quantization_label(quantize: str, block_size: int) -> str:
-    """The metadata value: ``int4-block32``, ``int8`` or ``fp16``."""
-    return {"int4": f"int4-block{block_size}", "int8": "int8", "none": "fp16"}[quantize]
+    """The metadata value: ``int4-block32``, ``int8``, ``fp16`` or ``gguf-exact``."""
+    labels = {"int4": f"int4-block{block_size}", "int8": "int8", "none": "fp16"}
+    return labels.get(quantize, "gguf-exact")
 
 
 def trace(module: StatefulCausalLM) -> torch.jit.ScriptModule:
@@ -146,8 +147,8 @@ def compress_and_build(
     from coremltools.converters.mil.mil.passes.graph_pass import PassOption
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
 
-    if mode not in QUANTIZATIONS:
-        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, not {mode!r}")
+    if mode not in ("int4", "int8", "none"):
+        raise ValueError(f"quantize must be int4, int8 or none here, not {mode!r}")
     with (
         report_coremltools_progress(report, cancel=cancel, expected_bars=3),
         warnings.catch_warnings(),
@@ -223,6 +224,8 @@ class PackageFacts:
     eos_token_ids: tuple[int, ...]
     last_logits_only: bool
     versions: Mapping[str, str]
+    # Tensor group → recipe (exact GGUF import: {"Q4_1": "210 tensors exact: uint4 block 32, ..."}).
+    recipes: Mapping[str, str] = field(default_factory=dict)
 
 
 def describe(mlmodel, facts: PackageFacts) -> None:
@@ -255,5 +258,7 @@ def describe(mlmodel, facts: PackageFacts) -> None:
     }
     if facts.bos_token_id is not None:
         metadata[meta.BOS_TOKEN_ID] = str(facts.bos_token_id)
+    if facts.recipes:
+        metadata[meta.QUANTIZATION_RECIPES] = json.dumps(dict(facts.recipes))
     for key, value in metadata.items():
         mlmodel.user_defined_metadata[key] = value

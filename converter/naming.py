@@ -48,7 +48,10 @@ def default_model_name(source: str, quantize: str) -> str:
     """A folder name for the converted model: the source's last path part plus the quantization."""
     text = source.strip().rstrip("/\\")
     base = Path(text).name or "model"
-    if base.lower().endswith(".gguf"):
+    is_gguf = base.lower().endswith(".gguf")
+    if is_gguf:
         base = gguf_model_name(base)
-    suffix = "fp16" if quantize == "none" else quantize
+    if quantize == "auto":  # what the converter resolves "auto" to
+        quantize = "exact" if is_gguf else "int4"
+    suffix = {"none": "fp16", "exact": "gguf"}.get(quantize, quantize)
     return safe_name(f"{base}-{suffix}")

@@ -41,8 +41,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Quantization = Literal["int4", "int8", "none"]
-QUANTIZATIONS: tuple[Quantization, ...] = ("int4", "int8", "none")
+# "auto": "exact" for a GGUF source (its own quantized blocks, see converter.gguf_import), else
+# "int4". "exact" only for a GGUF source.
+Quantization = Literal["auto", "exact", "int4", "int8", "none"]
+QUANTIZATIONS: tuple[Quantization, ...] = ("auto", "exact", "int4", "int8", "none")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Below 16 the trace (three cached tokens plus two new ones) and any chat are impossible.
 MIN_CONTEXT_LENGTH = 16
@@ -64,7 +66,7 @@ class ConversionRequest:
     source: str  # Hub id, Hugging Face folder, or .gguf file
     output_dir: Path  # the model folder to create
     context_length: int = 2048
-    quantize: Quantization = "int4"
+    quantize: Quantization = "auto"
     block_size: int = 32
     last_logits_only: bool = False
     verify: bool = False
@@ -83,7 +85,7 @@ class ConversionRequest:
             "--quantize",
             self.quantize,
         ]
-        if self.quantize == "int4":
+        if self.quantize in ("int4", "auto"):
             args += ["--block-size", str(self.block_size)]
         if self.last_logits_only:
             args.append("--last-logits-only")
@@ -126,7 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, type=Path, help="the model folder to create"
     )
     parser.add_argument("--context-length", type=int, default=2048, help="default 2048")
-    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="int4")
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default="auto",
+        help="auto (default): exact for a .gguf source (its own quantized blocks), int4 otherwise",
+    )
     parser.add_argument("--block-size", type=int, default=32, help="int4 block size (default 32)")
     parser.add_argument(
         "--last-logits-only",
@@ -154,13 +161,15 @@ def problems(request: ConversionRequest) -> list[str]:
     """What is wrong with ``request`` before starting, one line each (empty: ready to start)."""
     found = [*_source_problems(request.source)]
     if request.quantize not in QUANTIZATIONS:
-        found.append(f"quantization: expected int4, int8 or none, found {request.quantize!r}")
+        found.append(
+            f"quantization: expected {', '.join(QUANTIZATIONS)}, found {request.quantize!r}"
+        )
     if not MIN_CONTEXT_LENGTH <= request.context_length <= MAX_CONTEXT_LENGTH:
         found.append(
             f"context length: expected {MIN_CONTEXT_LENGTH} to {MAX_CONTEXT_LENGTH}, "
             f"found {request.context_length}"
         )
-    if request.quantize == "int4" and request.block_size < 1:
+    if request.quantize in ("int4", "auto") and request.block_size < 1:
         found.append(f"block size: expected a positive number, found {request.block_size}")
     if request.name:
         problem = name_problem(request.name, what="package name")

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from engine.messages import EngineError, Event, LoadModel, ModelLoaded, ServerState, StartServer
-from engine.runtime import COMPUTE_UNITS
+from engine.model_package import COMPUTE_UNITS
 from engine.server_host import generate_api_key
 
 API_KEY_VARIABLE = "COREML_CHAT_API_KEY"

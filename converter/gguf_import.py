@@ -1,0 +1,270 @@
+"""Exact GGUF import: the architecture from our torch module, the weights from the GGUF's blocks.
+
+The torch module is traced and converted by coremltools as for any source, but every quantized
+GGUF tensor enters it as a zero-stride placeholder (one float16 scalar expanded to the weight's
+shape: no memory), so no float16 copy of the model is ever made. After conversion each
+placeholder const (the torch frontend names it after the parameter, e.g.
+``model.layers.0.self_attn.q_proj.weight``) is replaced by a ``constexpr_blockwise_shift_scale``
+op built from that tensor's own GGUF blocks (``converter.gguf_blocks``). Float tensors (F32, F16,
+BF16: the norms, sometimes an embedding) are read into the module as float16, as today.
+
+Each placeholder holds a different value: coremltools' const de-duplication pass would otherwise
+merge placeholders of the same shape into one const and the names would be lost.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from converter.errors import ConversionError
+from converter.gguf_blocks import DECODERS, FLOAT_TYPES, CoreMLBlocks, decode_blocks, permute_rows
+from converter.torch_model import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+FractionReport = Callable[[float, str], None]
+
+_LAYER_NAMES = {
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+_TOP_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+_LAYER_PATTERN = re.compile(r"^blk\.(\d+)\.(\w+)\.weight$")
+# Data bits of each exact form, for the conversion log (the Q5/Q6 types take 8-bit data).
+DATA_BITS = {"Q4_0": 4, "Q4_1": 4, "Q4_K": 4, "Q8_0": 8, "Q5_0": 8, "Q5_1": 8, "Q5_K": 8, "Q6_K": 8}
+
+
+def torch_name(gguf_name: str) -> str | None:
+    """``blk.3.attn_q.weight`` → ``model.layers.3.self_attn.q_proj.weight`` (None: not ours)."""
+    if gguf_name in _TOP_NAMES:
+        return _TOP_NAMES[gguf_name]
+    match = _LAYER_PATTERN.match(gguf_name)
+    if match and match.group(2) in _LAYER_NAMES:
+        return f"model.layers.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}.weight"
+    return None
+
+
+@dataclass(frozen=True)
+class GGUFTensor:
+    gguf_name: str
+    torch_name: str
+    gguf_type: str
+    shape: tuple[int, ...]  # torch order
+    raw: Any = field(repr=False)  # the reader's memory-mapped array
+
+
+@dataclass
+class GGUFImport:
+    """The GGUF's tensors by torch parameter name, split into float and block-quantized ones."""
+
+    path: Path
+    spec: ModelSpec
+    floats: dict[str, GGUFTensor]
+    quantized: dict[str, GGUFTensor]
+
+    def recipes(self) -> dict[str, str]:
+        """Recipe per tensor group, for the metadata and the log: ``{"Q4_1": "210 tensors,
+        uint4 block 32, float16 scale and offset", ...}``."""
+        counts = Counter(tensor.gguf_type for tensor in self.quantized.values())
+        described = {}
+        for gguf_type, count in sorted(counts.items()):
+            example = next(t for t in self.quantized.values() if t.gguf_type == gguf_type)
+            form = decode_blocks(example.raw[:1], gguf_type, (1, example.shape[-1]))
+            offset = "scale and offset" if form.offset is not None else "scale"
+            described[gguf_type] = (
+                f"{count} tensors exact: {form.data_type} block {form.block_size}, float16 {offset}"
+            )
+        floats = Counter(tensor.gguf_type for tensor in self.floats.values())
+        for gguf_type, count in sorted(floats.items()):
+            described[gguf_type] = f"{count} tensors float16"
+        return described
+
+    def blocks(self, name: str) -> CoreMLBlocks:
+        tensor = self.quantized[name]
+        try:
+            blocks = decode_blocks(tensor.raw, tensor.gguf_type, tensor.shape)
+        except ValueError as error:
+            raise ConversionError(f"GGUF tensor {tensor.gguf_name}: {error}") from error
+        order = self.row_order(tensor)
+        return blocks if order is None else permute_rows(blocks, order)
+
+    def float_tensor(self, name: str) -> torch.Tensor:
+        from gguf import GGMLQuantizationType
+        from gguf.quants import dequantize
+
+        tensor = self.floats[name]
+        values = dequantize(np.asarray(tensor.raw), GGMLQuantizationType[tensor.gguf_type])
+        values = values.reshape(tensor.shape)
+        order = self.row_order(tensor)
+        if order is not None:
+            values = values[order]
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float16))
+
+    def row_order(self, tensor: GGUFTensor) -> np.ndarray | None:
+        """llama.cpp permutes Llama's q/k rows for its RoPE; transformers undoes it the same way."""
+        spec = self.spec
+        if ".attn_q." in tensor.gguf_name:
+            heads = spec.num_heads
+        elif ".attn_k." in tensor.gguf_name:
+            heads = spec.num_kv_heads
+        else:
+            return None
+        rows = tensor.shape[0]
+        return np.arange(rows).reshape(heads, rows // heads // 2, 2).swapaxes(2, 1).reshape(-1)
+
+
+def read_gguf(path: Path, spec: ModelSpec) -> GGUFImport:
+    """Map the file (nothing is read yet) and check every tensor's type before any work."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+    except (OSError, ValueError) as error:
+        raise ConversionError(f"cannot read GGUF file {path}: {error}") from error
+    floats: dict[str, GGUFTensor] = {}
+    quantized: dict[str, GGUFTensor] = {}
+    for item in reader.tensors:
+        name = torch_name(item.name)
+        if name is None:
+            logger.info("ignoring GGUF tensor %s (not part of the architecture)", item.name)
+            continue
+        gguf_type = item.tensor_type.name
+        shape = tuple(int(n) for n in reversed(item.shape.tolist()))
+        tensor = GGUFTensor(item.name, name, gguf_type, shape, item.data)
+        if gguf_type in FLOAT_TYPES:
+            floats[name] = tensor
+        elif gguf_type in DECODERS and len(shape) == 2:
+            quantized[name] = tensor
+        else:
+            raise ConversionError(
+                f"GGUF tensor {item.name} has type {gguf_type}; exact import supports "
+                f"{', '.join(FLOAT_TYPES + tuple(DECODERS))} (use --quantize int4, int8 or none "
+                "to dequantize and re-quantize it instead)"
+            )
+    return GGUFImport(path=path, spec=spec, floats=floats, quantized=quantized)
+
+
+def module_weights(imported: GGUFImport) -> dict[str, torch.Tensor]:
+    """Float tensors as float16; quantized ones as distinct zero-stride placeholders."""
+    weights = {name: imported.float_tensor(name) for name in imported.floats}
+    for index, (name, tensor) in enumerate(sorted(imported.quantized.items())):
+        # Integers up to 2048 are exact in float16: every placeholder differs from the others.
+        value = float(index % 2048 + 1)
+        weights[name] = torch.full((), value, dtype=torch.float16).expand(tensor.shape)
+    return weights
+
+
+def attach_blocks(program, imported: GGUFImport, *, report: FractionReport) -> int:
+    """Replace each placeholder const by ``constexpr_blockwise_shift_scale`` from its blocks.
+
+    Returns the number of weights replaced. A placeholder not found by name (a tied lm_head is the
+    embedding's const) is skipped only when the architecture ties it.
+    """
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    dtypes = {
+        "int4": types.np_int4_dtype,
+        "uint4": types.np_uint4_dtype,
+        "int8": np.int8,
+        "uint8": np.uint8,
+    }
+    names = sorted(imported.quantized)
+    if imported.spec.tie_word_embeddings and "lm_head.weight" in names:
+        names.remove("lm_head.weight")
+    replaced = 0
+    for function in program.functions.values():
+        # Ops added here have no torch scope; the next pipeline's validation would refuse them.
+        function._essential_scope_sources = []
+        consts = {op.name: op for op in function.operations if op.op_type == "const"}
+        missing = [name for name in names if name not in consts]
+        if missing:
+            raise ConversionError(
+                f"the converted program has no weight named {missing[0]} "
+                f"({len(missing)} of {len(names)} missing); the torch frontend renamed it"
+            )
+        with function:
+            for index, name in enumerate(names):
+                op = consts[name]
+                blocks = imported.blocks(name)
+                if tuple(op.outputs[0].shape) != blocks.data.shape:
+                    raise ConversionError(
+                        f"weight {name}: the program expects {tuple(op.outputs[0].shape)}, the "
+                        f"GGUF blocks give {blocks.data.shape}"
+                    )
+                arguments: dict[str, Any] = {
+                    "data": blocks.data.astype(dtypes[blocks.data_type]),
+                    "scale": blocks.scale,
+                }
+                if blocks.offset is not None:
+                    arguments["offset"] = blocks.offset
+                new_var = mb.constexpr_blockwise_shift_scale(
+                    **arguments, before_op=op, name=f"{name}_{blocks.gguf_type}"
+                )
+                function.replace_uses_of_var_after_op(
+                    anchor_op=op, old_var=op.outputs[0], new_var=new_var, no_check_var_types=True
+                )
+                function.remove_ops([op])
+                del blocks, arguments
+                replaced += 1
+                report((index + 1) / len(names), f"{name}: GGUF blocks")
+        gc.collect()
+    return replaced
+
+
+def log_recipes(imported: GGUFImport, log: Callable[[str], None]) -> None:
+    """One line per tensor group; the 8-bit forms say that they are exact but bigger."""
+    for gguf_type, text in imported.recipes().items():
+        note = ""
+        if DATA_BITS.get(gguf_type) == 8 and gguf_type != "Q8_0":
+            note = " (exact, stored as 8-bit data: bigger than the GGUF's own bits)"
+        log(f"{gguf_type}: {text}{note}")
+
+
+def reference_logits(imported: GGUFImport, tokens: np.ndarray, *, context_length: int):
+    """``--verify``'s torch reference: the module with ``gguf.quants.dequantize``'s weights.
+
+    This one path holds a float16 copy of the model (only while the reference runs): the exact
+    package is checked against the weights llama.cpp would use, not against itself.
+    """
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    from converter import verify
+    from converter.torch_model import build_stateful_model
+
+    weights = {name: imported.float_tensor(name) for name in imported.floats}
+    for name, tensor in imported.quantized.items():
+        values = dequantize(np.asarray(tensor.raw), GGMLQuantizationType[tensor.gguf_type])
+        values = values.reshape(tensor.shape)
+        order = imported.row_order(tensor)
+        weights[name] = torch.from_numpy(
+            np.ascontiguousarray(values if order is None else values[order], dtype=np.float16)
+        )
+    module = build_stateful_model(imported.spec, weights, context_length=context_length)
+    del weights
+    result = verify.reference_logits(module, tokens)
+    del module
+    gc.collect()
+    return result
