@@ -10,6 +10,7 @@ A quit saves the answer so far as interrupted (``save_interrupted``).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.chat.engine_bridge import EngineBridge
 from app.conversations.conversation_store import ConversationStore, StoredMessage
+from app.settings.app_settings import AppSettings, settings_to_dict
 from engine.messages import (
     ChatMessage,
     ContextTrimmed,
@@ -72,10 +74,24 @@ class _ActiveAnswer:
     fed: int = 0  # tokens fed in prefill so far
     message_id: int | None = None  # its row in the store, from the first token on
     saved_at: float = 0.0
+    replaces: int | None = None  # the shown answer a regenerate makes a new version of
+    model: str = ""  # the name of the model writing it
+    generation: str = ""  # its generation settings, JSON
+
+    def provenance(self) -> dict[str, Any]:
+        """What the store keeps with the answer: which model wrote it, with which settings."""
+        return {"replaces": self.replaces, "model": self.model, "generation": self.generation}
 
     @property
     def text(self) -> str:
         return "".join(self.pieces)
+
+
+def generation_json(config: GenerationConfig) -> str:
+    """The settings an answer was written with, as stored beside it (keys sorted: stable)."""
+    return json.dumps(
+        settings_to_dict(AppSettings(generation=config))["generation"], sort_keys=True
+    )
 
 
 class ChatController(QObject):
@@ -193,17 +209,36 @@ class ChatController(QObject):
             self.bridge.cancel()
 
     def regenerate(self) -> bool:
-        """Drop the last answer and answer the last user message again (the cache is rewound)."""
+        """Answer the last user message again; the last answer stays stored as an earlier version
+        (hidden at the new answer's first token) and the cache is rewound."""
         messages = self.messages()
         if not messages or not self._can_generate():
             return False
         last = messages[-1]
+        replaces: int | None = None
         if last.role == "assistant":
-            self.store.truncate_from(last.conversation_id, last.position)
+            replaces = last.id
+            messages = messages[:-1]
         elif last.role != "user":
             return False
+        self.conversationOpened.emit(self.current_conversation_id, messages)
+        self._start_answer(replaces=replaces)
+        return True
+
+    def show_version(self, message_id: int, step: int) -> bool:
+        """Show the answer version ``step`` places away from ``message_id`` (‹ -1, › +1); the
+        shown version is what the next turn continues from. Only the last answer switches: the
+        turns after an earlier one followed the version shown then."""
+        messages = self.messages()
+        if self._active is not None or not messages or messages[-1].id != message_id:
+            self.errorOccurred.emit("only the last answer's versions can be switched, when idle")
+            return False
+        versions = self.store.versions(message_id)
+        index = next(i for i, m in enumerate(versions) if m.id == message_id) + step
+        if not 0 <= index < len(versions):
+            return False
+        self.store.show_version(versions[index].id)
         self.conversationOpened.emit(self.current_conversation_id, self.messages())
-        self._start_answer()
         return True
 
     def edit_message(self, message_id: int, new_text: str) -> bool:
@@ -234,7 +269,7 @@ class ChatController(QObject):
             return False
         return True
 
-    def _start_answer(self) -> None:
+    def _start_answer(self, *, replaces: int | None = None) -> None:
         conversation_id = self.current_conversation_id
         assert conversation_id is not None
         options = self._options()
@@ -244,7 +279,7 @@ class ChatController(QObject):
         history.extend(
             ChatMessage(m.role, m.content)
             for m in self.store.messages(conversation_id)
-            if m.content and m.role in ("user", "assistant")
+            if m.content and m.role in ("user", "assistant") and m.id != replaces
         )
         request_id = self.bridge.generate(conversation_id, tuple(history), options.generation)
         self._active = _ActiveAnswer(
@@ -252,6 +287,9 @@ class ChatController(QObject):
             conversation_id,
             time.perf_counter(),
             context_base=self._cache_lengths.get(conversation_id, 0),
+            replaces=replaces,
+            model=self.model_info.name if self.model_info else "",
+            generation=generation_json(options.generation),
         )
         info = self.model_info
         self._stats = LiveStats(
@@ -302,7 +340,11 @@ class ChatController(QObject):
         try:
             if active.message_id is None:
                 active.message_id = self.store.append_message(
-                    active.conversation_id, "assistant", active.text, interrupted=True
+                    active.conversation_id,
+                    "assistant",
+                    active.text,
+                    interrupted=True,
+                    **active.provenance(),
                 ).id
             else:
                 self.store.update_message(active.message_id, active.text, interrupted=True)
@@ -384,6 +426,8 @@ class ChatController(QObject):
         self.busyChanged.emit(False)
         if shown:
             self.answerFinished.emit(saved)
+            if saved is None and active.replaces is not None:  # nothing new: the old one shows
+                self.conversationOpened.emit(self.current_conversation_id, self.messages())
         self.conversationsChanged.emit()
 
     def _store_answer(
@@ -404,6 +448,7 @@ class ChatController(QObject):
                     text,
                     finish_reason=finish_reason,
                     interrupted=interrupted,
+                    **active.provenance(),
                 )
         except ValueError:  # the conversation was deleted while it answered
             logger.info("answer dropped: conversation %s is gone", active.conversation_id)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.answer_versions import VersionSwitcher
 from app.chat.markdown_render import (
     COPY_SCHEME,
     MarkdownRenderer,
@@ -104,6 +105,7 @@ class MessageRow(QWidget):
 
     editSubmitted = Signal(int, str)  # message id, new text
     regenerateRequested = Signal()
+    versionRequested = Signal(int, int)  # message id, step (‹ -1, › +1)
 
     def __init__(
         self,
@@ -133,8 +135,12 @@ class MessageRow(QWidget):
         self.finish_note.hide()
         self.typing = QLabel("Thinking…", objectName="typingIndicator")
         self.typing.hide()
+        self.versions = VersionSwitcher()
+        self.versions.stepRequested.connect(self.versionRequested)
         if role == "user":
             self.actions_row.addStretch(1)
+        else:
+            self.actions_row.addWidget(self.versions)
         for button in (self.copy_button, self.edit_button, self.regenerate_button):
             self.actions_row.addWidget(button)
         self.actions_row.addWidget(self.finish_note)
@@ -165,7 +171,9 @@ class MessageRow(QWidget):
             avatar.setFixedSize(QSize(26, 26))
             avatar.setAlignment(Qt.AlignmentFlag.AlignCenter)
             header.addWidget(avatar)
-            header.addWidget(QLabel(assistant_name, objectName="roleLabel"))
+            self.avatar = avatar
+            self.role_label = QLabel(assistant_name, objectName="roleLabel")
+            header.addWidget(self.role_label)
             header.addWidget(self.typing)
             header.addStretch(1)
             outer.addLayout(header)
@@ -229,6 +237,10 @@ class MessageRow(QWidget):
     def set_message(self, message: StoredMessage) -> None:
         self.message = message
         self.set_text(message.content)
+        self.versions.set_message(message)
+        if message.model and self.role == "assistant":  # labelled with the model that wrote it
+            self.role_label.setText(message.model)
+            self.avatar.setText(message.model[:1].upper())
         note = FINISH_NOTES.get("interrupted" if message.interrupted else message.finish_reason, "")
         self.finish_note.setText(note)
         self.finish_note.setVisible(bool(note))
@@ -297,6 +309,7 @@ class ChatView(QScrollArea):
 
     editSubmitted = Signal(int, str)
     regenerateRequested = Signal()
+    versionRequested = Signal(int, int)  # message id, step
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -375,6 +388,7 @@ class ChatView(QScrollArea):
         row = MessageRow(role, renderer=self.renderer, assistant_name=self.assistant_name)
         row.editSubmitted.connect(self.editSubmitted)
         row.regenerateRequested.connect(self.regenerateRequested)
+        row.versionRequested.connect(self.versionRequested)
         self._layout.insertWidget(self._layout.count() - 1, row)
         self.rows.append(row)
         self._update_empty_state()
@@ -386,6 +400,7 @@ class ChatView(QScrollArea):
             row.regenerate_button.setVisible(
                 row.role == "assistant" and last and self.streaming_row is None
             )
+            row.versions.set_switchable(last and self.streaming_row is None)
 
     # --- streaming ---------------------------------------------------------------------------
 

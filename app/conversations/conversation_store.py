@@ -50,6 +50,38 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: answer versions: a regenerate keeps the earlier answers at the same position; exactly one
+    # version per position is shown (``active``) and it is what the next turn continues from.
+    # SQLite cannot drop the old UNIQUE (conversation_id, position): the table is rebuilt.
+    """
+    CREATE TABLE messages_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        finish_reason TEXT NOT NULL DEFAULT '',
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        version INTEGER NOT NULL DEFAULT 0,
+        active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        UNIQUE (conversation_id, position, version)
+    );
+    INSERT INTO messages_v3 (id, conversation_id, position, role, content, created_at,
+        finish_reason, interrupted)
+        SELECT id, conversation_id, position, role, content, created_at, finish_reason, interrupted
+        FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v3 RENAME TO messages;
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, position);
+    CREATE UNIQUE INDEX messages_shown ON messages(conversation_id, position) WHERE active = 1;
+    """,
+    # 4: what wrote each answer: the model's name and the generation settings (JSON), so an answer
+    # is labelled with its own model, not the one loaded now
+    """
+    ALTER TABLE messages ADD COLUMN model TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN generation TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 
@@ -75,6 +107,12 @@ class StoredMessage:
     created_at: float
     finish_reason: str = ""  # "" while unknown; the engine's finish reason for answers
     interrupted: bool = False  # cut off before the engine finished it (quit, crash, kill -9)
+    version: int = 0  # answers at one position (regenerate keeps the earlier ones)
+    active: bool = True  # the shown version at its position
+    version_number: int = 1  # 1-based place of this version among its position's versions
+    version_count: int = 1
+    model: str = ""  # the name of the model that wrote an answer ("" when unknown)
+    generation: str = ""  # its generation settings as JSON ("" when unknown)
 
 
 def default_database_path() -> Path:
@@ -174,15 +212,50 @@ class ConversationStore:
     # --- messages --------------------------------------------------------------------------------
 
     def messages(self, conversation_id: str) -> list[StoredMessage]:
+        """The conversation as shown: one (the active) version per position."""
         rows = self._db.execute(
-            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY position",
+            f"{_SELECT_MESSAGES} WHERE m.conversation_id = ? AND m.active = 1 ORDER BY m.position",
             (conversation_id,),
         ).fetchall()
         return [_message(row) for row in rows]
 
+    def all_messages(self, conversation_id: str) -> list[StoredMessage]:
+        """Every version of every message, by position then version (export)."""
+        rows = self._db.execute(
+            f"{_SELECT_MESSAGES} WHERE m.conversation_id = ? ORDER BY m.position, m.version",
+            (conversation_id,),
+        ).fetchall()
+        return [_message(row) for row in rows]
+
+    def versions(self, message_id: int) -> list[StoredMessage]:
+        """The versions at ``message_id``'s position, oldest first."""
+        rows = self._db.execute(
+            f"{_SELECT_MESSAGES} JOIN messages o ON o.id = ? AND m.conversation_id ="
+            " o.conversation_id AND m.position = o.position ORDER BY m.version",
+            (message_id,),
+        ).fetchall()
+        return [_message(row) for row in rows]
+
     def message(self, message_id: int) -> StoredMessage | None:
-        row = self._db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        row = self._db.execute(f"{_SELECT_MESSAGES} WHERE m.id = ?", (message_id,)).fetchone()
         return _message(row) if row else None
+
+    def show_version(self, message_id: int) -> None:
+        """Make ``message_id`` the shown version at its position (the others stay stored)."""
+        target = self.message(message_id)
+        if target is None:
+            raise ValueError(f"no message with id {message_id}: expected an existing message")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "UPDATE messages SET active = 0 WHERE conversation_id = ? AND position = ?",
+                (target.conversation_id, target.position),
+            )
+            self._db.execute("UPDATE messages SET active = 1 WHERE id = ?", (message_id,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def append_message(
         self,
@@ -192,20 +265,48 @@ class ConversationStore:
         *,
         finish_reason: str = "",
         interrupted: bool = False,
+        replaces: int | None = None,
+        model: str = "",
+        generation: str = "",
     ) -> StoredMessage:
-        """Add a message at the end and commit; the first user message names the conversation."""
+        """Add a message at the end and commit; the first user message names the conversation.
+
+        ``replaces``: the shown answer this one is a new version of (a regenerate). It is hidden,
+        not deleted, in the same transaction, so a crash leaves one or the other shown.
+        """
         conversation = self._require(conversation_id)
         now = time.time()
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            position = self._db.execute(
-                "SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE conversation_id = ?",
-                (conversation_id,),
+            if replaces is not None:
+                position = self._hide_for_new_version(conversation_id, replaces)
+            else:
+                position = self._db.execute(
+                    "SELECT COALESCE(MAX(position) + 1, 0) FROM messages"
+                    " WHERE conversation_id = ? AND active = 1",
+                    (conversation_id,),
+                ).fetchone()[0]
+            version = self._db.execute(
+                "SELECT COALESCE(MAX(version) + 1, 0) FROM messages"
+                " WHERE conversation_id = ? AND position = ?",
+                (conversation_id, position),
             ).fetchone()[0]
             cursor = self._db.execute(
                 "INSERT INTO messages (conversation_id, position, role, content, created_at,"
-                " finish_reason, interrupted) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, position, role, content, now, finish_reason, int(interrupted)),
+                " finish_reason, interrupted, version, model, generation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    position,
+                    role,
+                    content,
+                    now,
+                    finish_reason,
+                    int(interrupted),
+                    version,
+                    model,
+                    generation,
+                ),
             )
             title = conversation.title
             if role == "user" and title == DEFAULT_TITLE:
@@ -218,16 +319,23 @@ class ConversationStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return StoredMessage(
-            int(cursor.lastrowid or 0),
-            conversation_id,
-            position,
-            role,
-            content,
-            now,
-            finish_reason,
-            interrupted,
-        )
+        stored = self.message(int(cursor.lastrowid or 0))
+        assert stored is not None  # just committed
+        return stored
+
+    def _hide_for_new_version(self, conversation_id: str, replaces: int) -> int:
+        """Inside a transaction: hide the shown answer ``replaces``; its position."""
+        row = self._db.execute(
+            "SELECT position, role, active FROM messages WHERE id = ? AND conversation_id = ?",
+            (replaces, conversation_id),
+        ).fetchone()
+        if row is None or row["role"] != "assistant" or not row["active"]:
+            raise ValueError(
+                f"message {replaces} is not a shown answer of conversation {conversation_id!r}:"
+                " expected the answer a regenerate replaces"
+            )
+        self._db.execute("UPDATE messages SET active = 0 WHERE id = ?", (replaces,))
+        return int(row["position"])
 
     def update_message(
         self, message_id: int, content: str, *, finish_reason: str = "", interrupted: bool = False
@@ -267,6 +375,14 @@ def _conversation(row: sqlite3.Row) -> Conversation:
     return Conversation(row["id"], row["title"], row["created_at"], row["updated_at"])
 
 
+_SELECT_MESSAGES = (
+    "SELECT m.*, (SELECT COUNT(*) FROM messages v WHERE v.conversation_id = m.conversation_id"
+    " AND v.position = m.position) AS version_count, (SELECT COUNT(*) FROM messages v"
+    " WHERE v.conversation_id = m.conversation_id AND v.position = m.position"
+    " AND v.version <= m.version) AS version_number FROM messages m"
+)
+
+
 def _message(row: sqlite3.Row) -> StoredMessage:
     return StoredMessage(
         id=row["id"],
@@ -277,4 +393,10 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         created_at=row["created_at"],
         finish_reason=row["finish_reason"],
         interrupted=bool(row["interrupted"]),
+        version=row["version"],
+        active=bool(row["active"]),
+        version_number=row["version_number"],
+        version_count=row["version_count"],
+        model=row["model"],
+        generation=row["generation"],
     )

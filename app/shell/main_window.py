@@ -204,6 +204,7 @@ class MainWindow(QMainWindow):
         self.composer.stopRequested.connect(c.stop)
         self.chat_view.editSubmitted.connect(c.edit_message)
         self.chat_view.regenerateRequested.connect(c.regenerate)
+        self.chat_view.versionRequested.connect(c.show_version)
         self.sidebar.newRequested.connect(self.new_chat)
         self.sidebar.conversationSelected.connect(self.open_conversation)
         self.sidebar.deleteRequested.connect(c.delete_conversation)
