@@ -105,6 +105,7 @@ class ChatController(QObject):
     notice = Signal(str)  # e.g. the context policy trimmed the conversation
     errorOccurred = Signal(str)
     conversationsChanged = Signal()
+    systemPromptChanged = Signal(str)  # conversation id
 
     def __init__(
         self,
@@ -181,6 +182,30 @@ class ChatController(QObject):
             self.current_conversation_id = None
             self.conversationOpened.emit(None, [])
         self.conversationsChanged.emit()
+
+    def system_prompt(self, conversation_id: str | None) -> str:
+        """The prompt a turn of ``conversation_id`` starts with: its own, else the global one."""
+        conversation = self.store.conversation(conversation_id) if conversation_id else None
+        if conversation is not None and conversation.system_prompt is not None:
+            return conversation.system_prompt
+        return self._options().system_prompt
+
+    def own_system_prompt(self) -> str | None:
+        """The current chat's own system prompt (None: it follows the global one)."""
+        conversation_id = self.current_conversation_id
+        conversation = self.store.conversation(conversation_id) if conversation_id else None
+        return conversation.system_prompt if conversation else None
+
+    def set_system_prompt(self, prompt: str | None) -> None:
+        """Give the current chat its own system prompt (None: the global one again); a chat not
+        stored yet is stored now, since it holds something of the user's."""
+        if self.current_conversation_id is None:
+            if prompt is None:
+                return
+            self.new_conversation()
+        assert self.current_conversation_id is not None
+        self.store.set_system_prompt(self.current_conversation_id, prompt)
+        self.systemPromptChanged.emit(self.current_conversation_id)
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         self.store.rename_conversation(conversation_id, title)
@@ -274,8 +299,9 @@ class ChatController(QObject):
         assert conversation_id is not None
         options = self._options()
         history: list[ChatMessage] = []
-        if options.system_prompt.strip():
-            history.append(ChatMessage("system", options.system_prompt.strip()))
+        system_prompt = self.system_prompt(conversation_id).strip()
+        if system_prompt:
+            history.append(ChatMessage("system", system_prompt))
         history.extend(
             ChatMessage(m.role, m.content)
             for m in self.store.messages(conversation_id)

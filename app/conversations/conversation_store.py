@@ -82,6 +82,10 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN model TEXT NOT NULL DEFAULT '';
     ALTER TABLE messages ADD COLUMN generation TEXT NOT NULL DEFAULT '';
     """,
+    # 5: a chat's own system prompt (NULL: the global one from the settings)
+    """
+    ALTER TABLE conversations ADD COLUMN system_prompt TEXT;
+    """,
 )
 
 
@@ -95,6 +99,7 @@ class Conversation:
     title: str
     created_at: float
     updated_at: float
+    system_prompt: str | None = None  # the chat's own; None: the global one (settings)
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,13 @@ class ConversationStore:
         self._require(conversation_id)
         self._db.execute(
             "UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id)
+        )
+
+    def set_system_prompt(self, conversation_id: str, prompt: str | None) -> None:
+        """The chat's own system prompt; None: follow the global one again."""
+        self._require(conversation_id)
+        self._db.execute(
+            "UPDATE conversations SET system_prompt = ? WHERE id = ?", (prompt, conversation_id)
         )
 
     def delete_conversation(self, conversation_id: str) -> None:
@@ -372,7 +384,9 @@ def _escape_like(text: str) -> str:
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(row["id"], row["title"], row["created_at"], row["updated_at"])
+    return Conversation(
+        row["id"], row["title"], row["created_at"], row["updated_at"], row["system_prompt"]
+    )
 
 
 _SELECT_MESSAGES = (

@@ -31,6 +31,7 @@ from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
 from app.chat.engine_bridge import EngineBridge, default_worker_factory
 from app.chat.status_line import StatusLine
+from app.chat.system_prompt_dialog import SystemPromptEditor
 from app.conversations.conversation_list_model import ConversationListModel
 from app.conversations.conversation_store import ConversationStore, StoredMessage
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
@@ -107,6 +108,8 @@ class MainWindow(QMainWindow):
         header_layout.setContentsMargins(20, 10, 16, 10)
         header_layout.addWidget(self.title_label)
         header_layout.addStretch(1)
+        self.system_prompt = SystemPromptEditor(self.controller, settings, self)
+        header_layout.addWidget(self.system_prompt.button)
         header_layout.addWidget(self.model_chip)
 
         composer_row = QHBoxLayout()
@@ -178,6 +181,9 @@ class MainWindow(QMainWindow):
         self.search_action = action(
             "Search Chats", QKeySequence.StandardKey.Find, self._focus_search
         )
+        self.system_prompt_action = action(
+            "System Prompt…", "Ctrl+Shift+P", lambda: self.system_prompt.open_dialog()
+        )
         self.quit_action = action("Quit", QKeySequence.StandardKey.Quit, self.close)
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
@@ -186,6 +192,7 @@ class MainWindow(QMainWindow):
         chat_menu = menu.addMenu("&Chat")
         for item in (self.stop_action, self.regenerate_action, self.search_action):
             chat_menu.addAction(item)
+        chat_menu.addAction(self.system_prompt_action)
         menu.setNativeMenuBar(True)
 
     def _connect(self) -> None:
