@@ -221,6 +221,57 @@ class ConversationStore:
     def delete_conversation(self, conversation_id: str) -> None:
         self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
+    def import_conversations(
+        self, records: list[tuple[Conversation, list[StoredMessage]]]
+    ) -> list[str]:
+        """Write whole chats (times, versions and all, as an export holds them) in ONE
+        transaction: a failure leaves the store as it was. A taken id gets a new one."""
+        ids: list[str] = []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for conversation, messages in records:
+                conversation_id = conversation.id
+                if conversation_id in ids or self.conversation(conversation_id) is not None:
+                    conversation_id = uuid.uuid4().hex
+                self._db.execute(
+                    "INSERT INTO conversations (id, title, created_at, updated_at, system_prompt)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        conversation_id,
+                        conversation.title,
+                        conversation.created_at,
+                        conversation.updated_at,
+                        conversation.system_prompt,
+                    ),
+                )
+                self._db.executemany(
+                    "INSERT INTO messages (conversation_id, position, role, content, created_at,"
+                    " finish_reason, interrupted, version, active, model, generation)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            conversation_id,
+                            m.position,
+                            m.role,
+                            m.content,
+                            m.created_at,
+                            m.finish_reason,
+                            int(m.interrupted),
+                            m.version,
+                            int(m.active),
+                            m.model,
+                            m.generation,
+                        )
+                        for m in messages
+                    ],
+                )
+                ids.append(conversation_id)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return ids
+
     # --- messages --------------------------------------------------------------------------------
 
     def messages(self, conversation_id: str) -> list[StoredMessage]:

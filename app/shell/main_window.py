@@ -34,6 +34,7 @@ from app.chat.status_line import StatusLine
 from app.chat.system_prompt_dialog import SystemPromptEditor
 from app.conversations.conversation_list_model import ConversationListModel
 from app.conversations.conversation_store import ConversationStore, StoredMessage
+from app.conversations.export_dialog import ConversationTransfer
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
 from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore
@@ -181,13 +182,24 @@ class MainWindow(QMainWindow):
         self.search_action = action(
             "Search Chats", QKeySequence.StandardKey.Find, self._focus_search
         )
+        self.transfer = ConversationTransfer(self.store, self)
+        self.export_action = action(
+            "Export Chats…",
+            "Ctrl+Shift+E",
+            lambda: self.transfer.open_export(self.controller.current_conversation_id, self),
+        )
+        self.import_action = action(
+            "Import Chats…", "Ctrl+Shift+I", lambda: self.transfer.choose_import(self)
+        )
         self.system_prompt_action = action(
             "System Prompt…", "Ctrl+Shift+P", lambda: self.system_prompt.open_dialog()
         )
         self.quit_action = action("Quit", QKeySequence.StandardKey.Quit, self.close)
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
-        for item in (self.new_action, self.settings_action, self.quit_action):
+        for item in (self.new_action, self.export_action, self.import_action):
+            file_menu.addAction(item)
+        for item in (self.settings_action, self.quit_action):
             file_menu.addAction(item)
         chat_menu = menu.addMenu("&Chat")
         for item in (self.stop_action, self.regenerate_action, self.search_action):
@@ -225,6 +237,11 @@ class MainWindow(QMainWindow):
         self.bridge.engineError.connect(self._on_engine_error)
         self.settings_store.changed.connect(self._on_settings_changed)
         self.settings_store.saveFailed.connect(self.banner.show_message)
+        self.transfer.failed.connect(self.banner.show_message)
+        self.transfer.exported.connect(
+            lambda path: self.status_line.show_notice(f"Exported to {path}")
+        )
+        self.transfer.imported.connect(self._on_imported)
 
     @property
     def settings(self) -> AppSettings:
@@ -265,6 +282,12 @@ class MainWindow(QMainWindow):
         self.chat_view.set_messages(messages)
         self.sidebar.select(conversation_id)
         self._update_title()
+
+    def _on_imported(self, ids: list[str]) -> None:
+        self._refresh_sidebar()
+        self.status_line.show_notice(f"Imported {len(ids)} chat{'s' if len(ids) != 1 else ''}")
+        if ids:
+            self.open_conversation(ids[0])
 
     def _on_message_added(self, message: StoredMessage) -> None:
         self.chat_view.add_message(message)
