@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 COLUMN_MAX_WIDTH = 780
 STREAM_REFRESH_MS = 40  # re-render a streaming answer at most this often
+SCROLL_SETTLE_MS = 60  # a search hit is scrolled to after the opened chat's rows settle
 FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this size
 FINISH_NOTES = {
     "cancelled": "Stopped",
@@ -458,6 +459,20 @@ class ChatView(QScrollArea):
     def _on_range_changed(self, _minimum: int, maximum: int) -> None:
         if self._follow:
             self.verticalScrollBar().setValue(maximum)
+
+    def scroll_to_message(self, message_id: int) -> MessageRow | None:
+        """Bring the row of ``message_id`` into view (a search hit), once the rows are laid out;
+        stop following the bottom so the view stays there."""
+        row = next((r for r in self.rows if r.message and r.message.id == message_id), None)
+        if row is not None:
+            self._follow = False
+            QTimer.singleShot(SCROLL_SETTLE_MS, lambda: self._reveal(row))
+        return row
+
+    def _reveal(self, row: MessageRow) -> None:
+        if row in self.rows:
+            self._follow = False
+            self.ensureWidgetVisible(row, 0, 24)
 
     def scroll_to_bottom(self) -> None:
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())

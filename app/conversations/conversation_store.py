@@ -86,7 +86,31 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE conversations ADD COLUMN system_prompt TEXT;
     """,
+    # 6: full-text search over messages (FTS5, external content: the text is stored once), kept in
+    # step by triggers (cascading deletes fire them too) and built here for existing messages
+    """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+            VALUES ('delete', old.id, old.content);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+            VALUES ('delete', old.id, old.content);
+        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+    END;
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+    """,
 )
+
+
+SNIPPET_TOKENS = 10  # words around a search match in its snippet
+MATCH_START, MATCH_END = "\x02", "\x03"  # how a snippet marks the matched words
 
 
 class StorageError(RuntimeError):
@@ -118,6 +142,23 @@ class StoredMessage:
     version_count: int = 1
     model: str = ""  # the name of the model that wrote an answer ("" when unknown)
     generation: str = ""  # its generation settings as JSON ("" when unknown)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A chat found by a search: its best matching message (None: the title matched) and a
+    snippet of that message with the matched words between MATCH_START and MATCH_END."""
+
+    conversation: Conversation
+    message_id: int | None
+    snippet: str
+
+
+def fts_query(text: str) -> str:
+    """The user's words as an FTS5 query: each word a quoted prefix, all of them required (no
+    FTS syntax from the user is interpreted: quotes are doubled inside each phrase)."""
+    words = [word.replace('"', '""') for word in text.split()]
+    return " ".join(f'"{word}"*' for word in words if word.strip('"'))
 
 
 def default_database_path() -> Path:
@@ -183,18 +224,39 @@ class ConversationStore:
     def conversations(self, *, search: str = "") -> list[Conversation]:
         """Most recently updated first; ``search`` matches titles and message text (any case)."""
         if search.strip():
-            pattern = "%" + _escape_like(search.strip()) + "%"
-            rows = self._db.execute(
-                "SELECT * FROM conversations c WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS ("
-                " SELECT 1 FROM messages m WHERE m.conversation_id = c.id"
-                " AND m.content LIKE ? ESCAPE '\\') ORDER BY updated_at DESC",
-                (pattern, pattern),
-            ).fetchall()
-        else:
-            rows = self._db.execute(
-                "SELECT * FROM conversations ORDER BY updated_at DESC"
-            ).fetchall()
+            return [hit.conversation for hit in self.search(search)]
+        rows = self._db.execute("SELECT * FROM conversations ORDER BY updated_at DESC").fetchall()
         return [_conversation(row) for row in rows]
+
+    def search(self, text: str, *, snippet_tokens: int = SNIPPET_TOKENS) -> list[SearchHit]:
+        """Chats whose title contains ``text`` or whose shown messages hold every word of it
+        (word prefixes, any case or accent; the FTS5 index), most recently updated first; each
+        with its best matching message and a snippet around the match."""
+        query = fts_query(text)
+        if not query:
+            return []
+        best: dict[str, tuple[int, str]] = {}
+        rows = self._db.execute(
+            "SELECT m.conversation_id, m.id, snippet(messages_fts, 0, char(2), char(3), '…', ?)"
+            " AS snippet FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            " WHERE messages_fts MATCH ? AND m.active = 1 ORDER BY bm25(messages_fts)",
+            (snippet_tokens, query),
+        ).fetchall()
+        for row in rows:
+            best.setdefault(row["conversation_id"], (row["id"], row["snippet"]))
+        pattern = "%" + _escape_like(text.strip()) + "%"
+        hits = []
+        for row in self._db.execute(
+            "SELECT *, title LIKE ? ESCAPE '\\' AS title_matches FROM conversations"
+            " ORDER BY updated_at DESC",
+            (pattern,),
+        ).fetchall():
+            found = best.get(row["id"])
+            if found is not None:
+                hits.append(SearchHit(_conversation(row), found[0], " ".join(found[1].split())))
+            elif row["title_matches"]:
+                hits.append(SearchHit(_conversation(row), None, ""))
+        return hits
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         row = self._db.execute(

@@ -226,6 +226,7 @@ class MainWindow(QMainWindow):
         self.chat_view.versionRequested.connect(c.show_version)
         self.sidebar.newRequested.connect(self.new_chat)
         self.sidebar.conversationSelected.connect(self.open_conversation)
+        self.sidebar.searchHitChosen.connect(lambda _, m: self.chat_view.scroll_to_message(m))
         self.sidebar.deleteRequested.connect(c.delete_conversation)
         self.sidebar.settingsRequested.connect(lambda: self.open_settings("model"))
         self.conversations.dataChanged.connect(lambda *_: self._update_title())
