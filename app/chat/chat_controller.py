@@ -37,6 +37,14 @@ logger = logging.getLogger(__name__)
 
 ERROR_GRACE_MS = 250  # how long a failed answer waits for the engine's GenerationFinished
 SAVE_INTERVAL_SECONDS = 1.0  # a streaming answer is written to the store this often
+CHARS_PER_TOKEN = 4  # a rough average for English text with BPE tokenizers
+TOKENS_PER_MESSAGE = 4  # the chat template's markup around each message (role, separators)
+
+
+def estimate_context_tokens(texts: list[str]) -> int:
+    """About how many tokens a chat of ``texts`` (system prompt and messages) fills: shown as an
+    estimate until the engine reports the real count after the chat's next answer."""
+    return sum(len(text) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE for text in texts if text)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class LiveStats:
     generated_tokens: int = 0
     context_used: int | None = None
     context_length: int | None = None
+    context_estimated: bool = False  # context_used is estimated from the stored text
     prefill_done: int = 0
     prefill_total: int = 0
     finish_reason: str = ""
@@ -123,6 +132,9 @@ class ChatController(QObject):
         self._active: _ActiveAnswer | None = None
         self._stats = LiveStats()
         self._cache_lengths: dict[str, int] = {}
+        removed = store.delete_empty_conversations()  # left by versions that stored them early
+        if removed:
+            logger.info("removed %d empty chat(s)", removed)
         bridge.tokenArrived.connect(self._on_token)
         bridge.prefillProgress.connect(self._on_prefill)
         bridge.generationFinished.connect(self._on_finished)
@@ -151,7 +163,12 @@ class ChatController(QObject):
 
     # --- conversations -----------------------------------------------------------------------
 
-    def new_conversation(self) -> str:
+    def new_conversation(self) -> None:
+        """Open a new, empty chat. It is stored when it gets something of the user's (its first
+        message, or a system prompt of its own), so unused "New chat" rows never pile up."""
+        self.open_conversation(None)
+
+    def _store_new_conversation(self) -> str:
         conversation = self.store.create_conversation()
         self.conversationsChanged.emit()
         self.open_conversation(conversation.id)
@@ -165,8 +182,10 @@ class ChatController(QObject):
         if self._active is not None:
             self.stop()  # its partial answer is saved into its own conversation
         self.current_conversation_id = conversation_id
+        used, estimated = self._context_used(conversation_id)
         self._stats = LiveStats(
-            context_used=self._cache_lengths.get(conversation_id or ""),
+            context_used=used,
+            context_estimated=estimated,
             context_length=self.model_info.context_length if self.model_info else None,
         )
         self.statsChanged.emit(self._stats)
@@ -202,7 +221,7 @@ class ChatController(QObject):
         if self.current_conversation_id is None:
             if prompt is None:
                 return
-            self.new_conversation()
+            self._store_new_conversation()
         assert self.current_conversation_id is not None
         self.store.set_system_prompt(self.current_conversation_id, prompt)
         self.systemPromptChanged.emit(self.current_conversation_id)
@@ -221,7 +240,7 @@ class ChatController(QObject):
         if not self._can_generate():
             return False
         if self.current_conversation_id is None:
-            self.new_conversation()
+            self._store_new_conversation()
         assert self.current_conversation_id is not None
         message = self.store.append_message(self.current_conversation_id, "user", text)
         self.messageAdded.emit(message)
@@ -318,9 +337,11 @@ class ChatController(QObject):
             generation=generation_json(options.generation),
         )
         info = self.model_info
+        used, estimated = self._context_used(conversation_id)
         self._stats = LiveStats(
             generating=True,
-            context_used=self._cache_lengths.get(conversation_id),
+            context_used=used,
+            context_estimated=estimated,
             context_length=info.context_length if info else None,
         )
         self.busyChanged.emit(True)
@@ -351,6 +372,7 @@ class ChatController(QObject):
         active.tokens += 1
         self._stats.generated_tokens = active.tokens
         self._stats.context_used = active.context_base + active.fed + active.tokens  # estimate
+        self._stats.context_estimated = False  # counted from the engine's own numbers now
         elapsed = now - active.first_token_at
         if active.tokens > 1 and elapsed > 0:
             self._stats.tokens_per_second = (active.tokens - 1) / elapsed
@@ -442,7 +464,25 @@ class ChatController(QObject):
         info = self.model_info
         self._stats.context_length = info.context_length if info else None
         self._cache_lengths.clear()
+        if not self.busy:
+            used, estimated = self._context_used(self.current_conversation_id)
+            self._stats.context_used, self._stats.context_estimated = used, estimated
         self.statsChanged.emit(self._stats)
+
+    def _context_used(self, conversation_id: str | None) -> tuple[int | None, bool]:
+        """Tokens in the model's context for the chat: the engine's count once it ran in this
+        session, an estimate from the stored text before (``True``: estimated)."""
+        if conversation_id is None:
+            return None, False
+        if conversation_id in self._cache_lengths:
+            return self._cache_lengths[conversation_id], False
+        texts = [self.system_prompt(conversation_id)]
+        texts += [m.content for m in self.store.messages(conversation_id)]
+        estimate = estimate_context_tokens(texts)
+        info = self.model_info
+        if info is not None:
+            estimate = min(estimate, info.context_length)
+        return (estimate, True) if estimate else (None, False)
 
     def _finish(self, text: str, finish_reason: str, *, shown: bool) -> None:
         active = self._active

@@ -280,6 +280,16 @@ class ConversationStore:
             "UPDATE conversations SET system_prompt = ? WHERE id = ?", (prompt, conversation_id)
         )
 
+    def delete_empty_conversations(self) -> int:
+        """Remove chats that hold nothing of the user's (no message, no own system prompt, the
+        default title); how many. Older versions stored every "New chat" at once."""
+        cursor = self._db.execute(
+            "DELETE FROM conversations WHERE title = ? AND system_prompt IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id)",
+            (DEFAULT_TITLE,),
+        )
+        return cursor.rowcount
+
     def delete_conversation(self, conversation_id: str) -> None:
         self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
