@@ -136,7 +136,7 @@ class MessageRow(QWidget):
         self.finish_note.hide()
         self.typing = QLabel("Thinking…", objectName="typingIndicator")
         self.typing.hide()
-        self.versions = VersionSwitcher()
+        self.versions = VersionSwitcher(self)  # a child at once: never a window of its own
         self.versions.stepRequested.connect(self.versionRequested)
         if role == "user":
             self.actions_row.addStretch(1)

@@ -45,6 +45,7 @@ class SystemPromptButton(QToolButton):
         super().__init__(parent)
         self.setObjectName("systemPromptButton")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setAutoRaise(True)  # reads as a line of the header; a frame on hover
         self.setAccessibleName("This chat's system prompt")
         self.show_prompt(None, "")
 
