@@ -69,6 +69,7 @@ class SystemPromptDialog(QDialog):
         self.setWindowTitle(f"System prompt — {chat_title}")
         self.resize(520, 340)
         self._global = global_prompt
+        self._own_draft = global_prompt if own is None else own  # kept while following global
         self.follow_global = QCheckBox("Use the global system prompt (Settings → Generation)")
         self.follow_global.setChecked(own is None)
         self.editor = QPlainTextEdit(global_prompt if own is None else own)
@@ -90,9 +91,10 @@ class SystemPromptDialog(QDialog):
         self._on_follow(self.follow_global.isChecked())
 
     def _on_follow(self, follow: bool) -> None:
+        if follow and not self.editor.isReadOnly():
+            self._own_draft = self.editor.toPlainText()
         self.editor.setReadOnly(follow)
-        if follow:
-            self.editor.setPlainText(self._global)
+        self.editor.setPlainText(self._global if follow else self._own_draft)
         self.note.setText(
             "This chat follows the global prompt; changes in Settings apply here too."
             if follow

@@ -63,6 +63,9 @@ def test_a_chat_prompt_set_in_its_dialog_reaches_the_engine_first(
     assert dialog.editor.toPlainText() == "Be brief."
     qtbot.mouseClick(dialog.follow_global, Qt.MouseButton.LeftButton)
     dialog.editor.setPlainText("  Answer in French.  ")
+    dialog.follow_global.setChecked(True)  # a look at the global one keeps the draft
+    assert dialog.editor.toPlainText() == "Be brief." and dialog.prompt() is None
+    dialog.follow_global.setChecked(False)
     qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     assert window.store.conversation(first_chat).system_prompt == "Answer in French."
     assert window.system_prompt.button.text() == "System prompt: “Answer in French.”"
