@@ -114,6 +114,48 @@ def capture_mid_answer(out_dir: Path, model: Path) -> Path:
     return path
 
 
+# --- answer versions and the export dialog (issue 16, conversation features) -------------------
+
+VERSIONS_QUESTION = "Suggest a name for a small coffee shop by the sea."
+
+
+def capture_answer_versions(out_dir: Path, model: Path) -> list[Path]:
+    """A real answer regenerated twice (sampled, fixed seeds), the second of three versions
+    shown (‹ 2/3 ›); then the export dialog over the same window."""
+    from engine.messages import GenerationConfig
+
+    window = make_window(str(model))
+    window.show()
+    window.start()
+    if not wait_until(lambda: window.bridge.model_info is not None, 120):
+        raise RuntimeError(f"the model at {model} did not load within 120 s")
+    window.controller.send(VERSIONS_QUESTION)
+    for seed in (None, 1, 2):
+        if seed is not None:
+            window.settings_store.update(
+                generation=GenerationConfig(
+                    max_new_tokens=48, temperature=0.7, top_p=0.9, seed=seed
+                )
+            )
+            window.controller.regenerate()
+        if not wait_until(lambda: not window.controller.busy, 300):
+            raise RuntimeError("no answer within 300 s")
+    last = window.store.messages(window.controller.current_conversation_id)[-1]
+    window.controller.show_version(last.id, -1)  # ‹: version 2 of 3
+    wait_until(lambda: False, 0.3)
+    versions = out_dir / "answer_versions.png"
+    window.grab().save(str(versions))
+
+    dialog = window.transfer.open_export(window.controller.current_conversation_id, window)
+    dialog.path_edit.setText(str(Path.home() / "Documents" / "Coffee shop names.md"))
+    wait_until(lambda: False, 0.3)
+    export = out_dir / "export_dialog.png"
+    dialog.grab().save(str(export))
+    dialog.reject()
+    window.close()
+    return [versions, export]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a converted model folder")
@@ -137,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("no converted model found: skipping the mid-answer shot (use --model)")
     else:
         saved.append(capture_mid_answer(out_dir, model))
+        saved.extend(capture_answer_versions(out_dir, model))
     settings_script = REPO / "scripts" / "screenshots_settings.py"
     if settings_script.is_file():
         spec = importlib.util.spec_from_file_location("screenshots_settings", settings_script)

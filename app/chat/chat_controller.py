@@ -10,6 +10,7 @@ A quit saves the answer so far as interrupted (``save_interrupted``).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.chat.engine_bridge import EngineBridge
 from app.conversations.conversation_store import ConversationStore, StoredMessage
+from app.settings.app_settings import AppSettings, settings_to_dict
 from engine.messages import (
     ChatMessage,
     ContextTrimmed,
@@ -35,6 +37,14 @@ logger = logging.getLogger(__name__)
 
 ERROR_GRACE_MS = 250  # how long a failed answer waits for the engine's GenerationFinished
 SAVE_INTERVAL_SECONDS = 1.0  # a streaming answer is written to the store this often
+CHARS_PER_TOKEN = 4  # a rough average for English text with BPE tokenizers
+TOKENS_PER_MESSAGE = 4  # the chat template's markup around each message (role, separators)
+
+
+def estimate_context_tokens(texts: list[str]) -> int:
+    """About how many tokens a chat of ``texts`` (system prompt and messages) fills: shown as an
+    estimate until the engine reports the real count after the chat's next answer."""
+    return sum(len(text) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE for text in texts if text)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class LiveStats:
     generated_tokens: int = 0
     context_used: int | None = None
     context_length: int | None = None
+    context_estimated: bool = False  # context_used is estimated from the stored text
     prefill_done: int = 0
     prefill_total: int = 0
     finish_reason: str = ""
@@ -72,10 +83,24 @@ class _ActiveAnswer:
     fed: int = 0  # tokens fed in prefill so far
     message_id: int | None = None  # its row in the store, from the first token on
     saved_at: float = 0.0
+    replaces: int | None = None  # the shown answer a regenerate makes a new version of
+    model: str = ""  # the name of the model writing it
+    generation: str = ""  # its generation settings, JSON
+
+    def provenance(self) -> dict[str, Any]:
+        """What the store keeps with the answer: which model wrote it, with which settings."""
+        return {"replaces": self.replaces, "model": self.model, "generation": self.generation}
 
     @property
     def text(self) -> str:
         return "".join(self.pieces)
+
+
+def generation_json(config: GenerationConfig) -> str:
+    """The settings an answer was written with, as stored beside it (keys sorted: stable)."""
+    return json.dumps(
+        settings_to_dict(AppSettings(generation=config))["generation"], sort_keys=True
+    )
 
 
 class ChatController(QObject):
@@ -89,6 +114,7 @@ class ChatController(QObject):
     notice = Signal(str)  # e.g. the context policy trimmed the conversation
     errorOccurred = Signal(str)
     conversationsChanged = Signal()
+    systemPromptChanged = Signal(str)  # conversation id
 
     def __init__(
         self,
@@ -106,6 +132,9 @@ class ChatController(QObject):
         self._active: _ActiveAnswer | None = None
         self._stats = LiveStats()
         self._cache_lengths: dict[str, int] = {}
+        removed = store.delete_empty_conversations()  # left by versions that stored them early
+        if removed:
+            logger.info("removed %d empty chat(s)", removed)
         bridge.tokenArrived.connect(self._on_token)
         bridge.prefillProgress.connect(self._on_prefill)
         bridge.generationFinished.connect(self._on_finished)
@@ -134,7 +163,12 @@ class ChatController(QObject):
 
     # --- conversations -----------------------------------------------------------------------
 
-    def new_conversation(self) -> str:
+    def new_conversation(self) -> None:
+        """Open a new, empty chat. It is stored when it gets something of the user's (its first
+        message, or a system prompt of its own), so unused "New chat" rows never pile up."""
+        self.open_conversation(None)
+
+    def _store_new_conversation(self) -> str:
         conversation = self.store.create_conversation()
         self.conversationsChanged.emit()
         self.open_conversation(conversation.id)
@@ -148,8 +182,10 @@ class ChatController(QObject):
         if self._active is not None:
             self.stop()  # its partial answer is saved into its own conversation
         self.current_conversation_id = conversation_id
+        used, estimated = self._context_used(conversation_id)
         self._stats = LiveStats(
-            context_used=self._cache_lengths.get(conversation_id or ""),
+            context_used=used,
+            context_estimated=estimated,
             context_length=self.model_info.context_length if self.model_info else None,
         )
         self.statsChanged.emit(self._stats)
@@ -166,6 +202,30 @@ class ChatController(QObject):
             self.conversationOpened.emit(None, [])
         self.conversationsChanged.emit()
 
+    def system_prompt(self, conversation_id: str | None) -> str:
+        """The prompt a turn of ``conversation_id`` starts with: its own, else the global one."""
+        conversation = self.store.conversation(conversation_id) if conversation_id else None
+        if conversation is not None and conversation.system_prompt is not None:
+            return conversation.system_prompt
+        return self._options().system_prompt
+
+    def own_system_prompt(self) -> str | None:
+        """The current chat's own system prompt (None: it follows the global one)."""
+        conversation_id = self.current_conversation_id
+        conversation = self.store.conversation(conversation_id) if conversation_id else None
+        return conversation.system_prompt if conversation else None
+
+    def set_system_prompt(self, prompt: str | None) -> None:
+        """Give the current chat its own system prompt (None: the global one again); a chat not
+        stored yet is stored now, since it holds something of the user's."""
+        if self.current_conversation_id is None:
+            if prompt is None:
+                return
+            self._store_new_conversation()
+        assert self.current_conversation_id is not None
+        self.store.set_system_prompt(self.current_conversation_id, prompt)
+        self.systemPromptChanged.emit(self.current_conversation_id)
+
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         self.store.rename_conversation(conversation_id, title)
         self.conversationsChanged.emit()
@@ -180,7 +240,7 @@ class ChatController(QObject):
         if not self._can_generate():
             return False
         if self.current_conversation_id is None:
-            self.new_conversation()
+            self._store_new_conversation()
         assert self.current_conversation_id is not None
         message = self.store.append_message(self.current_conversation_id, "user", text)
         self.messageAdded.emit(message)
@@ -193,17 +253,36 @@ class ChatController(QObject):
             self.bridge.cancel()
 
     def regenerate(self) -> bool:
-        """Drop the last answer and answer the last user message again (the cache is rewound)."""
+        """Answer the last user message again; the last answer stays stored as an earlier version
+        (hidden at the new answer's first token) and the cache is rewound."""
         messages = self.messages()
         if not messages or not self._can_generate():
             return False
         last = messages[-1]
+        replaces: int | None = None
         if last.role == "assistant":
-            self.store.truncate_from(last.conversation_id, last.position)
+            replaces = last.id
+            messages = messages[:-1]
         elif last.role != "user":
             return False
+        self.conversationOpened.emit(self.current_conversation_id, messages)
+        self._start_answer(replaces=replaces)
+        return True
+
+    def show_version(self, message_id: int, step: int) -> bool:
+        """Show the answer version ``step`` places away from ``message_id`` (‹ -1, › +1); the
+        shown version is what the next turn continues from. Only the last answer switches: the
+        turns after an earlier one followed the version shown then."""
+        messages = self.messages()
+        if self._active is not None or not messages or messages[-1].id != message_id:
+            self.errorOccurred.emit("only the last answer's versions can be switched, when idle")
+            return False
+        versions = self.store.versions(message_id)
+        index = next(i for i, m in enumerate(versions) if m.id == message_id) + step
+        if not 0 <= index < len(versions):
+            return False
+        self.store.show_version(versions[index].id)
         self.conversationOpened.emit(self.current_conversation_id, self.messages())
-        self._start_answer()
         return True
 
     def edit_message(self, message_id: int, new_text: str) -> bool:
@@ -234,17 +313,18 @@ class ChatController(QObject):
             return False
         return True
 
-    def _start_answer(self) -> None:
+    def _start_answer(self, *, replaces: int | None = None) -> None:
         conversation_id = self.current_conversation_id
         assert conversation_id is not None
         options = self._options()
         history: list[ChatMessage] = []
-        if options.system_prompt.strip():
-            history.append(ChatMessage("system", options.system_prompt.strip()))
+        system_prompt = self.system_prompt(conversation_id).strip()
+        if system_prompt:
+            history.append(ChatMessage("system", system_prompt))
         history.extend(
             ChatMessage(m.role, m.content)
             for m in self.store.messages(conversation_id)
-            if m.content and m.role in ("user", "assistant")
+            if m.content and m.role in ("user", "assistant") and m.id != replaces
         )
         request_id = self.bridge.generate(conversation_id, tuple(history), options.generation)
         self._active = _ActiveAnswer(
@@ -252,11 +332,16 @@ class ChatController(QObject):
             conversation_id,
             time.perf_counter(),
             context_base=self._cache_lengths.get(conversation_id, 0),
+            replaces=replaces,
+            model=self.model_info.name if self.model_info else "",
+            generation=generation_json(options.generation),
         )
         info = self.model_info
+        used, estimated = self._context_used(conversation_id)
         self._stats = LiveStats(
             generating=True,
-            context_used=self._cache_lengths.get(conversation_id),
+            context_used=used,
+            context_estimated=estimated,
             context_length=info.context_length if info else None,
         )
         self.busyChanged.emit(True)
@@ -287,6 +372,7 @@ class ChatController(QObject):
         active.tokens += 1
         self._stats.generated_tokens = active.tokens
         self._stats.context_used = active.context_base + active.fed + active.tokens  # estimate
+        self._stats.context_estimated = False  # counted from the engine's own numbers now
         elapsed = now - active.first_token_at
         if active.tokens > 1 and elapsed > 0:
             self._stats.tokens_per_second = (active.tokens - 1) / elapsed
@@ -302,7 +388,11 @@ class ChatController(QObject):
         try:
             if active.message_id is None:
                 active.message_id = self.store.append_message(
-                    active.conversation_id, "assistant", active.text, interrupted=True
+                    active.conversation_id,
+                    "assistant",
+                    active.text,
+                    interrupted=True,
+                    **active.provenance(),
                 ).id
             else:
                 self.store.update_message(active.message_id, active.text, interrupted=True)
@@ -374,7 +464,25 @@ class ChatController(QObject):
         info = self.model_info
         self._stats.context_length = info.context_length if info else None
         self._cache_lengths.clear()
+        if not self.busy:
+            used, estimated = self._context_used(self.current_conversation_id)
+            self._stats.context_used, self._stats.context_estimated = used, estimated
         self.statsChanged.emit(self._stats)
+
+    def _context_used(self, conversation_id: str | None) -> tuple[int | None, bool]:
+        """Tokens in the model's context for the chat: the engine's count once it ran in this
+        session, an estimate from the stored text before (``True``: estimated)."""
+        if conversation_id is None:
+            return None, False
+        if conversation_id in self._cache_lengths:
+            return self._cache_lengths[conversation_id], False
+        texts = [self.system_prompt(conversation_id)]
+        texts += [m.content for m in self.store.messages(conversation_id)]
+        estimate = estimate_context_tokens(texts)
+        info = self.model_info
+        if info is not None:
+            estimate = min(estimate, info.context_length)
+        return (estimate, True) if estimate else (None, False)
 
     def _finish(self, text: str, finish_reason: str, *, shown: bool) -> None:
         active = self._active
@@ -384,6 +492,8 @@ class ChatController(QObject):
         self.busyChanged.emit(False)
         if shown:
             self.answerFinished.emit(saved)
+            if saved is None and active.replaces is not None:  # nothing new: the old one shows
+                self.conversationOpened.emit(self.current_conversation_id, self.messages())
         self.conversationsChanged.emit()
 
     def _store_answer(
@@ -404,6 +514,7 @@ class ChatController(QObject):
                     text,
                     finish_reason=finish_reason,
                     interrupted=interrupted,
+                    **active.provenance(),
                 )
         except ValueError:  # the conversation was deleted while it answered
             logger.info("answer dropped: conversation %s is gone", active.conversation_id)

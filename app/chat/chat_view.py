@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.answer_versions import VersionSwitcher
 from app.chat.markdown_render import (
     COPY_SCHEME,
     ZERO_WIDTH_SPACE,
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 COLUMN_MAX_WIDTH = 780
 STREAM_REFRESH_MS = 40  # re-render a streaming answer at most this often
+SCROLL_SETTLE_MS = 60  # a search hit is scrolled to after the opened chat's rows settle
 FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this size
 # A message shows at most this much (about 0.3-0.7 s of Qt layout); beyond it a note says how much
 # more there is, and a streaming answer past it costs no re-render. Stored text and Copy keep all.
@@ -114,6 +116,7 @@ class MessageRow(QWidget):
 
     editSubmitted = Signal(int, str)  # message id, new text
     regenerateRequested = Signal()
+    versionRequested = Signal(int, int)  # message id, step (‹ -1, › +1)
 
     def __init__(
         self,
@@ -148,8 +151,12 @@ class MessageRow(QWidget):
         self.finish_note.hide()
         self.typing = QLabel("Thinking…", objectName="typingIndicator")
         self.typing.hide()
+        self.versions = VersionSwitcher(self)  # a child at once: never a window of its own
+        self.versions.stepRequested.connect(self.versionRequested)
         if role == "user":
             self.actions_row.addStretch(1)
+        else:
+            self.actions_row.addWidget(self.versions)
         for button in (self.copy_button, self.edit_button, self.regenerate_button):
             self.actions_row.addWidget(button)
         self.actions_row.addWidget(self.finish_note)
@@ -181,6 +188,7 @@ class MessageRow(QWidget):
             avatar.setAlignment(Qt.AlignmentFlag.AlignCenter)
             avatar.setTextFormat(Qt.TextFormat.PlainText)
             header.addWidget(avatar)
+            self.avatar = avatar
             self.author_label = QLabel(assistant_name, objectName="roleLabel")
             self.author_label.setTextFormat(Qt.TextFormat.PlainText)  # a model's name
             header.addWidget(self.author_label)
@@ -258,6 +266,10 @@ class MessageRow(QWidget):
     def set_message(self, message: StoredMessage) -> None:
         self.message = message
         self.set_text(message.content)
+        self.versions.set_message(message)
+        if message.model and self.role == "assistant":  # labelled with the model that wrote it
+            self.author_label.setText(message.model)
+            self.avatar.setText(message.model[:1].upper())
         note = FINISH_NOTES.get("interrupted" if message.interrupted else message.finish_reason, "")
         self.finish_note.setText(note)
         self.finish_note.setVisible(bool(note))
@@ -326,6 +338,7 @@ class ChatView(QScrollArea):
 
     editSubmitted = Signal(int, str)
     regenerateRequested = Signal()
+    versionRequested = Signal(int, int)  # message id, step
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -404,6 +417,7 @@ class ChatView(QScrollArea):
         row = MessageRow(role, renderer=self.renderer, assistant_name=self.assistant_name)
         row.editSubmitted.connect(self.editSubmitted)
         row.regenerateRequested.connect(self.regenerateRequested)
+        row.versionRequested.connect(self.versionRequested)
         self._layout.insertWidget(self._layout.count() - 1, row)
         self.rows.append(row)
         self._update_empty_state()
@@ -415,6 +429,7 @@ class ChatView(QScrollArea):
             row.regenerate_button.setVisible(
                 row.role == "assistant" and last and self.streaming_row is None
             )
+            row.versions.set_switchable(last and self.streaming_row is None)
 
     # --- streaming ---------------------------------------------------------------------------
 
@@ -472,6 +487,20 @@ class ChatView(QScrollArea):
     def _on_range_changed(self, _minimum: int, maximum: int) -> None:
         if self._follow:
             self.verticalScrollBar().setValue(maximum)
+
+    def scroll_to_message(self, message_id: int) -> MessageRow | None:
+        """Bring the row of ``message_id`` into view (a search hit), once the rows are laid out;
+        stop following the bottom so the view stays there."""
+        row = next((r for r in self.rows if r.message and r.message.id == message_id), None)
+        if row is not None:
+            self._follow = False
+            QTimer.singleShot(SCROLL_SETTLE_MS, lambda: self._reveal(row))
+        return row
+
+    def _reveal(self, row: MessageRow) -> None:
+        if row in self.rows:
+            self._follow = False
+            self.ensureWidgetVisible(row, 0, 24)
 
     def scroll_to_bottom(self) -> None:
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())

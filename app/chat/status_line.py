@@ -36,6 +36,8 @@ def describe_context(stats: LiveStats) -> str:
     if not stats.context_length:
         return ""
     used = "—" if stats.context_used is None else f"{stats.context_used:,}"
+    if stats.context_used is not None and stats.context_estimated:
+        used = f"≈ {used}"
     return f"{used} / {stats.context_length:,} tokens"
 
 
@@ -73,7 +75,12 @@ class StatusLine(QWidget):
         self.stats_label.setText(describe_stats(stats))
         context = describe_context(stats)
         self.context_label.setText(context)
-        self.context_label.setToolTip("Tokens in the model's context after the last answer")
+        self.context_label.setToolTip(
+            "About this many tokens, estimated from the chat's text: the exact count comes "
+            "with its next answer"
+            if stats.context_estimated
+            else "Tokens in the model's context after the last answer"
+        )
         if stats.context_length and stats.context_used is not None:
             fraction = min(1.0, stats.context_used / stats.context_length)
             self.gauge.setValue(int(fraction * 1000))

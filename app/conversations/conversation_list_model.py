@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
-from app.conversations.conversation_store import Conversation, ConversationStore
+from app.conversations.conversation_store import Conversation, ConversationStore, SearchHit
 
 logger = logging.getLogger(__name__)
 
 ConversationIdRole = Qt.ItemDataRole.UserRole + 1
 UpdatedAtRole = Qt.ItemDataRole.UserRole + 2
 SubtitleRole = Qt.ItemDataRole.UserRole + 3
+SnippetRole = Qt.ItemDataRole.UserRole + 4  # a search hit's snippet ("" without a search)
+MatchedMessageRole = Qt.ItemDataRole.UserRole + 5  # the message a search matched, or None
 
 
 def relative_time(timestamp: float, *, now: float | None = None) -> str:
@@ -40,6 +43,7 @@ class ConversationListModel(QAbstractListModel):
         self._store = store
         self._search = ""
         self._rows: list[Conversation] = []
+        self._hits: dict[str, SearchHit] = {}
         self.refresh()
 
     @property
@@ -53,7 +57,13 @@ class ConversationListModel(QAbstractListModel):
 
     def refresh(self) -> None:
         self.beginResetModel()
-        self._rows = self._store.conversations(search=self._search)
+        if self._search.strip():
+            hits = self._store.search(self._search)
+            self._hits = {hit.conversation.id: hit for hit in hits}
+            self._rows = [hit.conversation for hit in hits]
+        else:
+            self._hits = {}
+            self._rows = self._store.conversations()
         self.endResetModel()
 
     def conversation_at(self, row: int) -> Conversation:
@@ -83,6 +93,11 @@ class ConversationListModel(QAbstractListModel):
             return conversation.updated_at
         if role == SubtitleRole:
             return relative_time(conversation.updated_at)
+        if role in (SnippetRole, MatchedMessageRole):
+            hit = self._hits.get(conversation.id)
+            if role == SnippetRole:
+                return hit.snippet if hit else ""
+            return hit.message_id if hit else None
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
@@ -99,8 +114,6 @@ class ConversationListModel(QAbstractListModel):
             return False
         conversation = self._rows[index.row()]
         self._store.rename_conversation(conversation.id, title)
-        self._rows[index.row()] = Conversation(
-            conversation.id, title, conversation.created_at, conversation.updated_at
-        )
+        self._rows[index.row()] = replace(conversation, title=title)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole])
         return True

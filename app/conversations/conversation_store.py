@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.conversations.store_migrations import MIGRATIONS
 from engine import paths
 from engine.messages import Role
 
@@ -25,32 +26,10 @@ DATABASE_NAME = "conversations.sqlite3"
 DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 48
 
-_MIGRATIONS: tuple[str, ...] = (
-    # 1: conversations and their messages
-    """
-    CREATE TABLE conversations (
-        id TEXT PRIMARY KEY,
-        title TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-        content TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        finish_reason TEXT NOT NULL DEFAULT '',
-        UNIQUE (conversation_id, position)
-    );
-    CREATE INDEX messages_by_conversation ON messages(conversation_id, position);
-    """,
-    # 2: an answer cut by a quit, SIGTERM, a crash or kill -9 (written while it streams)
-    """
-    ALTER TABLE messages ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
-    """,
-)
+_MIGRATIONS = MIGRATIONS  # the name older tests and tools use
+
+SNIPPET_TOKENS = 10  # words around a search match in its snippet
+MATCH_START, MATCH_END = "\x02", "\x03"  # how a snippet marks the matched words
 
 
 class StorageError(RuntimeError):
@@ -63,6 +42,7 @@ class Conversation:
     title: str
     created_at: float
     updated_at: float
+    system_prompt: str | None = None  # the chat's own; None: the global one (settings)
 
 
 @dataclass(frozen=True)
@@ -75,6 +55,29 @@ class StoredMessage:
     created_at: float
     finish_reason: str = ""  # "" while unknown; the engine's finish reason for answers
     interrupted: bool = False  # cut off before the engine finished it (quit, crash, kill -9)
+    version: int = 0  # answers at one position (regenerate keeps the earlier ones)
+    active: bool = True  # the shown version at its position
+    version_number: int = 1  # 1-based place of this version among its position's versions
+    version_count: int = 1
+    model: str = ""  # the name of the model that wrote an answer ("" when unknown)
+    generation: str = ""  # its generation settings as JSON ("" when unknown)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A chat found by a search: its best matching message (None: the title matched) and a
+    snippet of that message with the matched words between MATCH_START and MATCH_END."""
+
+    conversation: Conversation
+    message_id: int | None
+    snippet: str
+
+
+def fts_query(text: str) -> str:
+    """The user's words as an FTS5 query: each word a quoted prefix, all of them required (no
+    FTS syntax from the user is interpreted: quotes are doubled inside each phrase)."""
+    words = [word.replace('"', '""') for word in text.split()]
+    return " ".join(f'"{word}"*' for word in words if word.strip('"'))
 
 
 def default_database_path() -> Path:
@@ -140,18 +143,39 @@ class ConversationStore:
     def conversations(self, *, search: str = "") -> list[Conversation]:
         """Most recently updated first; ``search`` matches titles and message text (any case)."""
         if search.strip():
-            pattern = "%" + _escape_like(search.strip()) + "%"
-            rows = self._db.execute(
-                "SELECT * FROM conversations c WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS ("
-                " SELECT 1 FROM messages m WHERE m.conversation_id = c.id"
-                " AND m.content LIKE ? ESCAPE '\\') ORDER BY updated_at DESC",
-                (pattern, pattern),
-            ).fetchall()
-        else:
-            rows = self._db.execute(
-                "SELECT * FROM conversations ORDER BY updated_at DESC"
-            ).fetchall()
+            return [hit.conversation for hit in self.search(search)]
+        rows = self._db.execute("SELECT * FROM conversations ORDER BY updated_at DESC").fetchall()
         return [_conversation(row) for row in rows]
+
+    def search(self, text: str, *, snippet_tokens: int = SNIPPET_TOKENS) -> list[SearchHit]:
+        """Chats whose title contains ``text`` or whose shown messages hold every word of it
+        (word prefixes, any case or accent; the FTS5 index), most recently updated first; each
+        with its best matching message and a snippet around the match."""
+        query = fts_query(text)
+        if not query:
+            return []
+        best: dict[str, tuple[int, str]] = {}
+        rows = self._db.execute(
+            "SELECT m.conversation_id, m.id, snippet(messages_fts, 0, char(2), char(3), '…', ?)"
+            " AS snippet FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            " WHERE messages_fts MATCH ? AND m.active = 1 ORDER BY bm25(messages_fts)",
+            (snippet_tokens, query),
+        ).fetchall()
+        for row in rows:
+            best.setdefault(row["conversation_id"], (row["id"], row["snippet"]))
+        pattern = "%" + _escape_like(text.strip()) + "%"
+        hits = []
+        for row in self._db.execute(
+            "SELECT *, title LIKE ? ESCAPE '\\' AS title_matches FROM conversations"
+            " ORDER BY updated_at DESC",
+            (pattern,),
+        ).fetchall():
+            found = best.get(row["id"])
+            if found is not None:
+                hits.append(SearchHit(_conversation(row), found[0], " ".join(found[1].split())))
+            elif row["title_matches"]:
+                hits.append(SearchHit(_conversation(row), None, ""))
+        return hits
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         row = self._db.execute(
@@ -168,21 +192,124 @@ class ConversationStore:
             "UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id)
         )
 
+    def set_system_prompt(self, conversation_id: str, prompt: str | None) -> None:
+        """The chat's own system prompt; None: follow the global one again."""
+        self._require(conversation_id)
+        self._db.execute(
+            "UPDATE conversations SET system_prompt = ? WHERE id = ?", (prompt, conversation_id)
+        )
+
+    def delete_empty_conversations(self) -> int:
+        """Remove chats that hold nothing of the user's (no message, no own system prompt, the
+        default title); how many. Older versions stored every "New chat" at once."""
+        cursor = self._db.execute(
+            "DELETE FROM conversations WHERE title = ? AND system_prompt IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id)",
+            (DEFAULT_TITLE,),
+        )
+        return cursor.rowcount
+
     def delete_conversation(self, conversation_id: str) -> None:
         self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def import_conversations(
+        self, records: list[tuple[Conversation, list[StoredMessage]]]
+    ) -> list[str]:
+        """Write whole chats (times, versions and all, as an export holds them) in ONE
+        transaction: a failure leaves the store as it was. A taken id gets a new one."""
+        ids: list[str] = []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for conversation, messages in records:
+                conversation_id = conversation.id
+                if conversation_id in ids or self.conversation(conversation_id) is not None:
+                    conversation_id = uuid.uuid4().hex
+                self._db.execute(
+                    "INSERT INTO conversations (id, title, created_at, updated_at, system_prompt)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        conversation_id,
+                        conversation.title,
+                        conversation.created_at,
+                        conversation.updated_at,
+                        conversation.system_prompt,
+                    ),
+                )
+                self._db.executemany(
+                    "INSERT INTO messages (conversation_id, position, role, content, created_at,"
+                    " finish_reason, interrupted, version, active, model, generation)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            conversation_id,
+                            m.position,
+                            m.role,
+                            m.content,
+                            m.created_at,
+                            m.finish_reason,
+                            int(m.interrupted),
+                            m.version,
+                            int(m.active),
+                            m.model,
+                            m.generation,
+                        )
+                        for m in messages
+                    ],
+                )
+                ids.append(conversation_id)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return ids
 
     # --- messages --------------------------------------------------------------------------------
 
     def messages(self, conversation_id: str) -> list[StoredMessage]:
+        """The conversation as shown: one (the active) version per position."""
         rows = self._db.execute(
-            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY position",
+            f"{_SELECT_MESSAGES} WHERE m.conversation_id = ? AND m.active = 1 ORDER BY m.position",
             (conversation_id,),
         ).fetchall()
         return [_message(row) for row in rows]
 
+    def all_messages(self, conversation_id: str) -> list[StoredMessage]:
+        """Every version of every message, by position then version (export)."""
+        rows = self._db.execute(
+            f"{_SELECT_MESSAGES} WHERE m.conversation_id = ? ORDER BY m.position, m.version",
+            (conversation_id,),
+        ).fetchall()
+        return [_message(row) for row in rows]
+
+    def versions(self, message_id: int) -> list[StoredMessage]:
+        """The versions at ``message_id``'s position, oldest first."""
+        rows = self._db.execute(
+            f"{_SELECT_MESSAGES} JOIN messages o ON o.id = ? AND m.conversation_id ="
+            " o.conversation_id AND m.position = o.position ORDER BY m.version",
+            (message_id,),
+        ).fetchall()
+        return [_message(row) for row in rows]
+
     def message(self, message_id: int) -> StoredMessage | None:
-        row = self._db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        row = self._db.execute(f"{_SELECT_MESSAGES} WHERE m.id = ?", (message_id,)).fetchone()
         return _message(row) if row else None
+
+    def show_version(self, message_id: int) -> None:
+        """Make ``message_id`` the shown version at its position (the others stay stored)."""
+        target = self.message(message_id)
+        if target is None:
+            raise ValueError(f"no message with id {message_id}: expected an existing message")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "UPDATE messages SET active = 0 WHERE conversation_id = ? AND position = ?",
+                (target.conversation_id, target.position),
+            )
+            self._db.execute("UPDATE messages SET active = 1 WHERE id = ?", (message_id,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def append_message(
         self,
@@ -192,20 +319,48 @@ class ConversationStore:
         *,
         finish_reason: str = "",
         interrupted: bool = False,
+        replaces: int | None = None,
+        model: str = "",
+        generation: str = "",
     ) -> StoredMessage:
-        """Add a message at the end and commit; the first user message names the conversation."""
+        """Add a message at the end and commit; the first user message names the conversation.
+
+        ``replaces``: the shown answer this one is a new version of (a regenerate). It is hidden,
+        not deleted, in the same transaction, so a crash leaves one or the other shown.
+        """
         conversation = self._require(conversation_id)
         now = time.time()
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            position = self._db.execute(
-                "SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE conversation_id = ?",
-                (conversation_id,),
+            if replaces is not None:
+                position = self._hide_for_new_version(conversation_id, replaces)
+            else:
+                position = self._db.execute(
+                    "SELECT COALESCE(MAX(position) + 1, 0) FROM messages"
+                    " WHERE conversation_id = ? AND active = 1",
+                    (conversation_id,),
+                ).fetchone()[0]
+            version = self._db.execute(
+                "SELECT COALESCE(MAX(version) + 1, 0) FROM messages"
+                " WHERE conversation_id = ? AND position = ?",
+                (conversation_id, position),
             ).fetchone()[0]
             cursor = self._db.execute(
                 "INSERT INTO messages (conversation_id, position, role, content, created_at,"
-                " finish_reason, interrupted) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, position, role, content, now, finish_reason, int(interrupted)),
+                " finish_reason, interrupted, version, model, generation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    position,
+                    role,
+                    content,
+                    now,
+                    finish_reason,
+                    int(interrupted),
+                    version,
+                    model,
+                    generation,
+                ),
             )
             title = conversation.title
             if role == "user" and title == DEFAULT_TITLE:
@@ -218,16 +373,23 @@ class ConversationStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return StoredMessage(
-            int(cursor.lastrowid or 0),
-            conversation_id,
-            position,
-            role,
-            content,
-            now,
-            finish_reason,
-            interrupted,
-        )
+        stored = self.message(int(cursor.lastrowid or 0))
+        assert stored is not None  # just committed
+        return stored
+
+    def _hide_for_new_version(self, conversation_id: str, replaces: int) -> int:
+        """Inside a transaction: hide the shown answer ``replaces``; its position."""
+        row = self._db.execute(
+            "SELECT position, role, active FROM messages WHERE id = ? AND conversation_id = ?",
+            (replaces, conversation_id),
+        ).fetchone()
+        if row is None or row["role"] != "assistant" or not row["active"]:
+            raise ValueError(
+                f"message {replaces} is not a shown answer of conversation {conversation_id!r}:"
+                " expected the answer a regenerate replaces"
+            )
+        self._db.execute("UPDATE messages SET active = 0 WHERE id = ?", (replaces,))
+        return int(row["position"])
 
     def update_message(
         self, message_id: int, content: str, *, finish_reason: str = "", interrupted: bool = False
@@ -264,7 +426,17 @@ def _escape_like(text: str) -> str:
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(row["id"], row["title"], row["created_at"], row["updated_at"])
+    return Conversation(
+        row["id"], row["title"], row["created_at"], row["updated_at"], row["system_prompt"]
+    )
+
+
+_SELECT_MESSAGES = (
+    "SELECT m.*, (SELECT COUNT(*) FROM messages v WHERE v.conversation_id = m.conversation_id"
+    " AND v.position = m.position) AS version_count, (SELECT COUNT(*) FROM messages v"
+    " WHERE v.conversation_id = m.conversation_id AND v.position = m.position"
+    " AND v.version <= m.version) AS version_number FROM messages m"
+)
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:
@@ -277,4 +449,10 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         created_at=row["created_at"],
         finish_reason=row["finish_reason"],
         interrupted=bool(row["interrupted"]),
+        version=row["version"],
+        active=bool(row["active"]),
+        version_number=row["version_number"],
+        version_count=row["version_count"],
+        model=row["model"],
+        generation=row["generation"],
     )

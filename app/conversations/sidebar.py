@@ -27,8 +27,11 @@ from PySide6.QtWidgets import (
 from app.conversations.conversation_list_model import (
     ConversationIdRole,
     ConversationListModel,
+    MatchedMessageRole,
+    SnippetRole,
     SubtitleRole,
 )
+from app.conversations.search_snippet import paint_snippet
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ class ConversationDelegate(QStyledItemDelegate):
     """Title and relative time on a rounded row; the selected row is highlighted softly."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
-        return QSize(option.rect.width(), 46)
+        return QSize(option.rect.width(), 68 if index.data(SnippetRole) else 46)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         painter.save()
@@ -66,6 +69,13 @@ class ConversationDelegate(QStyledItemDelegate):
         small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
         painter.setFont(small)
         painter.setPen(QColor("#8a8f98"))
+        snippet = index.data(SnippetRole)
+        if snippet:  # a search hit: the matching message's words, the match highlighted
+            top = painter.fontMetrics().height() + 4
+            snippet_rect = text_rect.adjusted(0, top + 2, 0, 0)
+            paint_snippet(painter, snippet_rect, snippet, font=small, color=QColor("#5f6672"))
+            painter.restore()
+            return
         painter.drawText(
             text_rect,
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
@@ -77,6 +87,7 @@ class ConversationDelegate(QStyledItemDelegate):
 class Sidebar(QWidget):
     newRequested = Signal()
     conversationSelected = Signal(str)
+    searchHitChosen = Signal(str, int)  # conversation id, the message the search matched
     deleteRequested = Signal(str)
     settingsRequested = Signal()
 
@@ -154,6 +165,9 @@ class Sidebar(QWidget):
         conversation_id = index.data(ConversationIdRole)
         if conversation_id:
             self.conversationSelected.emit(conversation_id)
+            message_id = index.data(MatchedMessageRole)
+            if message_id is not None:
+                self.searchHitChosen.emit(conversation_id, message_id)
 
     def selected_id(self) -> str | None:
         index = self.list.currentIndex()

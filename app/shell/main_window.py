@@ -31,8 +31,10 @@ from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
 from app.chat.engine_bridge import EngineBridge, default_worker_factory
 from app.chat.status_line import StatusLine
+from app.chat.system_prompt_dialog import SystemPromptEditor
 from app.conversations.conversation_list_model import ConversationListModel
 from app.conversations.conversation_store import ConversationStore, StoredMessage
+from app.conversations.export_dialog import ConversationTransfer
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
 from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore
@@ -110,6 +112,8 @@ class MainWindow(QMainWindow):
         header_layout.setContentsMargins(20, 10, 16, 10)
         header_layout.addWidget(self.title_label)
         header_layout.addStretch(1)
+        self.system_prompt = SystemPromptEditor(self.controller, settings, self)
+        header_layout.addWidget(self.system_prompt.button)
         header_layout.addWidget(self.model_chip)
 
         composer_row = QHBoxLayout()
@@ -181,14 +185,29 @@ class MainWindow(QMainWindow):
         self.search_action = action(
             "Search Chats", QKeySequence.StandardKey.Find, self._focus_search
         )
+        self.transfer = ConversationTransfer(self.store, self)
+        self.export_action = action(
+            "Export Chats…",
+            "Ctrl+Shift+E",
+            lambda: self.transfer.open_export(self.controller.current_conversation_id, self),
+        )
+        self.import_action = action(
+            "Import Chats…", "Ctrl+Shift+I", lambda: self.transfer.choose_import(self)
+        )
+        self.system_prompt_action = action(
+            "System Prompt…", "Ctrl+Shift+P", lambda: self.system_prompt.open_dialog()
+        )
         self.quit_action = action("Quit", QKeySequence.StandardKey.Quit, self.close)
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
-        for item in (self.new_action, self.settings_action, self.quit_action):
+        for item in (self.new_action, self.export_action, self.import_action):
+            file_menu.addAction(item)
+        for item in (self.settings_action, self.quit_action):
             file_menu.addAction(item)
         chat_menu = menu.addMenu("&Chat")
         for item in (self.stop_action, self.regenerate_action, self.search_action):
             chat_menu.addAction(item)
+        chat_menu.addAction(self.system_prompt_action)
         menu.setNativeMenuBar(True)
 
     def _connect(self) -> None:
@@ -207,8 +226,10 @@ class MainWindow(QMainWindow):
         self.composer.stopRequested.connect(c.stop)
         self.chat_view.editSubmitted.connect(c.edit_message)
         self.chat_view.regenerateRequested.connect(c.regenerate)
+        self.chat_view.versionRequested.connect(c.show_version)
         self.sidebar.newRequested.connect(self.new_chat)
         self.sidebar.conversationSelected.connect(self.open_conversation)
+        self.sidebar.searchHitChosen.connect(lambda _, m: self.chat_view.scroll_to_message(m))
         self.sidebar.deleteRequested.connect(c.delete_conversation)
         self.sidebar.settingsRequested.connect(lambda: self.open_settings("model"))
         self.conversations.dataChanged.connect(lambda *_: self._update_title())
@@ -221,6 +242,11 @@ class MainWindow(QMainWindow):
         self.bridge.serverStateChanged.connect(self._on_server_state)
         self.settings_store.changed.connect(self._on_settings_changed)
         self.settings_store.saveFailed.connect(self.banner.show_message)
+        self.transfer.failed.connect(self.banner.show_message)
+        self.transfer.exported.connect(
+            lambda path: self.status_line.show_notice(f"Exported to {path}")
+        )
+        self.transfer.imported.connect(self._on_imported)
 
     @property
     def settings(self) -> AppSettings:
@@ -261,6 +287,12 @@ class MainWindow(QMainWindow):
         self.chat_view.set_messages(messages)
         self.sidebar.select(conversation_id)
         self._update_title()
+
+    def _on_imported(self, ids: list[str]) -> None:
+        self._refresh_sidebar()
+        self.status_line.show_notice(f"Imported {len(ids)} chat{'s' if len(ids) != 1 else ''}")
+        if ids:
+            self.open_conversation(ids[0])
 
     def _on_message_added(self, message: StoredMessage) -> None:
         self.chat_view.add_message(message)

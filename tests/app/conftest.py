@@ -20,8 +20,9 @@ def tiny_chat_model(converted_package) -> Path:
 
 @pytest.fixture
 def make_window(qtbot) -> Iterator[Callable[..., object]]:
-    """``make_window(model_path="", *, max_new_tokens=16, loaded=True)``: a shown MainWindow on
-    the real engine worker, with greedy decoding; waits for the model when ``loaded``."""
+    """``make_window(model_path="", *, max_new_tokens=16, loaded=True, in_process=False)``: a
+    shown MainWindow on the real engine (its process, or ``in_process`` a worker thread), with
+    greedy decoding; waits for the model when ``loaded``."""
     from app.chat.engine_bridge import EngineBridge
     from app.conversations.conversation_store import ConversationStore
     from app.settings.app_settings import AppSettings
@@ -37,6 +38,7 @@ def make_window(qtbot) -> Iterator[Callable[..., object]]:
         loaded: bool = True,
         system_prompt: str = "",
         context_policy: str = "drop_oldest",
+        in_process: bool = False,
     ) -> MainWindow:
         settings = AppSettings(
             system_prompt=system_prompt,
@@ -48,8 +50,15 @@ def make_window(qtbot) -> Iterator[Callable[..., object]]:
                 context_policy=context_policy,  # type: ignore[arg-type]
             ),
         )
+        factory = None
+        if in_process:  # the real engine on a thread of the test process: no process to start
+            from engine.worker import EngineWorker
+
+            factory = EngineWorker
         window = MainWindow(
-            store=ConversationStore(), bridge=EngineBridge(), settings=SettingsStore(settings)
+            store=ConversationStore(),
+            bridge=EngineBridge(factory),
+            settings=SettingsStore(settings),
         )
         qtbot.addWidget(window)
         window.show()

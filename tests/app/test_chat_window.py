@@ -179,7 +179,7 @@ def test_a_restarted_app_finds_the_conversation(qtbot, make_window, tiny_chat_mo
 def test_sidebar_new_search_rename_delete(qtbot, make_window, tiny_chat_model: Path) -> None:
     window = make_window(tiny_chat_model, max_new_tokens=4)
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # ⌘N on macOS
-    assert window.controller.current_conversation_id is not None
+    assert window.controller.current_conversation_id is None  # stored at its first message
     _send(qtbot, window, "apples and pears")
     _wait_idle(qtbot, window)
     window.new_chat()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.conversations.conversation_store import (
+    _MIGRATIONS,
     DEFAULT_TITLE,
     ConversationStore,
     StorageError,
@@ -22,17 +23,15 @@ def test_store_uses_wal_and_the_latest_schema(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite3")
     mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
-    assert store.schema_version == 2
+    assert store.schema_version == len(_MIGRATIONS)
     store.close()
     reopened = ConversationStore(tmp_path / "c.sqlite3")  # a second open migrates nothing
-    assert reopened.schema_version == 2
+    assert reopened.schema_version == len(_MIGRATIONS)
 
 
 def test_a_version_1_database_gains_the_interrupted_column_and_keeps_its_messages(
     tmp_path: Path,
 ) -> None:
-    from app.conversations.conversation_store import _MIGRATIONS
-
     database = tmp_path / "old.sqlite3"
     old = sqlite3.connect(database, isolation_level=None)
     old.executescript(f"BEGIN; {_MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
@@ -43,7 +42,7 @@ def test_a_version_1_database_gains_the_interrupted_column_and_keeps_its_message
     )
     old.close()
     store = ConversationStore(database)
-    assert store.schema_version == 2
+    assert store.schema_version == len(_MIGRATIONS)
     (message,) = store.messages("c1")
     assert message.content == "kept" and message.interrupted is False
     answer = store.append_message("c1", "assistant", "half", interrupted=True)

@@ -83,7 +83,7 @@ def test_a_killed_engine_keeps_the_partial_answer_and_a_new_engine_answers_next(
     finished: list[object] = []
     window.bridge.generationFinished.connect(finished.append)
     generation = replace(window.settings.generation, max_new_tokens=3)
-    window.settings = replace(window.settings, generation=generation)
+    window.settings_store.update(generation=generation)
     _send(qtbot, window, "Go on")
     qtbot.waitUntil(lambda: bool(finished), timeout=ANSWER_TIMEOUT_MS)
     stats = finished[0].stats
