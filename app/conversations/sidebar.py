@@ -29,6 +29,7 @@ from app.conversations.conversation_list_model import (
     ConversationListModel,
     SubtitleRole,
 )
+from app.ui.palette import current_palette
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class ConversationDelegate(QStyledItemDelegate):
         return QSize(option.rect.width(), 46)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        colors = current_palette()
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRect(option.rect).adjusted(6, 2, -6, -2)
@@ -50,11 +52,11 @@ class ConversationDelegate(QStyledItemDelegate):
         if selected or hovered:
             path = QPainterPath()
             path.addRoundedRect(rect, 8, 8)
-            painter.fillPath(path, QColor("#dfe7f5" if selected else "#e9ebef"))
+            painter.fillPath(path, QColor(colors.selected if selected else colors.hover))
         title_font = QFont(option.font)
         title_font.setWeight(QFont.Weight.DemiBold if selected else QFont.Weight.Medium)
         painter.setFont(title_font)
-        painter.setPen(QColor("#1d1d1f"))
+        painter.setPen(QColor(colors.text))
         text_rect = rect.adjusted(10, 5, -10, -5)
         title = painter.fontMetrics().elidedText(
             str(index.data(Qt.ItemDataRole.DisplayRole) or ""),
@@ -65,7 +67,7 @@ class ConversationDelegate(QStyledItemDelegate):
         small = QFont(option.font)
         small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
         painter.setFont(small)
-        painter.setPen(QColor("#8a8f98"))
+        painter.setPen(QColor(colors.text_tertiary))
         painter.drawText(
             text_rect,
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
@@ -115,8 +117,9 @@ class Sidebar(QWidget):
         self.list.customContextMenuRequested.connect(self._show_menu)
         self.list.clicked.connect(self._on_clicked)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.empty_label = QLabel("No chats yet", alignment=Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setStyleSheet("color: #9ca3af; padding: 20px;")
+        self.empty_label = QLabel(
+            "No chats yet", alignment=Qt.AlignmentFlag.AlignCenter, objectName="sidebarEmpty"
+        )
 
         self.settings_button = QPushButton("⚙  Settings", objectName="sidebarFooterButton")
         self.settings_button.setToolTip("Settings (⌘,)")

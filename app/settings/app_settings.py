@@ -29,6 +29,7 @@ SETTINGS_FILE_NAME = "settings.json"
 SETTINGS_VERSION = 1
 CONTEXT_POLICIES: tuple[str, ...] = get_args(ContextPolicy)
 DEFAULT_COMPUTE_UNITS = "cpu_and_gpu"
+THEMES: tuple[str, ...] = ("auto", "light", "dark")  # auto follows the system's light/dark setting
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class AppSettings:
     model_path: str = ""  # the last loaded model folder (or .mlpackage)
     hf_token: str = ""
     converter_output_dir: str = field(default_factory=_default_converter_output_dir)
+    theme: str = "auto"
 
 
 def settings_path() -> Path:
@@ -95,6 +97,7 @@ def settings_to_dict(settings: AppSettings) -> dict[str, Any]:
         "model_path": settings.model_path,
         "hf_token": settings.hf_token,
         "converter_output_dir": settings.converter_output_dir,
+        "theme": settings.theme,
     }
 
 
@@ -177,6 +180,7 @@ _TOP_LEVEL_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model_path": _check_str,
     "hf_token": _check_str,
     "converter_output_dir": _check_str,
+    "theme": _check_choice(THEMES),
 }
 
 
