@@ -165,12 +165,12 @@ def row(*widgets: QWidget, stretch_last: bool = False, spacing: int = 8) -> QHBo
 
 
 def scrolling(page: QWidget) -> QScrollArea:
-    """``page`` in a frameless vertical scroll area (small screens, long forms)."""
+    """``page`` in a frameless scroll area: a small dialog scrolls (both ways) instead of clipping."""
     area = QScrollArea()
     area.setObjectName("PageScroll")
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     area.setWidget(page)
     return area
 
