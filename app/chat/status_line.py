@@ -52,6 +52,7 @@ class StatusLine(QWidget):
         self.gauge.setTextVisible(False)
         self.gauge.setFixedWidth(110)
         self.gauge.setRange(0, 1000)
+        self.gauge.setAccessibleName("Context used")
         self.gauge.hide()
         self._notice_timer = QTimer(self, singleShot=True)
         self._notice_timer.timeout.connect(self.notice_label.hide)
@@ -69,6 +70,7 @@ class StatusLine(QWidget):
         context = describe_context(stats)
         self.context_label.setText(context)
         self.context_label.setToolTip("Tokens in the model's context after the last answer")
+        self.gauge.setAccessibleDescription(context or "not known yet")
         if stats.context_length and stats.context_used is not None:
             fraction = min(1.0, stats.context_used / stats.context_length)
             self.gauge.setValue(int(fraction * 1000))
