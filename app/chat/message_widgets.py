@@ -66,8 +66,8 @@ class SafeTextBrowser(QTextBrowser):
         elif url.scheme() in ("http", "https", "mailto"):
             QDesktopServices.openUrl(url)  # the user's browser, on the user's click
 
-    def _relabel_copy_link(self, number: int, text: str) -> None:
-        """Show ``text`` as the label of code block ``number``'s Copy link (the "Copied" feedback)."""
+    def _copy_link_cursor(self, number: int) -> QTextCursor | None:
+        """A cursor selecting the label of code block ``number``'s Copy link, if it is shown."""
         href = f"{COPY_SCHEME}:{number}"
         block = self.document().begin()
         while block.isValid():
@@ -77,27 +77,23 @@ class SafeTextBrowser(QTextBrowser):
                 if fragment.charFormat().anchorHref() == href:
                     cursor = QTextCursor(self.document())
                     cursor.setPosition(fragment.position())
-                    cursor.setPosition(
-                        fragment.position() + fragment.length(), QTextCursor.MoveMode.KeepAnchor
-                    )
-                    cursor.insertText(text, fragment.charFormat())
-                    return
+                    end = fragment.position() + fragment.length()
+                    cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+                    return cursor
                 iterator += 1
             block = block.next()
+        return None
+
+    def _relabel_copy_link(self, number: int, text: str) -> None:
+        """Show ``text`` as the label of code block ``number``'s Copy link (the "Copied" feedback)."""
+        cursor = self._copy_link_cursor(number)
+        if cursor is not None:  # None: the part was rendered again meanwhile
+            cursor.insertText(text, cursor.charFormat())
 
     def copy_link_label(self, number: int) -> str:
         """The text the Copy link of code block ``number`` shows now ("" when there is none)."""
-        href = f"{COPY_SCHEME}:{number}"
-        block = self.document().begin()
-        while block.isValid():
-            iterator = block.begin()
-            while not iterator.atEnd():
-                fragment = iterator.fragment()
-                if fragment.charFormat().anchorHref() == href:
-                    return fragment.text()
-                iterator += 1
-            block = block.next()
-        return ""
+        cursor = self._copy_link_cursor(number)
+        return cursor.selectedText() if cursor is not None else ""
 
     def _fit_height(self) -> None:
         self.document().setTextWidth(max(50, self.viewport().width()))
