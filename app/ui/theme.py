@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPalette
@@ -21,6 +21,10 @@ from PySide6.QtWidgets import QApplication
 
 from app.settings.app_settings import THEMES
 from app.ui.palette import PALETTES, Palette, SchemeName, set_current_palette
+
+if TYPE_CHECKING:
+    from app.settings.app_settings import AppSettings
+    from app.settings.settings_store import SettingsStore
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,18 @@ def system_scheme(app: QGuiApplication) -> SchemeName:
         return "light"
     palette = _system_palette if _system_palette is not None else app.palette()
     return "dark" if palette.color(QPalette.ColorRole.Window).lightness() < 128 else "light"
+
+
+def tell_platform(mode: str, app: QGuiApplication) -> None:
+    """Ask the platform for the chosen look too, so what Qt does not draw (native file dialogs,
+    the title bar on macOS) matches; "auto" hands the choice back to the system."""
+    hints = app.styleHints()
+    if mode == "dark":
+        hints.setColorScheme(Qt.ColorScheme.Dark)
+    elif mode == "light":
+        hints.setColorScheme(Qt.ColorScheme.Light)
+    else:
+        hints.unsetColorScheme()
 
 
 def resolve_scheme(mode: str, app: QGuiApplication) -> SchemeName:
@@ -127,6 +143,7 @@ def apply_theme(app: QApplication, *, mode: str = "auto") -> Palette:
     font.setPointSizeF(10.5 if sys.platform != "darwin" else 13.0)
     app.setFont(font)
     app.setWindowIcon(app_icon())
+    tell_platform(mode, app)
     palette = PALETTES[resolve_scheme(mode, app)]
     apply_palette(app, palette)
     return palette
@@ -135,10 +152,12 @@ def apply_theme(app: QApplication, *, mode: str = "auto") -> Palette:
 class ThemeFollower(QObject):
     """Keeps the look in step with the ``theme`` setting and, in "auto", the system's scheme."""
 
-    def __init__(self, app: QApplication, settings: Any, parent: QObject | None = None) -> None:
+    def __init__(
+        self, app: QApplication, settings: SettingsStore, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent or app)
         self._app = app
-        self._settings = settings  # a SettingsStore: ``settings.theme`` and ``changed``
+        self._settings = settings
         settings.changed.connect(self._on_settings_changed)
         app.styleHints().colorSchemeChanged.connect(self._on_system_scheme_changed)
 
@@ -147,12 +166,13 @@ class ThemeFollower(QObject):
         return self._settings.settings.theme
 
     def apply(self) -> Palette:
+        tell_platform(self.mode, self._app)
         palette = PALETTES[resolve_scheme(self.mode, self._app)]
         apply_palette(self._app, palette)
         logger.debug("theme %s (%s)", palette.name, self.mode)
         return palette
 
-    def _on_settings_changed(self, previous: Any, current: Any) -> None:
+    def _on_settings_changed(self, previous: AppSettings, current: AppSettings) -> None:
         if previous.theme != current.theme:
             self.apply()
 
