@@ -87,7 +87,7 @@ def run_gui(args: list[str]) -> int:
     )
     from app.shell.main_window import MainWindow
     from app.shell.quit_signals import quit_on_sigterm
-    from app.ui.theme import apply_theme
+    from app.ui.theme import ThemeFollower, apply_theme
 
     problem = qt_bindings_problem(PySide6.__version_info__, sys.version_info)
     if problem:
@@ -99,9 +99,10 @@ def run_gui(args: list[str]) -> int:
     except InstanceLockError as error:
         tell_already_running(str(error), interactive=not os.environ.get(STARTUP_PROBE_ENV))
         return 3
-    apply_theme(app)
-    event_loop.install_excepthook()
     settings = SettingsStore(load_settings())
+    apply_theme(app, mode=settings.settings.theme)
+    theme_follower = ThemeFollower(app, settings)  # noqa: F841  # lives as long as the window
+    event_loop.install_excepthook()
     try:
         store = ConversationStore()
     except StorageError as error:

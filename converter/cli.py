@@ -24,6 +24,7 @@ from converter.progress import (
     ConversionCancelled,
     ProgressEvent,
 )
+from engine.coremltools_import import quiet_missing_coreml_bindings
 
 logger = logging.getLogger("converter")
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("coremltools", "transformers", "huggingface_hub", "torch"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_missing_coreml_bindings()  # also when a caller turns coremltools' warnings back on
     printer = ProgressPrinter(json_lines=args.json_progress)
     cancel = CancelToken()
 

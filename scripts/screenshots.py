@@ -1,11 +1,14 @@
-"""Screenshots of the chat window: the welcome screen and the main window mid-answer.
+"""Screenshots of the chat window: the welcome screen and the main window mid-answer, each in the
+light and the dark look, and the window at its minimum size.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py [--model FOLDER] [--out DIR]
 
 Runs against a private, temporary app home (your conversations and settings are never touched).
-The mid-answer shot streams a real answer from a converted model (default: the demo model, or the
-test suite's cached SmolLM2 conversion). Then calls ``scripts/screenshots_settings.capture`` (the
-settings dialog's tabs and the converter pane mid-run) when that script is present.
+The mid-answer shots stream a real answer from a converted model (default: the demo model, or the
+test suite's cached SmolLM2 conversion). The small-window shots show the welcome page and a chat
+whose answer holds a table, a quote and a long code line, at the window's minimum size. Then calls
+``scripts/screenshots_settings.capture`` (the settings dialog's tabs and the converter pane mid-run)
+when that script is present, in the light look.
 """
 
 from __future__ import annotations
@@ -35,6 +38,18 @@ backwards = numbers[::-1]  # a reversed copy
 
 Use `reverse()` when you no longer need the original order, and slicing when you do."""
 QUESTION = "Give me three tips for writing clear commit messages."
+FORMATTED_QUESTION = "Compare Python and Rust in a small table, with a quote and an example."
+FORMATTED_ANSWER = """| Language | Typing | Memory |
+|:--|:--|:--|
+| Python | dynamic | garbage collected |
+| Rust | static | ownership |
+
+> Simple is better than complex.
+
+```python
+def describe(language: str, typing: str) -> str:
+    return f"{language} checks its types {'before running' if typing == 'static' else 'while running'}, which matters for large programs"
+```"""
 
 
 def find_model() -> Path | None:
@@ -56,7 +71,23 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
+def use_look(mode: str) -> None:
+    """Switch the running app to the light or dark look."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.palette import PALETTES
+    from app.ui.theme import apply_palette
+
+    apply_palette(QApplication.instance(), PALETTES[mode])
+
+
+def fresh_home() -> None:
+    """A new private app home: each shot starts with no conversations but its own."""
+    os.environ["COREML_CHAT_HOME"] = tempfile.mkdtemp(prefix="coreml-chat-shots-")
+
+
 def make_window(settings_model_path: str = ""):
+    fresh_home()
     from app.chat.engine_bridge import EngineBridge
     from app.conversations.conversation_store import ConversationStore
     from app.settings.app_settings import AppSettings
@@ -77,17 +108,55 @@ def make_window(settings_model_path: str = ""):
     return window
 
 
-def capture_welcome(out_dir: Path) -> Path:
+def capture_welcome(out_dir: Path, name: str = "welcome.png", *, smallest: bool = False) -> Path:
     window = make_window()
     window.show()
+    if smallest:
+        window.resize(window.minimumSize())
     wait_until(lambda: False, 0.3)
-    path = out_dir / "welcome.png"
+    path = out_dir / name
     window.grab().save(str(path))
     window.close()
     return path
 
 
-def capture_mid_answer(out_dir: Path, model: Path) -> Path:
+def capture_settings(out_dir: Path, tab: str, name: str) -> Path:
+    """The Settings dialog on ``tab`` (spin boxes, combo boxes, check boxes in the current look)."""
+    window = make_window()
+    window.show()
+    window.open_settings(tab)
+    dialog = window.settings_dialog
+    wait_until(lambda: False, 0.3)
+    path = out_dir / name
+    dialog.grab().save(str(path))
+    dialog.close()
+    window.close()
+    return path
+
+
+def capture_small_chat(out_dir: Path) -> Path:
+    """The window at its minimum size on a chat whose answer has a table, a quote and long code."""
+    window = make_window()
+    store = window.store
+    chat = store.create_conversation("Python and Rust")
+    store.append_message(chat.id, "user", FORMATTED_QUESTION)
+    store.append_message(chat.id, "assistant", FORMATTED_ANSWER, finish_reason="eos")
+    window.sidebar.refresh(current=None)
+    window.show()
+    window.resize(window.minimumSize())
+    window.open_conversation(chat.id)
+    wait_until(lambda: False, 0.3)
+    window.chat_view.scroll_to_bottom()
+    wait_until(lambda: False, 0.2)
+    path = out_dir / "main_window_small.png"
+    window.grab().save(str(path))
+    window.close()
+    return path
+
+
+def capture_mid_answer(
+    out_dir: Path, model: Path, name: str = "main_window_mid_answer.png"
+) -> Path:
     window = make_window(str(model))
     store = window.store
     earlier = store.create_conversation("Trip to Lisbon")
@@ -106,7 +175,7 @@ def capture_mid_answer(out_dir: Path, model: Path) -> Path:
     if not wait_until(lambda: len(window.chat_view.streaming_text) > 120, 120):
         raise RuntimeError("no streaming answer within 120 s")
     wait_until(lambda: False, 0.1)
-    path = out_dir / "main_window_mid_answer.png"
+    path = out_dir / name
     window.grab().save(str(path))
     window.controller.stop()
     wait_until(lambda: not window.controller.busy, 30)
@@ -160,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a converted model folder")
     parser.add_argument("--out", type=Path, default=REPO / "screenshots")
+    parser.add_argument(
+        "--no-settings", action="store_true", help="skip scripts/screenshots_settings.py's shots"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -173,15 +245,24 @@ def main(argv: list[str] | None = None) -> int:
     from app.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication([])
-    apply_theme(app)
+    apply_theme(app, mode="light")
     saved = [capture_welcome(out_dir)]
     if model is None:
-        logger.warning("no converted model found: skipping the mid-answer shot (use --model)")
+        logger.warning("no converted model found: skipping the mid-answer shots (use --model)")
     else:
         saved.append(capture_mid_answer(out_dir, model))
         saved.extend(capture_answer_versions(out_dir, model))
+    use_look("dark")
+    saved.append(capture_welcome(out_dir, "welcome_dark.png"))
+    saved.append(capture_settings(out_dir, "generation", "settings_generation_dark.png"))
+    saved.append(capture_settings(out_dir, "general", "settings_general_dark.png"))
+    if model is not None:
+        saved.append(capture_mid_answer(out_dir, model, "main_window_mid_answer_dark.png"))
+    use_look("light")
+    saved.append(capture_welcome(out_dir, "welcome_small.png", smallest=True))
+    saved.append(capture_small_chat(out_dir))
     settings_script = REPO / "scripts" / "screenshots_settings.py"
-    if settings_script.is_file():
+    if settings_script.is_file() and not args.no_settings:
         spec = importlib.util.spec_from_file_location("screenshots_settings", settings_script)
         if spec is not None and spec.loader is not None:
             module = importlib.util.module_from_spec(spec)

@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from app.chat.engine_bridge import EngineBridge
 from app.conversations.conversation_store import ConversationStore, StoredMessage
 from app.settings.app_settings import AppSettings, settings_to_dict
+from app.ui.keyboard import shortcut_text
 from engine.messages import (
     ChatMessage,
     ContextTrimmed,
@@ -309,7 +310,9 @@ class ChatController(QObject):
             self.errorOccurred.emit("an answer is still being written: stop it first")
             return False
         if self.model_info is None:
-            self.errorOccurred.emit("no model is loaded yet: open one in Settings (⌘,)")
+            self.errorOccurred.emit(
+                f"no model is loaded yet: open one in Settings ({shortcut_text('Ctrl+,')})"
+            )
             return False
         return True
 

@@ -3,6 +3,10 @@
 Layout and looks only: what a click means is the controller's business (signals out). Each message
 body is a ``SafeTextBrowser``, which refuses every resource load, so rendered model output can never
 make the app fetch anything.
+
+Every widget of a row is created with its parent: a parentless widget made visible becomes a
+top-level window for a moment (it stole the main window's activation, and its shortcuts with it).
+The per-message buttons take no Tab focus, so Tab from the message box does not walk the history.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ import html
 import logging
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextOption
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -21,7 +25,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QTextBrowser,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -29,17 +32,26 @@ from PySide6.QtWidgets import (
 
 from app.chat.answer_versions import VersionSwitcher
 from app.chat.markdown_render import (
-    COPY_SCHEME,
+    COPIED_LABEL,
+    COPY_LABEL,
     ZERO_WIDTH_SPACE,
     MarkdownRenderer,
     last_stable_boundary,
     plain_text_html,
 )
+from app.chat.message_widgets import COPIED_FEEDBACK_MS, MessageEditor, SafeTextBrowser
 from app.conversations.conversation_store import StoredMessage
+from app.ui.palette import current_palette
 
 logger = logging.getLogger(__name__)
 
 COLUMN_MAX_WIDTH = 780
+# What a switch between light and dark sends: Qt's palette changes, the style sheet is replaced.
+PALETTE_EVENTS = (
+    QEvent.Type.ApplicationPaletteChange,
+    QEvent.Type.PaletteChange,
+    QEvent.Type.StyleChange,
+)
 STREAM_REFRESH_MS = 40  # re-render a streaming answer at most this often
 SCROLL_SETTLE_MS = 60  # a search hit is scrolled to after the opened chat's rows settle
 FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this size
@@ -53,62 +65,6 @@ FINISH_NOTES = {
     "error": "Interrupted by an error",
     "interrupted": "(interrupted)",
 }
-
-
-class SafeTextBrowser(QTextBrowser):
-    """Rich text that sizes to its content and never loads a resource (local or remote)."""
-
-    copyRequested = Signal(int)
-    code_blocks: list[str]
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.setOpenLinks(False)
-        self.setOpenExternalLinks(False)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        self.setStyleSheet("background: transparent;")
-        self.document().setDocumentMargin(2)
-        self.document().contentsChanged.connect(self._fit_height)
-        self.anchorClicked.connect(self._on_anchor)
-        self.refused_resources: list[str] = []
-        self.code_blocks = []
-
-    def createMimeDataFromSelection(self) -> QMimeData:
-        """A copied selection without the display-only break opportunities (see markdown_render)."""
-        data = QMimeData()
-        data.setText(self.textCursor().selection().toPlainText().replace(ZERO_WIDTH_SPACE, ""))
-        return data
-
-    def loadResource(self, kind: int, url: QUrl | str) -> Any:
-        self.refused_resources.append(url.toString() if isinstance(url, QUrl) else str(url))
-        return None
-
-    def _on_anchor(self, url: QUrl) -> None:
-        if url.scheme() == COPY_SCHEME:
-            try:
-                number = int(url.path())
-            except ValueError:
-                logger.warning("bad copy link %s", url.toString())
-                return
-            if 0 <= number < len(self.code_blocks):
-                QGuiApplication.clipboard().setText(self.code_blocks[number])
-                self.copyRequested.emit(number)
-        elif url.scheme() in ("http", "https", "mailto"):
-            QDesktopServices.openUrl(url)  # the user's browser, on the user's click
-
-    def _fit_height(self) -> None:
-        self.document().setTextWidth(max(50, self.viewport().width()))
-        height = int(self.document().size().height()) + 4
-        if height != self.height():
-            self.setFixedHeight(height)
-
-    def resizeEvent(self, event: Any) -> None:
-        super().resizeEvent(event)
-        self._fit_height()
 
 
 class MessageRow(QWidget):
@@ -147,9 +103,9 @@ class MessageRow(QWidget):
         self.copy_button = self._action("Copy", self.copy_text)
         self.edit_button = self._action("Edit", self.begin_edit)
         self.regenerate_button = self._action("Regenerate", self.regenerateRequested.emit)
-        self.finish_note = QLabel(objectName="finishNote")
+        self.finish_note = QLabel(self, objectName="finishNote")
         self.finish_note.hide()
-        self.typing = QLabel("Thinking…", objectName="typingIndicator")
+        self.typing = QLabel("Thinking…", self, objectName="typingIndicator")
         self.typing.hide()
         self.versions = VersionSwitcher(self)  # a child at once: never a window of its own
         self.versions.stepRequested.connect(self.versionRequested)
@@ -162,7 +118,7 @@ class MessageRow(QWidget):
         self.actions_row.addWidget(self.finish_note)
         if role != "user":
             self.actions_row.addStretch(1)
-        self.edit_button.setVisible(role == "user")
+        self.edit_button.setHidden(role != "user")  # hidden, never shown before it has a parent
         self.regenerate_button.hide()
         self._editor: QPlainTextEdit | None = None
         self._edit_box: QWidget | None = None
@@ -171,7 +127,7 @@ class MessageRow(QWidget):
         outer.setContentsMargins(0, 6, 0, 6)
         outer.setSpacing(4)
         if role == "user":
-            bubble = QFrame(objectName="userBubble")
+            bubble = QFrame(self, objectName="userBubble")
             bubble_layout = QVBoxLayout(bubble)
             bubble_layout.setContentsMargins(14, 8, 14, 8)
             bubble_layout.addLayout(self.bodies_layout)
@@ -183,7 +139,7 @@ class MessageRow(QWidget):
         else:
             header = QHBoxLayout()
             header.setSpacing(8)
-            avatar = QLabel((assistant_name[:1] or "A").upper(), objectName="avatar")
+            avatar = QLabel((assistant_name[:1] or "A").upper(), self, objectName="avatar")
             avatar.setFixedSize(QSize(26, 26))
             avatar.setAlignment(Qt.AlignmentFlag.AlignCenter)
             avatar.setTextFormat(Qt.TextFormat.PlainText)
@@ -206,8 +162,9 @@ class MessageRow(QWidget):
         outer.addLayout(actions_holder)
 
     def _action(self, label: str, slot: Any) -> QToolButton:
-        button = QToolButton(objectName="messageAction")
+        button = QToolButton(self, objectName="messageAction")
         button.setText(label)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab skips the history's buttons
         button.setCursor(Qt.CursorShape.PointingHandCursor)
         button.clicked.connect(slot)
         return button
@@ -215,7 +172,7 @@ class MessageRow(QWidget):
     # --- content -----------------------------------------------------------------------------
 
     def _new_browser(self) -> SafeTextBrowser:
-        browser = SafeTextBrowser()
+        browser = SafeTextBrowser(self)
         browser.document().setDefaultStyleSheet(self._renderer.stylesheet())
         return browser
 
@@ -281,22 +238,41 @@ class MessageRow(QWidget):
 
     def copy_text(self) -> None:
         QGuiApplication.clipboard().setText(self.text)
+        self.copy_button.setText(COPIED_LABEL)
+        QTimer.singleShot(COPIED_FEEDBACK_MS, self, lambda: self.copy_button.setText(COPY_LABEL))
+
+    def restyle(self, renderer: MarkdownRenderer) -> None:
+        """Render again with ``renderer`` (the app switched between light and dark)."""
+        self._renderer = renderer
+        style = renderer.stylesheet()
+        for part, browser in self.frozen:
+            browser.document().setDefaultStyleSheet(style)
+            self._render_into(browser, part)
+        self.body.document().setDefaultStyleSheet(style)
+        text, self.text = self.text, ""
+        if self.role == "user":
+            self.set_text(text)
+        else:
+            frozen_text = "".join(part for part, _ in self.frozen)
+            self._render_into(self.body, text[len(frozen_text) :])
+            self.text = text
 
     # --- editing a user message --------------------------------------------------------------
 
     def begin_edit(self) -> None:
         if self.message is None or self._edit_box is not None:
             return
-        box = QWidget()
+        box = QWidget(self)
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
-        editor = QPlainTextEdit(self.text)
+        editor = MessageEditor(self.text, box)
+        editor.escapePressed.connect(self.end_edit)
         editor.setMinimumHeight(70)
         editor.setMaximumHeight(180)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        cancel = QPushButton("Cancel")
-        save = QPushButton("Save && Send")
+        cancel = QPushButton("Cancel", box)
+        save = QPushButton("Save && Send", box)
         save.setDefault(True)
         cancel.clicked.connect(self.end_edit)
         save.clicked.connect(self._submit_edit)
@@ -380,10 +356,33 @@ class ChatView(QScrollArea):
 
     def set_empty_text(self, title: str, detail: str) -> None:
         """What an empty conversation shows."""
+        self._empty_text = (title, detail)
+        colors = self.renderer.palette
         self.empty_state.setText(
-            f'<div style="font-size: 20px; font-weight: 600; color: #1d1d1f;">{html.escape(title)}'
-            f'</div><div style="color: #8a8f98; margin-top: 6px;">{html.escape(detail)}</div>'
+            f'<div style="font-size: 20px; font-weight: 600; color: {colors.text};">'
+            f"{html.escape(title)}</div>"
+            f'<div style="color: {colors.text_tertiary}; margin-top: 6px;">{html.escape(detail)}</div>'
         )
+
+    def changeEvent(self, event: QEvent) -> None:
+        """The app switched between light and dark: render the messages in the new colours."""
+        super().changeEvent(event)
+        if event.type() in PALETTE_EVENTS:
+            self.follow_palette()
+
+    def showEvent(self, event: Any) -> None:
+        self.follow_palette()  # a switch while this page was hidden
+        super().showEvent(event)
+
+    def follow_palette(self) -> None:
+        """Render with the app's current palette if the messages show another one."""
+        palette = current_palette()
+        if palette == self.renderer.palette:
+            return
+        self.renderer = MarkdownRenderer(palette=palette)
+        self.set_empty_text(*self._empty_text)
+        for row in self.rows:
+            row.restyle(self.renderer)
 
     def _update_empty_state(self) -> None:
         self.empty_state.setVisible(not self.rows)
@@ -414,6 +413,7 @@ class ChatView(QScrollArea):
         return row
 
     def _append_row(self, role: str) -> MessageRow:
+        self.follow_palette()
         row = MessageRow(role, renderer=self.renderer, assistant_name=self.assistant_name)
         row.editSubmitted.connect(self.editSubmitted)
         row.regenerateRequested.connect(self.regenerateRequested)

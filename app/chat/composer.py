@@ -53,11 +53,13 @@ class Composer(QFrame):
         self.setObjectName("composer")
         self.input = ComposerInput()
         self.input.setPlaceholderText("Message the model…")
+        self.input.setAccessibleName("Message")
         self.input.submitted.connect(self._on_submit)
         self.input.escapePressed.connect(self._on_escape)
         self.button = QPushButton("↑", objectName="sendButton")
         self.button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.button.setToolTip("Send (Enter)")
+        self.button.setAccessibleName("Send")
         self.button.clicked.connect(self._on_button)
         self.hint = QLabel("Enter to send · Shift+Enter for a new line", objectName="composerHint")
         self._busy = False
@@ -81,6 +83,7 @@ class Composer(QFrame):
         self._busy = busy
         self.button.setText("■" if busy else "↑")
         self.button.setToolTip("Stop (Esc)" if busy else "Send (Enter)")
+        self.button.setAccessibleName("Stop" if busy else "Send")
         self.button.setProperty("stopMode", "true" if busy else "false")
         self.button.style().unpolish(self.button)
         self.button.style().polish(self.button)

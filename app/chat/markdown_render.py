@@ -2,8 +2,10 @@
 
 markdown-it-py runs with raw HTML disabled, so ``<script>`` or ``<img src=…>`` from the model is
 escaped and shown as text. Markdown images are rendered as a text link (never an ``<img>``), and
-links keep only http(s)/mailto targets. Code blocks become monospaced boxes with a "Copy" link
-(``copy:N``) that the view turns into a clipboard copy. The views also refuse every resource load
+links keep only http(s)/mailto targets. Code blocks become monospaced boxes, syntax-coloured
+(``app.chat.code_highlight``) and wrapped (a long line never pushes the box, or its "Copy" link
+``copy:N``, out of sight), with the Copy link that the view turns into a clipboard copy. Tables get
+borders and padding, quotes a bar at the left; every colour comes from the palette. The views also refuse every resource load
 (``SafeTextBrowser.loadResource``), so nothing remote is ever fetched even if this were bypassed.
 """
 
@@ -18,9 +20,14 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from app.chat.code_highlight import highlighted_html
+from app.ui.palette import Palette, current_palette
+
 logger = logging.getLogger(__name__)
 
 COPY_SCHEME = "copy"
+COPY_LABEL = "Copy"
+COPIED_LABEL = "Copied"
 SAFE_LINK_SCHEMES = ("http://", "https://", "mailto:")
 MONOSPACE_FAMILIES = "'SF Mono', Menlo, 'DejaVu Sans Mono', Consolas, monospace"
 # Qt's text layout looks for line breaks with a cost that grows with the square of a word's length
@@ -43,15 +50,6 @@ class RenderedMarkdown:
     code_blocks: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class MarkdownPalette:
-    text: str = "#1d1d1f"
-    code_background: str = "#f3f4f6"
-    code_border: str = "#e6e8ec"
-    code_header: str = "#6b7280"
-    link: str = "#0a66d8"
-
-
 def _rule(method: Callable[[list, int], str]) -> Callable[..., str]:
     def rule(_renderer: Any, tokens: list, index: int, _options: Any, _env: Any) -> str:
         return method(tokens, index)
@@ -64,8 +62,8 @@ def _is_safe_link(url: str) -> bool:
 
 
 class MarkdownRenderer:
-    def __init__(self, *, palette: MarkdownPalette | None = None) -> None:
-        self.palette = palette or MarkdownPalette()
+    def __init__(self, *, palette: Palette | None = None) -> None:
+        self.palette = palette or current_palette()
         self._md = MarkdownIt("commonmark", {"html": False, "linkify": False})
         self._md.enable(["table", "strikethrough"])
         # markdown-it binds each rule to its renderer: plain functions that call back into self.
@@ -75,6 +73,11 @@ class MarkdownRenderer:
             ("image", self._render_image),
             ("link_open", self._render_link_open),
             ("link_close", self._render_link_close),
+            ("table_open", self._render_table_open),
+            ("th_open", self._render_cell_open),
+            ("td_open", self._render_cell_open),
+            ("blockquote_open", self._render_quote_open),
+            ("blockquote_close", self._render_quote_close),
         ):
             self._md.add_render_rule(name, _rule(method))
         self._code_blocks: list[str] = []
@@ -93,7 +96,7 @@ class MarkdownRenderer:
             f"body {{ color: {p.text}; }}"
             f"a {{ color: {p.link}; text-decoration: none; }}"
             f"code {{ font-family: {MONOSPACE_FAMILIES}; background-color: {p.code_background}; }}"
-            f"pre {{ font-family: {MONOSPACE_FAMILIES}; margin: 0; }}"
+            f"pre {{ font-family: {MONOSPACE_FAMILIES}; margin: 0; white-space: pre-wrap; }}"
             "table.md { border-collapse: collapse; }"
             "p { margin-top: 0; margin-bottom: 8px; }"
             "h1, h2, h3 { margin-top: 6px; margin-bottom: 6px; }"
@@ -106,18 +109,51 @@ class MarkdownRenderer:
         code = token.content.rstrip("\n")
         number = len(self._code_blocks)
         self._code_blocks.append(code)
-        language = html.escape(token.info.split()[0]) if token.info.strip() else "code"
+        language = token.info.split()[0] if token.info.strip() else ""
         p = self.palette
-        escaped = html.escape(code)
+        # pre-wrap: a long line wraps inside the box instead of widening it past the view.
         return (
             f'<table class="code" width="100%" border="0" cellspacing="0" cellpadding="8" '
             f'bgcolor="{p.code_background}" style="margin-top: 4px; margin-bottom: 10px;">'
-            f'<tr bgcolor="{p.code_border}"><td style="color: {p.code_header}; '
-            f'font-size: small; padding: 4px 8px;">{language}</td>'
+            f'<tr bgcolor="{p.code_header_background}"><td style="color: {p.code_header_text}; '
+            f'font-size: small; padding: 4px 8px;">{html.escape(language or "code")}</td>'
             f'<td align="right" style="font-size: small; padding: 4px 8px;">'
-            f'<a href="{COPY_SCHEME}:{number}">Copy</a></td></tr>'
-            f'<tr><td colspan="2"><pre>{escaped}</pre></td></tr></table>'
+            f'<a href="{COPY_SCHEME}:{number}">{COPY_LABEL}</a></td></tr>'
+            f'<tr><td colspan="2"><pre style="white-space: pre-wrap;">'
+            f"{highlighted_html(code, language, p)}</pre></td></tr></table>"
         )
+
+    def _render_table_open(self, tokens: list, index: int):
+        p = self.palette
+        return (
+            f'<table class="md" border="1" cellspacing="0" cellpadding="6" '
+            f'style="border-collapse: collapse; border-color: {p.table_border}; '
+            f'border-style: solid; margin-top: 2px; margin-bottom: 10px;">'
+        )
+
+    def _render_cell_open(self, tokens: list, index: int):
+        token = tokens[index]
+        style = str(token.attrGet("style") or "")
+        align = next(
+            (side for side in ("left", "center", "right") if f"text-align:{side}" in style), ""
+        )
+        attributes = f' align="{align}"' if align else ""
+        if token.tag == "th":
+            attributes += f' bgcolor="{self.palette.table_header_background}"'
+        return f"<{token.tag}{attributes}>"
+
+    def _render_quote_open(self, tokens: list, index: int):
+        # Qt's rich text draws no border on a blockquote: a one-cell table with a left border does.
+        p = self.palette
+        return (
+            '<table width="100%" cellspacing="0" cellpadding="0" '
+            'style="border-collapse: collapse; margin-top: 2px; margin-bottom: 8px;"><tr>'
+            f'<td style="border-left: 3px solid {p.quote_bar}; padding-left: 10px; '
+            f'color: {p.quote_text};">'
+        )
+
+    def _render_quote_close(self, tokens: list, index: int):
+        return "</td></tr></table>"
 
     def _render_image(self, tokens: list, index: int):
         token = tokens[index]

@@ -58,6 +58,7 @@ class StatusLine(QWidget):
         self.gauge.setTextVisible(False)
         self.gauge.setFixedWidth(110)
         self.gauge.setRange(0, 1000)
+        self.gauge.setAccessibleName("Context used")
         self.gauge.hide()
         self._notice_timer = QTimer(self, singleShot=True)
         self._notice_timer.timeout.connect(self.notice_label.hide)
@@ -81,6 +82,7 @@ class StatusLine(QWidget):
             if stats.context_estimated
             else "Tokens in the model's context after the last answer"
         )
+        self.gauge.setAccessibleDescription(context or "not known yet")
         if stats.context_length and stats.context_used is not None:
             fraction = min(1.0, stats.context_used / stats.context_length)
             self.gauge.setValue(int(fraction * 1000))

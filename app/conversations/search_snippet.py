@@ -15,21 +15,21 @@ from PySide6.QtCore import QRect, QRectF
 from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QPainter, QTextDocument
 
 from app.conversations.conversation_store import MATCH_END, MATCH_START
+from app.ui.palette import current_palette
 
 logger = logging.getLogger(__name__)
-
-HIGHLIGHT_BACKGROUND = "#fde68a"  # a marker's yellow: readable on light and dark rows
-HIGHLIGHT_TEXT = "#1d1d1f"
 
 
 def snippet_html(snippet: str) -> str:
     """The snippet as rich text: escaped, the matched words in highlight spans."""
+    colors = current_palette()
     parts = snippet.split(MATCH_START)
     out = [_escape(parts[0])]
     for part in parts[1:]:
         matched, _, rest = part.partition(MATCH_END)
         out.append(
-            f'<span style="background-color: {HIGHLIGHT_BACKGROUND}; color: {HIGHLIGHT_TEXT};">'
+            f'<span style="background-color: {colors.search_match_background}; '
+            f'color: {colors.search_match_text};">'
             f"{_escape(matched)}</span>{_escape(rest)}"
         )
     return "".join(out)

@@ -1,4 +1,8 @@
-"""The list of conversations: new, search, select, rename (double-click or menu), delete."""
+"""The list of conversations: new, search, select, rename (double-click or menu), delete.
+
+From the keyboard: the arrow keys and Return open chats, Delete (or Backspace) asks to delete the
+current one, F2 renames; Esc in the search field clears it (instead of stopping an answer).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QKeySequence, QPainter, QPainterPath
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -32,10 +36,14 @@ from app.conversations.conversation_list_model import (
     SubtitleRole,
 )
 from app.conversations.search_snippet import paint_snippet
+from app.ui.keyboard import claims_escape, with_shortcut
+from app.ui.palette import current_palette
 
 logger = logging.getLogger(__name__)
 
 SIDEBAR_WIDTH = 250
+OPEN_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+DELETE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
 
 
 class ConversationDelegate(QStyledItemDelegate):
@@ -45,6 +53,7 @@ class ConversationDelegate(QStyledItemDelegate):
         return QSize(option.rect.width(), 68 if index.data(SnippetRole) else 46)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        colors = current_palette()
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRect(option.rect).adjusted(6, 2, -6, -2)
@@ -53,11 +62,11 @@ class ConversationDelegate(QStyledItemDelegate):
         if selected or hovered:
             path = QPainterPath()
             path.addRoundedRect(rect, 8, 8)
-            painter.fillPath(path, QColor("#dfe7f5" if selected else "#e9ebef"))
+            painter.fillPath(path, QColor(colors.selected if selected else colors.hover))
         title_font = QFont(option.font)
         title_font.setWeight(QFont.Weight.DemiBold if selected else QFont.Weight.Medium)
         painter.setFont(title_font)
-        painter.setPen(QColor("#1d1d1f"))
+        painter.setPen(QColor(colors.text))
         text_rect = rect.adjusted(10, 5, -10, -5)
         title = painter.fontMetrics().elidedText(
             str(index.data(Qt.ItemDataRole.DisplayRole) or ""),
@@ -68,12 +77,14 @@ class ConversationDelegate(QStyledItemDelegate):
         small = QFont(option.font)
         small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
         painter.setFont(small)
-        painter.setPen(QColor("#8a8f98"))
+        painter.setPen(QColor(colors.text_tertiary))
         snippet = index.data(SnippetRole)
         if snippet:  # a search hit: the matching message's words, the match highlighted
             top = painter.fontMetrics().height() + 4
             snippet_rect = text_rect.adjusted(0, top + 2, 0, 0)
-            paint_snippet(painter, snippet_rect, snippet, font=small, color=QColor("#5f6672"))
+            paint_snippet(
+                painter, snippet_rect, snippet, font=small, color=QColor(colors.text_secondary)
+            )
             painter.restore()
             return
         painter.drawText(
@@ -82,6 +93,47 @@ class ConversationDelegate(QStyledItemDelegate):
             str(index.data(SubtitleRole) or ""),
         )
         painter.restore()
+
+
+class ConversationListView(QListView):
+    """The list: moving with the keys opens the chat moved to; Return opens, Delete deletes."""
+
+    openRequested = Signal(QModelIndex)
+    deleteRequested = Signal(QModelIndex)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        current = self.currentIndex()
+        if self.state() != QAbstractItemView.State.EditingState and current.isValid():
+            if event.key() in OPEN_KEYS:
+                self.openRequested.emit(current)
+                return
+            if event.key() in DELETE_KEYS and not event.modifiers():
+                self.deleteRequested.emit(current)
+                return
+        super().keyPressEvent(event)
+        moved_to = self.currentIndex()
+        if moved_to.isValid() and moved_to != current:
+            self.openRequested.emit(moved_to)
+
+
+class SearchField(QLineEdit):
+    """Esc clears the search (and a second Esc gives the focus back); it never stops an answer."""
+
+    escapePressed = Signal()
+
+    def event(self, event: Any) -> bool:
+        if claims_escape(event):
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape and not event.modifiers():
+            if self.text():
+                self.clear()
+            else:
+                self.escapePressed.emit()
+            return
+        super().keyPressEvent(event)
 
 
 class Sidebar(QWidget):
@@ -105,16 +157,20 @@ class Sidebar(QWidget):
         header.addStretch(1)
         self.new_button = QToolButton(objectName="iconButton")
         self.new_button.setText("✎")
-        self.new_button.setToolTip("New chat (⌘N)")
+        self.new_button.setToolTip(with_shortcut("New chat", QKeySequence.StandardKey.New))
+        self.new_button.setAccessibleName("New chat")
         self.new_button.clicked.connect(self.newRequested)
         header.addWidget(self.new_button)
 
-        self.search = QLineEdit(objectName="searchField")
+        self.search = SearchField(objectName="searchField")
         self.search.setPlaceholderText("Search chats")
+        self.search.setAccessibleName("Search chats")
+        self.search.escapePressed.connect(lambda: self.list.setFocus())
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._on_search)
 
-        self.list = QListView(objectName="conversationList")
+        self.list = ConversationListView(objectName="conversationList")
+        self.list.setAccessibleName("Chats")
         self.list.setModel(model)
         self.list.setItemDelegate(ConversationDelegate(self.list))
         self.list.setMouseTracking(True)
@@ -125,12 +181,17 @@ class Sidebar(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._show_menu)
         self.list.clicked.connect(self._on_clicked)
+        self.list.openRequested.connect(self._on_clicked)
+        self.list.deleteRequested.connect(
+            lambda index: self.confirm_delete(index.data(ConversationIdRole))
+        )
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.empty_label = QLabel("No chats yet", alignment=Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setStyleSheet("color: #9ca3af; padding: 20px;")
+        self.empty_label = QLabel(
+            "No chats yet", alignment=Qt.AlignmentFlag.AlignCenter, objectName="sidebarEmpty"
+        )
 
         self.settings_button = QPushButton("⚙  Settings", objectName="sidebarFooterButton")
-        self.settings_button.setToolTip("Settings (⌘,)")
+        self.settings_button.setToolTip(with_shortcut("Settings", "Ctrl+,"))
         self.settings_button.clicked.connect(self.settingsRequested)
 
         layout = QVBoxLayout(self)

@@ -45,20 +45,16 @@ STAGE_TITLES = {
 LOG_LIMIT = 5000  # lines kept in the log view
 
 
-# Stage marks: glyphs every font has (Latin-1 and geometric shapes), told apart by colour too.
-STAGE_MARKS = {
-    "pending": ("○", "#aeaeb2"),
-    "running": ("●", "#0a84ff"),
-    "done": ("●", "#248a3d"),
-    "stopped": ("×", "#d70015"),
-}
+# Stage marks: glyphs every font has (Latin-1 and geometric shapes), told apart by colour too
+# (the Settings style sheet colours QLabel#StageMark by its "state" property from the palette).
+STAGE_MARKS = {"pending": "○", "running": "●", "done": "●", "stopped": "×"}
 
 
 def _set_mark(mark: QLabel, state: str) -> None:
-    glyph, color = STAGE_MARKS[state]
-    mark.setText(glyph)
+    mark.setText(STAGE_MARKS[state])
     mark.setProperty("state", state)
-    mark.setStyleSheet(f"color: {color}; font-weight: 700;")
+    mark.style().unpolish(mark)
+    mark.style().polish(mark)
 
 
 def format_elapsed(seconds: float) -> str:
@@ -218,7 +214,7 @@ class ConverterPane(QWidget):
         for index, stage in enumerate(stage_list(verify=verify)):
             column = (index % 4) * 3
             line = index // 4
-            mark = label("", name="Hint")
+            mark = label("", name="StageMark")
             _set_mark(mark, "pending")
             bar = QProgressBar()
             bar.setObjectName("StageBar")

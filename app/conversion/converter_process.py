@@ -31,6 +31,38 @@ logger = logging.getLogger(__name__)
 
 CANCEL_GRACE_MS = 5000
 MIRRORED_LOG_LINE = re.compile(r"^(?:INFO|DEBUG) [\w.]+: (.*)$")
+# What libraries print on stderr that tells the user nothing: progress bars (tqdm redraws with a
+# carriage return, or "Fetching 3 files:  33%|███▎      | 1/3 [00:01<00:02, 1.2it/s]"), Python
+# warnings (the "file.py:12: FutureWarning: …" line and the source line under it), coremltools'
+# note about an untested torch version, and its Core ML bindings missing off macOS.
+PROGRESS_BAR = re.compile(r"\d+%\|.*\|\s*[\d.]+\w?/[\d.?]+\w?\s*\[")
+PYTHON_WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
+LIBRARY_NOTES = re.compile(
+    r"Torch version [\w.+]+ has not been tested with coremltools|Failed to load _ML\w*Proxy"
+)
+# The same libraries, asked to be quiet from the start (their own switches).
+QUIET_LIBRARIES_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1",  # coremltools' bars reach our progress through our own class, not tqdm
+}
+
+
+class LibraryNoiseFilter:
+    """Decides which converter stderr lines are library noise (kept out of the log view)."""
+
+    def __init__(self) -> None:
+        self._after_warning = False
+
+    def is_noise(self, line: str) -> bool:
+        after_warning, self._after_warning = self._after_warning, False
+        if "\r" in line or PROGRESS_BAR.search(line) or LIBRARY_NOTES.search(line):
+            return True
+        if PYTHON_WARNING.match(line):
+            self._after_warning = True  # its source line follows, indented
+            return True
+        return after_warning and line[:1].isspace()
 
 
 def converter_command(
@@ -169,6 +201,7 @@ class ConverterProcess(QObject):
         self._process: QProcess | None = None
         self._stdout_buffer = b""
         self._stderr_buffer = b""
+        self._noise = LibraryNoiseFilter()
         self._started_at = 0.0
         self._ended_at = 0.0
         self._cancelled = False
@@ -203,12 +236,15 @@ class ConverterProcess(QObject):
         self.request = request
         self.tracker = ConversionTracker(stages=stage_list(verify=request.verify))
         self._stdout_buffer = self._stderr_buffer = b""
+        self._noise = LibraryNoiseFilter()
         self._cancelled = False
         self._ended_at = 0.0
         process = QProcess(self)
         environment = QProcessEnvironment.systemEnvironment()
         environment.insert("PYTHONUNBUFFERED", "1")
         environment.insert("PYTHONIOENCODING", "utf-8")
+        for name, value in QUIET_LIBRARIES_ENV.items():
+            environment.insert(name, value)
         if request.token:
             environment.insert("HF_TOKEN", request.token)
         process.setProcessEnvironment(environment)
@@ -280,6 +316,9 @@ class ConverterProcess(QObject):
         *lines, self._stderr_buffer = self._stderr_buffer.split(b"\n")
         for raw in lines:
             text = raw.decode("utf-8", errors="replace").rstrip()
+            if self._noise.is_noise(text):
+                logger.debug("converter (library noise): %s", text)
+                continue
             mirrored = MIRRORED_LOG_LINE.match(text)
             if mirrored and mirrored.group(1) in self.tracker.log:
                 continue  # the CLI logs to stderr what its JSON "log" lines already said

@@ -8,6 +8,7 @@ to run when the user picks a folder; the engine worker still does the real load.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,9 @@ COMPUTE_UNIT_TIPS: dict[str, str] = {
 }
 
 RUNTIME_LABELS = {"coreml": "Core ML", "reference": "Reference runtime (NumPy)"}
+# Core ML (and so the compute units, Metal and the Neural Engine) exists only on macOS; elsewhere
+# the engine runs the reference runtime on the CPU and the app does not offer those choices.
+CORE_ML_PLATFORM = sys.platform == "darwin"
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,11 @@ def model_info_rows(info: ModelInfo | None) -> list[tuple[str, str]]:
         ("Quantization", info.quantization or "unknown"),
         ("Architecture", info.architecture or "unknown"),
         ("Runtime", RUNTIME_LABELS.get(info.runtime_name, info.runtime_name)),
-        ("Compute units", COMPUTE_UNIT_LABELS.get(info.compute_units, info.compute_units)),
     ]
+    if info.runtime_name == "coreml":
+        rows.append(
+            ("Compute units", COMPUTE_UNIT_LABELS.get(info.compute_units, info.compute_units))
+        )
     if info.source_model_id:
         rows.append(("Source", info.source_model_id))
     rows.append(("Location", info.path))

@@ -34,6 +34,7 @@ from app.models.hub_download import (
 from app.models.model_library import (
     COMPUTE_UNIT_LABELS,
     COMPUTE_UNIT_TIPS,
+    CORE_ML_PLATFORM,
     format_size,
     inspect_model,
     local_models,
@@ -91,8 +92,13 @@ class ModelPane(QWidget):
         self.compute_units_box.currentIndexChanged.connect(self._on_compute_units)
         self.compute_units_tip = hint("")
         form = card.form()
-        form.addRow(label("Run on", name="FieldLabel"), self.compute_units_box)
-        form.addRow("", self.compute_units_tip)
+        if CORE_ML_PLATFORM:
+            form.addRow(label("Run on", name="FieldLabel"), self.compute_units_box)
+            form.addRow("", self.compute_units_tip)
+        else:  # no Core ML here: no compute units or Metal to choose
+            self.compute_units_box.hide()
+            self.compute_units_tip.hide()
+            card.add(hint("Runs on the CPU with the reference runtime: Core ML needs macOS."))
         self.open_button = QPushButton("Open Model…")
         self.open_button.setToolTip("Open a model folder (holding one .mlpackage) or a .mlpackage")
         self.open_button.clicked.connect(self._on_open_clicked)

@@ -30,6 +30,7 @@ SETTINGS_VERSION = 1
 CONTEXT_POLICIES: tuple[str, ...] = get_args(ContextPolicy)
 DEFAULT_COMPUTE_UNITS = "cpu_and_gpu"
 DEFAULT_SERVER_PORT = 8080
+THEMES: tuple[str, ...] = ("auto", "light", "dark")  # auto follows the system's light/dark setting
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class AppSettings:
     server_port: int = DEFAULT_SERVER_PORT
     server_api_key: str = ""
     server_cors_origins: tuple[str, ...] = ()
+    theme: str = "auto"
 
 
 def settings_path() -> Path:
@@ -105,6 +107,7 @@ def settings_to_dict(settings: AppSettings) -> dict[str, Any]:
         "server_port": settings.server_port,
         "server_api_key": settings.server_api_key,
         "server_cors_origins": list(settings.server_cors_origins),
+        "theme": settings.theme,
     }
 
 
@@ -208,6 +211,7 @@ _TOP_LEVEL_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "server_port": _check_port,
     "server_api_key": _check_str,
     "server_cors_origins": _check_origins,
+    "theme": _check_choice(THEMES),
 }
 
 

@@ -57,6 +57,7 @@ class ErrorBanner(QFrame):
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         close = QToolButton(objectName="messageAction")
         close.setText("✕")
+        close.setAccessibleName("Dismiss the error")
         close.clicked.connect(self.hide)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 6, 6, 6)

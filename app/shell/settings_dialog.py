@@ -1,4 +1,4 @@
-"""The Settings dialog (⌘,): Model, Generation and Converter tabs.
+"""The Settings dialog (⌘, on macOS, Ctrl+, elsewhere): Model, Generation, Converter and General tabs.
 
 Changes apply as they are made (the macOS way): each one goes to the app's ``SettingsStore``,
 which tells the window and saves shortly after (at once when the dialog closes).
@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -25,20 +25,23 @@ from PySide6.QtWidgets import (
 from app.conversion.converter_pane import ConverterPane
 from app.models.model_pane import ModelPane
 from app.settings.app_settings import AppSettings
+from app.settings.general_pane import GeneralPane
 from app.settings.generation_pane import GenerationPane
 from app.settings.server_pane import ServerSettingsPane
 from app.settings.settings_store import SettingsStore
-from app.ui.pane_widgets import STYLE_SHEET, hint, scrolling
+from app.ui.palette import current_palette
+from app.ui.pane_widgets import hint, scrolling, settings_style_sheet
 from engine.messages import ModelInfo
 
 logger = logging.getLogger(__name__)
 
-TabName = Literal["model", "generation", "converter", "server"]
+TabName = Literal["model", "generation", "converter", "server", "general"]
 TABS: tuple[tuple[TabName, str], ...] = (
     ("model", "Model"),
     ("generation", "Generation"),
     ("converter", "Converter"),
     ("server", "Server"),
+    ("general", "General"),
 )
 
 
@@ -57,11 +60,13 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("SettingsDialog")
         self.setWindowTitle("Settings")
-        self.setStyleSheet(STYLE_SHEET)
+        self._palette_shown = current_palette()
+        self.setStyleSheet(settings_style_sheet(self._palette_shown))
         self.resize(740, 820)
         self.store = store
         settings = store.settings
 
+        self.general_pane = GeneralPane(theme=settings.theme)
         self.model_pane = ModelPane(
             compute_units=settings.compute_units, token=settings.hf_token, hub_endpoint=hub_endpoint
         )
@@ -92,7 +97,13 @@ class SettingsDialog(QDialog):
             self.segment_group.addButton(button, index)
             segments.addWidget(button)
         segments.addStretch(1)
-        for page in (self.model_pane, self.generation_pane, self.converter_pane, self.server_pane):
+        for page in (
+            self.model_pane,
+            self.generation_pane,
+            self.converter_pane,
+            self.server_pane,
+            self.general_pane,
+        ):
             self.pages.addWidget(scrolling(page))
         self.segment_group.idClicked.connect(self.pages.setCurrentIndex)
 
@@ -113,6 +124,7 @@ class SettingsDialog(QDialog):
         layout.addLayout(footer)
         QShortcut(QKeySequence.StandardKey.Close, self, activated=self.accept)
 
+        self.general_pane.themeChanged.connect(lambda theme: self._update(theme=theme))
         self.generation_pane.changed.connect(self._on_generation_changed)
         self.model_pane.computeUnitsChanged.connect(lambda units: self._update(compute_units=units))
         self.model_pane.tokenChanged.connect(lambda token: self._update(hf_token=token))
@@ -169,6 +181,22 @@ class SettingsDialog(QDialog):
         if output_dir:
             self._update(converter_output_dir=output_dir)
         self.store.save_now()
+
+    def changeEvent(self, event: QEvent) -> None:
+        """The app switched between light and dark: this dialog's own style sheet follows."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.StyleChange):
+            self._follow_palette()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        self._follow_palette()
+        super().showEvent(event)
+
+    def _follow_palette(self) -> None:
+        palette = current_palette()
+        if palette != self._palette_shown:
+            self._palette_shown = palette
+            self.setStyleSheet(settings_style_sheet(palette))
 
     def done(self, result: int) -> None:
         self.save_now()

@@ -1,4 +1,8 @@
-"""First launch without a model: the demo model, a local package, a Hub download, or the Converter."""
+"""First launch without a model: the demo model, a local package, a Hub download, or the Converter.
+
+The page scrolls and its cards reflow to one column when two do not fit, so nothing overlaps or is
+cut off at the window's minimum size; a card with keyboard focus shows a ring (the style sheet).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -26,6 +34,10 @@ CHOICES = (
     ("convert", "Convert a model", "Any Llama or Mistral checkpoint, folder or .gguf file."),
 )
 GLYPHS = {"demo": "★", "open": "▤", "hub": "↓", "convert": "⚙"}
+CARD_MIN_WIDTH = 250
+CARD_MIN_HEIGHT = 78
+CARD_SPACING = 12
+PAGE_MARGIN = 40
 
 
 class WelcomeCard(QPushButton):
@@ -47,12 +59,19 @@ class WelcomeCard(QPushButton):
         column.addWidget(title)
         column.addWidget(text)
         row = QHBoxLayout(self)
+        # The labels' height for the card's width decides its height (a QPushButton would size
+        # itself by its own, empty, text); wrapped detail text makes a narrow card taller.
+        row.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         row.setContentsMargins(14, 12, 14, 12)
         row.setSpacing(12)
         row.addWidget(glyph, 0, Qt.AlignmentFlag.AlignTop)
         row.addLayout(column, 1)
         for label in (glyph, title, text):
             label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+        self.setMinimumSize(CARD_MIN_WIDTH, CARD_MIN_HEIGHT)
 
 
 class WelcomeView(QWidget):
@@ -84,16 +103,16 @@ class WelcomeView(QWidget):
             "hub": self.hubRequested,
             "convert": self.convertRequested,
         }
-        grid = QGridLayout()
-        grid.setSpacing(12)
+        self.grid = QGridLayout()
+        self.grid.setSpacing(CARD_SPACING)
+        self.columns = 0
         self.buttons: dict[str, QPushButton] = {}
-        for number, (key, heading, detail) in enumerate(CHOICES):
+        for key, heading, detail in CHOICES:
             button = WelcomeCard(key, heading, detail)
             button.setCursor(Qt.CursorShape.PointingHandCursor)
-            button.setMinimumSize(300, 78)
             button.clicked.connect(signals[key])
-            grid.addWidget(button, number // 2, number % 2)
             self.buttons[key] = button
+        self._place_cards(2)
         column = QVBoxLayout()
         column.addStretch(2)
         column.addWidget(icon)
@@ -101,13 +120,40 @@ class WelcomeView(QWidget):
         column.addWidget(title)
         column.addWidget(subtitle)
         column.addSpacing(22)
-        column.addLayout(grid)
+        column.addLayout(self.grid)
         column.addSpacing(12)
         column.addWidget(self.status)
         column.addStretch(3)
+        content = QWidget(objectName="welcomeContent")
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(PAGE_MARGIN, 20, PAGE_MARGIN, 20)
+        content_layout.addLayout(column)
+        self.scroll = QScrollArea(objectName="welcomeScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(content)
+        self.content = content
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(40, 20, 40, 20)
-        outer.addLayout(column)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
+
+    def _place_cards(self, columns: int) -> None:
+        """Lay the cards out in ``columns`` columns (2 when they fit side by side, else 1)."""
+        if columns == self.columns:
+            return
+        self.columns = columns
+        for button in self.buttons.values():
+            self.grid.removeWidget(button)
+        for number, button in enumerate(self.buttons.values()):
+            self.grid.addWidget(button, number // columns, number % columns)
+        for column in range(2):
+            self.grid.setColumnStretch(column, 1 if column < columns else 0)
+
+    def resizeEvent(self, event: Any) -> None:
+        available = self.scroll.viewport().width() - 2 * PAGE_MARGIN
+        self._place_cards(2 if available >= 2 * CARD_MIN_WIDTH + CARD_SPACING else 1)
+        super().resizeEvent(event)
 
     def set_status(self, text: str, *, busy: bool = False) -> None:
         self.status.setText(text)

@@ -5,6 +5,8 @@ Layout and style only; the panes' behaviour lives in their controllers.
 
 from __future__ import annotations
 
+from string import Template
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (
@@ -18,68 +20,82 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-ACCENT = "#0a84ff"
-ERROR_COLOR = "#d70015"
-SUCCESS_COLOR = "#248a3d"
+from app.ui.palette import Palette, current_palette
 
-STYLE_SHEET = f"""
-QDialog#SettingsDialog {{ background: #f5f5f7; }}
-QWidget#SettingsPage {{ background: transparent; }}
-QFrame#Card {{
-    background: #ffffff;
-    border: 1px solid #e3e3e8;
+STYLE_SHEET_TEMPLATE = Template("""
+QDialog#SettingsDialog { background: ${surface_alt}; }
+QWidget#SettingsPage { background: transparent; }
+QFrame#Card {
+    background: ${surface};
+    border: 1px solid ${border};
     border-radius: 10px;
-}}
-QLabel#CardTitle {{ font-weight: 600; font-size: 13px; color: #1d1d1f; }}
-QLabel#CardSubtitle, QLabel#Hint {{ color: #6e6e73; font-size: 12px; }}
-QLabel#ModelName {{ font-size: 17px; font-weight: 600; color: #1d1d1f; }}
-QLabel#FieldLabel {{ color: #3a3a3c; }}
-QLabel#ErrorText {{ color: {ERROR_COLOR}; }}
-QLabel#SuccessText {{ color: {SUCCESS_COLOR}; }}
-QLabel#Badge {{
-    background: #e8f0fe; color: #1a56c4; border-radius: 8px; padding: 2px 8px; font-size: 11px;
-}}
-QToolButton#SegmentButton {{
-    border: 1px solid #d1d1d6; background: #ffffff; padding: 5px 18px; color: #1d1d1f;
+}
+QLabel#CardTitle { font-weight: 600; font-size: 13px; color: ${text}; }
+QLabel#CardSubtitle, QLabel#Hint { color: ${text_secondary}; font-size: 12px; }
+QLabel#ModelName { font-size: 17px; font-weight: 600; color: ${text}; }
+QLabel#FieldLabel { color: ${text_secondary}; }
+QLabel#ErrorText { color: ${error}; }
+QLabel#SuccessText { color: ${success}; }
+QLabel#StageMark { font-weight: 700; color: ${text_disabled}; }
+QLabel#StageMark[state="running"] { color: ${accent}; }
+QLabel#StageMark[state="done"] { color: ${success}; }
+QLabel#StageMark[state="stopped"] { color: ${error}; }
+QLabel#Badge {
+    background: ${badge_background}; color: ${badge_text}; border-radius: 8px; padding: 2px 8px;
+    font-size: 11px;
+}
+QToolButton#SegmentButton {
+    border: 1px solid ${border_strong}; background: ${surface}; padding: 5px 18px; color: ${text};
     font-size: 13px;
-}}
-QToolButton#SegmentButton:checked {{ background: {ACCENT}; color: white; border-color: {ACCENT}; }}
-QToolButton#SegmentButton[segment="first"] {{
+}
+QToolButton#SegmentButton:checked {
+    background: ${accent}; color: ${text_on_accent}; border-color: ${accent};
+}
+QToolButton#SegmentButton:focus { border-color: ${focus_ring}; }
+QToolButton#SegmentButton[segment="first"] {
     border-top-left-radius: 7px; border-bottom-left-radius: 7px;
-}}
-QToolButton#SegmentButton[segment="last"] {{
+}
+QToolButton#SegmentButton[segment="last"] {
     border-top-right-radius: 7px; border-bottom-right-radius: 7px;
-}}
-QPushButton {{
-    background: #ffffff; border: 1px solid #d1d1d6; border-radius: 6px; padding: 5px 14px;
-    color: #1d1d1f;
-}}
-QPushButton:hover {{ background: #f2f2f7; }}
-QPushButton:disabled {{ color: #aeaeb2; border-color: #e5e5ea; }}
-QPushButton#PrimaryButton {{ background: {ACCENT}; color: white; border-color: {ACCENT}; }}
-QPushButton#PrimaryButton:hover {{ background: #0071e3; }}
-QPushButton#PrimaryButton:disabled {{ background: #a9cdfb; border-color: #a9cdfb; }}
-QPushButton#DestructiveButton {{ color: {ERROR_COLOR}; }}
-QLineEdit, QPlainTextEdit {{
-    background: #ffffff; border: 1px solid #d1d1d6; border-radius: 6px; padding: 4px 6px;
-    selection-background-color: {ACCENT};
-}}
-QLineEdit:focus, QPlainTextEdit:focus {{ border: 1px solid {ACCENT}; }}
-QLineEdit:disabled {{ color: #8e8e93; background: #fafafa; }}
-QScrollArea#PageScroll {{ background: transparent; border: none; }}
-QScrollArea#PageScroll > QWidget > QWidget {{ background: transparent; }}
-QPlainTextEdit#LogView {{ background: #1e1e1e; color: #d4d4d4; border-radius: 8px; }}
-QProgressBar {{
-    background: #e5e5ea; border: none; border-radius: 4px; height: 8px; max-height: 8px;
+}
+QPushButton {
+    background: ${surface}; border: 1px solid ${border_strong}; border-radius: 6px;
+    padding: 5px 14px; color: ${text};
+}
+QPushButton:hover { background: ${hover}; }
+QPushButton:focus { border-color: ${focus_ring}; }
+QPushButton:disabled { color: ${text_disabled}; border-color: ${border}; }
+QPushButton#PrimaryButton { background: ${accent}; color: ${text_on_accent}; border-color: ${accent}; }
+QPushButton#PrimaryButton:hover { background: ${accent_hover}; }
+QPushButton#PrimaryButton:disabled { background: ${accent_muted}; border-color: ${accent_muted}; }
+QPushButton#DestructiveButton { color: ${error}; }
+QLineEdit, QPlainTextEdit {
+    background: ${surface}; color: ${text}; border: 1px solid ${border_strong}; border-radius: 6px;
+    padding: 4px 6px; selection-background-color: ${accent}; selection-color: ${text_on_accent};
+}
+QLineEdit:focus, QPlainTextEdit:focus { border: 1px solid ${accent}; }
+QLineEdit:disabled { color: ${text_disabled}; background: ${surface_alt}; }
+QScrollArea#PageScroll { background: transparent; border: none; }
+QScrollArea#PageScroll > QWidget > QWidget { background: transparent; }
+QPlainTextEdit#LogView { background: ${log_background}; color: ${log_text}; border-radius: 8px; }
+QProgressBar {
+    background: ${gauge_track}; border: none; border-radius: 4px; height: 8px; max-height: 8px;
     text-align: center; color: transparent;
-}}
-QProgressBar::chunk {{ background: {ACCENT}; border-radius: 4px; }}
-QProgressBar#StageBar {{ height: 5px; max-height: 5px; border-radius: 2px; }}
-QProgressBar#StageBar::chunk {{ border-radius: 2px; }}
-QListWidget {{ background: #ffffff; border: 1px solid #e3e3e8; border-radius: 8px; }}
-QListWidget::item {{ padding: 6px; }}
-QListWidget::item:selected {{ background: #e8f0fe; color: #1d1d1f; }}
-"""
+}
+QProgressBar::chunk { background: ${accent}; border-radius: 4px; }
+QProgressBar#StageBar { height: 5px; max-height: 5px; border-radius: 2px; }
+QProgressBar#StageBar::chunk { border-radius: 2px; }
+QListWidget {
+    background: ${surface}; color: ${text}; border: 1px solid ${border}; border-radius: 8px;
+}
+QListWidget::item { padding: 6px; }
+QListWidget::item:selected { background: ${selected}; color: ${text}; }
+""")
+
+
+def settings_style_sheet(palette: Palette | None = None) -> str:
+    """The Settings dialog's style sheet in ``palette``'s colours (the current one by default)."""
+    return STYLE_SHEET_TEMPLATE.substitute((palette or current_palette()).template_values())
 
 
 def monospace_font(point_size: int = 11) -> QFont:
@@ -150,12 +166,12 @@ def row(*widgets: QWidget, stretch_last: bool = False, spacing: int = 8) -> QHBo
 
 
 def scrolling(page: QWidget) -> QScrollArea:
-    """``page`` in a frameless vertical scroll area (small screens, long forms)."""
+    """``page`` in a frameless scroll area: a small dialog scrolls (both ways) instead of clipping."""
     area = QScrollArea()
     area.setObjectName("PageScroll")
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     area.setWidget(page)
     return area
 

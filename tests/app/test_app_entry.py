@@ -164,7 +164,9 @@ def test_pyside_6_12_0_is_refused_on_python_3_11_only() -> None:
 
 
 def test_the_theme_finds_the_style_sheet_and_icon() -> None:
+    from app.ui.palette import DARK
     from app.ui.theme import resources_dir, style_sheet
 
     assert (resources_dir() / "icon.png").is_file(), resources_dir()
-    assert "QWidget" in style_sheet()
+    sheet = style_sheet(DARK)
+    assert "QWidget" in sheet and DARK.window in sheet and "${" not in sheet

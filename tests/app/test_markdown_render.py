@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Qt
 
 from app.chat.markdown_render import MarkdownRenderer, plain_text_html
@@ -33,7 +35,8 @@ def test_code_blocks_are_monospaced_with_a_copy_link() -> None:
     rendered = MarkdownRenderer().render(text)
     assert rendered.code_blocks == ["print(1 < 2)", "indented()"]
     assert 'href="copy:0"' in rendered.html and 'href="copy:1"' in rendered.html
-    assert "<pre>print(1 &lt; 2)</pre>" in rendered.html
+    pres = re.findall(r"<pre[^>]*>(.*?)</pre>", rendered.html, re.S)
+    assert [re.sub(r"<[^>]+>", "", pre) for pre in pres] == ["print(1 &lt; 2)", "indented()"]
     assert "monospace" in MarkdownRenderer().stylesheet()
 
 
@@ -120,3 +123,80 @@ def test_a_long_unbroken_line_is_shown_with_breaks_and_stored_unchanged(qapp) ->
     assert row.body.document().revision() == revision
     assert row.more_note.text().startswith("… 6,000 more characters not shown")
     assert row.more_note.textFormat() == Qt.TextFormat.PlainText
+
+
+def _document(html: str, renderer: MarkdownRenderer):
+    from PySide6.QtGui import QTextDocument
+
+    document = QTextDocument()
+    document.setDefaultStyleSheet(renderer.stylesheet())
+    document.setHtml(html)
+    return document
+
+
+def _tables(document) -> list:
+    from PySide6.QtGui import QTextCursor
+
+    found, cursor = [], QTextCursor(document)
+    while True:
+        table = cursor.currentTable()
+        if table is not None and table not in found:
+            found.append(table)
+        if not cursor.movePosition(QTextCursor.MoveOperation.NextBlock):
+            return found
+
+
+def test_tables_get_borders_padding_and_a_header_shade(qapp) -> None:
+    from app.ui.palette import DARK
+
+    renderer = MarkdownRenderer(palette=DARK)
+    text = "| Name | Year |\n|:--|--:|\n| Python | 1991 |\n| Rust | 2015 |\n"
+    document = _document(renderer.render(text).html, renderer)
+    [table] = _tables(document)
+    table_format = table.format()
+    assert (table.rows(), table.columns()) == (3, 2)
+    assert table_format.border() >= 1 and table_format.cellPadding() >= 4
+    assert table_format.borderBrush().color().name() == DARK.table_border
+    header = table.cellAt(0, 0).format().background().color().name()
+    assert header == DARK.table_header_background
+    year = table.cellAt(1, 1).firstCursorPosition().blockFormat().alignment()
+    assert year & Qt.AlignmentFlag.AlignRight  # the column's alignment is kept
+
+
+def test_quotes_get_a_bar_and_their_own_colour(qapp) -> None:
+    from app.ui.palette import LIGHT
+
+    renderer = MarkdownRenderer(palette=LIGHT)
+    document = _document(renderer.render("> Simple is better than complex.\n").html, renderer)
+    [table] = _tables(document)
+    cell = table.cellAt(0, 0)
+    cell_format = cell.format().toTableCellFormat()
+    assert cell_format.leftBorder() >= 2
+    assert cell_format.leftBorderBrush().color().name() == LIGHT.quote_bar
+    assert cell.firstCursorPosition().charFormat().foreground().color().name() == LIGHT.quote_text
+    assert "Simple is better than complex." in document.toPlainText()
+
+
+def test_code_is_syntax_coloured_from_the_palette_in_both_looks(qapp) -> None:
+    from PySide6.QtGui import QTextDocument
+
+    from app.ui.palette import DARK, LIGHT
+
+    code = 'def greet(name):\n    return "hi " + name  # say hello\n'
+    for colors in (LIGHT, DARK):
+        renderer = MarkdownRenderer(palette=colors)
+        rendered = renderer.render(f"```python\n{code}```\n")
+        document = _document(rendered.html, renderer)
+        assert rendered.code_blocks == [code.rstrip("\n")]
+
+        def color_of(word: str, document: QTextDocument = document) -> str:
+            cursor = document.find(word)
+            assert not cursor.isNull(), word
+            return cursor.charFormat().foreground().color().name()
+
+        assert color_of("def") == colors.syntax_keyword
+        assert color_of('"hi "') == colors.syntax_string
+        assert color_of("# say hello") == colors.syntax_comment
+        assert color_of("greet") == colors.syntax_function
+    plain = MarkdownRenderer().render("```no-such-language\nx <y>\n```\n").html
+    assert "x &lt;y&gt;" in plain and "<span" not in plain.split("<pre")[1]
