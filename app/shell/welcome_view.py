@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.shell.demo_progress import DemoProgressPanel
 from app.ui.theme import app_icon
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class WelcomeView(QWidget):
         self.status = QLabel(objectName="welcomeStatus", alignment=Qt.AlignmentFlag.AlignCenter)
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.PlainText)  # model names and errors
+        self.demo_progress = DemoProgressPanel()
         signals = {
             "demo": self.demoRequested,
             "open": self.openRequested,
@@ -104,6 +106,11 @@ class WelcomeView(QWidget):
         column.addLayout(grid)
         column.addSpacing(12)
         column.addWidget(self.status)
+        progress_row = QHBoxLayout()
+        progress_row.addStretch(1)
+        progress_row.addWidget(self.demo_progress, 100)
+        progress_row.addStretch(1)
+        column.addLayout(progress_row)
         column.addStretch(3)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(40, 20, 40, 20)
