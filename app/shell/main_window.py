@@ -269,6 +269,8 @@ class MainWindow(QMainWindow):
 
     def _on_answer_finished(self, message: StoredMessage | None) -> None:
         self.chat_view.finish_answer(message)
+        if message is not None and message.finish_reason not in ("error", "interrupted"):
+            self.banner.hide()  # an answer came through: an earlier error no longer holds
 
     def _on_busy(self, busy: bool) -> None:
         self.composer.set_busy(busy)
