@@ -43,6 +43,7 @@ from engine.messages import EngineError, ModelLoaded
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "coreml-chat"
+ANSWERED = ("eos", "stop_string", "max_tokens")  # finish reasons of an answer that came through
 
 
 class ErrorBanner(QFrame):
@@ -269,7 +270,7 @@ class MainWindow(QMainWindow):
 
     def _on_answer_finished(self, message: StoredMessage | None) -> None:
         self.chat_view.finish_answer(message)
-        if message is not None and message.finish_reason not in ("error", "interrupted"):
+        if message is not None and message.finish_reason in ANSWERED:
             self.banner.hide()  # an answer came through: an earlier error no longer holds
 
     def _on_busy(self, busy: bool) -> None:
