@@ -384,7 +384,12 @@ class MainWindow(QMainWindow):
 
     def _on_demo_finished(self, outcome: DemoOutcome) -> None:
         self.welcome.demo_progress.finish()
-        if outcome.status == "done":
+        opened_another = self.bridge.model_info is not None or self._load_request is not None
+        if outcome.status == "done" and opened_another:
+            ready = "The demo model is ready: open it in Settings → Model."
+            self.welcome.set_status(ready)
+            self.status_line.show_notice(ready)  # the chat page shows: say it there too
+        elif outcome.status == "done":  # nothing else was opened meanwhile
             self.load_model(outcome.folder)
         else:
             self.welcome.set_status(outcome.message)

@@ -30,6 +30,7 @@ STANDIN_CONVERTER = """
 import json, os, shutil, signal, sys, time
 from pathlib import Path
 MODEL = {model!r}
+GATE = Path({gate!r}) if {gate!r} else None  # wait for this file before finishing
 output = Path(sys.argv[sys.argv.index("-o") + 1]).resolve()
 staging = output.parent / f".{{output.name}}.partial-{{os.getpid()}}"
 staging.mkdir(parents=True)
@@ -46,6 +47,8 @@ for stage, overall in (("resolve", 0.05), ("load", 0.12), ("convert", 0.4)):
                       "overall": overall, "message": "working"}}), flush=True)
 if not MODEL:
     time.sleep(120)
+while GATE is not None and not GATE.exists():
+    time.sleep(0.05)
 shutil.rmtree(staging)
 shutil.copytree(MODEL, staging)
 os.replace(staging, output)
@@ -53,9 +56,11 @@ print(json.dumps({{"event": "done", "output": str(output), "overall": 1.0}}), fl
 """
 
 
-def _standin(tmp_path: Path, *, model: Path | None) -> str:
+def _standin(tmp_path: Path, *, model: Path | None, gate: Path | None = None) -> str:
     script = tmp_path / "standin_converter.py"
-    script.write_text(STANDIN_CONVERTER.format(model=str(model) if model else ""))
+    script.write_text(
+        STANDIN_CONVERTER.format(model=str(model) if model else "", gate=str(gate) if gate else "")
+    )
     launcher = tmp_path / "standin-converter"
     launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
     launcher.chmod(0o755)
@@ -69,9 +74,11 @@ def demo_source(tmp_path: Path) -> Path:
     return source
 
 
-def _use_standins(window, tmp_path: Path, source: Path, *, model: Path | None) -> None:
+def _use_standins(
+    window, tmp_path: Path, source: Path, *, model: Path | None, gate: Path | None = None
+) -> None:
     window.demo.fetch = lambda _cancelled: source
-    window.demo.process.executable = _standin(tmp_path, model=model)
+    window.demo.process.executable = _standin(tmp_path, model=model, gate=gate)
 
 
 def _staging_pids() -> list[int]:
@@ -143,6 +150,23 @@ def test_the_converted_demo_model_is_loaded(
     assert window.current_page == "chat"
     assert not window.welcome.demo_progress.isVisible()
     assert [p.name for p in demo_model_dir().parent.iterdir()] == [demo_model_dir().name]
+
+
+def test_a_model_opened_meanwhile_stays_loaded(
+    qtbot, make_window, tmp_path: Path, demo_source: Path, tiny_chat_model: Path
+) -> None:
+    window = make_window()
+    gate = tmp_path / "finish-now"
+    _use_standins(window, tmp_path, demo_source, model=tiny_chat_model, gate=gate)
+    _start_demo(qtbot, window)
+    window.load_model(str(tiny_chat_model))  # the user opened another model meanwhile
+    qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=LOAD_TIMEOUT_MS)
+    with qtbot.waitSignal(window.demo.finished, timeout=20_000) as finished:
+        gate.touch()
+    assert finished.args[0].status == "done"
+    assert window.bridge.model_info.path == str(tiny_chat_model)
+    ready = "The demo model is ready: open it in Settings → Model."
+    assert window.welcome.status.text() == ready and window.status_line.notice == ready
 
 
 def test_cancelling_the_download_stops_it(qtbot) -> None:
