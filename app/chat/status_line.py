@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 from app.chat.chat_controller import LiveStats
+from app.chat.elided_label import ElidedLabel
 from engine.messages import ModelInfo, ServerState
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,7 @@ class StatusLine(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.stats_label = QLabel(objectName="statusText")
         self.stats_label.setTextFormat(Qt.TextFormat.PlainText)  # "Loading <model name>…"
-        self.notice_label = QLabel(objectName="noticePill")
-        self.notice_label.setTextFormat(Qt.TextFormat.PlainText)  # notices quote engine messages
+        self.notice_label = ElidedLabel(objectName="noticePill")  # never widens the page
         self.notice_label.hide()
         self.server_label = QLabel(objectName="statusText")
         self.server_label.hide()
@@ -108,8 +108,7 @@ class StatusLine(QWidget):
         self.server_label.setVisible(state.running)
 
     def show_notice(self, text: str) -> None:
-        self.notice_label.setText(text)
-        self.notice_label.setToolTip(text)
+        self.notice_label.setText(text)  # elided to fit; the whole text in its tooltip
         self.notice_label.show()
         self._notice_timer.start(NOTICE_SECONDS * 1000)
 

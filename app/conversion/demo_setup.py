@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from converter.demo_model import DEMO_MODEL_FOLDER_NAME, fetch_demo_gguf
+from converter.options import ConversionRequest
 from engine.paths import models_dir
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,17 @@ def is_model_folder(folder: Path) -> bool:
     )
 
 
+def demo_request(gguf: Path) -> ConversionRequest:
+    """The demo's conversion (``make run`` and the welcome page's "Try the demo model" alike)."""
+    return ConversionRequest(
+        source=str(gguf),
+        output_dir=demo_model_dir(),
+        context_length=DEMO_CONTEXT_LENGTH,
+        quantize="exact",  # the GGUF's own Q4_1 blocks: no second quantization
+        force=True,
+    )
+
+
 def converter_command() -> list[str]:
     """How to start the converter: this interpreter, or the frozen app's own executable."""
     if getattr(sys, "frozen", False):
@@ -47,17 +59,7 @@ def ensure_demo_model(*, quiet: bool = False) -> Path:
     if is_model_folder(target):
         return target
     gguf = fetch_demo_gguf()
-    cmd = [
-        *converter_command(),
-        str(gguf),
-        "-o",
-        str(target),
-        "--quantize",
-        "exact",
-        "--context-length",
-        str(DEMO_CONTEXT_LENGTH),
-        "--force",
-    ]
+    cmd = [*converter_command(), *demo_request(gguf).to_argv()]
     logger.info("converting the demo model once: %s", " ".join(cmd))
     result = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL if quiet else None)
     if result.returncode != 0 or not is_model_folder(target):

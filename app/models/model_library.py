@@ -1,5 +1,5 @@
 """The Model tab's logic, without widgets: check a model folder before loading it, describe models,
-list the ones already in the app's models folder, name the compute units.
+list the ones already in the app's models folder, delete one of them, name the compute units.
 
 Checking reads only the package's spec (a small protobuf), never its weights, so it is quick enough
 to run when the user picks a folder; the engine worker still does the real load.
@@ -8,6 +8,8 @@ to run when the user picks a folder; the engine worker still does the real load.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +114,65 @@ def local_models(folder: Path | None = None) -> list[ModelSummary]:
         except ModelLoadError as error:
             logger.info("skipping %s: %s", child, error)
     return found
+
+
+class ModelDeleteError(Exception):
+    """A model was not deleted: the message says why (and what was expected)."""
+
+
+def is_same_or_inside(path: str | Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies in it (links resolved): the loaded model may be the
+    folder or the package inside it."""
+    resolved, container = Path(path).resolve(), folder.resolve()
+    return resolved == container or container in resolved.parents
+
+
+def delete_model(folder: str | Path, *, loaded: str = "", models: Path | None = None) -> int:
+    """Delete a model folder of the app's models folder and its compiled Core ML copy; return the
+    bytes freed.
+
+    Refuses (``ModelDeleteError``) anything but a usable model folder directly inside ``models``
+    (default: the app's models folder), a link, and the model that is ``loaded`` (load another one
+    first: the engine has its files open). The folder is first renamed to a hidden name, so a crash
+    half-way never leaves something that looks like a whole model; the compiled copy is only ever
+    looked for in the app's cache folder.
+    """
+    models = (models or paths.models_dir()).resolve()
+    target = Path(folder).expanduser()
+    if target.is_symlink():
+        raise ModelDeleteError(f"{target} is a link: expected a model folder in {models}")
+    resolved = target.resolve()
+    if resolved.parent != models or not resolved.is_dir():
+        raise ModelDeleteError(f"only a model folder in {models} can be deleted, found {target}")
+    if loaded and is_same_or_inside(loaded, resolved):
+        raise ModelDeleteError(f"{resolved.name} is loaded: load another model before deleting it")
+    try:
+        summary = inspect_model(resolved)
+    except ModelLoadError as error:
+        raise ModelDeleteError(
+            f"{resolved.name} is not a model folder ({error}); not deleted"
+        ) from None
+    compiled = paths.compiled_model_path(summary.package)
+    # An identical copy (same files, sizes and dates) shares the compiled copy: keep it for that one.
+    shared = any(
+        paths.compiled_model_path(other.package) == compiled
+        for other in local_models(models)
+        if other.folder != resolved
+    )
+    freed = _folder_size(resolved)
+    trash = models / f".{resolved.name}.deleting-{os.getpid()}"
+    os.replace(resolved, trash)
+    shutil.rmtree(trash)
+    if (
+        not shared
+        and compiled.is_dir()
+        and compiled.parent == paths.compiled_cache_dir()
+        and not compiled.is_symlink()
+    ):
+        freed += _folder_size(compiled)
+        shutil.rmtree(compiled)
+    logger.info("deleted the model %s (%d bytes)", resolved, freed)
+    return freed
 
 
 def format_size(size_bytes: int) -> str:

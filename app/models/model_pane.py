@@ -1,4 +1,10 @@
-"""The Settings dialog's Model tab: the current model, local models, compute units, Hub downloads."""
+"""The Settings dialog's Model tab: the current model, local models, compute units, Hub downloads.
+
+The local models list follows the models folder (a ``QFileSystemWatcher`` on it and on each model
+folder, refreshed shortly after a change: a conversion, a download, the demo set-up, a Finder
+copy), marks the loaded model, reveals a model in the file manager and deletes one (after asking;
+``model_library.delete_model`` refuses the loaded model and anything outside the models folder).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFont
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -14,6 +21,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QToolButton,
@@ -35,8 +43,12 @@ from app.models.model_library import (
     COMPUTE_UNIT_LABELS,
     COMPUTE_UNIT_TIPS,
     CORE_ML_PLATFORM,
+    ModelDeleteError,
+    ModelSummary,
+    delete_model,
     format_size,
     inspect_model,
+    is_same_or_inside,
     local_models,
     model_info_rows,
 )
@@ -48,6 +60,8 @@ from engine.model_package import ModelLoadError
 logger = logging.getLogger(__name__)
 
 EXAMPLE_REPO = "apple/mistral-coreml"
+REFRESH_DELAY_MS = 400  # a conversion renames, a copy writes many files: refresh once after
+FILE_MANAGER = {"darwin": "Finder", "win32": "Explorer"}.get(sys.platform, "File Manager")
 
 
 class ModelPane(QWidget):
@@ -58,6 +72,13 @@ class ModelPane(QWidget):
     def __init__(self, *, compute_units: str, token: str, hub_endpoint: str | None = None) -> None:
         super().__init__()
         self._listing: RepoListing | None = None
+        self._loaded_path = ""
+        self._summaries: dict[str, ModelSummary] = {}
+        self.delete_box: QMessageBox | None = None
+        self.watcher = QFileSystemWatcher(self)
+        self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_DELAY_MS)
+        self._refresh_timer.timeout.connect(self.refresh_local_models)
+        self.watcher.directoryChanged.connect(lambda _path: self._refresh_timer.start())
         self.lookup = HubLookup(self, endpoint=hub_endpoint)
         self.download = HubDownload(self, endpoint=hub_endpoint)
         layout = page_layout(self)
@@ -123,6 +144,13 @@ class ModelPane(QWidget):
         self.local_list.currentItemChanged.connect(lambda *_: self._update_local_buttons())
         self.load_local_button = QPushButton("Load")
         self.load_local_button.clicked.connect(self._on_load_local)
+        self.reveal_button = QPushButton(f"Show in {FILE_MANAGER}")
+        self.reveal_button.clicked.connect(self.reveal_selected)
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setObjectName("DestructiveButton")
+        self.delete_button.clicked.connect(self.confirm_delete)
+        self.local_status = hint("", word_wrap=True)
+        self.local_status.hide()
         self.clean_partials_button = QPushButton()
         self.clean_partials_button.setToolTip(
             "Delete downloads that were cancelled or broken off (their hidden folders in the "
@@ -130,7 +158,15 @@ class ModelPane(QWidget):
         )
         self.clean_partials_button.clicked.connect(self._on_clean_partials)
         card.add(self.local_list)
-        card.add(row(self.load_local_button, self.clean_partials_button))
+        card.add(
+            row(
+                self.load_local_button,
+                self.reveal_button,
+                self.delete_button,
+                self.clean_partials_button,
+            )
+        )
+        card.add(self.local_status)
         return card
 
     def _hub_card(self, token: str) -> Card:
@@ -195,6 +231,10 @@ class ModelPane(QWidget):
         return self.token_field.text().strip()
 
     def set_model_info(self, info: ModelInfo | None) -> None:
+        loaded = info.path if info is not None else ""
+        if loaded != self._loaded_path:
+            self._loaded_path = loaded
+            self.refresh_local_models()  # move the "loaded" mark
         while self.details.count():
             item = self.details.takeAt(0)
             widget = item.widget()
@@ -211,22 +251,110 @@ class ModelPane(QWidget):
         self.details.setColumnStretch(1, 1)
 
     def refresh_local_models(self) -> None:
+        """List the models folder again (keeping the selection) and watch what it holds."""
+        selected = self.selected_model_folder()
         self.local_list.clear()
+        self._summaries = {}
         for summary in local_models():
+            folder = str(summary.folder)
+            self._summaries[folder] = summary
+            loaded = self.is_loaded(folder)
             text = (
                 f"{summary.name}    {summary.quantization} · "
                 f"{summary.context_length:,} tokens · {format_size(summary.size_bytes)}"
+                + ("    · loaded" if loaded else "")
             )
-            item = QListWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, str(summary.folder))
-            item.setToolTip(str(summary.folder))
+            item = QListWidgetItem(("● " if loaded else "") + text)
+            item.setData(Qt.ItemDataRole.UserRole, folder)
+            item.setToolTip(folder + ("\nloaded now" if loaded else ""))
+            if loaded:
+                font = QFont(item.font())
+                font.setBold(True)
+                item.setFont(font)
             self.local_list.addItem(item)
+            if folder == selected:
+                self.local_list.setCurrentItem(item)
         if self.local_list.count() == 0:
             placeholder = QListWidgetItem("No models yet: download one below or convert one.")
             placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
             self.local_list.addItem(placeholder)
+        self._watch(list(self._summaries))
         self._update_local_buttons()
         self._update_partials_button()
+
+    def _watch(self, model_folders: list[str]) -> None:
+        """The models folder (made if missing: it is ours) and each model folder in it."""
+        models = paths.models_dir()
+        try:
+            models.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            logger.warning("cannot create the models folder %s: %s", models, error)
+        wanted = {str(models), *model_folders}
+        watched = set(self.watcher.directories())
+        if watched - wanted:
+            self.watcher.removePaths(sorted(watched - wanted))
+        missing = [path for path in sorted(wanted - watched) if Path(path).is_dir()]
+        if missing:
+            self.watcher.addPaths(missing)
+
+    def selected_model_folder(self) -> str:
+        item = self.local_list.currentItem()
+        folder = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        return folder if isinstance(folder, str) else ""
+
+    def is_loaded(self, folder: str) -> bool:
+        return bool(self._loaded_path) and is_same_or_inside(self._loaded_path, Path(folder))
+
+    def reveal_selected(self) -> bool:
+        """Open the selected model's folder in the file manager."""
+        folder = self.selected_model_folder()
+        if not folder:
+            return False
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(folder)):
+            self._set_local_status(f"cannot open {folder} in the {FILE_MANAGER}", error=True)
+            return False
+        return True
+
+    def confirm_delete(self) -> None:
+        """Ask before deleting the selected model (a sheet on macOS); Delete does it."""
+        summary = self._summaries.get(self.selected_model_folder())
+        if summary is None or self.is_loaded(str(summary.folder)):
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Delete model",
+            f"Delete “{summary.name}” ({format_size(summary.size_bytes)})?",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setTextFormat(Qt.TextFormat.PlainText)  # model names are file names
+        box.setInformativeText(
+            f"Its folder {summary.folder} and its compiled Core ML copy are removed. "
+            "This cannot be undone."
+        )
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(
+            lambda button: self._delete(summary) if button is delete else None
+        )
+        box.finished.connect(lambda _result: setattr(self, "delete_box", None))
+        self.delete_box = box
+        box.open()
+
+    def _delete(self, summary: ModelSummary) -> None:
+        try:
+            freed = delete_model(summary.folder, loaded=self._loaded_path)
+        except (ModelDeleteError, OSError) as error:
+            self._set_local_status(f"{summary.name} was not deleted: {error}", error=True)
+        else:
+            self._set_local_status(f"Deleted {summary.name}: {format_size(freed)} freed")
+        self.refresh_local_models()
+
+    def _set_local_status(self, text: str, *, error: bool = False) -> None:
+        self.local_status.setObjectName("ErrorText" if error else "Hint")
+        self.local_status.setStyleSheet("")  # re-polish with the new object name
+        self.local_status.setText(text)
+        self.local_status.setVisible(bool(text))
 
     def _running_staging(self) -> tuple[Path, ...]:
         return (self.download.staging,) if self.download.staging is not None else ()
@@ -286,8 +414,16 @@ class ModelPane(QWidget):
             self._choose(item.data(Qt.ItemDataRole.UserRole))
 
     def _update_local_buttons(self) -> None:
-        item = self.local_list.currentItem()
-        self.load_local_button.setEnabled(bool(item and item.data(Qt.ItemDataRole.UserRole)))
+        folder = self.selected_model_folder()
+        loaded = bool(folder) and self.is_loaded(folder)
+        self.load_local_button.setEnabled(bool(folder))
+        self.reveal_button.setEnabled(bool(folder))
+        self.delete_button.setEnabled(bool(folder) and not loaded)
+        self.delete_button.setToolTip(
+            "This model is loaded: load another one before deleting it"
+            if loaded
+            else "Delete the model's folder and its compiled Core ML copy"
+        )
 
     def _on_compute_units(self) -> None:
         self.compute_units_tip.setText(COMPUTE_UNIT_TIPS.get(self.compute_units(), ""))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args
 
+from app.settings.stop_strings import stop_strings_problem
 from engine import paths
 from engine.messages import ContextPolicy, GenerationConfig
 from engine.model_package import COMPUTE_UNITS
@@ -151,12 +152,6 @@ def _check_seed(value: Any) -> str | None:
     return _check_int("seed")(value)
 
 
-def _check_stop_strings(value: Any) -> str | None:
-    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
-        return f"expected a list of non-empty strings, found {value!r}"
-    return None
-
-
 def _check_choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value not in choices:
@@ -180,7 +175,7 @@ _GENERATION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "min_p": _check_float("min_p"),
     "repetition_penalty": _check_float("repetition_penalty"),
     "seed": _check_seed,
-    "stop_strings": _check_stop_strings,
+    "stop_strings": stop_strings_problem,
     "context_policy": _check_choice(CONTEXT_POLICIES),
 }
 

@@ -1,4 +1,5 @@
-"""The Settings dialog's Generation tab: system prompt, sampling, length and the context policy.
+"""The Settings dialog's Generation tab: system prompt, sampling, length, stop strings and the
+context policy.
 
 Its spin boxes take their limits from ``GENERATION_RANGES``, the same table that checks the settings
 file, so the pane can never produce a value the file would refuse.
@@ -14,10 +15,12 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
 from app.settings.app_settings import GENERATION_RANGES
+from app.settings.stop_strings import format_stop_strings, parse_stop_strings
 from app.ui.pane_widgets import Card, hint, label, page_layout, row
 from engine.messages import GenerationConfig
 
@@ -109,6 +112,19 @@ class GenerationPane(QWidget):
             "What happens when the conversation no longer fits the model's context"
         )
         form.addRow(label("When the context is full", name="FieldLabel"), self.context_policy)
+        self.stop_strings = QPlainTextEdit()
+        self.stop_strings.setAccessibleName("Stop strings")
+        self.stop_strings.setPlaceholderText("One a line, for example: </answer>")
+        self.stop_strings.setFixedHeight(76)
+        self.stop_strings.setToolTip("The answer ends where one of these appears (it is not shown)")
+        self.stop_strings_error = label("", name="ErrorText", word_wrap=True)
+        self.stop_strings_error.hide()
+        stop_column = QVBoxLayout()  # one column: the hint and the error wrap at the editor's width
+        stop_column.setSpacing(4)
+        stop_column.addWidget(self.stop_strings)
+        stop_column.addWidget(hint("One a line; \\n is a line break."))
+        stop_column.addWidget(self.stop_strings_error)
+        form.addRow(label("Stop strings", name="FieldLabel"), stop_column)
         layout.addWidget(length)
         self.restore_button = QPushButton("Restore Defaults")
         self.restore_button.clicked.connect(self._restore_defaults)
@@ -123,11 +139,12 @@ class GenerationPane(QWidget):
         self.fixed_seed.toggled.connect(self.changed)
         self.context_policy.currentIndexChanged.connect(self.changed)
         self.system_prompt.textChanged.connect(self.changed)
+        self.stop_strings.textChanged.connect(self._on_stop_strings_edited)
 
     def set_values(self, system_prompt: str, config: GenerationConfig) -> None:
         widgets = (self.system_prompt, self.temperature, self.top_k, self.top_p, self.min_p,
                    self.repetition_penalty, self.fixed_seed, self.seed, self.max_new_tokens,
-                   self.context_policy)  # fmt: skip
+                   self.context_policy, self.stop_strings)  # fmt: skip
         for widget in widgets:
             widget.blockSignals(True)
         try:
@@ -146,6 +163,9 @@ class GenerationPane(QWidget):
                 max(self.context_policy.findData(config.context_policy), 0)
             )
             self._stop_strings = config.stop_strings
+            if parse_stop_strings(self.stop_strings.toPlainText())[0] != config.stop_strings:
+                self.stop_strings.setPlainText(format_stop_strings(config.stop_strings))
+            self.stop_strings_error.hide()
         finally:
             for widget in widgets:
                 widget.blockSignals(False)
@@ -165,6 +185,16 @@ class GenerationPane(QWidget):
             stop_strings=self._stop_strings,
             context_policy=str(self.context_policy.currentData()),  # type: ignore[arg-type]
         )
+
+    def _on_stop_strings_edited(self) -> None:
+        """Take the stop strings when they are fine; otherwise say why and keep the last good ones
+        (the settings never hold a bad list)."""
+        strings, problem = parse_stop_strings(self.stop_strings.toPlainText())
+        self.stop_strings_error.setText(problem or "")
+        self.stop_strings_error.setVisible(problem is not None)
+        if problem is None and strings != self._stop_strings:
+            self._stop_strings = strings
+            self.changed.emit()
 
     def _restore_defaults(self) -> None:
         self.set_values(self.system_prompt_text(), GenerationConfig())

@@ -52,6 +52,15 @@ class BackgroundCall(QObject):
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
+    def wait(self, timeout: float) -> bool:
+        """Block until ``work()`` has returned, at most ``timeout`` seconds (the app is quitting
+        and the work was told to stop); False when it is still running."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
     def report_progress(self, value: object) -> None:
         """Callable from ``work`` (any thread): ``progress`` is emitted on the GUI thread."""
         self._progressed.emit(value)

@@ -36,15 +36,16 @@ from app.conversations.conversation_list_model import ConversationListModel
 from app.conversations.conversation_store import ConversationStore, StoredMessage
 from app.conversations.export_dialog import ConversationTransfer
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
+from app.conversion.demo_conversion import DemoConversion, DemoOutcome, DemoProgress
 from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore
-from app.shell.background import BackgroundCall
 from app.shell.welcome_view import WelcomeView
 from engine.messages import EngineError, ModelLoaded, ServerState
 
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "coreml-chat"
+ANSWERED = ("eos", "stop_string", "max_tokens")  # finish reasons of an answer that came through
 
 
 class ErrorBanner(QFrame):
@@ -93,7 +94,7 @@ class MainWindow(QMainWindow):
         self.controller = ChatController(store, bridge, options=self._chat_options, parent=self)
         self.settings_dialog: Any = None
         self._load_request: int | None = None
-        self._demo_setup: BackgroundCall | None = None
+        self.demo = DemoConversion(self)  # "Try the demo model": fetch, convert, cancel
 
         self.conversations = ConversationListModel(store, self)
         self.sidebar = Sidebar(self.conversations)
@@ -235,6 +236,9 @@ class MainWindow(QMainWindow):
         self.sidebar.settingsRequested.connect(lambda: self.open_settings("model"))
         self.conversations.dataChanged.connect(lambda *_: self._update_title())
         self.welcome.demoRequested.connect(self.start_demo_model)
+        self.welcome.demo_progress.cancelRequested.connect(self.demo.cancel)
+        self.demo.progressChanged.connect(self._on_demo_progress)
+        self.demo.finished.connect(self._on_demo_finished)
         self.welcome.openRequested.connect(self.choose_local_model)
         self.welcome.hubRequested.connect(lambda: self.open_settings("model"))
         self.welcome.convertRequested.connect(lambda: self.open_settings("converter"))
@@ -300,6 +304,8 @@ class MainWindow(QMainWindow):
 
     def _on_answer_finished(self, message: StoredMessage | None) -> None:
         self.chat_view.finish_answer(message)
+        if message is not None and message.finish_reason in ANSWERED:
+            self.banner.hide()  # an answer came through: an earlier error no longer holds
 
     def _on_busy(self, busy: bool) -> None:
         self.composer.set_busy(busy)
@@ -394,28 +400,34 @@ class MainWindow(QMainWindow):
             self.load_model(path)
 
     def start_demo_model(self) -> None:
-        """Fetch and convert the demo model once (a subprocess, off the GUI thread), then load it."""
-        from app.conversion.demo_setup import demo_model_dir, ensure_demo_model, is_model_folder
+        """Load the demo model, fetching and converting it the first time (with progress and
+        Cancel on the welcome page; closing the window cancels it)."""
+        from app.conversion.demo_setup import demo_model_dir, is_model_folder
 
         folder = demo_model_dir()
         if is_model_folder(folder):
             self.load_model(str(folder))
             return
-        if self._demo_setup is not None and self._demo_setup.is_running():
+        if self.demo.is_running():
             return
-        self.welcome.set_status(
-            "Fetching and converting SmolLM2-135M-Instruct… this takes a few minutes the first "
-            "time.",
-            busy=True,
-        )
-        setup = BackgroundCall(lambda: ensure_demo_model(quiet=True), name="demo-model-setup")
-        setup.succeeded.connect(lambda folder: self.load_model(str(folder)))
-        setup.failed.connect(self._on_demo_failed)
-        self._demo_setup = setup
-        setup.start()
+        self.welcome.set_status("", busy=True)
+        self.welcome.demo_progress.start()
+        self.demo.start()
 
-    def _on_demo_failed(self, error: Exception) -> None:
-        self.welcome.set_status(f"The demo model could not be set up: {error}")
+    def _on_demo_progress(self, progress: DemoProgress) -> None:
+        self.welcome.demo_progress.show_progress(progress)
+
+    def _on_demo_finished(self, outcome: DemoOutcome) -> None:
+        self.welcome.demo_progress.finish()
+        opened_another = self.bridge.model_info is not None or self._load_request is not None
+        if outcome.status == "done" and opened_another:
+            ready = "The demo model is ready: open it in Settings → Model."
+            self.welcome.set_status(ready)
+            self.status_line.show_notice(ready)  # the chat page shows: say it there too
+        elif outcome.status == "done":  # nothing else was opened meanwhile
+            self.load_model(outcome.folder)
+        else:
+            self.welcome.set_status(outcome.message)
 
     # --- settings ----------------------------------------------------------------------------
 
@@ -465,6 +477,7 @@ class MainWindow(QMainWindow):
     # --- closing -----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.demo.wait_closed()  # no converter outlives the window, nothing half-written stays
         self.controller.save_interrupted()  # before the bridge's signals are blocked
         self.settings_store.save_now()
         self.bridge.blockSignals(True)  # events still queued must not reach the closed store

@@ -133,6 +133,9 @@ class SettingsDialog(QDialog):
             lambda folder: self._update(converter_output_dir=folder)
         )
         self.converter_pane.modelConverted.connect(self._on_model_chosen)
+        self.converter_pane.process.finished.connect(
+            lambda _outcome: self.model_pane.refresh_local_models()  # a new model may be there
+        )
         self.set_model_info(model_info)
         self.show_tab("model")
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.shell.demo_progress import DemoProgressPanel
 from app.ui.theme import app_icon
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class WelcomeView(QWidget):
         self.status = QLabel(objectName="welcomeStatus", alignment=Qt.AlignmentFlag.AlignCenter)
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.PlainText)  # model names and errors
+        self.demo_progress = DemoProgressPanel()
         signals = {
             "demo": self.demoRequested,
             "open": self.openRequested,
@@ -123,6 +125,11 @@ class WelcomeView(QWidget):
         column.addLayout(self.grid)
         column.addSpacing(12)
         column.addWidget(self.status)
+        progress_row = QHBoxLayout()
+        progress_row.addStretch(1)
+        progress_row.addWidget(self.demo_progress, 100)
+        progress_row.addStretch(1)
+        column.addLayout(progress_row)
         column.addStretch(3)
         content = QWidget(objectName="welcomeContent")
         content_layout = QVBoxLayout(content)

@@ -13,6 +13,7 @@ import pytest
 from engine import coreml_runtime
 from engine import package_metadata as meta
 from engine.model_package import ModelLoadError
+from engine.paths import package_key
 
 
 class FakeCoreMLFramework:
@@ -84,10 +85,10 @@ def test_changed_package_is_compiled_again(framework, converted_package, tmp_pat
     import shutil
 
     package = Path(shutil.copytree(_package(converted_package), tmp_path / "Copy.mlpackage"))
-    key = coreml_runtime.package_key(package)
+    key = package_key(package)
     coreml_runtime.load_coreml_model(package)
     (package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").write_bytes(b"changed")
-    assert coreml_runtime.package_key(package) != key
+    assert package_key(package) != key
     coreml_runtime.load_coreml_model(package)
     assert len(framework.compiled) == 2
 
