@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.runtime import Model, ModelDescription, load_model
+from engine.model_package import Model, ModelDescription
+from engine.runtime import load_model
 
 logger = logging.getLogger(__name__)
 
