@@ -1,5 +1,6 @@
-"""The Converter pane's controller: command lines, JSON-line tracking, and real conversions of a tiny
-random model in a subprocess (one to completion, one cancelled with nothing left behind)."""
+"""The Converter pane's controller: command lines, JSON-line tracking, and stand-in converters
+(a failing one, a stubborn one) in a subprocess. The real conversion through ``ConverterProcess``
+and its cancel run once, from the pane (``test_converter_pane.py``)."""
 
 from __future__ import annotations
 
@@ -167,45 +168,6 @@ def test_non_json_stdout_and_failure_exit_reach_the_log(qtbot, tmp_path: Path) -
     assert not any(line.startswith("INFO ") for line in logged)
     assert process.tracker.stage("load").fraction == 0.5
     assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.slow
-def test_real_conversion_runs_to_completion(qtbot, tiny_mistral_dir: Path, tmp_path: Path) -> None:
-    process = ConverterProcess()
-    output = tmp_path / "models" / "tiny-int4"
-    stages_seen: set[str] = set()
-    process.progressChanged.connect(lambda: stages_seen.add(process.tracker.current_stage))
-    request = ConversionRequest(str(tiny_mistral_dir), output, context_length=64, quantize="int4")
-    with qtbot.waitSignal(process.finished, timeout=300000) as finished:
-        process.start(request)
-    outcome = finished.args[0]
-    assert outcome.status == "done", process.tracker.log[-5:]
-    assert Path(outcome.output) == output.resolve()
-    assert len(list(output.glob("*.mlpackage"))) == 1
-    assert (output / "tokenizer.json").is_file()
-    assert {"resolve", "load", "convert", "quantize", "save"} <= stages_seen
-    assert process.tracker.overall == 1.0 and outcome.seconds > 0
-    assert [p.name for p in output.parent.iterdir()] == ["tiny-int4"]  # no staging left
-
-
-@pytest.mark.slow
-def test_cancelled_conversion_leaves_nothing(qtbot, tiny_mistral_dir: Path, tmp_path: Path) -> None:
-    process = ConverterProcess()
-    parent = tmp_path / "models"
-    output = parent / "tiny-cancelled"
-
-    def cancel_once_converting() -> None:
-        if process.tracker.current_stage in ("trace", "convert"):
-            process.cancel()
-
-    process.progressChanged.connect(cancel_once_converting)
-    request = ConversionRequest(str(tiny_mistral_dir), output, context_length=64)
-    with qtbot.waitSignal(process.finished, timeout=300000) as finished:
-        process.start(request)
-    outcome = finished.args[0]
-    assert outcome.status == "cancelled", process.tracker.log[-5:]
-    assert outcome.leftovers == ()
-    assert list(parent.iterdir()) == []  # neither the model folder nor a staging folder
 
 
 STUBBORN_CONVERTER = """
