@@ -1,6 +1,6 @@
-"""The Converter pane's controller: command lines, JSON-line tracking, and stand-in converters
-(a failing one, a stubborn one) in a subprocess. The real conversion through ``ConverterProcess``
-and its cancel run once, from the pane (``test_converter_pane.py``)."""
+"""``ConverterProcess`` on stand-in converters (a failing one, a stubborn one) in a subprocess; its
+logic without a process is in ``tests/unit/app/test_conversion_tracker.py``. The real conversion
+through ``ConverterProcess`` and its cancel run once, from the pane (``test_converter_pane.py``)."""
 
 from __future__ import annotations
 
@@ -10,133 +10,9 @@ from pathlib import Path
 import pytest
 
 from app.conversion.converter_process import (
-    ConversionTracker,
     ConverterProcess,
-    converter_command,
-    stage_list,
 )
-from converter.naming import default_model_name
 from converter.options import ConversionRequest
-from converter.options import problems as request_problems
-from converter.progress import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, ProgressEvent
-
-
-def _line(**fields) -> str:
-    return ProgressEvent(**fields).to_json()
-
-
-def test_command_for_the_interpreter_and_for_the_frozen_app(tmp_path: Path) -> None:
-    request = ConversionRequest(
-        "owner/model",
-        tmp_path / "out",
-        context_length=512,
-        quantize="int4",
-        block_size=64,
-        last_logits_only=True,
-        verify=True,
-        token="hf_secret",
-    )
-    command = converter_command(request, executable="/py", frozen=False)
-    assert command[:3] == ["/py", "-m", "converter.cli"]
-    assert command[3:6] == ["owner/model", "-o", str(tmp_path / "out")]
-    for flag in ("--json-progress", "--last-logits-only", "--verify"):
-        assert flag in command
-    assert command[command.index("--block-size") + 1] == "64"
-    assert command[command.index("--context-length") + 1] == "512"
-    assert "hf_secret" not in " ".join(command)  # the token travels in the environment
-    frozen = converter_command(request, executable="/Apps/coreml-chat", frozen=True)
-    assert frozen[:2] == ["/Apps/coreml-chat", "--convert"] and frozen[2:] == command[3:]
-    int8 = converter_command(ConversionRequest("a/b", tmp_path / "o", quantize="int8"))
-    assert "--block-size" not in int8 and int8[int8.index("--quantize") + 1] == "int8"
-
-
-def test_default_model_names() -> None:
-    assert default_model_name("mistralai/Mistral-7B-v0.3", "int4") == "Mistral-7B-v0.3-int4"
-    assert default_model_name("/models/SmolLM2.Q4_1.gguf", "none") == "SmolLM2-fp16"
-    assert default_model_name("/m/Mistral-7B-v0.3-Q4_K_M.GGUF", "int4") == "Mistral-7B-v0.3-int4"
-    assert default_model_name("/models/tiny/", "int8") == "tiny-int8"
-
-
-def test_request_problems_say_what_was_expected(tmp_path: Path) -> None:
-    existing = tmp_path / "exists"
-    existing.mkdir()
-    folder_without_config = tmp_path / "not-a-model"
-    folder_without_config.mkdir()
-    not_a_model_file = tmp_path / "notes.txt"
-    not_a_model_file.write_text("hello")
-    gguf_folder = tmp_path / "gguf-folder"
-    gguf_folder.mkdir()
-    (gguf_folder / "model.Q4_0.gguf").write_bytes(b"GGUF")
-    cases = {
-        "": "expected a Hub id",
-        "not a hub id!": "expected a Hub id like owner/name",
-        str(tmp_path / "missing.gguf"): "no such .gguf file",
-        str(tmp_path / "missing-folder"): "no such file or folder",
-        str(folder_without_config): "has no config.json (nor a single .gguf)",
-        str(not_a_model_file): "is a file but not a .gguf model",
-    }
-    for source, expected in cases.items():
-        problems = request_problems(ConversionRequest(source, tmp_path / "new"))
-        assert any(expected in p for p in problems), (source, problems)
-    problems = request_problems(
-        ConversionRequest("a/b", existing, context_length=4, quantize="int3")  # type: ignore[arg-type]
-    )
-    assert any("already exists" in p for p in problems)
-    assert any("expected 16 to 131072, found 4" in p for p in problems)
-    assert any("found 'int3'" in p for p in problems)
-    model_folder = tmp_path / "a-model"
-    (model_folder / "M.mlpackage").mkdir(parents=True)
-    (model_folder / "M.mlpackage" / "Manifest.json").write_text("{}")
-    (model_folder / "tokenizer.json").write_text("{}")
-    assert request_problems(ConversionRequest("a/b", model_folder, force=True)) == []
-    assert any(
-        "not a model folder" in p
-        for p in request_problems(ConversionRequest("a/b", existing, force=True))
-    )
-    assert request_problems(ConversionRequest(str(gguf_folder), tmp_path / "new")) == []
-
-
-def test_tracker_folds_progress_logs_and_non_json_lines() -> None:
-    tracker = ConversionTracker(stages=stage_list(verify=False))
-    assert [s.name for s in tracker.stages][-1] == "save"
-    tracker.handle_line(_line(event="progress", stage="resolve", stage_fraction=0.5, overall=0.02))
-    tracker.handle_line("Loading something without JSON")
-    tracker.handle_line(_line(event="log", level="warning", message="odd tokenizer"))
-    tracker.handle_line(_line(event="progress", stage="convert", stage_fraction=0.25, overall=0.4))
-    assert tracker.current_stage == "convert"
-    assert tracker.stage("resolve").fraction == 1.0  # earlier stages are complete
-    assert tracker.stage("trace").fraction == 1.0
-    assert tracker.stage("convert").fraction == 0.25
-    assert tracker.stage("quantize").fraction == 0.0
-    assert tracker.overall == pytest.approx(0.4)
-    assert tracker.log == ["Loading something without JSON", "warning: odd tokenizer"]
-    tracker.handle_line(_line(event="done", message="converted in 3s", output="/m", overall=1.0))
-    outcome = tracker.outcome(EXIT_OK, seconds=3.0, cancelled=False)
-    assert outcome.status == "done" and outcome.output == "/m"
-    assert all(s.fraction == 1.0 for s in tracker.stages)
-
-
-def test_tracker_outcomes_for_errors_cancel_and_crashes() -> None:
-    failed = ConversionTracker()
-    failed.handle_line(_line(event="error", message="unsupported architecture: GPT2"))
-    assert failed.outcome(EXIT_ERROR, seconds=1, cancelled=False).message == (
-        "unsupported architecture: GPT2"
-    )
-    cancelled = ConversionTracker()
-    cancelled.handle_line(_line(event="cancelled", message="conversion cancelled"))
-    assert cancelled.outcome(EXIT_CANCELLED, seconds=1, cancelled=True).status == "cancelled"
-    silent = ConversionTracker()
-    silent.handle_line("Traceback: boom")
-    outcome = silent.outcome(3, seconds=1, cancelled=False)
-    assert outcome.status == "error" and "exit code 3: Traceback: boom" in outcome.message
-    assert "crashed" in ConversionTracker().outcome(None, seconds=1, cancelled=False).message
-
-
-def test_bad_request_does_not_start(qtbot, tmp_path: Path) -> None:
-    process = ConverterProcess()
-    with pytest.raises(ValueError, match="expected a Hub id"):
-        process.start(ConversionRequest("", tmp_path / "out"))
-    assert not process.is_running() and not (tmp_path / "out").exists()
 
 
 def test_non_json_stdout_and_failure_exit_reach_the_log(qtbot, tmp_path: Path) -> None:
@@ -225,10 +101,3 @@ def test_quitting_mid_conversion_leaves_nothing(
     assert not process.is_running()
     assert [o.status for o in outcomes] == ["cancelled"]
     assert list(parent.iterdir()) == []
-
-
-def test_an_existing_gguf_file_is_accepted(tmp_path: Path) -> None:
-    """Settings → Converter → "GGUF…" picks a file; the pane must accept it (issue 16)."""
-    gguf = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    gguf.write_bytes(b"GGUF")
-    assert request_problems(ConversionRequest(str(gguf), tmp_path / "out")) == []
