@@ -1,4 +1,8 @@
-"""--verify: the saved package, run by the engine's runtime, agrees with the torch module."""
+"""--verify: the saved package, run by the engine's runtime, agrees with the torch module.
+
+The verification stage runs here on the session's converted packages (what ``convert()`` runs after
+saving, on the same files); that ``--verify`` reaches it and reports is checked on SmolLM2, whose
+conversion runs with ``--verify`` (``tests/integration/cli/test_convert_cli.py``)."""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import sys
 
 import pytest
 
-from converter.convert import convert
-from converter.options import ConversionRequest
+from converter import verify
+from converter.source import resolve_source
+from engine import package_metadata as meta
+from engine.model_package import find_package
 
 # The runtime that must run the package on this machine: Core ML on macOS 15+, the reference
 # runtime elsewhere (worked out here, not by asking the engine, so a wrong choice shows).
@@ -19,14 +25,15 @@ EXPECTED_RUNTIME = (
 
 
 @pytest.mark.parametrize(("arch", "quantize"), [("mistral", "none"), ("llama", "int4")])
-def test_verification_runs_the_package_and_agrees_with_torch(tmp_path, request, arch, quantize):
-    source = request.getfixturevalue(f"tiny_{arch}_dir")
-    request_ = ConversionRequest(
-        str(source), tmp_path / "out", context_length=64, quantize=quantize, verify=True
-    )
-    result = convert(request_)
-    report = result.verification
-    assert report is not None and report.tokens == 16
+def test_verification_runs_the_package_and_agrees_with_torch(
+    request, converted_package, arch, quantize
+):
+    folder = converted_package(arch, quantize)
+    resolved = resolve_source(request.getfixturevalue(f"tiny_{arch}_dir"))
+    tokens = verify.verification_tokens(folder / meta.TOKENIZER_FILE, resolved.spec.vocab_size)
+    reference = verify.source_logits(resolved, tokens)
+    report = verify.verify_package(find_package(folder), reference, quantize=quantize)
+    assert report.tokens == 16
     assert report.runtime == EXPECTED_RUNTIME
     assert report.passed, report
     assert report.top1_agreement >= 0.9
