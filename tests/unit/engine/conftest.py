@@ -13,4 +13,4 @@ def real_tokenizer_dir(request: pytest.FixtureRequest) -> Path:
     v3 SentencePiece tokenizer (byte fallback) and SmolLM2's byte-level BPE."""
     if request.param == "mistral_v3":
         return request.getfixturevalue("mistral_v3_tokenizer_dir")
-    return request.getfixturevalue("smollm2_int4_dir")
+    return request.getfixturevalue("smollm2_tokenizer_dir")
