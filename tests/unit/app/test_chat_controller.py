@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.chat.chat_controller import ChatController, ChatOptions
+from app.chat.chat_controller import ERROR_GRACE_MS, ChatController, ChatOptions
 from app.chat.engine_bridge import EngineBridge
 from app.conversations.conversation_store import ConversationStore
 from engine.messages import (
@@ -302,7 +302,7 @@ def test_an_engine_error_followed_by_its_finish_keeps_the_engines_reason(qtbot, 
     with qtbot.waitSignal(controller.answerFinished) as finished:
         engine.fail("the context is full", then_finish="context_full")
     assert (finished.args[0].content, finished.args[0].finish_reason) == ("Full up", "context_full")
-    qtbot.wait(300)  # past ERROR_GRACE_MS: the error's timer must not end the answer twice
+    qtbot.wait(ERROR_GRACE_MS + 100)  # the error's timer must not end the answer a second time
     assert [m.finish_reason for m in controller.messages()] == ["", "context_full"]
 
 
