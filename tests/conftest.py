@@ -191,6 +191,31 @@ def converted_package(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     return make
 
 
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir(smollm2_gguf: Path) -> Path:
+    """SmolLM2-135M-Instruct's tokenizer.json + tokenizer_config.json as the converter writes them
+    beside a package (the same ``export_tokenizer``), taken from the GGUF without converting the
+    model: tokenizer tests need no model. Cached under TEST_CACHE keyed by the converter's source,
+    like ``smollm2_int4_dir``."""
+    import shutil
+    import tempfile
+
+    from converter.source import resolve_source
+    from converter.weights import export_tokenizer
+
+    key = _converter_fingerprint(str(smollm2_gguf.name), "tokenizer")
+    folder = TEST_CACHE / "tokenizers" / f"SmolLM2-135M-Instruct-{key}"
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder.parent))
+        export_tokenizer(resolve_source(smollm2_gguf), scratch)
+        try:
+            scratch.rename(folder)
+        except OSError:  # another run finished first
+            shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
 def _converter_fingerprint(*parts: str) -> str:
     import hashlib
 

@@ -1,7 +1,7 @@
 """Hostile input aimed at the app: names from a Hub server, text shown in labels, huge lines.
 
-The Hub cases run against the stand-in Hub of ``tests/app/test_hub_download.py`` (a real HTTP server
-on 127.0.0.1) and check that nothing is written outside the staging folder.
+The Hub cases run against the stand-in Hub of ``tests/integration/app/test_hub_download.py`` (a
+real HTTP server on 127.0.0.1) and check that nothing is written outside the staging folder.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from app.models.hub_download import (
     plan_files,
     staging_folder_for,
 )
-from tests.app.test_hub_download import SHA, FakeHub
+from tests.integration.app.test_hub_download import SHA, FakeHub
 
 HOSTILE_NAMES = (
     "X.mlpackage/../../../canary.txt",

@@ -157,7 +157,7 @@ def hostile_model(converted_package, tmp_path):
 
 @pytest.fixture
 def worker():
-    from tests.engine.test_worker import Recorder
+    from tests.integration.engine.test_worker import Recorder
 
     recorder = Recorder()
     engine = EngineWorker(recorder)

@@ -1,4 +1,4 @@
-"""Fixtures of the chat-engine tests: real tokenizers, and chat sessions on converted tiny models."""
+"""Fixtures of the engine's unit tests: real tokenizers."""
 
 from __future__ import annotations
 
@@ -13,12 +13,4 @@ def real_tokenizer_dir(request: pytest.FixtureRequest) -> Path:
     v3 SentencePiece tokenizer (byte fallback) and SmolLM2's byte-level BPE."""
     if request.param == "mistral_v3":
         return request.getfixturevalue("mistral_v3_tokenizer_dir")
-    return request.getfixturevalue("smollm2_int4_dir")
-
-
-@pytest.fixture(scope="module")
-def mistral_session(converted_package):
-    """A chat session on the tiny random Mistral converted without quantization (logits (1, q, V))."""
-    from engine.runtime import open_chat
-
-    return open_chat(converted_package("mistral", "none"))
+    return request.getfixturevalue("smollm2_tokenizer_dir")

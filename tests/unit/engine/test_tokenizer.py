@@ -31,8 +31,8 @@ def test_bos_and_eos_come_from_the_config_and_the_metadata(mistral_v3_tokenizer_
     assert tokenizer.vocab_size == 32768
 
 
-def test_smollm2_ends_on_im_end(smollm2_int4_dir):
-    tokenizer = ChatTokenizer.from_folder(smollm2_int4_dir)
+def test_smollm2_ends_on_im_end(smollm2_tokenizer_dir):
+    tokenizer = ChatTokenizer.from_folder(smollm2_tokenizer_dir)
     assert tokenizer.eos_token_ids == {tokenizer.tokenizer.token_to_id("<|im_end|>")}
 
 

@@ -253,26 +253,6 @@ def test_tabs_model_info_and_converter_prefill(qtbot, tmp_path: Path) -> None:
     assert pane.request().output_dir == tmp_path / "model-int4"
 
 
-def test_open_refuses_a_bad_folder_and_loads_a_good_one(
-    qtbot, tmp_path: Path, converted_package
-) -> None:
-    dialog = _dialog(qtbot, AppSettings())
-    chosen: list[str] = []
-    dialog.modelChosen.connect(chosen.append)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert not dialog.model_pane.choose_path(str(empty))
-    assert "holds no .mlpackage" in dialog.model_pane.open_error.text()
-    assert chosen == []
-    folder = converted_package("mistral", "int4")
-    assert dialog.model_pane.choose_path(str(folder))
-    assert chosen == [str(folder)]
-    assert dialog.model_pane.open_error.isHidden()
-    assert dialog.settings().model_path == str(folder)
-    dialog.accept()
-    assert load_settings().model_path == str(folder)
-
-
 def test_token_is_not_echoed(qtbot) -> None:
     from PySide6.QtWidgets import QLineEdit
 

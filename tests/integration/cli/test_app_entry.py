@@ -12,8 +12,7 @@ import pytest
 
 from app.main import STARTUP_PROBE_ENV
 from app.shell.event_loop import install_excepthook
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 
 
 def _run(args: list[str], *, env: dict[str, str] | None = None, code: str | None = None):

@@ -72,8 +72,8 @@ def test_a_byte_run_cut_mid_character_turns_into_what_decode_gives(mistral_v3_to
     assert "".join(pieces) == tokenizer.decode(ids) == "ok" + REPLACEMENT * 3
 
 
-def test_byte_level_bpe_emoji_waits_for_all_its_bytes(smollm2_int4_dir):
-    tokenizer = ChatTokenizer.from_folder(smollm2_int4_dir)
+def test_byte_level_bpe_emoji_waits_for_all_its_bytes(smollm2_tokenizer_dir):
+    tokenizer = ChatTokenizer.from_folder(smollm2_tokenizer_dir)
     ids = tokenizer.encode("🧑‍🚀")  # several byte-level tokens, none a whole character alone
     _, pieces = _stream(tokenizer, ids)
     assert len(ids) > 1 and "".join(pieces) == "🧑‍🚀"

@@ -1,4 +1,5 @@
-"""The Model tab's logic: checking model folders from their spec, local models, labels."""
+"""The Model tab: checking model folders from their spec, local models, labels, and opening a
+converted model from the Settings dialog."""
 
 from __future__ import annotations
 
@@ -87,3 +88,28 @@ def test_labels_and_rows() -> None:
         "1.5 MB",
         "4.1 GB",
     ]
+
+
+def test_open_refuses_a_bad_folder_and_loads_a_good_one(
+    qtbot, tmp_path: Path, tiny_model: Path
+) -> None:
+    from app.settings.app_settings import AppSettings, load_settings
+    from app.settings.settings_store import SettingsStore
+    from app.shell.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(SettingsStore(AppSettings()))
+    qtbot.addWidget(dialog)
+    chosen: list[str] = []
+    dialog.modelChosen.connect(chosen.append)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not dialog.model_pane.choose_path(str(empty))
+    assert "holds no .mlpackage" in dialog.model_pane.open_error.text()
+    assert chosen == []
+    folder = tiny_model
+    assert dialog.model_pane.choose_path(str(folder))
+    assert chosen == [str(folder)]
+    assert dialog.model_pane.open_error.isHidden()
+    assert dialog.settings().model_path == str(folder)
+    dialog.accept()
+    assert load_settings().model_path == str(folder)

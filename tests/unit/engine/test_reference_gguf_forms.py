@@ -12,7 +12,7 @@ import torch  # noqa: F401  # coremltools is imported after torch in the test su
 from converter.gguf_blocks import decode_blocks
 from engine.reference.dequantize import CONSTEXPR_OPS
 from engine.reference.runtime import _load_program, load_reference_model, read_spec
-from tests.converter.gguf_synthetic import synthetic_blocks
+from tests.unit.converter.gguf_synthetic import synthetic_blocks
 
 ROWS, COLUMNS = 8, 256
 X = np.random.default_rng(1).standard_normal((2, COLUMNS)).astype(np.float32)

@@ -1,5 +1,7 @@
-"""The Converter tab driven like a user would: a real tiny conversion through the subprocess to
-"Use This Model", a cancel from the button, and form errors that start nothing."""
+"""The Converter tab driven like a user would: the suite's one real conversion through the
+converter process (a Hub id, from the offline cache, to "Use This Model"), its one cancel from the
+button, and form errors that start nothing. The CLI, ``ConverterProcess`` and ``convert()`` are
+not converted again elsewhere: their own tests stop early or use the session's packages."""
 
 from __future__ import annotations
 
@@ -10,6 +12,18 @@ import pytest
 from app.conversion.converter_pane import format_elapsed
 from app.settings.app_settings import AppSettings, load_settings
 from app.settings.settings_store import SettingsStore
+from engine import package_metadata as meta
+
+
+def hub_cache_with(repo_id: str, source: Path, cache: Path) -> None:
+    """Lay ``source``'s files out as huggingface_hub's cache holds a downloaded snapshot."""
+    import shutil
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(source, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
 
 
 def _dialog(qtbot, output_dir: Path):
@@ -47,31 +61,48 @@ def test_quantization_choices_shape_the_request(qtbot, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_converts_to_completion_and_uses_the_model(
-    qtbot, tiny_mistral_dir: Path, tmp_path: Path
+def test_converts_a_hub_id_to_completion_and_uses_the_model(
+    qtbot, tiny_mistral_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from engine.runtime import load_model
+
+    hub_cache_with("example/tiny-mistral", tiny_mistral_dir, tmp_path / "hub")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # the converter process inherits it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     output_dir = tmp_path / "models"
     dialog = _dialog(qtbot, output_dir)
     pane = dialog.converter_pane
-    dialog.prefill_converter(str(tiny_mistral_dir), str(output_dir))
+    dialog.prefill_converter("example/tiny-mistral", str(output_dir))
     pane.context_spin.setValue(64)
     pane.last_logits_check.setChecked(True)
+    stages_seen: set[str] = set()
+    pane.process.progressChanged.connect(
+        lambda: stages_seen.add(pane.process.tracker.current_stage)
+    )
     with qtbot.waitSignal(pane.process.finished, timeout=300000) as finished:
         assert pane.start()
         assert pane.cancel_button.isEnabled() and not pane.start_button.isEnabled()
     outcome = finished.args[0]
     assert outcome.status == "done", pane.log_view.toPlainText()[-500:]
+    expected = output_dir / "tiny-mistral-int4"
+    assert Path(outcome.output) == expected.resolve() and outcome.seconds > 0
+    assert {"resolve", "load", "convert", "quantize", "save"} <= stages_seen
+    assert pane.process.tracker.overall == 1.0
     assert pane.overall_bar.value() == 1000
     assert all(bar.value() == 1000 for bar in pane.stage_bars.values())
     assert pane.status_label.text().startswith("Converted in")
     assert "done after" in pane.log_view.toPlainText()
+    assert [p.name for p in output_dir.iterdir()] == ["tiny-mistral-int4"]  # no staging left
+    assert len(list(expected.glob("*.mlpackage"))) == 1
+    assert (expected / meta.TOKENIZER_FILE).is_file()
+    metadata = load_model(expected).description.metadata
+    assert metadata[meta.SOURCE_MODEL_ID] == "example/tiny-mistral"
+    assert metadata[meta.LAST_LOGITS_ONLY] == "true" and metadata[meta.CONTEXT_LENGTH] == "64"
     assert not pane.use_button.isHidden()
     chosen: list[str] = []
     dialog.modelChosen.connect(chosen.append)
     pane.use_button.click()
-    expected = output_dir / f"{tiny_mistral_dir.name}-int4"
     assert chosen == [str(expected.resolve())]
-    assert len(list(expected.glob("*.mlpackage"))) == 1
     dialog.accept()
     assert load_settings().model_path == str(expected.resolve())
 
@@ -93,9 +124,10 @@ def test_cancel_button_stops_and_leaves_nothing(
     )
     with qtbot.waitSignal(pane.process.finished, timeout=300000) as finished:
         assert pane.start()
-    assert finished.args[0].status == "cancelled"
+    outcome = finished.args[0]
+    assert outcome.status == "cancelled" and outcome.leftovers == ()
     assert pane.status_label.text() == "Cancelled; nothing was written."
     states = [mark.property("state") for mark in pane.stage_marks.values()]
     assert states.count("stopped") == 1 and states[0] == "done"
-    assert list(output_dir.iterdir()) == []
+    assert list(output_dir.iterdir()) == []  # neither the model folder nor a staging folder
     assert pane.start_button.isEnabled() and not pane.cancel_button.isEnabled()

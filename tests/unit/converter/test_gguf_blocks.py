@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from converter.gguf_blocks import UnsupportedBlockType, decode_blocks, permute_rows
-from tests.converter.gguf_synthetic import synthetic_blocks
+from tests.unit.converter.gguf_synthetic import synthetic_blocks
 
 SHAPE = (8, 512)
 FORMS = {

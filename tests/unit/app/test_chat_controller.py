@@ -1,0 +1,357 @@
+"""The chat controller against a scripted engine client: what it saves, when, and what it tells the
+views, for every way an answer can end. No model and no engine process: ``ScriptedEngine`` speaks
+the bridge's ``Worker`` protocol and answers each request with the events a real engine sends, so
+the cases a real engine makes hard to reach (an error with or without its ``GenerationFinished``,
+an event for an old request) are reached on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.chat.chat_controller import ERROR_GRACE_MS, ChatController, ChatOptions
+from app.chat.engine_bridge import EngineBridge
+from app.conversations.conversation_store import ConversationStore
+from engine.messages import (
+    ContextTrimmed,
+    EngineError,
+    Event,
+    Generate,
+    GenerationConfig,
+    GenerationFinished,
+    GenerationStats,
+    LoadModel,
+    ModelInfo,
+    ModelLoaded,
+    PrefillProgress,
+    Request,
+    TokenText,
+)
+
+CONTEXT_LENGTH = 256
+INFO = ModelInfo(
+    "Scripted", "/models/scripted", CONTEXT_LENGTH, "int4", "mistral", "reference", "cpu_only"
+)
+
+
+def _stats(request: Generate, generated: int, finish_reason: str) -> GenerationStats:
+    prompt = 10 * len(request.messages)
+    return GenerationStats(
+        prompt_tokens=prompt,
+        tokens_fed=prompt,
+        generated_tokens=generated,
+        time_to_first_token=0.05,
+        prefill_tokens_per_second=200.0,
+        decode_tokens_per_second=25.0,
+        cache_length=prompt + generated,
+        context_length=CONTEXT_LENGTH,
+        finish_reason=finish_reason,  # type: ignore[arg-type]
+    )
+
+
+class ScriptedEngine:
+    """A fake engine client (the bridge's ``Worker``): answers a ``Generate`` with prefill progress
+    and one ``TokenText`` per piece of the next scripted answer, then ``GenerationFinished``
+    unless ``hold`` is set; a held answer ends on ``cancel()`` (as ``cancelled``, with the text so
+    far, as the engine does) or on ``fail()``. Events go through ``on_event`` like the engine
+    process's reader thread sends them, so the bridge queues them to the GUI thread."""
+
+    def __init__(self, on_event: Callable[[Event], None]) -> None:
+        self.on_event = on_event
+        self.requests: list[Request] = []
+        self.answers: list[list[str]] = []
+        self.hold = False
+        self.open: tuple[Generate, list[str]] | None = None
+        self.closed = False
+
+    def submit(self, request: Request) -> None:
+        self.requests.append(request)
+        if isinstance(request, LoadModel):
+            self.on_event(ModelLoaded(request.request_id, INFO, 0.1))
+        elif isinstance(request, Generate):
+            pieces = self.answers.pop(0)
+            total = 10 * len(request.messages)
+            self.on_event(PrefillProgress(request.request_id, total, total))
+            for index, piece in enumerate(pieces):
+                self.on_event(TokenText(request.request_id, piece, 100 + index))
+            if self.hold:
+                self.open = (request, pieces)
+            else:
+                self._finish(request, pieces, "eos")
+
+    def cancel(self) -> None:
+        if self.open is not None:
+            request, pieces = self.open
+            self._finish(request, pieces, "cancelled")
+
+    def fail(self, message: str, *, then_finish: str | None = None) -> None:
+        assert self.open is not None
+        request, pieces = self.open
+        self.on_event(EngineError(request.request_id, message))
+        if then_finish is not None:
+            self._finish(request, pieces, then_finish)
+        else:
+            self.open = None
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.closed = True
+
+    def _finish(self, request: Generate, pieces: list[str], reason: str) -> None:
+        self.open = None
+        text = "".join(pieces)
+        self.on_event(
+            GenerationFinished(request.request_id, text, _stats(request, len(pieces), reason))
+        )
+
+    def generates(self) -> list[Generate]:
+        return [r for r in self.requests if isinstance(r, Generate)]
+
+
+@pytest.fixture
+def chat(qtbot, tmp_path: Path):
+    """``(controller, engine, store)`` with the scripted model loaded."""
+    engines: list[ScriptedEngine] = []
+
+    def factory(on_event: Callable[[Event], None]) -> ScriptedEngine:
+        engines.append(ScriptedEngine(on_event))
+        return engines[-1]
+
+    bridge = EngineBridge(factory)
+    store = ConversationStore(tmp_path / "chats.sqlite3")
+    options = ChatOptions(system_prompt="Be brief.", generation=GenerationConfig(seed=0))
+    controller = ChatController(store, bridge, options=lambda: options)
+    with qtbot.waitSignal(bridge.modelLoaded):
+        bridge.load_model(INFO.path)
+    yield controller, engines[0], store
+    bridge.close()
+    store.close()
+
+
+def _answer(qtbot, controller: ChatController, start: Callable[[], bool]):
+    with qtbot.waitSignal(controller.answerFinished, timeout=5000) as finished:
+        assert start()
+    return finished.args[0]
+
+
+def test_the_user_message_is_saved_before_the_engine_is_asked_and_the_answer_streams(qtbot, chat):
+    controller, engine, store = chat
+    engine.answers.append(["Par", "is", "."])
+    shown: list[str] = []
+    controller.answerText.connect(shown.append)
+    busy: list[bool] = []
+    controller.busyChanged.connect(busy.append)
+    saved_when_asked: list[list[str]] = []
+    submit = engine.submit
+    engine.submit = lambda request: (  # type: ignore[method-assign]
+        saved_when_asked.append([m.content for m in controller.messages()]),
+        submit(request),
+    )[-1]
+
+    answer = _answer(qtbot, controller, lambda: controller.send("  Capital of France?  "))
+
+    assert saved_when_asked == [["Capital of France?"]]
+    (request,) = engine.generates()
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("system", "Be brief."),
+        ("user", "Capital of France?"),
+    ]
+    assert request.conversation_id == controller.current_conversation_id
+    assert shown == ["Par", "Paris", "Paris."]
+    assert busy == [True, False]
+    assert (answer.role, answer.content, answer.finish_reason) == ("assistant", "Paris.", "eos")
+    assert not answer.interrupted
+    assert [m.content for m in store.messages(controller.current_conversation_id)] == [
+        "Capital of France?",
+        "Paris.",
+    ]
+    stats = controller.stats
+    assert not stats.generating and stats.generated_tokens == 3
+    assert (stats.context_used, stats.context_length) == (23, CONTEXT_LENGTH)
+
+
+def test_without_a_model_or_while_answering_a_send_is_refused_and_nothing_is_saved(
+    qtbot, tmp_path: Path
+):
+    bridge = EngineBridge(ScriptedEngine)
+    store = ConversationStore(tmp_path / "chats.sqlite3")
+    controller = ChatController(store, bridge)
+    errors: list[str] = []
+    controller.errorOccurred.connect(errors.append)
+    assert not controller.send("Hello")
+    assert errors == ["no model is loaded yet: open one in Settings (⌘,)"]
+    assert store.conversations() == []
+    assert not controller.send("   ")  # blank text is not even an error
+    assert len(errors) == 1
+    store.close()
+
+
+def test_a_second_send_while_answering_is_refused(qtbot, chat):
+    controller, engine, _store = chat
+    engine.hold = True
+    engine.answers.append(["Thinking"])
+    errors: list[str] = []
+    controller.errorOccurred.connect(errors.append)
+    assert controller.send("First")
+    assert not controller.send("Second")
+    assert errors == ["an answer is still being written: stop it first"]
+    assert [m.content for m in controller.messages()] == ["First"]
+    with qtbot.waitSignal(controller.answerFinished):
+        controller.stop()
+
+
+def test_stop_keeps_the_partial_answer_marked_cancelled(qtbot, chat):
+    controller, engine, _store = chat
+    engine.hold = True
+    engine.answers.append(["Once", " upon"])
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Tell me a story")
+    qtbot.waitUntil(lambda: controller.stats.generated_tokens == 2)
+    # From its first token the answer is in the store, marked interrupted: a kill -9 keeps it.
+    partial = controller.messages()[-1]
+    assert (partial.role, partial.interrupted) == ("assistant", True)
+    with qtbot.waitSignal(controller.answerFinished) as finished:
+        controller.stop()
+    answer = finished.args[0]
+    assert (answer.id, answer.content, answer.finish_reason) == (
+        partial.id,
+        "Once upon",
+        "cancelled",
+    )
+    assert not answer.interrupted
+    assert not controller.busy
+
+
+def test_switching_conversations_mid_answer_saves_it_where_it_belongs(qtbot, chat):
+    controller, engine, store = chat
+    engine.answers.append(["A's answer"])
+    _answer(qtbot, controller, lambda: controller.send("Question A"))
+    first = controller.current_conversation_id
+    controller.new_conversation()
+    second = controller.current_conversation_id
+    engine.hold = True
+    engine.answers.append(["B's", " answer"])
+    shown: list[str] = []
+    controller.answerText.connect(shown.append)
+    finished: list[object] = []
+    controller.answerFinished.connect(finished.append)
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Question B")
+    with qtbot.waitSignal(controller.busyChanged):
+        controller.open_conversation(first)  # stops B's answer
+    assert controller.current_conversation_id == first
+    assert [m.content for m in controller.messages()] == ["Question A", "A's answer"]
+    assert finished == []  # B's end is not shown in A's view
+    (answer,) = [m for m in store.messages(second) if m.role == "assistant"]
+    assert (answer.content, answer.finish_reason) == ("B's answer", "cancelled")
+
+
+def test_regenerate_and_edit_send_the_history_without_what_they_drop(qtbot, chat):
+    controller, engine, _store = chat
+    engine.answers += [["One"], ["Two"], ["Again"], ["Edited answer"]]
+    _answer(qtbot, controller, lambda: controller.send("First question"))
+    _answer(qtbot, controller, lambda: controller.send("Second question"))
+    _answer(qtbot, controller, controller.regenerate)
+    assert [m.content for m in controller.messages()] == [
+        "First question",
+        "One",
+        "Second question",
+        "Again",
+    ]
+    first_question = controller.messages()[0]
+    _answer(qtbot, controller, lambda: controller.edit_message(first_question.id, "Edited"))
+    assert [m.content for m in controller.messages()] == ["Edited", "Edited answer"]
+    regenerate, edit = engine.generates()[2:]
+    assert [m.content for m in regenerate.messages] == [
+        "Be brief.",
+        "First question",
+        "One",
+        "Second question",
+    ]
+    assert [m.content for m in edit.messages] == ["Be brief.", "Edited"]
+    answer = controller.messages()[1]
+    errors: list[str] = []
+    controller.errorOccurred.connect(errors.append)
+    assert not controller.edit_message(answer.id, "not mine")
+    assert errors == [f"only a user message of this conversation can be edited (id {answer.id})"]
+
+
+def test_an_engine_error_without_a_finish_ends_the_answer_as_failed(qtbot, chat):
+    controller, engine, _store = chat
+    engine.hold = True
+    engine.answers.append(["Half"])
+    errors: list[str] = []
+    controller.errorOccurred.connect(errors.append)
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Hello")
+    with qtbot.waitSignal(controller.answerFinished, timeout=5000) as finished:
+        engine.fail("out of memory")
+    answer = finished.args[0]
+    assert errors == ["out of memory"]
+    assert (answer.content, answer.finish_reason) == ("Half", "error")
+    assert not controller.busy and not controller.stats.generating
+
+
+def test_an_engine_error_followed_by_its_finish_keeps_the_engines_reason(qtbot, chat):
+    controller, engine, _store = chat
+    engine.hold = True
+    engine.answers.append(["Full", " up"])
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Hello")
+    with qtbot.waitSignal(controller.answerFinished) as finished:
+        engine.fail("the context is full", then_finish="context_full")
+    assert (finished.args[0].content, finished.args[0].finish_reason) == ("Full up", "context_full")
+    qtbot.wait(ERROR_GRACE_MS + 100)  # the error's timer must not end the answer a second time
+    assert [m.finish_reason for m in controller.messages()] == ["", "context_full"]
+
+
+def test_events_of_another_request_are_ignored_and_a_trim_is_a_notice(qtbot, chat):
+    controller, engine, _store = chat
+    engine.hold = True
+    engine.answers.append(["Mine"])
+    notices: list[str] = []
+    controller.notice.connect(notices.append)
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Hello")
+    (request,) = engine.generates()
+    stale = request.request_id - 1
+    with qtbot.waitSignal(controller.notice):
+        engine.on_event(TokenText(stale, " not mine", 7))
+        engine.on_event(GenerationFinished(stale, "old", _stats(request, 1, "eos")))
+        engine.on_event(ContextTrimmed(request.request_id, 2, "dropped the 2 oldest messages"))
+    assert controller.busy and notices == ["dropped the 2 oldest messages"]
+    with qtbot.waitSignal(controller.answerFinished) as finished:
+        controller.stop()
+    assert finished.args[0].content == "Mine"
+
+
+def test_a_quit_mid_answer_keeps_it_marked_interrupted(qtbot, chat):
+    controller, engine, _store = chat
+    engine.hold = True
+    engine.answers.append(["Cut", " here"])
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Hello")
+    qtbot.waitUntil(lambda: controller.stats.generated_tokens == 2)
+    controller.save_interrupted()
+    answer = controller.messages()[-1]
+    assert (answer.content, answer.finish_reason, answer.interrupted) == (
+        "Cut here",
+        "interrupted",
+        True,
+    )
+    assert not controller.busy
+
+
+def test_deleting_the_answering_conversation_stops_it_and_forgets_its_cache(qtbot, chat):
+    controller, engine, store = chat
+    engine.hold = True
+    engine.answers.append(["Soon gone"])
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Hello")
+    conversation_id = controller.current_conversation_id
+    with qtbot.waitSignal(controller.busyChanged):
+        controller.delete_conversation(conversation_id)
+    assert store.conversation(conversation_id) is None and controller.messages() == []
+    assert [type(r).__name__ for r in engine.requests[-1:]] == ["ForgetConversation"]
+    assert engine.requests[-1].conversation_id == conversation_id
