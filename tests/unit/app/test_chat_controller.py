@@ -6,6 +6,7 @@ an event for an old request) are reached on purpose."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -180,7 +181,11 @@ def test_without_a_model_or_while_answering_a_send_is_refused_and_nothing_is_sav
     errors: list[str] = []
     controller.errorOccurred.connect(errors.append)
     assert not controller.send("Hello")
-    assert errors == ["no model is loaded yet: open one in Settings (⌘,)"]
+    from app.ui.keyboard import shortcut_text
+
+    settings_key = "⌘," if sys.platform == "darwin" else "Ctrl+,"
+    assert shortcut_text("Ctrl+,") == settings_key  # the platform's own words
+    assert errors == [f"no model is loaded yet: open one in Settings ({settings_key})"]
     assert store.conversations() == []
     assert not controller.send("   ")  # blank text is not even an error
     assert len(errors) == 1
@@ -228,8 +233,7 @@ def test_switching_conversations_mid_answer_saves_it_where_it_belongs(qtbot, cha
     engine.answers.append(["A's answer"])
     _answer(qtbot, controller, lambda: controller.send("Question A"))
     first = controller.current_conversation_id
-    controller.new_conversation()
-    second = controller.current_conversation_id
+    controller.new_conversation()  # stored at its first message (no empty "New chat" rows)
     engine.hold = True
     engine.answers.append(["B's", " answer"])
     shown: list[str] = []
@@ -238,6 +242,8 @@ def test_switching_conversations_mid_answer_saves_it_where_it_belongs(qtbot, cha
     controller.answerFinished.connect(finished.append)
     with qtbot.waitSignal(controller.answerText):
         controller.send("Question B")
+    second = controller.current_conversation_id
+    assert second not in (None, first)
     with qtbot.waitSignal(controller.busyChanged):
         controller.open_conversation(first)  # stops B's answer
     assert controller.current_conversation_id == first
