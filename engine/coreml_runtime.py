@@ -123,10 +123,14 @@ class CoreMLModel:
         self._retained.append((now, sent))
 
 
-def load_coreml_model(package: Path, *, compute_units: str = "cpu_and_gpu") -> CoreMLModel:
+def load_coreml_model(
+    package: Path, *, compute_units: str = "cpu_and_gpu", coremltools: Any = None
+) -> CoreMLModel:
+    """Compile (once) and load ``package`` with Core ML. ``coremltools`` replaces the module (the
+    named stand-in, ``engine/coreml_standin.py``, in tests and benchmarks)."""
     if compute_units not in COMPUTE_UNITS:
         raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}")
-    ct = import_coremltools()
+    ct = coremltools if coremltools is not None else import_coremltools()
     spec, _ = read_spec(package)
     description, checks = describe_spec(spec, runtime_name="coreml")
     try:

@@ -1,64 +1,64 @@
-"""The Core ML path at its boundary. Core ML cannot run on Linux: ``FakeCoreMLFramework`` is a
-mock of the macOS framework (coremltools' compile_model / CompiledMLModel / ComputeUnit), recording
-what our code asks of it. Everything on our side of that boundary is real."""
+"""The Core ML path at its boundary. Core ML cannot run on Linux: the named Core ML stand-in
+(``engine/coreml_standin.py``: coremltools' ``ComputeUnit``, ``compile_model`` and
+``CompiledMLModel`` on the reference runtime, holding the GIL, float16 in and out as coremltools
+converts them) takes the macOS framework's place; ``RecordingCoreML`` adds a record of what our
+code asks of it. Everything on our side of that boundary is real."""
 
 from __future__ import annotations
 
-import types
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from engine import coreml_runtime
 from engine import package_metadata as meta
+from engine.coreml_standin import StandinCompiledModel, StandinCoreMLTools
 from engine.model_package import ModelLoadError
 
 
-class FakeCoreMLFramework:
-    """Mock of the macOS Core ML framework as coremltools exposes it."""
+class RecordingCoreML(StandinCoreMLTools):
+    """The stand-in, recording compiles, loads and predict inputs; ``fail_units`` fail to load
+    with Core ML's own kind of message (as a stateful int4 model on the Neural Engine does)."""
 
-    def __init__(self, *, fail_units: tuple[str, ...] = ()) -> None:
+    def __init__(self) -> None:
+        super().__init__()
         self.compiled: list[str] = []
-        self.loaded: list[tuple[str, str]] = []
+        self.loaded: list[tuple[str, Any]] = []
         self.predictions: list[dict] = []
-        self.fail_units = fail_units
-        self.ComputeUnit = types.SimpleNamespace(
-            CPU_AND_GPU="CPU_AND_GPU", ALL="ALL", CPU_ONLY="CPU_ONLY", CPU_AND_NE="CPU_AND_NE"
-        )
-        self.utils = types.SimpleNamespace(compile_model=self._compile)
-        self.models = types.SimpleNamespace(CompiledMLModel=self._load)
-        self.scratch: Path | None = None
+        self.fail_units: tuple[Any, ...] = ()
 
-    def _compile(self, package: str) -> str:
-        self.compiled.append(package)
-        assert self.scratch is not None
-        output = self.scratch / f"compiled-{len(self.compiled)}.mlmodelc"
-        output.mkdir(parents=True)
-        (output / "model.mil").write_text("compiled")
-        return str(output)
+    def compile_model(self, model: str, destination_path: str | None = None) -> str:
+        self.compiled.append(model)
+        return super().compile_model(model, destination_path)
 
-    def _load(self, path: str, compute_units: str):
+    def compiled_ml_model(self, path: str, compute_units: Any = None) -> StandinCompiledModel:
         self.loaded.append((path, compute_units))
         if compute_units in self.fail_units:
             raise RuntimeError("Error computing NN outputs")
-        framework = self
+        return RecordedModel(super().compiled_ml_model(path, compute_units), self.predictions)
 
-        class Compiled:
-            def make_state(self):
-                return {"fake": "state"}
 
-            def predict(self, inputs, state=None):
-                framework.predictions.append(inputs)
-                return {meta.LOGITS: np.zeros((1, 1, 4), np.float16)}
+class RecordedModel:
+    """A stand-in compiled model whose ``predict`` inputs are kept in ``record``."""
 
-        return Compiled()
+    def __init__(self, model: StandinCompiledModel, record: list[dict]) -> None:
+        self._model = model
+        self._record = record
+
+    def make_state(self) -> Any:
+        return self._model.make_state()
+
+    def predict(self, data: dict, state: Any = None) -> dict:
+        self._record.append(data)
+        return self._model.predict(data, state)
 
 
 @pytest.fixture
-def framework(monkeypatch, tmp_path) -> FakeCoreMLFramework:
-    fake = FakeCoreMLFramework()
-    fake.scratch = tmp_path / "scratch"
+def framework(monkeypatch) -> RecordingCoreML:
+    fake = RecordingCoreML()
     monkeypatch.setattr(coreml_runtime, "import_coremltools", lambda: fake)
     return fake
 
@@ -75,7 +75,8 @@ def test_compiles_once_and_reuses_the_cached_model(framework, converted_package)
     assert len(framework.compiled) == 1
     (path_a, unit_a), (path_b, unit_b) = framework.loaded
     assert path_a == path_b and Path(path_a).is_dir()
-    assert (unit_a, unit_b) == ("CPU_AND_GPU", "CPU_ONLY")
+    units = framework.ComputeUnit
+    assert (unit_a, unit_b) == (units.CPU_AND_GPU, units.CPU_ONLY)  # members, not strings
     assert first.description.runtime_name == "coreml"
     assert second.description.context_length == 256
 
@@ -86,14 +87,16 @@ def test_changed_package_is_compiled_again(framework, converted_package, tmp_pat
     package = Path(shutil.copytree(_package(converted_package), tmp_path / "Copy.mlpackage"))
     key = coreml_runtime.package_key(package)
     coreml_runtime.load_coreml_model(package)
-    (package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").write_bytes(b"changed")
+    weights = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    stat = weights.stat()  # saved again: same bytes, a new date (the stand-in loads the weights)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert coreml_runtime.package_key(package) != key
     coreml_runtime.load_coreml_model(package)
     assert len(framework.compiled) == 2
 
 
 def test_neural_engine_failure_says_so_and_suggests_the_gpu(framework, converted_package):
-    framework.fail_units = ("CPU_AND_NE",)
+    framework.fail_units = (framework.ComputeUnit.CPU_AND_NE,)
     with pytest.raises(ModelLoadError, match=r"Neural Engine.*CPU and GPU"):
         coreml_runtime.load_coreml_model(_package(converted_package), compute_units="cpu_and_ne")
 
@@ -129,7 +132,7 @@ def test_inputs_handed_to_core_ml_stay_referenced_for_30_seconds(
         ids = np.zeros((1, 1), np.int32)
         mask = np.zeros((1, 1, 1, 1), np.float16)
         model.predict({meta.INPUT_IDS: ids, meta.CAUSAL_MASK: mask}, state)
-        sent = framework.predictions.pop()  # the framework mock lets go of them at once
+        sent = framework.predictions.pop()  # the stand-in lets go of them at once
         return [weakref.ref(array) for array in sent.values()]
 
     first = predict_once()
@@ -144,3 +147,49 @@ def test_inputs_handed_to_core_ml_stay_referenced_for_30_seconds(
     gc.collect()
     assert all(ref() is None for ref in first)
     assert all(ref() is not None for ref in second)
+
+
+def test_the_standin_is_as_strict_as_coremltools(framework, converted_package):
+    """Strings are not compute units; float16 inputs are replaced by float32 copies in the
+    caller's dict; float16 outputs come back float32 (coremltools 9.0 on a Mac)."""
+    package = _package(converted_package)
+    compiled = framework.compile_model(str(package))
+    with pytest.raises(TypeError, match=r"coremltools\.ComputeUnit"):
+        framework.compiled_ml_model(compiled, "CPU_AND_GPU")
+    model = framework.compiled_ml_model(compiled, framework.ComputeUnit.CPU_ONLY)
+    mask = np.zeros((1, 1, 1, 1), np.float16)
+    data = {meta.INPUT_IDS: np.zeros((1, 1), np.int32), meta.CAUSAL_MASK: mask}
+    out = model.predict(data, model.make_state())
+    assert data[meta.CAUSAL_MASK] is not mask and data[meta.CAUSAL_MASK].dtype == np.float32
+    assert out[meta.LOGITS].dtype == np.float32
+
+
+def test_a_chat_on_core_ml_float32_logits_answers_as_the_reference_runtime(
+    framework, converted_package
+):
+    """Core ML hands back float32 logits where the reference runtime has float16: the same
+    tokens, greedy and sampled (the sampler's float32 path is as exact as its float16 one)."""
+    from engine.coreml_standin import StandinTimings, standin_loader
+    from engine.generate import stream_generate
+    from engine.messages import ChatMessage, GenerationConfig
+    from engine.runtime import open_chat
+
+    folder = converted_package("mistral", "int4")
+    messages = (ChatMessage("user", "Hello there"),)
+    answers = []
+    for load in (None, standin_loader(StandinTimings())):
+        session = open_chat(folder, load=load, runtime="reference")
+        for config in (
+            GenerationConfig(temperature=0.0, max_new_tokens=6),
+            GenerationConfig(temperature=0.9, top_p=0.9, seed=3, max_new_tokens=6),
+            GenerationConfig(
+                temperature=0.9, top_k=20, repetition_penalty=1.3, seed=3, max_new_tokens=6
+            ),
+        ):
+            responses = stream_generate(session, session.new_cache(), messages, config)
+            tokens = [response.token for response in responses if response.token >= 0]
+            answers.append((session.model.description.runtime_name, tokens))
+    reference, coreml = answers[:3], answers[3:]
+    assert {name for name, _ in reference} == {"reference"}
+    assert {name for name, _ in coreml} == {"coreml"}
+    assert [ids for _, ids in coreml] == [ids for _, ids in reference]
