@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 from collections import deque
@@ -49,23 +50,80 @@ def package_key(package: Path) -> str:
     return digest.hexdigest()[:32]
 
 
+def _package_prefix(package: Path) -> str:
+    """The start of every compiled copy's name for ``package``: its name and where it lives (two
+    folders may both hold a ``Mistral7B.mlpackage``; neither may remove the other's copy)."""
+    where = hashlib.sha256(str(package.resolve()).encode()).hexdigest()[:8]
+    return f"{package.stem}-{where}-"
+
+
 def compiled_model_path(package: Path) -> Path:
-    return cache_dir() / "compiled" / f"{package.stem}-{package_key(package)}.mlmodelc"
+    return cache_dir() / "compiled" / f"{_package_prefix(package)}{package_key(package)}.mlmodelc"
 
 
 def compile_cached(package: Path, ct: Any) -> Path:
-    """The cached ``.mlmodelc`` for ``package``, compiling it (once) if it is not there yet."""
+    """The cached ``.mlmodelc`` for ``package``, compiling it (once) if it is not there yet.
+
+    A compiled copy is several GB for a 7B model, so older copies of the same package go once a
+    new one is in place. Two processes may compile the same package at once: each moves its
+    result to a folder of its own, and the second to finish finds the target there, uses it and
+    drops its own copy. Nothing is left behind when the compile or the move fails.
+    """
     target = compiled_model_path(package)
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("compiling %s for Core ML (once)", package.name)
     compiled = Path(ct.utils.compile_model(str(package)))
-    partial = target.with_name(target.name + f".partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.move(str(compiled), partial)
-    os.replace(partial, target)
+    partial = target.with_name(target.name + f"{_PARTIAL}{os.getpid()}")
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.move(str(compiled), partial)
+        try:
+            os.rename(partial, target)  # a folder: fails when the target exists, never merges
+        except OSError:
+            if not target.is_dir():
+                raise
+            logger.info("another process compiled %s first: using its copy", package.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(compiled, ignore_errors=True)  # Core ML's output when the move failed
+    _remove_older_copies(package, keep=target)
     return target
+
+
+_PARTIAL = ".partial-"
+# Copies named before the location was part of the name: NAME-<32 hex digits>.mlmodelc.
+_UNLOCATED = re.compile(r"-[0-9a-f]{32}\.mlmodelc$")
+
+
+def _remove_older_copies(package: Path, *, keep: Path) -> None:
+    """Remove the package's other compiled copies, and partial ones whose process is gone."""
+    prefix = _package_prefix(package)
+    for entry in keep.parent.iterdir():
+        name = entry.name
+        if entry == keep or not entry.is_dir():
+            continue
+        ours = name.startswith(prefix) or (
+            name.startswith(f"{package.stem}-") and _UNLOCATED.fullmatch(name[len(package.stem) :])
+        )
+        if not ours:
+            continue
+        _, partial, pid = name.partition(_PARTIAL)
+        if partial and pid.isdigit() and _process_alive(int(pid)):
+            continue  # another process is moving its compile into place
+        logger.info("removing an older compiled copy: %s", name)
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # Work-around for an open coremltools 9.0 crash (apple/coremltools PR #2827 and #2829): Core ML

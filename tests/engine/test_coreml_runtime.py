@@ -93,6 +93,101 @@ def test_changed_package_is_compiled_again(framework, converted_package, tmp_pat
     assert coreml_runtime.package_key(package) != key
     coreml_runtime.load_coreml_model(package)
     assert len(framework.compiled) == 2
+    # the first copy is gone: each changed 7B package would leave another ~3.8 GB otherwise
+    assert _compiled_copies() == [coreml_runtime.compiled_model_path(package).name]
+
+
+def _compiled_copies() -> list[str]:
+    from engine.paths import cache_dir
+
+    return sorted(path.name for path in (cache_dir() / "compiled").iterdir())
+
+
+def test_older_copies_of_other_packages_stay(framework, converted_package, tmp_path):
+    import shutil
+
+    original = _package(converted_package)
+    same_name = Path(shutil.copytree(original, tmp_path / "elsewhere" / original.name))
+    coreml_runtime.load_coreml_model(original)
+    coreml_runtime.load_coreml_model(same_name)  # same file name, another folder
+    expected = sorted(coreml_runtime.compiled_model_path(p).name for p in (original, same_name))
+    assert _compiled_copies() == expected
+    coreml_runtime.load_coreml_model(original)
+    assert len(framework.compiled) == 2
+
+
+def test_a_copy_named_the_old_way_and_a_dead_partial_are_removed(
+    framework, converted_package, tmp_path
+):
+    import shutil
+
+    package = Path(shutil.copytree(_package(converted_package), tmp_path / "Old.mlpackage"))
+    folder = coreml_runtime.compiled_model_path(package).parent
+    legacy = folder / f"Old-{'0' * 32}.mlmodelc"  # before the folder's location was in the name
+    dead = folder / f"{coreml_runtime.compiled_model_path(package).name}.partial-999999999"
+    other = folder / f"Older-{'0' * 32}.mlmodelc"  # another package's: kept
+    for path in (legacy, dead, other):
+        path.mkdir(parents=True)
+    coreml_runtime.load_coreml_model(package)
+    assert _compiled_copies() == sorted(
+        [coreml_runtime.compiled_model_path(package).name, other.name]
+    )
+
+
+def test_a_second_process_finishing_its_compile_uses_the_first_ones_copy(
+    framework, converted_package, monkeypatch
+):
+    """Two processes compile the same package at once: the second to finish finds the target in
+    place (``os.replace`` of a folder onto a non-empty one failed here) and drops its own copy."""
+    import shutil
+
+    package = _package(converted_package)
+    target = coreml_runtime.compiled_model_path(package)
+    compile_model = framework.compile_model
+    outputs: list[Path] = []
+
+    def compile_while_another_process_finishes(model: str, destination_path=None) -> str:
+        output = compile_model(model, destination_path)
+        shutil.copytree(output, target)  # the other process's rename lands while we compile
+        (target / "theirs").write_text("compiled by the other process")
+        outputs.append(Path(output))
+        return output
+
+    framework.utils.compile_model = compile_while_another_process_finishes
+    model = coreml_runtime.load_coreml_model(package)
+    assert model.description.runtime_name == "coreml"
+    assert (target / "theirs").is_file()  # theirs is used, not replaced
+    assert _compiled_copies() == [target.name]  # our copy dropped, no partial left
+    assert not outputs[0].exists()
+
+
+def test_a_failed_compile_or_move_leaves_nothing_behind(framework, converted_package, monkeypatch):
+    package = _package(converted_package)
+    outputs: list[Path] = []
+    compile_model = framework.compile_model
+
+    def failing_compile(model: str, destination_path=None) -> str:
+        raise RuntimeError("compiler error: unsupported op")
+
+    framework.utils.compile_model = failing_compile
+    with pytest.raises(ModelLoadError, match=r"could not compile .*unsupported op"):
+        coreml_runtime.load_coreml_model(package)
+
+    def compile_then_remember(model: str, destination_path=None) -> str:
+        outputs.append(Path(compile_model(model, destination_path)))
+        return str(outputs[-1])
+
+    def move_half_then_fail(source: str, destination) -> None:
+        Path(destination).mkdir()
+        (Path(destination) / "half").write_text("the disk filled up")
+        raise OSError(28, "No space left on device")
+
+    framework.utils.compile_model = compile_then_remember
+    monkeypatch.setattr(coreml_runtime.shutil, "move", move_half_then_fail)
+    with pytest.raises(ModelLoadError, match="No space left"):
+        coreml_runtime.load_coreml_model(package)
+    assert _compiled_copies() == []
+    assert not outputs[0].exists()  # Core ML's output too
 
 
 def test_neural_engine_failure_says_so_and_suggests_the_gpu(framework, converted_package):
