@@ -199,11 +199,13 @@ def load_coreml_model(
     try:
         model = ct.models.CompiledMLModel(str(compiled), compute_units=unit)
     except Exception as error:
-        if compute_units in ("cpu_and_ne", "all"):
+        # Blame the Neural Engine only when it was chosen alone: with "all", Core ML picks the
+        # units itself, and its own error says more than a guess of ours.
+        if compute_units == "cpu_and_ne":
             raise ModelLoadError(
-                f"Core ML could not load {package.name} with the Neural Engine ({error}). The "
-                "Neural Engine cannot run int4 stateful models like this one: choose "
-                "'CPU and GPU' in Settings → Model."
+                f"Core ML could not load {package.name} on the CPU and Neural Engine ({error}). "
+                "Some stateful models do not run on the Neural Engine: choose 'CPU and GPU' in "
+                "Settings → Model."
             ) from error
         raise ModelLoadError(f"Core ML could not load {package.name}: {error}") from error
     return CoreMLModel(model, description, checks)

@@ -35,7 +35,7 @@ COMPUTE_UNIT_TIPS: dict[str, str] = {
     "cpu_and_gpu": "The GPU through Metal: the fastest choice for most chat models.",
     "all": "Core ML picks per layer, the Neural Engine included. Large stateful models may not fit it.",
     "cpu_only": "Slowest, but always works: useful to rule out a GPU problem.",
-    "cpu_and_ne": "The Neural Engine where it can: low power; large models may be refused.",
+    "cpu_and_ne": "The Neural Engine where it can: some stateful models are refused, others run on the CPU.",
 }
 
 RUNTIME_LABELS = {"coreml": "Core ML", "reference": "Reference runtime (NumPy)"}

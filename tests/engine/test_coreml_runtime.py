@@ -196,6 +196,15 @@ def test_neural_engine_failure_says_so_and_suggests_the_gpu(framework, converted
         coreml_runtime.load_coreml_model(_package(converted_package), compute_units="cpu_and_ne")
 
 
+def test_with_all_units_core_mls_own_error_is_shown(framework, converted_package):
+    """With "all", Core ML chooses the units: its error is shown, the Neural Engine not blamed."""
+    framework.fail_units = (framework.ComputeUnit.ALL,)
+    with pytest.raises(ModelLoadError) as raised:
+        coreml_runtime.load_coreml_model(_package(converted_package), compute_units="all")
+    message = str(raised.value)
+    assert message == "Core ML could not load TinyMistral.mlpackage: Error computing NN outputs"
+
+
 def test_inputs_are_checked_before_core_ml_sees_them(framework, converted_package):
     model = coreml_runtime.load_coreml_model(_package(converted_package))
     state = model.make_state()
