@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from engine.model_package import COMPUTE_UNITS, ComputeUnits, Model, find_package
+from engine.model_package import COMPUTE_UNITS, ComputeUnits, Model, find_package, read_spec
 from engine.session import ChatSession
 from engine.tokenizer import ChatTokenizer
-from engine.tokenizer_files import tokenizer_folder
+from engine.tokenizer_files import SETTINGS_TOKEN_HINT, tokenizer_folder
 
 logger = logging.getLogger(__name__)
 
@@ -76,21 +76,29 @@ def open_chat(
     *,
     compute_units: ComputeUnits = "cpu_and_gpu",
     hf_token: str | None = None,
+    token_hint: str = SETTINGS_TOKEN_HINT,
+    hub_endpoint: str | None = None,
     runtime: Backend = "auto",
     load: Callable[..., Model] | None = None,
 ) -> ChatSession:
     """Open a model folder (or an ``.mlpackage``) for chat: the model, its tokenizer, a session.
 
-    The tokenizer files are read from beside the package, or fetched once (with ``hf_token`` for
-    gated repositories) for the model id in its metadata. Raises ``ModelLoadError`` saying what
-    was expected and what was found. ``load`` replaces ``load_model`` (a named Core ML stand-in in
-    tests and benchmarks: ``engine/coreml_standin.py``).
+    The tokenizer comes first, from the package's spec alone: when its files are missing and
+    cannot be fetched, the user learns it in a second, not after loading a 7B model. They are read
+    from beside the package, or fetched once (with ``hf_token`` for gated repositories; the error
+    says ``token_hint`` when a token is missing) for the model id in its metadata. Raises
+    ``ModelLoadError`` saying what was expected and what was found. ``load`` replaces
+    ``load_model`` (a named Core ML stand-in in tests and benchmarks: ``engine/coreml_standin.py``).
     """
     package = find_package(Path(path))
+    spec, _ = read_spec(package)  # model.mlmodel only: the weights are not read here
+    metadata = dict(spec.description.metadata.userDefined)
+    folder = tokenizer_folder(
+        package, metadata, token=hf_token, token_hint=token_hint, endpoint=hub_endpoint
+    )
+    tokenizer = ChatTokenizer.from_folder(folder, metadata)
     if load is None:
         model = load_model(package, compute_units=compute_units, runtime=runtime)
     else:
         model = load(package, compute_units=compute_units)
-    metadata = model.description.metadata
-    folder = tokenizer_folder(package, metadata, token=hf_token)
-    return ChatSession(model, ChatTokenizer.from_folder(folder, metadata))
+    return ChatSession(model, tokenizer)
