@@ -2,11 +2,17 @@
 
 ``COREML_CHAT_HOME`` (when set) replaces every platform folder with sub-folders of itself, so a test
 or a second profile never touches the user's data.
+
+On macOS the folders are the Mac's own, computed here under ``~/Library``: platformdirs 4.6+
+honours ``XDG_*`` variables on macOS too, so an app started from a Terminal that sets them and the
+same app started from the Finder (which never does) would use different folders, and the
+conversations of one would be missing in the other. Elsewhere platformdirs decides (XDG).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -14,11 +20,21 @@ import platformdirs
 APP_NAME = "coreml-chat"
 HOME_ENV = "COREML_CHAT_HOME"
 
+# The Mac's folders, relative to the home folder (Apple's File System Programming Guide).
+_MACOS = {
+    "data": "Library/Application Support",
+    "config": "Library/Application Support",
+    "cache": "Library/Caches",
+    "logs": "Library/Logs",
+}
+
 
 def _base(kind: str) -> Path:
     override = os.environ.get(HOME_ENV)
     if override:
         return Path(override) / kind
+    if sys.platform == "darwin":
+        return Path.home() / _MACOS[kind] / APP_NAME
     if kind == "data":
         return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
     if kind == "cache":
@@ -40,6 +56,29 @@ def cache_dir() -> Path:
     return _base("cache")
 
 
+def log_dir() -> Path:
+    """The app's log files: ``~/Library/Logs/coreml-chat`` on macOS (where Console.app looks),
+    ``logs`` in the data folder elsewhere and under ``COREML_CHAT_HOME``."""
+    if sys.platform == "darwin" and not os.environ.get(HOME_ENV):
+        return _base("logs")
+    return data_dir() / "logs"
+
+
 def models_dir() -> Path:
     """Model folders the app converted or downloaded."""
     return data_dir() / "models"
+
+
+PRIVATE_MODE = 0o600  # conversations and logs: the user's alone
+
+
+def make_private_file(path: Path) -> Path:
+    """Create ``path`` (if it is not there) readable and writable by the user alone, and make an
+    existing one so: created first, then opened by SQLite or a log handler, it never exists for a
+    moment with the umask's wider mode."""
+    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, PRIVATE_MODE)
+    try:
+        os.fchmod(descriptor, PRIVATE_MODE)
+    finally:
+        os.close(descriptor)
+    return path
