@@ -145,12 +145,11 @@ def standin_loader(timings: StandinTimings) -> Callable[..., Model]:
     """A ``load_model`` that goes through the engine's Core ML path on the stand-in."""
 
     def load(path: Any, *, compute_units: Any = "cpu_and_gpu") -> Model:
-        from engine.coreml_runtime import load_coreml_model
-
         logger.warning("Core ML stand-in (%s): tests and benchmarks only", timings)
-        return load_coreml_model(
+        return load_model(
             find_package(Path(path)),
             compute_units=compute_units,
+            runtime="coreml",
             coremltools=StandinCoreMLTools(timings),
         )
 

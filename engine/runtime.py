@@ -22,7 +22,7 @@ import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from engine.model_package import COMPUTE_UNITS, ComputeUnits, Model, find_package, read_spec
 from engine.session import ChatSession
@@ -51,10 +51,13 @@ def load_model(
     *,
     compute_units: ComputeUnits = "cpu_and_gpu",
     runtime: Backend = "auto",
+    coremltools: Any = None,
 ) -> Model:
     """Load ``path`` (an ``.mlpackage``, or a model folder holding one).
 
     ``runtime="auto"`` picks Core ML where it can run (macOS 15+) and the reference runtime elsewhere.
+    ``coremltools`` replaces that module on the Core ML path (the named stand-in of tests and
+    benchmarks, ``engine/coreml_standin.py``).
     """
     package = find_package(Path(path))
     if compute_units not in COMPUTE_UNITS:
@@ -65,7 +68,7 @@ def load_model(
     if use_coreml:
         from engine.coreml_runtime import load_coreml_model
 
-        return load_coreml_model(package, compute_units=compute_units)
+        return load_coreml_model(package, compute_units=compute_units, coremltools=coremltools)
     from engine.reference.runtime import load_reference_model
 
     return load_reference_model(package)
