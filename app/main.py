@@ -10,7 +10,9 @@ import logging
 import os
 import sys
 import time
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import TextIO
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def configure_logging() -> Path | None:
-    """stderr and a rotating file in the app's data folder (a GUI app's stderr is often lost)."""
-    from logging.handlers import RotatingFileHandler
-
-    from engine.paths import data_dir
-
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    log_file: Path | None = data_dir() / "logs" / "coreml-chat.log"
-    try:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=2))
-    except OSError as error:
-        print(f"warning: no log file at {log_file}: {error}", file=sys.stderr)
-        log_file = None
+    """stderr and a rotating file (a GUI app's stderr is often lost): ``~/Library/Logs/coreml-chat``
+    on macOS, the data folder's ``logs`` elsewhere; 0600, as it may quote conversations."""
+    handlers, log_file = log_handlers()
     logging.basicConfig(
         level=os.environ.get("COREML_CHAT_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -57,6 +49,31 @@ def configure_logging() -> Path | None:
     )
     logging.getLogger("coremltools").setLevel(logging.WARNING)  # per-op INFO lines on each load
     return log_file
+
+
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """Each log file (the current one, and each after a rollover) is created 0600."""
+
+    def _open(self) -> TextIO:
+        from engine.paths import make_private_file
+
+        make_private_file(Path(self.baseFilename))
+        return super()._open()
+
+
+def log_handlers() -> tuple[list[logging.Handler], Path | None]:
+    """The handlers ``configure_logging`` installs, and the log file (None when it cannot be)."""
+    from engine.paths import log_dir
+
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    log_file: Path | None = log_dir() / "coreml-chat.log"
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(PrivateRotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=2))
+    except OSError as error:
+        print(f"warning: no log file at {log_file}: {error}", file=sys.stderr)
+        log_file = None
+    return handlers, log_file
 
 
 def qt_bindings_problem(pyside: tuple, python: tuple) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from collections import deque
@@ -29,24 +30,74 @@ from engine.model_package import (
     describe_spec,
     read_spec,
 )
-from engine.paths import compiled_model_path
+from engine.paths import compiled_copy_prefix, compiled_model_path
 
 logger = logging.getLogger(__name__)
 
 
 def compile_cached(package: Path, ct: Any) -> Path:
-    """The cached ``.mlmodelc`` for ``package``, compiling it (once) if it is not there yet."""
+    """The cached ``.mlmodelc`` for ``package``, compiling it (once) if it is not there yet.
+
+    A compiled copy is several GB for a 7B model, so older copies of the same package go once a
+    new one is in place. Two processes may compile the same package at once: each moves its
+    result to a folder of its own, and the second to finish finds the target there, uses it and
+    drops its own copy. Nothing is left behind when the compile or the move fails.
+    """
     target = compiled_model_path(package)
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("compiling %s for Core ML (once)", package.name)
     compiled = Path(ct.utils.compile_model(str(package)))
-    partial = target.with_name(target.name + f".partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.move(str(compiled), partial)
-    os.replace(partial, target)
+    partial = target.with_name(target.name + f"{_PARTIAL}{os.getpid()}")
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.move(str(compiled), partial)
+        try:
+            os.rename(partial, target)  # a folder: fails when the target exists, never merges
+        except OSError:
+            if not target.is_dir():
+                raise
+            logger.info("another process compiled %s first: using its copy", package.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(compiled, ignore_errors=True)  # Core ML's output when the move failed
+    _remove_older_copies(package, keep=target)
     return target
+
+
+_PARTIAL = ".partial-"
+# Copies named before the location was part of the name: NAME-<32 hex digits>.mlmodelc.
+_UNLOCATED = re.compile(r"-[0-9a-f]{32}\.mlmodelc$")
+
+
+def _remove_older_copies(package: Path, *, keep: Path) -> None:
+    """Remove the package's other compiled copies, and partial ones whose process is gone."""
+    prefix = compiled_copy_prefix(package)
+    for entry in keep.parent.iterdir():
+        name = entry.name
+        if entry == keep or not entry.is_dir():
+            continue
+        ours = name.startswith(prefix) or (
+            name.startswith(f"{package.stem}-") and _UNLOCATED.fullmatch(name[len(package.stem) :])
+        )
+        if not ours:
+            continue
+        _, partial, pid = name.partition(_PARTIAL)
+        if partial and pid.isdigit() and _process_alive(int(pid)):
+            continue  # another process is moving its compile into place
+        logger.info("removing an older compiled copy: %s", name)
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # Work-around for an open coremltools 9.0 crash (apple/coremltools PR #2827 and #2829): Core ML
@@ -104,10 +155,14 @@ class CoreMLModel:
         self._retained.append((now, sent))
 
 
-def load_coreml_model(package: Path, *, compute_units: str = "cpu_and_gpu") -> CoreMLModel:
+def load_coreml_model(
+    package: Path, *, compute_units: str = "cpu_and_gpu", coremltools: Any = None
+) -> CoreMLModel:
+    """Compile (once) and load ``package`` with Core ML. ``coremltools`` replaces the module (the
+    named stand-in, ``engine/coreml_standin.py``, in tests and benchmarks)."""
     if compute_units not in COMPUTE_UNITS:
         raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}")
-    ct = import_coremltools()
+    ct = coremltools if coremltools is not None else import_coremltools()
     spec, _ = read_spec(package)
     description, checks = describe_spec(spec, runtime_name="coreml")
     try:
@@ -118,11 +173,13 @@ def load_coreml_model(package: Path, *, compute_units: str = "cpu_and_gpu") -> C
     try:
         model = ct.models.CompiledMLModel(str(compiled), compute_units=unit)
     except Exception as error:
-        if compute_units in ("cpu_and_ne", "all"):
+        # Blame the Neural Engine only when it was chosen alone: with "all", Core ML picks the
+        # units itself, and its own error says more than a guess of ours.
+        if compute_units == "cpu_and_ne":
             raise ModelLoadError(
-                f"Core ML could not load {package.name} with the Neural Engine ({error}). The "
-                "Neural Engine cannot run int4 stateful models like this one: choose "
-                "'CPU and GPU' in Settings → Model."
+                f"Core ML could not load {package.name} on the CPU and Neural Engine ({error}). "
+                "Some stateful models do not run on the Neural Engine: choose 'CPU and GPU' in "
+                "Settings → Model."
             ) from error
         raise ModelLoadError(f"Core ML could not load {package.name}: {error}") from error
     return CoreMLModel(model, description, checks)

@@ -1,15 +1,24 @@
-"""A Core ML stand-in for tests and benchmarks: the reference runtime, holding the GIL like coremltools.
+"""A Core ML stand-in for tests and benchmarks: the parts of coremltools the engine uses, on the
+reference runtime, behaving the way coremltools 9.0 does on a Mac.
 
-On a Mac, coremltools holds the GIL through every load, compile and ``predict`` (no
-``gil_scoped_release`` in ``coremlpython/CoreMLPython.mm``, coremltools 9.0). NumPy, which the
-reference runtime runs on, releases it, so this Linux machine would hide what a Mac shows: a frozen
-window when the engine shares the GUI's process. This stand-in wraps the real reference model (its
-answers stay real) and adds GIL-holding sleeps: ``ctypes.PyDLL`` calls keep the GIL, so
-``PyDLL(None).usleep`` blocks every other Python thread of the process, as Core ML does.
+What a Mac does that this Linux machine would hide, and the stand-in reproduces:
 
-It reaches the engine process only through ``COREML_CHAT_COREML_STANDIN`` (set by tests and
-``benchmarks/ui_latency.py``), for example ``load_seconds=4,predict_seconds=0.25``. Never used
-otherwise.
+- coremltools holds the GIL through every compile, load and ``predict`` (no
+  ``gil_scoped_release`` in ``coremlpython/CoreMLPython.mm``). NumPy, which the reference runtime
+  runs on, releases it, so the stand-in adds GIL-holding sleeps: ``ctypes.PyDLL`` calls keep the
+  GIL, so ``PyDLL(None).usleep`` blocks every other Python thread of the process, as Core ML does.
+- ``CompiledMLModel`` takes a ``coremltools.ComputeUnit`` member, never a string (``TypeError``
+  otherwise, as ``_compiled_model.py``'s ``_init_check``).
+- ``predict`` replaces float16 inputs by float32 copies inside the caller's dict
+  (``MLModel._update_float16_multiarray_input_to_float32``), and returns float32 for float16
+  outputs (``CoreMLPythonUtils.mm`` converts every Float16 multi-array it hands back).
+- ``compile_model`` writes an ``.mlmodelc`` folder somewhere of Core ML's choosing and returns its
+  path (``utils.compile_model`` without a destination); the engine moves it into its cache.
+
+``engine.coreml_runtime`` runs unchanged on top of it (compile cache, input retention, messages),
+so the engine process's Core ML path is exercised here. It reaches the engine process only through
+``COREML_CHAT_COREML_STANDIN`` (set by tests and ``benchmarks/ui_latency.py``), for example
+``load_seconds=4,predict_seconds=0.25``. Never used otherwise.
 """
 
 from __future__ import annotations
@@ -17,18 +26,24 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import tempfile
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.model_package import Model, ModelDescription
+from engine.coremltools_import import import_coremltools
+from engine.model_package import Model, find_package
 from engine.runtime import load_model
 
 logger = logging.getLogger(__name__)
 
 STANDIN_ENV = "COREML_CHAT_COREML_STANDIN"
+# The file inside a stand-in ``.mlmodelc`` that names the package it was "compiled" from.
+SOURCE_FILE = "standin-source.txt"
 
 
 def hold_gil(seconds: float) -> None:
@@ -65,32 +80,78 @@ def parse_standin(text: str) -> StandinTimings:
     return StandinTimings(**values)
 
 
-class GilHoldingModel:
-    """A loaded model whose ``predict`` first holds the GIL for ``predict_seconds``."""
+class StandinCompiledModel:
+    """``coremltools.models.CompiledMLModel`` over the reference runtime."""
 
     def __init__(self, model: Model, timings: StandinTimings) -> None:
         self._model = model
         self._timings = timings
 
-    @property
-    def description(self) -> ModelDescription:
-        return self._model.description
-
     def make_state(self) -> Any:
         return self._model.make_state()
 
-    def predict(self, inputs: dict[str, np.ndarray], state: Any = None) -> dict[str, np.ndarray]:
+    def predict(self, data: dict[str, Any], state: Any = None) -> dict[str, np.ndarray]:
+        if type(data) not in (list, dict):  # MLModel._check_predict_data
+            raise TypeError("Unrecognized input for 'data' parameter: expected a dict")
+        for name, value in data.items():  # coremltools does this to the caller's dict
+            if isinstance(value, np.ndarray) and value.dtype == np.float16:
+                data[name] = value.astype(np.float32)
         hold_gil(self._timings.predict_seconds)
-        return self._model.predict(inputs, state)
+        outputs = self._model.predict(data, state)
+        return {
+            name: value.astype(np.float32) if value.dtype == np.float16 else value
+            for name, value in outputs.items()
+        }
+
+
+class StandinCoreMLTools:
+    """What ``engine.coreml_runtime`` uses of the ``coremltools`` module: ``ComputeUnit`` (the real
+    enum), ``utils.compile_model`` and ``models.CompiledMLModel``."""
+
+    def __init__(self, timings: StandinTimings = StandinTimings()) -> None:
+        self.timings = timings
+        self.ComputeUnit = import_coremltools().ComputeUnit
+        self.utils = types.SimpleNamespace(compile_model=self.compile_model)
+        self.models = types.SimpleNamespace(CompiledMLModel=self.compiled_ml_model)
+
+    def compile_model(self, model: str, destination_path: str | None = None) -> str:
+        """Write ``NAME.mlmodelc`` into a fresh temporary folder, as Core ML's compiler does."""
+        if not isinstance(model, str) or not model.rstrip("/").endswith(".mlpackage"):
+            raise ValueError(f"Invalid model file path: '{model}'.")
+        output = Path(tempfile.mkdtemp(prefix="standin-compile-")) / (
+            Path(model).stem + ".mlmodelc"
+        )
+        output.mkdir()
+        (output / SOURCE_FILE).write_text(str(Path(model).resolve()))
+        if destination_path is None:
+            return str(output)
+        os.replace(output, destination_path)
+        return destination_path
+
+    def compiled_ml_model(self, path: str, compute_units: Any = None) -> StandinCompiledModel:
+        unit = self.ComputeUnit.ALL if compute_units is None else compute_units
+        if not isinstance(path, str):
+            raise TypeError('The "path" parameter must be of type "str".')
+        if not isinstance(unit, self.ComputeUnit):
+            raise TypeError(
+                'The "compute_units" parameter must be of type: "coremltools.ComputeUnit".'
+            )
+        hold_gil(self.timings.load_seconds)
+        package = Path((Path(path) / SOURCE_FILE).read_text())
+        return StandinCompiledModel(load_model(package, runtime="reference"), self.timings)
 
 
 def standin_loader(timings: StandinTimings) -> Callable[..., Model]:
-    """A ``load_model`` that holds the GIL for ``load_seconds`` first, then wraps the model."""
+    """A ``load_model`` that goes through the engine's Core ML path on the stand-in."""
 
     def load(path: Any, *, compute_units: Any = "cpu_and_gpu") -> Model:
         logger.warning("Core ML stand-in (%s): tests and benchmarks only", timings)
-        hold_gil(timings.load_seconds)
-        return GilHoldingModel(load_model(path, compute_units=compute_units), timings)
+        return load_model(
+            find_package(Path(path)),
+            compute_units=compute_units,
+            runtime="coreml",
+            coremltools=StandinCoreMLTools(timings),
+        )
 
     return load
 

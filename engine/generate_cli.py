@@ -13,6 +13,7 @@ from engine.generate import stream_generate
 from engine.messages import ChatMessage, GenerationConfig
 from engine.model_package import COMPUTE_UNITS, ModelLoadError
 from engine.runtime import open_chat
+from engine.tokenizer_files import ENV_TOKEN_HINT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s"
     )
     try:
-        session = open_chat(args.model, compute_units=args.compute_units)
+        session = open_chat(args.model, compute_units=args.compute_units, token_hint=ENV_TOKEN_HINT)
         cache = session.new_cache()
     except (ModelLoadError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

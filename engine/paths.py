@@ -5,12 +5,17 @@ or a second profile never touches the user's data.
 
 The compiled Core ML cache's naming lives here too (not in the Core ML backend): the app's model
 library frees a deleted model's compiled copy, and the GUI process must not import the backend.
+On macOS the folders are the Mac's own, computed here under ``~/Library``: platformdirs 4.6+
+honours ``XDG_*`` variables on macOS too, so an app started from a Terminal that sets them and the
+same app started from the Finder (which never does) would use different folders, and the
+conversations of one would be missing in the other. Elsewhere platformdirs decides (XDG).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -18,11 +23,21 @@ import platformdirs
 APP_NAME = "coreml-chat"
 HOME_ENV = "COREML_CHAT_HOME"
 
+# The Mac's folders, relative to the home folder (Apple's File System Programming Guide).
+_MACOS = {
+    "data": "Library/Application Support",
+    "config": "Library/Application Support",
+    "cache": "Library/Caches",
+    "logs": "Library/Logs",
+}
+
 
 def _base(kind: str) -> Path:
     override = os.environ.get(HOME_ENV)
     if override:
         return Path(override) / kind
+    if sys.platform == "darwin":
+        return Path.home() / _MACOS[kind] / APP_NAME
     if kind == "data":
         return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
     if kind == "cache":
@@ -42,6 +57,14 @@ def config_dir() -> Path:
 def cache_dir() -> Path:
     """Compiled models, fetched tokenizer files, the demo model's download."""
     return _base("cache")
+
+
+def log_dir() -> Path:
+    """The app's log files: ``~/Library/Logs/coreml-chat`` on macOS (where Console.app looks),
+    ``logs`` in the data folder elsewhere and under ``COREML_CHAT_HOME``."""
+    if sys.platform == "darwin" and not os.environ.get(HOME_ENV):
+        return _base("logs")
+    return data_dir() / "logs"
 
 
 def models_dir() -> Path:
@@ -68,6 +91,28 @@ def compiled_cache_dir() -> Path:
     return cache_dir() / "compiled"
 
 
+def compiled_copy_prefix(package: Path) -> str:
+    """The start of every compiled copy's name for ``package``: its name and where it lives (two
+    folders may both hold a ``Mistral7B.mlpackage``; neither may remove the other's copy)."""
+    where = hashlib.sha256(str(package.resolve()).encode()).hexdigest()[:8]
+    return f"{package.stem}-{where}-"
+
+
 def compiled_model_path(package: Path) -> Path:
     """The compiled copy of ``package`` (present once Core ML has loaded it on a Mac)."""
-    return compiled_cache_dir() / f"{package.stem}-{package_key(package)}.mlmodelc"
+    return compiled_cache_dir() / f"{compiled_copy_prefix(package)}{package_key(package)}.mlmodelc"
+
+
+PRIVATE_MODE = 0o600  # conversations and logs: the user's alone
+
+
+def make_private_file(path: Path) -> Path:
+    """Create ``path`` (if it is not there) readable and writable by the user alone, and make an
+    existing one so: created first, then opened by SQLite or a log handler, it never exists for a
+    moment with the umask's wider mode."""
+    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, PRIVATE_MODE)
+    try:
+        os.fchmod(descriptor, PRIVATE_MODE)
+    finally:
+        os.close(descriptor)
+    return path

@@ -99,6 +99,18 @@ class ConversationStore:
         self.path = path or default_database_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # 0600: conversations are private. SQLite gives the -wal and -shm files it creates
+            # the database file's mode; older ones are made private too.
+            for companion in ("", "-wal", "-shm"):
+                target = self.path.with_name(self.path.name + companion)
+                if not companion or target.exists():
+                    paths.make_private_file(target)
+        except OSError as error:
+            raise StorageError(
+                f"cannot open the conversation database {self.path}: expected a writable file, "
+                f"found an error: {error}"
+            ) from error
+        try:
             self._db = sqlite3.connect(str(self.path), isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")

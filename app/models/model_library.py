@@ -38,7 +38,7 @@ COMPUTE_UNIT_TIPS: dict[str, str] = {
     "cpu_and_gpu": "The GPU through Metal: the fastest choice for most chat models.",
     "all": "Core ML picks per layer, the Neural Engine included. Large stateful models may not fit it.",
     "cpu_only": "Slowest, but always works: useful to rule out a GPU problem.",
-    "cpu_and_ne": "The Neural Engine where it can: low power; large models may be refused.",
+    "cpu_and_ne": "The Neural Engine where it can: some stateful models are refused, others run on the CPU.",
 }
 
 RUNTIME_LABELS = {"coreml": "Core ML", "reference": "Reference runtime (NumPy)"}
@@ -152,20 +152,15 @@ def delete_model(folder: str | Path, *, loaded: str = "", models: Path | None = 
         raise ModelDeleteError(
             f"{resolved.name} is not a model folder ({error}); not deleted"
         ) from None
+    # Compiled copies are named by the package's location too: another folder's copy of the same
+    # model has its own, which this never touches.
     compiled = paths.compiled_model_path(summary.package)
-    # An identical copy (same files, sizes and dates) shares the compiled copy: keep it for that one.
-    shared = any(
-        paths.compiled_model_path(other.package) == compiled
-        for other in local_models(models)
-        if other.folder != resolved
-    )
     freed = _folder_size(resolved)
     trash = models / f".{resolved.name}.deleting-{os.getpid()}"
     os.replace(resolved, trash)
     shutil.rmtree(trash)
     if (
-        not shared
-        and compiled.is_dir()
+        compiled.is_dir()
         and compiled.parent == paths.compiled_cache_dir()
         and not compiled.is_symlink()
     ):

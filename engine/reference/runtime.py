@@ -1,9 +1,12 @@
 """The reference runtime: executes a Core ML ML Program in NumPy, wherever Core ML cannot run.
 
-At load the program is read with coremltools' MIL proto loader (it works on Linux), every
-``constexpr_*`` weight is dequantized once, linear weights are stored transposed in float32 for
-BLAS, and the op list is planned into steps over numbered registers, so ``predict`` is a loop with
-no name lookups. An op this runtime does not implement is refused at load, naming it.
+At load the program is read with coremltools' MIL proto loader (it works on Linux), and the op
+list is planned into steps over numbered registers, so ``predict`` is a loop with no name lookups.
+``constexpr_*`` (compressed) weights used by ``linear`` and ``gather`` stay compressed and are
+dequantized per use (``engine.reference.compressed_weights``: resident memory near the package's
+size, not 8 bytes per int4 value); other constexpr values are dequantized once; plain linear
+weights are stored transposed in float32 for BLAS. An op this runtime does not implement is
+refused at load, naming it.
 
 States are float16 arrays owned by the object ``make_state()`` returns; ``read_state`` hands out the
 array itself and a ``slice_update`` of it writes in place when no later op reads the old value,
@@ -12,6 +15,8 @@ so a decode step does not copy the kv-cache.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import time
 from collections import Counter
@@ -33,6 +38,14 @@ from engine.model_package import (
 )
 from engine.reference.aliasing import plan_state_writes
 from engine.reference.blas import blas_threads
+from engine.reference.compressed_weights import (
+    CompressedWeight,
+    DequantizedCache,
+    block_linear_or_none,
+    default_cache_budget,
+    gather_compressed,
+    linear_compressed,
+)
 from engine.reference.dequantize import CONSTEXPR_OPS
 from engine.reference.ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
 
@@ -158,7 +171,9 @@ class ReferenceModel:
         return target
 
 
-def load_reference_model(package: Path) -> ReferenceModel:
+def load_reference_model(package: Path, *, weight_cache_bytes: int | None = None) -> ReferenceModel:
+    """Load ``package``. ``weight_cache_bytes`` bounds the float32 copies of compressed weights
+    kept (``engine.reference.compressed_weights.default_cache_budget`` when None)."""
     started = time.monotonic()
     spec, weights_dir = read_spec(package)
     if spec.WhichOneof("Type") != "mlProgram":
@@ -168,7 +183,13 @@ def load_reference_model(package: Path) -> ReferenceModel:
     description, checks = describe_spec(spec)
     program = _load_program(package, spec, weights_dir)
     description = _with_output_shapes(description, program)
-    steps, input_slots, output_slots, count, copied_outputs = _plan(program, description)
+    budget = default_cache_budget() if weight_cache_bytes is None else weight_cache_bytes
+    steps, input_slots, output_slots, count, copied_outputs = _plan(
+        program, description, DequantizedCache(budget)
+    )
+    del program  # the loader's copies of the weights (one byte per int4 value): a cycle of
+    gc.collect()  # objects, so returned to the system only by a collection
+    _return_freed_memory()
     logger.info(
         "loaded %s on the reference runtime: %d ops in %.1fs",
         package.name,
@@ -214,6 +235,21 @@ def _load_program(package: Path, spec: Any, weights_dir: str) -> Any:
         ) from error
 
 
+def _data_bits(op: Any) -> tuple[int | None, bool]:
+    """(bits, signed) of a constexpr op's integer data (``data``, ``indices``, ``quantized_data``),
+    or (None, False): 4-bit data is kept two values to a byte."""
+    from coremltools.converters.mil.mil.types import builtin_to_string
+
+    for key in ("data", "indices", "quantized_data"):
+        var = op.inputs.get(key)
+        if var is not None:
+            name = builtin_to_string(var.dtype)
+            if name in ("int4", "uint4"):
+                return 4, name == "int4"
+            return None, False
+    return None, False
+
+
 def _numpy_dtype(var: Any) -> Any:
     from coremltools.converters.mil.mil.types import builtin_to_string
 
@@ -223,8 +259,18 @@ def _numpy_dtype(var: Any) -> Any:
     return MIL_DTYPES.get(name, np.float32)
 
 
+def _return_freed_memory() -> None:
+    """Hand the loader's freed heap back to the system (glibc keeps it otherwise: the RSS stayed
+    3.5× the package's size after loading the demo model, for weights of 1×)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS): nothing to do
+        pass
+
+
 def _plan(
-    program: Any, description: ModelDescription
+    program: Any, description: ModelDescription, cache: DequantizedCache
 ) -> tuple[list[_Step], dict[str, int], dict[str, int], int, frozenset[str]]:
     if "main" not in program.functions:
         raise ModelLoadError("the program has no main function")
@@ -249,13 +295,21 @@ def _plan(
             slots[name] = len(slots)
 
     def value_of(var: Any) -> Any:
-        return constants[var.name]
+        value = constants[var.name]
+        if isinstance(value, CompressedWeight):  # an op other than linear/gather: dense, once
+            value = constants[var.name] = value.dense()
+        return value
+
+    def compressed(var: Any) -> CompressedWeight | None:
+        value = constants.get(var.name)
+        return value if isinstance(value, CompressedWeight) else None
 
     def is_constant(var: Any) -> bool:
         return var.name in constants
 
     state_plan = plan_state_writes(operations, list(function.outputs))
     transposed: dict[str, np.ndarray] = {}
+    blocks: dict[str, Any] = {}  # compressed linear weights, by name: their block path or None
     steps: list[_Step] = []
     for op in operations:
         if op.op_type == "const":
@@ -264,7 +318,17 @@ def _plan(
             continue
         if op.op_type in CONSTEXPR_OPS:
             arguments = {name: value_of(var) for name, var in op.inputs.items()}
-            constants[op.outputs[0].name] = CONSTEXPR_OPS[op.op_type](**arguments)
+            bits, signed = _data_bits(op)
+            constants[op.outputs[0].name] = CompressedWeight(
+                op.outputs[0].name,
+                CONSTEXPR_OPS[op.op_type],
+                arguments,
+                data_bits=bits,
+                data_signed=signed,
+                cache=cache,
+            )
+            if op.op_type == "constexpr_blockwise_shift_scale":
+                blocks[op.outputs[0].name] = arguments
             continue
         outputs = []
         for var in op.outputs:
@@ -295,8 +359,11 @@ def _plan(
         fixed: dict[str, Any] = {}
         registers_: list[tuple[str, int]] = []
         lists: list[tuple[str, tuple[tuple[bool, Any], ...]]] = []
+        kept_compressed = {"linear": "weight", "gather": "x"}.get(op.op_type)
         for name, value in op.inputs.items():
-            if isinstance(value, (list, tuple)):
+            if name == kept_compressed and compressed(value) is not None:
+                fixed[name] = compressed(value)
+            elif isinstance(value, (list, tuple)):
                 lists.append(
                     (
                         name,
@@ -310,7 +377,19 @@ def _plan(
                 fixed[name] = value_of(value)
             else:
                 registers_.append((name, slots[value.name]))
-        if op.op_type == "linear" and "weight" in fixed:
+        if op.op_type == "linear" and isinstance(fixed.get("weight"), CompressedWeight):
+            weight = fixed["weight"]
+            if weight.name in blocks:  # decided once per weight, its arguments let go after
+                blocks[weight.name] = block_linear_or_none(weight, blocks[weight.name])
+            bias = fixed.get("bias")
+            fixed = {
+                "weight": blocks.get(weight.name) or weight,
+                "bias": None if bias is None or not np.any(bias) else bias.astype(np.float32),
+            }
+            function_ = linear_compressed
+        elif op.op_type == "gather" and isinstance(fixed.get("x"), CompressedWeight):
+            function_ = gather_compressed
+        elif op.op_type == "linear" and "weight" in fixed:
             weight_name = op.inputs["weight"].name
             if weight_name not in transposed:
                 transposed[weight_name] = np.ascontiguousarray(fixed["weight"].astype(np.float32).T)

@@ -135,16 +135,18 @@ def test_delete_asks_first_then_frees_the_folder_and_its_compiled_copy(
     assert _listed(pane) == [str(kept)]
 
 
-def test_an_identical_copy_keeps_the_compiled_copy_they_share(tiny_model: Path) -> None:
+def test_an_identical_copy_keeps_its_own_compiled_copy(tiny_model: Path) -> None:
     first = _install(tiny_model, "First-int4")
     twin = _install(tiny_model, "Twin-int4")  # same files, sizes and dates
     compiled = paths.compiled_model_path(first / "TinyMistral.mlpackage")
-    assert compiled == paths.compiled_model_path(twin / "TinyMistral.mlpackage")
+    twin_compiled = paths.compiled_model_path(twin / "TinyMistral.mlpackage")
+    assert compiled != twin_compiled  # named by location too
     compiled.mkdir(parents=True)
+    twin_compiled.mkdir(parents=True)
     delete_model(first)
-    assert not first.exists() and compiled.is_dir()
+    assert not first.exists() and not compiled.exists() and twin_compiled.is_dir()
     delete_model(twin)
-    assert not twin.exists() and not compiled.exists()
+    assert not twin.exists() and not twin_compiled.exists()
 
 
 def test_delete_refuses_anything_but_a_model_of_the_models_folder(
