@@ -91,7 +91,7 @@ def test_changed_package_is_compiled_again(framework, converted_package, tmp_pat
     weights = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
     stat = weights.stat()  # saved again: same bytes, a new date (the stand-in loads the weights)
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    assert coreml_runtime.package_key(package) != key
+    assert package_key(package) != key
     coreml_runtime.load_coreml_model(package)
     assert len(framework.compiled) == 2
     # the first copy is gone: each changed 7B package would leave another ~3.8 GB otherwise

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  # coremltools is imported after torch in the test suite
 
-from engine import package_metadata as meta
-from engine.model_package import find_package
 from engine.reference.compressed_weights import (
     BlockLinear,
     CompressedWeight,
@@ -21,7 +19,6 @@ from engine.reference.compressed_weights import (
     unpack_nibbles,
 )
 from engine.reference.dequantize import constexpr_blockwise_shift_scale, constexpr_lut_to_dense
-from engine.reference.runtime import load_reference_model
 
 RNG = np.random.default_rng(0)
 
@@ -104,56 +101,3 @@ def test_a_form_without_the_block_path_goes_through_its_dequantizer():
     np.testing.assert_allclose(
         linear_compressed(x, weight, None), x @ dense.astype(np.float32).T, rtol=1e-5
     )
-
-
-def _held_bytes(model) -> int:
-    seen: set[int] = set()
-    total = 0
-
-    def visit(value, depth=0):
-        nonlocal total
-        if id(value) in seen or depth > 8:
-            return
-        seen.add(id(value))
-        if isinstance(value, np.ndarray):
-            total += value.nbytes
-        elif isinstance(value, dict):
-            for item in value.values():
-                visit(item, depth + 1)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item, depth + 1)
-        elif hasattr(value, "__dict__"):
-            for item in vars(value).values():
-                visit(item, depth + 1)
-
-    for step in model._steps:
-        visit(step.constants)
-    return total
-
-
-def test_an_int4_model_holds_about_its_package_size_and_answers_the_same(converted_package):
-    """With no budget for dequantized copies the weights stay compressed (≤ 1.3× the package;
-    float32 copies were 8× and more), and the logits match the fully dequantized model's."""
-    from engine.session import causal_mask
-
-    package = find_package(converted_package("mistral", "int4"))
-    weights = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
-    compressed = load_reference_model(package, weight_cache_bytes=0)
-    dequantized = load_reference_model(package, weight_cache_bytes=1 << 30)
-    ids = np.array([[1, 5, 9, 200, 33, 7]], np.int32)
-    outputs = []
-    for model in (compressed, dequantized):
-        state = model.make_state()
-        first = model.predict(
-            {meta.INPUT_IDS: ids[:, :4], meta.CAUSAL_MASK: causal_mask(0, 4)}, state
-        )
-        second = model.predict(
-            {meta.INPUT_IDS: ids[:, 4:], meta.CAUSAL_MASK: causal_mask(4, 2)}, state
-        )
-        outputs.append(np.concatenate([first[meta.LOGITS], second[meta.LOGITS]], axis=1))
-    np.testing.assert_allclose(
-        outputs[0].astype(np.float32), outputs[1].astype(np.float32), atol=1e-2
-    )
-    assert _held_bytes(compressed) <= 1.3 * weights.stat().st_size
-    assert _held_bytes(dequantized) > 4 * weights.stat().st_size  # the copies were made and kept
