@@ -33,33 +33,6 @@ TOKENS = 24
 RUNS = 3
 
 
-def held_bytes(model) -> int:
-    """Bytes of the arrays the model's steps hold (compressed weights through their arrays)."""
-    seen: set[int] = set()
-    total = 0
-
-    def visit(value, depth: int = 0) -> None:
-        nonlocal total
-        if id(value) in seen or depth > 8:
-            return
-        seen.add(id(value))
-        if isinstance(value, np.ndarray):
-            total += value.nbytes
-        elif isinstance(value, dict):
-            for item in value.values():
-                visit(item, depth + 1)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item, depth + 1)
-        elif hasattr(value, "__dict__"):
-            for item in vars(value).values():
-                visit(item, depth + 1)
-
-    for step in model._steps:
-        visit(step.constants)
-    return total
-
-
 def decode_tokens_per_second(model, prompt: list[int]) -> float:
     state = model.make_state()
     inputs = {
@@ -122,7 +95,7 @@ def measure_one(cache_megabytes: float | None) -> int:
     gc.collect()
     after = psutil.Process().memory_info().rss
     speeds = sorted(decode_tokens_per_second(model, prompt) for _ in range(RUNS))
-    held = held_bytes(model)  # with the float32 copies made while decoding
+    held = model.held_bytes()  # with the float32 copies made while decoding
     print(
         json.dumps(
             {

@@ -111,6 +111,33 @@ class ReferenceModel:
     def description(self) -> ModelDescription:
         return self._description
 
+    def held_bytes(self) -> int:
+        """Bytes of the arrays the program's steps hold: its weights, compressed or dequantized,
+        and the dequantized copies kept so far (what the weight budget governs)."""
+        seen: set[int] = set()
+        total = 0
+
+        def visit(value: Any, depth: int = 0) -> None:
+            nonlocal total
+            if id(value) in seen or depth > 8:
+                return
+            seen.add(id(value))
+            if isinstance(value, np.ndarray):
+                total += value.nbytes
+            elif isinstance(value, dict):
+                for item in value.values():
+                    visit(item, depth + 1)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    visit(item, depth + 1)
+            elif hasattr(value, "__dict__"):
+                for item in vars(value).values():
+                    visit(item, depth + 1)
+
+        for step in self._steps:
+            visit(step.constants)
+        return total
+
     def make_state(self) -> ReferenceState:
         return ReferenceState(self._description.states)
 
