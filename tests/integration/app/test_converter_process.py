@@ -4,7 +4,6 @@ through ``ConverterProcess`` and its cancel run once, from the pane (``test_conv
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,13 @@ from app.conversion.converter_process import (
     ConverterProcess,
 )
 from converter.options import ConversionRequest
+from tests.integration.app.window_helpers import stand_in_converter
 
 
 def test_non_json_stdout_and_failure_exit_reach_the_log(qtbot, tmp_path: Path) -> None:
     """A stand-in converter script (any executable works): prints a stray line, then fails."""
-    script = tmp_path / "fake_converter.py"
-    script.write_text(
+    launcher = stand_in_converter(
+        tmp_path,
         "import json, sys, time\n"
         "print('a stray line')\n"
         "print(json.dumps({'event': 'log', 'message': 'loaded 2 layers'}), flush=True)\n"
@@ -27,12 +27,9 @@ def test_non_json_stdout_and_failure_exit_reach_the_log(qtbot, tmp_path: Path) -
         "print('Traceback: a real problem', file=sys.stderr, flush=True)\n"
         "print(json.dumps({'event': 'progress', 'stage': 'load', 'stage_fraction': 0.5, 'overall': 0.1}))\n"
         "print(json.dumps({'event': 'error', 'message': 'no weights found in the folder'}))\n"
-        "sys.exit(1)\n"
+        "sys.exit(1)\n",
     )
-    launcher = tmp_path / "launcher"
-    launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
-    launcher.chmod(0o755)
-    process = ConverterProcess(executable=str(launcher))
+    process = ConverterProcess(executable=launcher)
     logged: list[str] = []
     process.logLine.connect(logged.append)
     with qtbot.waitSignal(process.finished, timeout=20000) as finished:
@@ -63,12 +60,7 @@ time.sleep(60)
 def stubborn_converter(tmp_path: Path) -> str:
     """A stand-in converter that ignores SIGTERM after writing a staging folder, as
     converter.convert names it (so only SIGKILL stops it and the app must clean up)."""
-    script = tmp_path / "stubborn.py"
-    script.write_text(STUBBORN_CONVERTER)
-    launcher = tmp_path / "stubborn"
-    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
-    launcher.chmod(0o755)
-    return str(launcher)
+    return stand_in_converter(tmp_path, STUBBORN_CONVERTER)
 
 
 def test_cancel_kills_a_stubborn_converter_and_removes_its_staging(

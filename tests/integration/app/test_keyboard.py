@@ -8,19 +8,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox
 
-from app.conversations.conversation_store import StoredMessage
-
-
-def _message(number: int, role: str, content: str) -> StoredMessage:
-    return StoredMessage(
-        id=number,
-        conversation_id="c",
-        position=number,
-        role=role,  # type: ignore[arg-type]
-        content=content,
-        created_at=0.0,
-        finish_reason="eos" if role == "assistant" else "",
-    )
+from tests.integration.app.window_helpers import stored_message
 
 
 @pytest.fixture
@@ -117,7 +105,7 @@ def test_esc_acts_in_the_search_field_and_the_message_editor_not_as_stop(
     assert search.text() == "" and stops == []
 
     window.show_page("chat")
-    row = window.chat_view.add_message(_message(1, "user", "a question to edit"))
+    row = window.chat_view.add_message(stored_message(1, "user", "a question to edit"))
     row.begin_edit()
     editor = row.editor
     assert editor is not None
@@ -152,8 +140,8 @@ def test_tab_from_the_message_box_does_not_walk_through_the_messages(qtbot, make
     window = make_window()
     window.show_page("chat")
     for number in range(0, 8, 2):
-        window.chat_view.add_message(_message(number, "user", f"question {number}"))
-        window.chat_view.add_message(_message(number + 1, "assistant", "an `answer`"))
+        window.chat_view.add_message(stored_message(number, "user", f"question {number}"))
+        window.chat_view.add_message(stored_message(number + 1, "assistant", "an `answer`"))
     qtbot.waitUntil(lambda: all(row.isVisibleTo(window) for row in window.chat_view.rows))
     assert window.chat_view.rows[0].copy_button.isVisibleTo(window)
     start = window.composer.input

@@ -6,22 +6,10 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QTextCursor
 from PySide6.QtWidgets import QApplication, QWidget
 
-from app.conversations.conversation_store import StoredMessage
+from tests.integration.app.window_helpers import stored_message
 
 LONG_LINE = "result = compute(" + ", ".join(f"argument_{n}" for n in range(40)) + ")"
 CODE_ANSWER = f"Here:\n\n```python\n{LONG_LINE}\nprint(result)\n```\n\nDone."
-
-
-def _message(number: int, role: str, content: str) -> StoredMessage:
-    return StoredMessage(
-        id=number,
-        conversation_id="c",
-        position=number,
-        role=role,  # type: ignore[arg-type]
-        content=content,
-        created_at=0.0,
-        finish_reason="eos" if role == "assistant" else "",
-    )
 
 
 class WindowShows(QObject):
@@ -49,8 +37,8 @@ def test_adding_messages_shows_no_window_of_its_own_and_keeps_the_window_active(
     qapp.installEventFilter(shows)
     try:
         for number in range(0, 6, 2):
-            window.chat_view.add_message(_message(number, "user", f"question {number}"))
-            window.chat_view.add_message(_message(number + 1, "assistant", "an answer"))
+            window.chat_view.add_message(stored_message(number, "user", f"question {number}"))
+            window.chat_view.add_message(stored_message(number + 1, "assistant", "an answer"))
             qapp.processEvents()
     finally:
         qapp.removeEventFilter(shows)
@@ -87,7 +75,7 @@ def test_a_long_code_line_wraps_and_its_copy_link_stays_in_view_and_says_copied(
     view.resize(620, 500)
     view.show()
     qtbot.waitExposed(view)
-    row = view.add_message(_message(1, "assistant", CODE_ANSWER))
+    row = view.add_message(stored_message(1, "assistant", CODE_ANSWER))
     body = row.body
     qtbot.waitUntil(lambda: body.viewport().width() > 100)
     visible = body.viewport().width()

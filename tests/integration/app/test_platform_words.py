@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QLabel
 from app.conversion.converter_process import ConverterProcess, LibraryNoiseFilter
 from converter.options import ConversionRequest
 from engine.messages import ModelInfo
+from tests.integration.app.window_helpers import stand_in_converter
 
 NOISE = [
     "Fetching 3 files:  33%|███▎      | 1/3 [00:01<00:02,  1.20s/it]",
@@ -99,21 +100,18 @@ def test_library_noise_is_told_apart_from_real_problems() -> None:
 
 def test_the_converter_log_keeps_library_noise_out(qtbot, tmp_path: Path) -> None:
     """A stand-in converter that prints what torch, transformers, tqdm and coremltools print."""
-    script = tmp_path / "noisy_converter.py"
     lines = NOISE + KEPT
-    script.write_text(
+    launcher = stand_in_converter(
+        tmp_path,
         "import json, os, sys\n"
         f"for line in {lines!r}:\n"
         "    print(line, file=sys.stderr, flush=True)\n"
         "print('quiet: ' + os.environ.get('TRANSFORMERS_VERBOSITY', '') + ' '"
         " + os.environ.get('HF_HUB_DISABLE_PROGRESS_BARS', ''), file=sys.stderr, flush=True)\n"
         "print(json.dumps({'event': 'error', 'message': 'no weights'}), flush=True)\n"
-        "sys.exit(1)\n"
+        "sys.exit(1)\n",
     )
-    launcher = tmp_path / "launcher"
-    launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
-    launcher.chmod(0o755)
-    process = ConverterProcess(executable=str(launcher))
+    process = ConverterProcess(executable=launcher)
     logged: list[str] = []
     process.logLine.connect(logged.append)
     with qtbot.waitSignal(process.finished, timeout=20000):
