@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,7 +28,7 @@ from converter.options import ConversionRequest, problems
 logger = logging.getLogger(__name__)
 
 QUANTIZATION_CHOICES = (
-    ("auto", "Automatic: a GGUF's own blocks, exactly; int4 otherwise (recommended)"),
+    ("auto", "Automatic (recommended)"),
     ("int4", "int4 per-block (smallest)"),
     ("int8", "int8 per-channel"),
     ("none", "float16 (no quantization)"),
@@ -133,6 +133,11 @@ class ConverterPane(QWidget):
         self.quantization_box = QComboBox()
         for key, text in QUANTIZATION_CHOICES:
             self.quantization_box.addItem(text, key)
+        self.quantization_box.setItemData(
+            0,
+            "A .gguf file keeps its own quantized blocks exactly; other sources become int4",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         self.quantization_box.currentIndexChanged.connect(self._on_quantization)
         self.block_spin = QSpinBox()
         self.block_spin.setRange(8, 1024)
