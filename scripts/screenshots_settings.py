@@ -101,8 +101,8 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 def capture(out_dir: Path) -> list[Path]:
-    """Save settings-model.png, settings-generation.png, settings-converter.png and
-    settings-converter-running.png in ``out_dir``; returns their paths."""
+    """Save settings-generation.png, settings-converter.png, settings-converter-running.png and
+    settings-model.png (the model that conversion made, as loaded) in ``out_dir``."""
     from PySide6.QtWidgets import QApplication
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,24 +129,14 @@ def _capture_all(out_dir: Path, home: Path) -> list[Path]:
 
     source = home / "sources" / "TinyMistral"
     subprocess.run([sys.executable, __file__, TINY_MODEL_FLAG, str(source)], check=True)
-    info = ModelInfo(
-        name="Mistral-7B-Instruct-v0.3",
-        path=str(paths.models_dir() / "Mistral-7B-Instruct-v0.3-int4"),
-        context_length=4096,
-        quantization="int4-block32",
-        architecture="MistralForCausalLM",
-        runtime_name="coreml",
-        compute_units="cpu_and_gpu",
-        source_model_id="mistralai/Mistral-7B-Instruct-v0.3",
-    )
     settings = AppSettings(
         system_prompt="You are a concise assistant. Answer in plain English.",
         generation=GenerationConfig(temperature=0.6, top_p=0.95, min_p=0.05, seed=42),
     )
-    dialog = SettingsDialog(SettingsStore(settings, save=None), model_info=info)
+    dialog = SettingsDialog(SettingsStore(settings, save=None))  # no model loaded yet
     dialog.show()
     saved = []
-    for tab in ("model", "generation", "converter"):
+    for tab in ("generation", "converter"):
         dialog.show_tab(tab)
         wait_until(lambda: False, 0.2)
         path = out_dir / f"settings-{tab}.png"
@@ -171,10 +161,27 @@ def _capture_all(out_dir: Path, home: Path) -> list[Path]:
     dialog.grab().save(str(path))
     saved.append(path)
     wait_until(lambda: not pane.is_running(), timeout=300)
+    # The Model tab as it is once that conversion is loaded: the model's own description, as the
+    # engine reports it on this machine (no made-up entry beside an empty list).
+    from app.models.model_library import CORE_ML_PLATFORM, inspect_model, local_models
+
     dialog.model_pane.refresh_local_models()
+    [summary] = local_models(paths.models_dir())
+    dialog.set_model_info(
+        ModelInfo(
+            name=summary.name,
+            path=str(summary.folder),
+            context_length=summary.context_length,
+            quantization=summary.quantization,
+            architecture=summary.architecture,
+            runtime_name="coreml" if CORE_ML_PLATFORM else "reference",
+            compute_units="cpu_and_gpu",
+            source_model_id=inspect_model(summary.folder).source_model_id,
+        )
+    )
     dialog.show_tab("model")
     wait_until(lambda: False, 0.2)
-    path = out_dir / "settings-model-local.png"
+    path = out_dir / "settings-model.png"
     dialog.grab().save(str(path))
     saved.append(path)
     dialog.close()
