@@ -88,9 +88,13 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class LoadModel:
+    """Load the model at ``path``. ``hub_endpoint`` is the Hub address for fetching tokenizer files
+    the package came without (the app's setting; None: huggingface_hub's own, ``HF_ENDPOINT``)."""
+
     request_id: int
     path: str
     compute_units: str = "cpu_and_gpu"
+    hub_endpoint: str | None = None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,9 @@ class AppSettings:
     compute_units: str = DEFAULT_COMPUTE_UNITS
     model_path: str = ""  # the last loaded model folder (or .mlpackage)
     hf_token: str = ""
+    # The Hugging Face Hub's address for downloads and tokenizer fetches (a mirror or a proxy);
+    # empty: huggingface_hub's own (HF_ENDPOINT, else huggingface.co).
+    hub_endpoint: str = ""
     converter_output_dir: str = field(default_factory=_default_converter_output_dir)
     # The engine's OpenAI-compatible server on 127.0.0.1 (the key is made on first enable).
     server_enabled: bool = False
@@ -103,6 +106,7 @@ def settings_to_dict(settings: AppSettings) -> dict[str, Any]:
         "compute_units": settings.compute_units,
         "model_path": settings.model_path,
         "hf_token": settings.hf_token,
+        "hub_endpoint": settings.hub_endpoint,
         "converter_output_dir": settings.converter_output_dir,
         "server_enabled": settings.server_enabled,
         "server_port": settings.server_port,
@@ -190,6 +194,15 @@ def _check_port(value: Any) -> str | None:
     return None
 
 
+def _check_endpoint(value: Any) -> str | None:
+    if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+        return (
+            f"expected empty or an http(s):// address such as 'https://hf-mirror.com', "
+            f"found {value!r}"
+        )
+    return None
+
+
 def _check_origins(value: Any) -> str | None:
     if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
         return f"expected a list of origins such as 'http://localhost:3000', found {value!r}"
@@ -201,6 +214,7 @@ _TOP_LEVEL_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "compute_units": _check_choice(COMPUTE_UNITS),
     "model_path": _check_str,
     "hf_token": _check_str,
+    "hub_endpoint": _check_endpoint,
     "converter_output_dir": _check_str,
     "server_enabled": _check_bool,
     "server_port": _check_port,
