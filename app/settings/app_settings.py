@@ -34,29 +34,6 @@ DEFAULT_SERVER_PORT = 8080
 THEMES: tuple[str, ...] = ("auto", "light", "dark")  # auto follows the system's light/dark setting
 
 
-@dataclass(frozen=True)
-class NumberRange:
-    """The accepted range of one generation setting (the dialog's spin boxes use the same)."""
-
-    minimum: float
-    maximum: float
-
-    def contains(self, value: float) -> bool:
-        return self.minimum <= value <= self.maximum
-
-
-# Ranges of GenerationConfig's numeric fields: validation here and spin-box limits in the dialog.
-GENERATION_RANGES: dict[str, NumberRange] = {
-    "max_new_tokens": NumberRange(1, 32768),
-    "temperature": NumberRange(0.0, 5.0),
-    "top_k": NumberRange(0, 1000),
-    "top_p": NumberRange(0.01, 1.0),
-    "min_p": NumberRange(0.0, 1.0),
-    "repetition_penalty": NumberRange(0.5, 3.0),
-    "seed": NumberRange(0, 2**31 - 1),
-}
-
-
 def _default_converter_output_dir() -> str:
     return str(paths.models_dir())
 
@@ -120,40 +97,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_int(name: str) -> Callable[[Any], str | None]:
-    limits = GENERATION_RANGES[name]
+def _check_number(name: str) -> Callable[[Any], str | None]:
+    """The engine's own check of one numeric field: the file holds what the engine can use."""
 
     def check(value: Any) -> str | None:
-        if not _is_int(value):
-            return f"expected a whole number, found {value!r}"
-        if not limits.contains(value):
-            return f"expected {limits.minimum:g}..{limits.maximum:g}, found {value}"
-        return None
+        return GenerationConfig(**{name: value}).problems().get(name)
 
     return check
-
-
-def _check_float(name: str) -> Callable[[Any], str | None]:
-    limits = GENERATION_RANGES[name]
-
-    def check(value: Any) -> str | None:
-        if not _is_number(value):
-            return f"expected a number, found {value!r}"
-        if not limits.contains(float(value)):
-            return f"expected {limits.minimum:g}..{limits.maximum:g}, found {value}"
-        return None
-
-    return check
-
-
-def _check_seed(value: Any) -> str | None:
-    if value is None:
-        return None
-    return _check_int("seed")(value)
 
 
 def _check_choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
@@ -172,13 +122,13 @@ def _check_str(value: Any) -> str | None:
 
 
 _GENERATION_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "max_new_tokens": _check_int("max_new_tokens"),
-    "temperature": _check_float("temperature"),
-    "top_k": _check_int("top_k"),
-    "top_p": _check_float("top_p"),
-    "min_p": _check_float("min_p"),
-    "repetition_penalty": _check_float("repetition_penalty"),
-    "seed": _check_seed,
+    "max_new_tokens": _check_number("max_new_tokens"),
+    "temperature": _check_number("temperature"),
+    "top_k": _check_number("top_k"),
+    "top_p": _check_number("top_p"),
+    "min_p": _check_number("min_p"),
+    "repetition_penalty": _check_number("repetition_penalty"),
+    "seed": _check_number("seed"),
     "stop_strings": stop_strings_problem,
     "context_policy": _check_choice(CONTEXT_POLICIES),
 }
