@@ -27,7 +27,7 @@ GOAL_SECONDS = 1.0
 def show_seconds(role: str, text: str) -> float:
     from PySide6.QtWidgets import QApplication
 
-    from app.chat.chat_view import MessageRow
+    from app.chat.message_row import MessageRow
     from app.chat.markdown_render import MarkdownRenderer
 
     row = MessageRow(role, renderer=MarkdownRenderer())
