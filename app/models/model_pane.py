@@ -31,14 +31,13 @@ from PySide6.QtWidgets import (
 from app.models.hub_download import (
     DownloadOutcome,
     DownloadProgress,
-    HubDownload,
     HubError,
-    HubLookup,
     RepoListing,
     partial_downloads,
     plan_files,
     remove_partial_downloads,
 )
+from app.models.hub_jobs import HubDownload, HubLookup
 from app.models.model_library import (
     COMPUTE_UNIT_LABELS,
     COMPUTE_UNIT_TIPS,

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import QApplication
 
 from app.models.hub_download import (
     DownloadCancelled,
-    HubDownload,
     HubError,
     RepoFile,
     RepoListing,
@@ -31,6 +30,7 @@ from app.models.hub_download import (
     remove_partial_downloads,
     staging_folder_for,
 )
+from app.models.hub_jobs import HubDownload
 from engine import paths
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
