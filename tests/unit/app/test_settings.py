@@ -193,7 +193,7 @@ def test_dialog_changes_persist_across_a_reopen(qtbot) -> None:
     generation.seed.setValue(1234)
     generation.context_policy.setCurrentIndex(generation.context_policy.findData("stop"))
     generation.system_prompt.setPlainText("Answer in French.")
-    qtbot.keyClicks(model.token_field, "hf_abc")
+    qtbot.keyClicks(model.hub.token_field, "hf_abc")
     dialog.accept()  # Done: saves at once
 
     assert emitted and emitted[-1].compute_units == "cpu_only"
@@ -258,8 +258,8 @@ def test_token_is_not_echoed(qtbot) -> None:
     from PySide6.QtWidgets import QLineEdit
 
     dialog = _dialog(qtbot, replace(AppSettings(), hf_token="hf_secret"))
-    field = dialog.model_pane.token_field
+    field = dialog.model_pane.hub.token_field
     assert field.echoMode() == QLineEdit.EchoMode.Password
-    dialog.model_pane.show_token.click()
+    dialog.model_pane.hub.show_token.click()
     assert field.echoMode() == QLineEdit.EchoMode.Normal
     assert dialog.converter_pane.request().token == "hf_secret"
