@@ -79,7 +79,7 @@ class GenerationConfig:
             limits = GENERATION_RANGES[name]
             low = limits.minimum if low is None else low
             ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value) or not low <= value <= limits.maximum:  # type: ignore[arg-type, operator]
+            if not ok or not math.isfinite(value) or not low <= value <= limits.maximum:  # type: ignore[arg-type]
                 found[name] = f"must be {text}, not {value!r}"
 
         def whole(name: str, value: object, text: str) -> None:
@@ -89,8 +89,8 @@ class GenerationConfig:
 
         whole("max_new_tokens", self.max_new_tokens, f"a whole number {span('max_new_tokens')}")
         if self.temperature != 0:
-            number("temperature", self.temperature, low=MIN_TEMPERATURE,
-                   text=f"0 (greedy) or a finite number {span('temperature', MIN_TEMPERATURE)}")  # fmt: skip
+            greedy_or = f"0 (greedy) or a finite number {span('temperature', MIN_TEMPERATURE)}"
+            number("temperature", self.temperature, greedy_or, low=MIN_TEMPERATURE)
         whole("top_k", self.top_k, f"a whole number {span('top_k')} (0 disables)")
         number("top_p", self.top_p, f"a number {span('top_p')} (1 disables)")
         number("min_p", self.min_p, f"a number {span('min_p')} (0 disables)")
