@@ -27,8 +27,8 @@ GOAL_SECONDS = 1.0
 def show_seconds(role: str, text: str) -> float:
     from PySide6.QtWidgets import QApplication
 
-    from app.chat.chat_view import MessageRow
     from app.chat.markdown_render import MarkdownRenderer
+    from app.chat.message_row import MessageRow
 
     row = MessageRow(role, renderer=MarkdownRenderer())
     row.resize(700, 400)

@@ -21,6 +21,31 @@ MIN_TEMPERATURE = 1e-3
 
 
 @dataclass(frozen=True)
+class NumberRange:
+    """The accepted range of one numeric generation setting, both ends included."""
+
+    minimum: float
+    maximum: float
+
+    def contains(self, value: float) -> bool:
+        return self.minimum <= value <= self.maximum
+
+
+# The one table of GenerationConfig's numeric limits: ``problems()`` checks against it and the
+# Settings dialog's spin boxes take their limits from it, so the window never offers a value the
+# engine refuses. Finite, because a spin box needs both ends; seed's end is a QSpinBox's int32.
+GENERATION_RANGES: dict[str, NumberRange] = {
+    "max_new_tokens": NumberRange(1, 32768),
+    "temperature": NumberRange(0.0, 5.0),  # 0 is greedy; else at least MIN_TEMPERATURE
+    "top_k": NumberRange(0, 1000),  # 0 disables
+    "top_p": NumberRange(0.01, 1.0),  # 1 disables
+    "min_p": NumberRange(0.0, 1.0),  # 0 disables
+    "repetition_penalty": NumberRange(0.5, 3.0),  # 1 disables
+    "seed": NumberRange(0, 2**31 - 1),
+}
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
@@ -41,33 +66,38 @@ class GenerationConfig:
     def problems(self) -> dict[str, str]:
         """What the engine cannot sample with, by field ("must be ..., not ..."); empty if none.
 
-        The engine's one definition of a usable config: ``stream_generate`` refuses a config
-        with problems, so the window, the CLI and the HTTP server get the same checks. (The
-        settings dialog's narrower ranges are its own.)"""
+        The engine's one definition of a usable config, against ``GENERATION_RANGES``:
+        ``stream_generate`` refuses a config with problems, so the window, the CLI and the HTTP
+        server get the same checks."""
         found: dict[str, str] = {}
 
-        def number(name: str, value: object, low: float, high: float, text: str) -> None:
+        def span(name: str, low: float | None = None) -> str:
+            limits = GENERATION_RANGES[name]
+            return f"from {limits.minimum if low is None else low} to {limits.maximum}"
+
+        def number(name: str, value: object, text: str, *, low: float | None = None) -> None:
+            limits = GENERATION_RANGES[name]
+            low = limits.minimum if low is None else low
             ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value) or not low <= value <= high:  # type: ignore[arg-type]
+            if not ok or not math.isfinite(value) or not low <= value <= limits.maximum:  # type: ignore[arg-type]
                 found[name] = f"must be {text}, not {value!r}"
 
-        def whole(name: str, value: object, low: int, text: str) -> None:
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        def whole(name: str, value: object, text: str) -> None:
+            limits = GENERATION_RANGES[name]
+            if not isinstance(value, int) or isinstance(value, bool) or not limits.contains(value):
                 found[name] = f"must be {text}, not {value!r}"
 
-        whole("max_new_tokens", self.max_new_tokens, 1, "a whole number of at least 1")
+        whole("max_new_tokens", self.max_new_tokens, f"a whole number {span('max_new_tokens')}")
         if self.temperature != 0:
-            number("temperature", self.temperature, MIN_TEMPERATURE, math.inf,
-                   f"0 (greedy) or a finite number of at least {MIN_TEMPERATURE}")  # fmt: skip
-        whole("top_k", self.top_k, 0, "a whole number, 0 or more (0 disables)")
-        number("top_p", self.top_p, 0.0, 1.0, "a number in (0, 1] (1 disables)")
-        if "top_p" not in found and self.top_p <= 0:
-            found["top_p"] = f"must be a number in (0, 1] (1 disables), not {self.top_p!r}"
-        number("min_p", self.min_p, 0.0, 1.0, "a number in [0, 1] (0 disables)")
-        number("repetition_penalty", self.repetition_penalty, 1e-3, 1e3,
-               "a finite number between 0.001 and 1000 (1 disables)")  # fmt: skip
+            greedy_or = f"0 (greedy) or a finite number {span('temperature', MIN_TEMPERATURE)}"
+            number("temperature", self.temperature, greedy_or, low=MIN_TEMPERATURE)
+        whole("top_k", self.top_k, f"a whole number {span('top_k')} (0 disables)")
+        number("top_p", self.top_p, f"a number {span('top_p')} (1 disables)")
+        number("min_p", self.min_p, f"a number {span('min_p')} (0 disables)")
+        number("repetition_penalty", self.repetition_penalty,
+               f"a number {span('repetition_penalty')} (1 disables)")  # fmt: skip
         if self.seed is not None:
-            whole("seed", self.seed, 0, "none or a whole number, 0 or more")
+            whole("seed", self.seed, f"none or a whole number {span('seed')}")
         if not isinstance(self.stop_strings, tuple) or not all(
             isinstance(s, str) for s in self.stop_strings
         ):
@@ -88,9 +118,13 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class LoadModel:
+    """Load the model at ``path``. ``hub_endpoint`` is the Hub address for fetching tokenizer files
+    the package came without (the app's setting; None: huggingface_hub's own, ``HF_ENDPOINT``)."""
+
     request_id: int
     path: str
     compute_units: str = "cpu_and_gpu"
+    hub_endpoint: str | None = None
 
 
 @dataclass(frozen=True)

@@ -129,15 +129,23 @@ def check_input(
     return value
 
 
-def read_spec(package: Path) -> tuple[Any, str]:
-    from engine.coremltools_import import import_coremltools
-
+def spec_file(package: Path) -> Path:
+    """The package's ``model.mlmodel`` (its spec); ``ModelLoadError`` when it has none."""
     model_file = package / "Data" / "com.apple.CoreML" / "model.mlmodel"
-    weights_dir = package / "Data" / "com.apple.CoreML" / "weights"
     if not model_file.is_file():
         raise ModelLoadError(
             f"{package} is not a Core ML package: it lacks Data/com.apple.CoreML/model.mlmodel"
         )
+    return model_file
+
+
+def read_spec(package: Path) -> tuple[Any, str]:
+    """The whole spec (coremltools' ``Model_pb2``) and the weights folder: what a backend runs.
+    A description needs only ``engine.spec_description.read_description`` (no coremltools)."""
+    from engine.coremltools_import import import_coremltools
+
+    model_file = spec_file(package)
+    weights_dir = package / "Data" / "com.apple.CoreML" / "weights"
     ct = import_coremltools()
     from coremltools.proto import Model_pb2
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from engine.messages import ChatMessage, GenerationConfig
+from engine.messages import GENERATION_RANGES, ChatMessage, GenerationConfig
 
 DEFAULT_MAX_TOKENS = 512
 MAX_STOP_STRINGS = 4
@@ -143,18 +143,26 @@ def _stop_strings(body: dict) -> tuple[str, ...]:
 
 
 def _config(body: dict) -> GenerationConfig:
-    max_tokens = _integer(body, "max_completion_tokens", 1)
+    """The engine's limits (``GENERATION_RANGES``) as 400s that name the client's field; OpenAI's
+    own are kept where they are narrower (temperature 0..2)."""
+    limits = GENERATION_RANGES
+    most_tokens = int(limits["max_new_tokens"].maximum)
+    max_tokens = _integer(body, "max_completion_tokens", 1, most_tokens)
     if max_tokens is None:
-        max_tokens = _integer(body, "max_tokens", 1)
+        max_tokens = _integer(body, "max_tokens", 1, most_tokens)
     seed = _integer(body, "seed", -(2**63))
+    penalty = limits["repetition_penalty"]
     return GenerationConfig(
         max_new_tokens=max_tokens or DEFAULT_MAX_TOKENS,
         temperature=_number(body, "temperature", 0.0, 2.0, 1.0),
         top_p=_number(body, "top_p", 0.0, 1.0, 1.0) or 1.0,
-        top_k=_integer(body, "top_k", 0) or 0,
+        top_k=_integer(body, "top_k", 0, int(limits["top_k"].maximum)) or 0,
         min_p=_number(body, "min_p", 0.0, 1.0, 0.0),
-        repetition_penalty=_number(body, "repetition_penalty", 0.01, 10.0, 1.0),
-        seed=None if seed is None else seed % 2**32,
+        repetition_penalty=_number(
+            body, "repetition_penalty", penalty.minimum, penalty.maximum, 1.0
+        ),
+        # any 64-bit seed, folded into the seeds the engine takes
+        seed=None if seed is None else seed % (int(limits["seed"].maximum) + 1),
         stop_strings=_stop_strings(body),
         context_policy="stop",  # a client manages its own history: never drop its turns silently
     )

@@ -16,6 +16,7 @@ when the source was local, and a bare name (``Mistral-7B``) can be an unrelated 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -159,6 +160,21 @@ def single_hub_log_lines() -> None:
             library.removeHandler(handler)
 
 
+def network_errors() -> tuple[type[BaseException], ...]:
+    """The transport errors of the HTTP client huggingface_hub uses (``httpx2`` in 2.x, ``httpx``
+    before): a refused connection or a time-out is not an ``OSError`` there."""
+    found: list[type[BaseException]] = []
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        error = getattr(module, "TransportError", None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            found.append(error)
+    return tuple(found)
+
+
 def fetch_tokenizer_files(
     model_id: str,
     destination: Path,
@@ -231,6 +247,12 @@ def fetch_tokenizer_files(
         raise ModelLoadError(
             f"{model_id} has no {getattr(error, 'filename', None) or 'tokenizer file'}: put "
             "tokenizer.json and tokenizer_config.json beside the package"
+        ) from error
+    except network_errors() as error:
+        raise ModelLoadError(
+            f"cannot reach the Hugging Face Hub to fetch the tokenizer of {model_id} "
+            f"({type(error).__name__}); check the connection (or the Hub endpoint in Settings), "
+            "or put tokenizer.json and tokenizer_config.json beside the package"
         ) from error
     except (HfHubHTTPError, OSError) as error:
         raise ModelLoadError(

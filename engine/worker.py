@@ -266,6 +266,7 @@ class EngineWorker:
             request.path,
             compute_units=request.compute_units,  # type: ignore[arg-type]
             hf_token=self._hf_token,
+            hub_endpoint=request.hub_endpoint,
             load=self._load_model,
         )
         package = find_package(Path(request.path))

@@ -10,7 +10,6 @@ A quit saves the answer so far as interrupted (``save_interrupted``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,9 +18,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from app.chat.active_answer import ActiveAnswer, generation_json
 from app.chat.engine_bridge import EngineBridge
+from app.chat.live_stats import LiveStats, estimate_context_tokens
 from app.conversations.conversation_store import ConversationStore, StoredMessage
-from app.settings.app_settings import AppSettings, settings_to_dict
 from app.ui.keyboard import shortcut_text
 from engine.messages import (
     ChatMessage,
@@ -38,14 +38,6 @@ logger = logging.getLogger(__name__)
 
 ERROR_GRACE_MS = 250  # how long a failed answer waits for the engine's GenerationFinished
 SAVE_INTERVAL_SECONDS = 1.0  # a streaming answer is written to the store this often
-CHARS_PER_TOKEN = 4  # a rough average for English text with BPE tokenizers
-TOKENS_PER_MESSAGE = 4  # the chat template's markup around each message (role, separators)
-
-
-def estimate_context_tokens(texts: list[str]) -> int:
-    """About how many tokens a chat of ``texts`` (system prompt and messages) fills: shown as an
-    estimate until the engine reports the real count after the chat's next answer."""
-    return sum(len(text) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE for text in texts if text)
 
 
 @dataclass(frozen=True)
@@ -54,54 +46,6 @@ class ChatOptions:
 
     system_prompt: str = ""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
-
-
-@dataclass
-class LiveStats:
-    """What the status line shows."""
-
-    generating: bool = False
-    time_to_first_token: float | None = None
-    tokens_per_second: float | None = None
-    generated_tokens: int = 0
-    context_used: int | None = None
-    context_length: int | None = None
-    context_estimated: bool = False  # context_used is estimated from the stored text
-    prefill_done: int = 0
-    prefill_total: int = 0
-    finish_reason: str = ""
-
-
-@dataclass
-class _ActiveAnswer:
-    request_id: int
-    conversation_id: str
-    started_at: float
-    pieces: list[str] = field(default_factory=list)
-    first_token_at: float | None = None
-    tokens: int = 0
-    context_base: int = 0  # tokens in the cache before this turn (as last reported)
-    fed: int = 0  # tokens fed in prefill so far
-    message_id: int | None = None  # its row in the store, from the first token on
-    saved_at: float = 0.0
-    replaces: int | None = None  # the shown answer a regenerate makes a new version of
-    model: str = ""  # the name of the model writing it
-    generation: str = ""  # its generation settings, JSON
-
-    def provenance(self) -> dict[str, Any]:
-        """What the store keeps with the answer: which model wrote it, with which settings."""
-        return {"replaces": self.replaces, "model": self.model, "generation": self.generation}
-
-    @property
-    def text(self) -> str:
-        return "".join(self.pieces)
-
-
-def generation_json(config: GenerationConfig) -> str:
-    """The settings an answer was written with, as stored beside it (keys sorted: stable)."""
-    return json.dumps(
-        settings_to_dict(AppSettings(generation=config))["generation"], sort_keys=True
-    )
 
 
 class ChatController(QObject):
@@ -130,7 +74,7 @@ class ChatController(QObject):
         self.bridge = bridge
         self._options = options
         self.current_conversation_id: str | None = None
-        self._active: _ActiveAnswer | None = None
+        self._active: ActiveAnswer | None = None
         self._stats = LiveStats()
         self._cache_lengths: dict[str, int] = {}
         removed = store.delete_empty_conversations()  # left by versions that stored them early
@@ -330,7 +274,7 @@ class ChatController(QObject):
             if m.content and m.role in ("user", "assistant") and m.id != replaces
         )
         request_id = self.bridge.generate(conversation_id, tuple(history), options.generation)
-        self._active = _ActiveAnswer(
+        self._active = ActiveAnswer(
             request_id,
             conversation_id,
             time.perf_counter(),
@@ -385,7 +329,7 @@ class ChatController(QObject):
             self.answerText.emit(active.text)
             self.statsChanged.emit(self._stats)
 
-    def _save_progress(self, active: _ActiveAnswer, now: float) -> None:
+    def _save_progress(self, active: ActiveAnswer, now: float) -> None:
         """Write the answer so far, marked interrupted until it ends (a kill -9 keeps it)."""
         active.saved_at = now
         try:
@@ -500,7 +444,7 @@ class ChatController(QObject):
         self.conversationsChanged.emit()
 
     def _store_answer(
-        self, active: _ActiveAnswer, text: str, finish_reason: str
+        self, active: ActiveAnswer, text: str, finish_reason: str
     ) -> StoredMessage | None:
         """The answer's final text into its row (made at the first token, or now)."""
         interrupted = finish_reason == "interrupted"

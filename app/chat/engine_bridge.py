@@ -100,14 +100,16 @@ class EngineBridge(QObject):
 
     # --- requests (GUI thread) ---------------------------------------------------------------
 
-    def load_model(self, path: str, *, compute_units: str = "cpu_and_gpu") -> int:
+    def load_model(
+        self, path: str, *, compute_units: str = "cpu_and_gpu", hub_endpoint: str | None = None
+    ) -> int:
         if self._next_factory is not None:  # a load replaces the model anyway: new worker now
             self.close()
             self._factory, self._next_factory = self._next_factory, None
             self.model_info = None
         request_id = self.next_request_id()
         self.loading_request = request_id
-        self.worker.submit(LoadModel(request_id, path, compute_units))
+        self.worker.submit(LoadModel(request_id, path, compute_units, hub_endpoint))
         return request_id
 
     def generate(

@@ -8,8 +8,8 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from app.chat.chat_controller import LiveStats
 from app.chat.elided_label import ElidedLabel
+from app.chat.live_stats import LiveStats
 from engine.messages import ModelInfo, ServerState
 
 logger = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ hidden staging folder ``.<name>.download`` in the models folder, which is rename
 when every file is there. ``HF_ENDPOINT`` (or ``endpoint=``) points it at another server, as the
 tests do. Every repository file name is checked before anything is written: a server may be hostile.
 
-``download_files`` is the blocking, Qt-free part (tested against a local HTTP server); ``HubDownload``
-runs it on a thread and reports on the GUI thread. ``partial_downloads`` finds abandoned staging
-folders for the model library to offer their removal.
+``download_files`` is the blocking, Qt-free part (tested against a local HTTP server);
+``hub_jobs.HubDownload`` runs it on a thread and reports on the GUI thread. ``partial_downloads``
+finds abandoned staging folders for the model library to offer their removal.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
-
-from PySide6.QtCore import QObject, Signal, Slot
 
 from converter.options import HUB_ID
 from engine import package_metadata as meta
@@ -391,130 +389,3 @@ def remove_partial_downloads(
         freed += partial.size_bytes
         logger.info("removed the abandoned download %s", partial.folder)
     return freed
-
-
-# --- The Qt side ---------------------------------------------------------------------------------
-
-
-class _Bridge(QObject):
-    """Emitted from the download thread; connected (queued) to ``HubDownload`` on the GUI thread."""
-
-    progress = Signal(object)
-    finished = Signal(object)
-
-
-class HubDownload(QObject):
-    """One download at a time on a background thread; signals arrive on the GUI thread."""
-
-    progress = Signal(object)  # DownloadProgress
-    finished = Signal(object)  # DownloadOutcome
-
-    def __init__(self, parent: QObject | None = None, *, endpoint: str | None = None) -> None:
-        super().__init__(parent)
-        self.endpoint = endpoint
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.staging: Path | None = None  # the running download's staging folder
-        self._bridge = _Bridge()
-        self._bridge.progress.connect(self._on_progress)
-        self._bridge.finished.connect(self._on_finished)
-
-    def is_running(self) -> bool:
-        return self._thread is not None
-
-    def start(
-        self,
-        listing: RepoListing,
-        package: str,
-        *,
-        token: str = "",
-        models_folder: Path | None = None,
-    ) -> Path:
-        """Start fetching ``package`` of ``listing``; returns the model folder it will create."""
-        if self._thread is not None:
-            raise RuntimeError("a download is already running; cancel it first")
-        files = plan_files(listing, package)
-        destination = (models_folder or paths.models_dir()) / model_folder_name(listing, package)
-        if destination.exists():
-            raise HubError(f"{destination} already exists; open it as a local model")
-        self._cancel = threading.Event()
-        self.staging = staging_folder_for(destination)
-        bridge, cancel, endpoint = self._bridge, self._cancel, self.endpoint
-
-        def run() -> None:
-            try:
-                folder = download_files(
-                    listing,
-                    files,
-                    destination,
-                    token=token,
-                    endpoint=endpoint,
-                    cancel=cancel,
-                    on_progress=bridge.progress.emit,
-                )
-                outcome = DownloadOutcome("done", f"downloaded {listing.repo_id}", str(folder))
-            except DownloadCancelled:
-                outcome = DownloadOutcome(
-                    "cancelled",
-                    "download cancelled; starting it again resumes after the files already complete",
-                )
-            except HubError as error:
-                outcome = DownloadOutcome("error", str(error))
-            except OSError as error:
-                outcome = DownloadOutcome("error", f"cannot write {destination}: {error.strerror}")
-            bridge.finished.emit(outcome)
-
-        self._thread = threading.Thread(target=run, name="hub-download", daemon=True)
-        self._thread.start()
-        return destination
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @Slot(object)
-    def _on_progress(self, progress: DownloadProgress) -> None:
-        self.progress.emit(progress)
-
-    @Slot(object)
-    def _on_finished(self, outcome: DownloadOutcome) -> None:
-        thread, self._thread = self._thread, None
-        self.staging = None
-        if thread is not None:
-            thread.join(timeout=5)
-        self.finished.emit(outcome)
-
-
-class HubLookup(QObject):
-    """Lists a repository on a background thread; ``finished`` carries a RepoListing or a HubError."""
-
-    finished = Signal(object)
-
-    def __init__(self, parent: QObject | None = None, *, endpoint: str | None = None) -> None:
-        super().__init__(parent)
-        self.endpoint = endpoint
-        self._bridge = _Bridge()
-        self._bridge.finished.connect(self._on_finished)
-        self._running = False
-
-    def is_running(self) -> bool:
-        return self._running
-
-    def start(self, repo_id: str, *, token: str = "") -> None:
-        """Look ``repo_id`` up; a malformed id raises ``HubError`` at once (nothing starts)."""
-        repo_id = check_repo_id(repo_id)
-        bridge, endpoint = self._bridge, self.endpoint
-        self._running = True
-
-        def run() -> None:
-            try:
-                result: RepoListing | HubError = list_repo(repo_id, token=token, endpoint=endpoint)
-            except HubError as error:
-                result = error
-            bridge.finished.emit(result)
-
-        threading.Thread(target=run, name="hub-lookup", daemon=True).start()
-
-    @Slot(object)
-    def _on_finished(self, result: object) -> None:
-        self._running = False
-        self.finished.emit(result)

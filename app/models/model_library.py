@@ -1,7 +1,8 @@
 """The Model tab's logic, without widgets: check a model folder before loading it, describe models,
 list the ones already in the app's models folder, delete one of them, name the compute units.
 
-Checking reads only the package's spec (a small protobuf), never its weights, so it is quick enough
+Checking reads only the package's spec (a small protobuf), never its weights, and without
+coremltools (``engine.spec_description``: the GUI process never imports it), so it is quick enough
 to run when the user picks a folder; the engine worker still does the real load.
 """
 
@@ -22,8 +23,8 @@ from engine.model_package import (
     check_chat_model,
     describe_spec,
     find_package,
-    read_spec,
 )
+from engine.spec_description import read_description
 from engine.tokenizer_files import has_tokenizer_files
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ def inspect_model(path: str | Path) -> ModelSummary:
     if not text:
         raise ModelLoadError("no model chosen: expected a model folder or an .mlpackage")
     package = find_package(Path(text))
-    spec, _ = read_spec(package)
-    description, _ = describe_spec(spec)
+    description, _ = describe_spec(read_description(package))  # no coremltools in the GUI
     check_chat_model(description)
     metadata = description.metadata
     tokenizer_beside = has_tokenizer_files(package.parent) or has_tokenizer_files(package)

@@ -1,4 +1,5 @@
-"""The Settings dialog's Model tab: the current model, local models, compute units, Hub downloads.
+"""The Settings dialog's Model tab: the current model, local models, compute units, Hub downloads
+(their card is ``hub_download_card.HubDownloadCard``).
 
 The local models list follows the models folder (a ``QFileSystemWatcher`` on it and on each model
 folder, refreshed shortly after a change: a conversion, a download, the demo set-up, a Finder
@@ -18,27 +19,19 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGridLayout,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QProgressBar,
     QPushButton,
-    QToolButton,
     QWidget,
 )
 
 from app.models.hub_download import (
     DownloadOutcome,
-    DownloadProgress,
-    HubDownload,
-    HubError,
-    HubLookup,
-    RepoListing,
     partial_downloads,
-    plan_files,
     remove_partial_downloads,
 )
+from app.models.hub_download_card import HubDownloadCard
 from app.models.model_library import (
     COMPUTE_UNIT_LABELS,
     COMPUTE_UNIT_TIPS,
@@ -59,7 +52,6 @@ from engine.model_package import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-EXAMPLE_REPO = "apple/mistral-coreml"
 REFRESH_DELAY_MS = 400  # a conversion renames, a copy writes many files: refresh once after
 FILE_MANAGER = {"darwin": "Finder", "win32": "Explorer"}.get(sys.platform, "File Manager")
 
@@ -71,7 +63,6 @@ class ModelPane(QWidget):
 
     def __init__(self, *, compute_units: str, token: str, hub_endpoint: str | None = None) -> None:
         super().__init__()
-        self._listing: RepoListing | None = None
         self._loaded_path = ""
         self._summaries: dict[str, ModelSummary] = {}
         self.delete_box: QMessageBox | None = None
@@ -79,17 +70,15 @@ class ModelPane(QWidget):
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_DELAY_MS)
         self._refresh_timer.timeout.connect(self.refresh_local_models)
         self.watcher.directoryChanged.connect(lambda _path: self._refresh_timer.start())
-        self.lookup = HubLookup(self, endpoint=hub_endpoint)
-        self.download = HubDownload(self, endpoint=hub_endpoint)
+        self.hub = HubDownloadCard(token=token, endpoint=hub_endpoint)
+        self.hub.tokenChanged.connect(self.tokenChanged)
+        self.hub.downloadFinished.connect(self._on_download_finished)
         layout = page_layout(self)
         layout.addWidget(self._current_model_card())
         layout.addWidget(self._local_models_card())
-        layout.addWidget(self._hub_card(token))
+        layout.addWidget(self.hub)
         layout.addStretch(1)
         self.set_compute_units(compute_units)
-        self.lookup.finished.connect(self._on_lookup_finished)
-        self.download.progress.connect(self._on_download_progress)
-        self.download.finished.connect(self._on_download_finished)
         self.set_model_info(None)
         self.refresh_local_models()
 
@@ -169,54 +158,6 @@ class ModelPane(QWidget):
         card.add(self.local_status)
         return card
 
-    def _hub_card(self, token: str) -> Card:
-        card = Card(
-            "Download from Hugging Face",
-            "A Core ML package published on the Hub, for example apple/mistral-coreml.",
-        )
-        form = card.form()
-        self.repo_field = QLineEdit()
-        self.repo_field.setPlaceholderText(EXAMPLE_REPO)
-        self.repo_field.returnPressed.connect(self._on_lookup_clicked)
-        self.lookup_button = QPushButton("Look Up")
-        self.lookup_button.clicked.connect(self._on_lookup_clicked)
-        form.addRow(
-            label("Repository", name="FieldLabel"),
-            row(self.repo_field, self.lookup_button, stretch_last=True),
-        )
-        self.package_box = QComboBox()
-        self.package_box.setEnabled(False)
-        self.package_box.setPlaceholderText("Look up a repository first")
-        form.addRow(label("Package", name="FieldLabel"), self.package_box)
-        self.token_field = QLineEdit(token)
-        self.token_field.setEchoMode(QLineEdit.EchoMode.Password)
-        self.token_field.setPlaceholderText("hf_…  (only for gated or private repositories)")
-        self.token_field.setToolTip("Stored in the settings file, readable only by you (mode 0600)")
-        self.token_field.editingFinished.connect(lambda: self.tokenChanged.emit(self.token()))
-        self.show_token = QToolButton()
-        self.show_token.setText("Show")
-        self.show_token.setCheckable(True)
-        self.show_token.toggled.connect(self._on_show_token)
-        form.addRow(
-            label("Access token", name="FieldLabel"),
-            row(self.token_field, self.show_token, stretch_last=True),
-        )
-        self.download_button = QPushButton("Download")
-        self.download_button.setObjectName("PrimaryButton")
-        self.download_button.setEnabled(False)
-        self.download_button.clicked.connect(self._on_download_clicked)
-        self.cancel_download_button = QPushButton("Cancel")
-        self.cancel_download_button.setEnabled(False)
-        self.cancel_download_button.clicked.connect(self.download.cancel)
-        self.download_bar = QProgressBar()
-        self.download_bar.setRange(0, 1000)
-        self.download_bar.hide()
-        self.download_status = hint("", word_wrap=True)
-        card.add(row(self.download_button, self.cancel_download_button))
-        card.add(self.download_bar)
-        card.add(self.download_status)
-        return card
-
     # --- state ----------------------------------------------------------------------------------
 
     def compute_units(self) -> str:
@@ -228,7 +169,7 @@ class ModelPane(QWidget):
         self.compute_units_tip.setText(COMPUTE_UNIT_TIPS.get(self.compute_units(), ""))
 
     def token(self) -> str:
-        return self.token_field.text().strip()
+        return self.hub.token()
 
     def set_model_info(self, info: ModelInfo | None) -> None:
         loaded = info.path if info is not None else ""
@@ -357,7 +298,8 @@ class ModelPane(QWidget):
         self.local_status.setVisible(bool(text))
 
     def _running_staging(self) -> tuple[Path, ...]:
-        return (self.download.staging,) if self.download.staging is not None else ()
+        staging = self.hub.download.staging
+        return (staging,) if staging is not None else ()
 
     def _update_partials_button(self) -> None:
         partials = partial_downloads(keep=self._running_staging())
@@ -372,9 +314,9 @@ class ModelPane(QWidget):
         try:
             freed = remove_partial_downloads(keep=self._running_staging())
         except OSError as error:
-            self._set_status(f"cannot remove an unfinished download: {error}", error=True)
+            self.hub.set_status(f"cannot remove an unfinished download: {error}", error=True)
         else:
-            self._set_status(f"Removed unfinished downloads: {format_size(freed)} freed")
+            self.hub.set_status(f"Removed unfinished downloads: {format_size(freed)} freed")
         self._update_partials_button()
 
     # --- behaviour ------------------------------------------------------------------------------
@@ -429,82 +371,7 @@ class ModelPane(QWidget):
         self.compute_units_tip.setText(COMPUTE_UNIT_TIPS.get(self.compute_units(), ""))
         self.computeUnitsChanged.emit(self.compute_units())
 
-    def _on_show_token(self, shown: bool) -> None:
-        mode = QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password
-        self.token_field.setEchoMode(mode)
-        self.show_token.setText("Hide" if shown else "Show")
-
-    def _set_status(self, text: str, *, error: bool = False) -> None:
-        self.download_status.setObjectName("ErrorText" if error else "Hint")
-        self.download_status.setStyleSheet("")  # re-polish with the new object name
-        self.download_status.setText(text)
-
-    def _on_lookup_clicked(self) -> None:
-        repo_id = self.repo_field.text().strip() or EXAMPLE_REPO
-        self.repo_field.setText(repo_id)
-        try:
-            self.lookup.start(repo_id, token=self.token())
-        except HubError as error:
-            self._set_status(str(error), error=True)
-            return
-        self.lookup_button.setEnabled(False)
-        self._set_status(f"Looking up {repo_id}…")
-
-    def _on_lookup_finished(self, result: object) -> None:
-        self.lookup_button.setEnabled(True)
-        self.package_box.clear()
-        self._listing = None
-        if isinstance(result, HubError):
-            self._set_status(str(result), error=True)
-            self.download_button.setEnabled(False)
-            return
-        if not isinstance(result, RepoListing):
-            return
-        packages = result.packages
-        if not packages:
-            self._set_status(
-                f"{result.repo_id} holds no Core ML package; convert it in the Converter tab",
-                error=True,
-            )
-            return
-        self._listing = result
-        for package in packages:
-            size = sum(f.size for f in plan_files(result, package))
-            self.package_box.addItem(f"{package}  ({format_size(size)})", package)
-        self.package_box.setCurrentIndex(0)
-        self.package_box.setEnabled(True)
-        self.download_button.setEnabled(True)
-        self._set_status(f"{len(packages)} package(s) in {result.repo_id}")
-
-    def _on_download_clicked(self) -> None:
-        if self._listing is None:
-            return
-        package = str(self.package_box.currentData())
-        try:
-            destination = self.download.start(self._listing, package, token=self.token())
-        except HubError as error:
-            self._set_status(str(error), error=True)
-            return
-        self.download_button.setEnabled(False)
-        self.cancel_download_button.setEnabled(True)
-        self.download_bar.setValue(0)
-        self.download_bar.show()
-        self._set_status(f"Downloading into {destination}…")
-
-    def _on_download_progress(self, progress: DownloadProgress) -> None:
-        fraction = progress.done_bytes / progress.total_bytes if progress.total_bytes else 0.0
-        self.download_bar.setValue(int(fraction * 1000))
-        self._set_status(
-            f"{format_size(progress.done_bytes)} of {format_size(progress.total_bytes)} · "
-            f"file {min(progress.files_done + 1, progress.files_total)} of {progress.files_total}"
-            f" · {Path(progress.current_file).name}"
-        )
-
     def _on_download_finished(self, outcome: DownloadOutcome) -> None:
-        self.cancel_download_button.setEnabled(False)
-        self.download_button.setEnabled(self._listing is not None)
-        self.download_bar.setVisible(outcome.status == "done")
-        self._set_status(outcome.message, error=outcome.status == "error")
         self._update_partials_button()
         if outcome.status == "done":
             self.refresh_local_models()

@@ -34,29 +34,6 @@ DEFAULT_SERVER_PORT = 8080
 THEMES: tuple[str, ...] = ("auto", "light", "dark")  # auto follows the system's light/dark setting
 
 
-@dataclass(frozen=True)
-class NumberRange:
-    """The accepted range of one generation setting (the dialog's spin boxes use the same)."""
-
-    minimum: float
-    maximum: float
-
-    def contains(self, value: float) -> bool:
-        return self.minimum <= value <= self.maximum
-
-
-# Ranges of GenerationConfig's numeric fields: validation here and spin-box limits in the dialog.
-GENERATION_RANGES: dict[str, NumberRange] = {
-    "max_new_tokens": NumberRange(1, 32768),
-    "temperature": NumberRange(0.0, 5.0),
-    "top_k": NumberRange(0, 1000),
-    "top_p": NumberRange(0.01, 1.0),
-    "min_p": NumberRange(0.0, 1.0),
-    "repetition_penalty": NumberRange(0.5, 3.0),
-    "seed": NumberRange(0, 2**31 - 1),
-}
-
-
 def _default_converter_output_dir() -> str:
     return str(paths.models_dir())
 
@@ -68,6 +45,9 @@ class AppSettings:
     compute_units: str = DEFAULT_COMPUTE_UNITS
     model_path: str = ""  # the last loaded model folder (or .mlpackage)
     hf_token: str = ""
+    # The Hugging Face Hub's address for downloads and tokenizer fetches (a mirror or a proxy);
+    # empty: huggingface_hub's own (HF_ENDPOINT, else huggingface.co).
+    hub_endpoint: str = ""
     converter_output_dir: str = field(default_factory=_default_converter_output_dir)
     # The engine's OpenAI-compatible server on 127.0.0.1 (the key is made on first enable).
     server_enabled: bool = False
@@ -103,6 +83,7 @@ def settings_to_dict(settings: AppSettings) -> dict[str, Any]:
         "compute_units": settings.compute_units,
         "model_path": settings.model_path,
         "hf_token": settings.hf_token,
+        "hub_endpoint": settings.hub_endpoint,
         "converter_output_dir": settings.converter_output_dir,
         "server_enabled": settings.server_enabled,
         "server_port": settings.server_port,
@@ -116,40 +97,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_int(name: str) -> Callable[[Any], str | None]:
-    limits = GENERATION_RANGES[name]
+def _check_number(name: str) -> Callable[[Any], str | None]:
+    """The engine's own check of one numeric field: the file holds what the engine can use."""
 
     def check(value: Any) -> str | None:
-        if not _is_int(value):
-            return f"expected a whole number, found {value!r}"
-        if not limits.contains(value):
-            return f"expected {limits.minimum:g}..{limits.maximum:g}, found {value}"
-        return None
+        return GenerationConfig(**{name: value}).problems().get(name)
 
     return check
-
-
-def _check_float(name: str) -> Callable[[Any], str | None]:
-    limits = GENERATION_RANGES[name]
-
-    def check(value: Any) -> str | None:
-        if not _is_number(value):
-            return f"expected a number, found {value!r}"
-        if not limits.contains(float(value)):
-            return f"expected {limits.minimum:g}..{limits.maximum:g}, found {value}"
-        return None
-
-    return check
-
-
-def _check_seed(value: Any) -> str | None:
-    if value is None:
-        return None
-    return _check_int("seed")(value)
 
 
 def _check_choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
@@ -168,13 +122,13 @@ def _check_str(value: Any) -> str | None:
 
 
 _GENERATION_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "max_new_tokens": _check_int("max_new_tokens"),
-    "temperature": _check_float("temperature"),
-    "top_k": _check_int("top_k"),
-    "top_p": _check_float("top_p"),
-    "min_p": _check_float("min_p"),
-    "repetition_penalty": _check_float("repetition_penalty"),
-    "seed": _check_seed,
+    "max_new_tokens": _check_number("max_new_tokens"),
+    "temperature": _check_number("temperature"),
+    "top_k": _check_number("top_k"),
+    "top_p": _check_number("top_p"),
+    "min_p": _check_number("min_p"),
+    "repetition_penalty": _check_number("repetition_penalty"),
+    "seed": _check_number("seed"),
     "stop_strings": stop_strings_problem,
     "context_policy": _check_choice(CONTEXT_POLICIES),
 }
@@ -190,6 +144,15 @@ def _check_port(value: Any) -> str | None:
     return None
 
 
+def _check_endpoint(value: Any) -> str | None:
+    if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+        return (
+            f"expected empty or an http(s):// address such as 'https://hf-mirror.com', "
+            f"found {value!r}"
+        )
+    return None
+
+
 def _check_origins(value: Any) -> str | None:
     if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
         return f"expected a list of origins such as 'http://localhost:3000', found {value!r}"
@@ -201,6 +164,7 @@ _TOP_LEVEL_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "compute_units": _check_choice(COMPUTE_UNITS),
     "model_path": _check_str,
     "hf_token": _check_str,
+    "hub_endpoint": _check_endpoint,
     "converter_output_dir": _check_str,
     "server_enabled": _check_bool,
     "server_port": _check_port,

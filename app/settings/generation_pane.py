@@ -1,8 +1,9 @@
 """The Settings dialog's Generation tab: system prompt, sampling, length, stop strings and the
 context policy.
 
-Its spin boxes take their limits from ``GENERATION_RANGES``, the same table that checks the settings
-file, so the pane can never produce a value the file would refuse.
+Its spin boxes take their limits from the engine's ``GENERATION_RANGES``, the table that
+``GenerationConfig.problems()`` checks against (and so the settings file), so the pane can never
+produce a value the engine would refuse.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.settings.app_settings import GENERATION_RANGES
 from app.settings.stop_strings import format_stop_strings, parse_stop_strings
 from app.ui.pane_widgets import Card, hint, label, page_layout, row
-from engine.messages import GenerationConfig
+from engine.messages import GENERATION_RANGES, GenerationConfig
 
 CONTEXT_POLICY_LABELS = {
     "drop_oldest": "Drop the oldest turns and continue",
@@ -85,7 +85,7 @@ class GenerationPane(QWidget):
             tip="Above 1 discourages repeating tokens; 1 turns it off",
         )
         for title, widget, note in (
-            ("Temperature", self.temperature, "0 – 5"),
+            ("Temperature", self.temperature, f"0 – {self.temperature.maximum():g}"),
             ("Top-k", self.top_k, "0 = off"),
             ("Top-p", self.top_p, "1 = off"),
             ("Min-p", self.min_p, "0 = off"),

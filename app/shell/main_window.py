@@ -337,7 +337,11 @@ class MainWindow(QMainWindow):
             self.show_page("welcome")
 
     def load_model(self, path: str) -> None:
-        self._load_request = self.bridge.load_model(path, compute_units=self.settings.compute_units)
+        self._load_request = self.bridge.load_model(
+            path,
+            compute_units=self.settings.compute_units,
+            hub_endpoint=self.settings.hub_endpoint or None,
+        )
         name = Path(path).name
         self.model_chip.setText(f"Loading {name}…")
         self.welcome.set_status(f"Loading {name}…", busy=True)

@@ -68,7 +68,9 @@ class SettingsDialog(QDialog):
 
         self.general_pane = GeneralPane(theme=settings.theme)
         self.model_pane = ModelPane(
-            compute_units=settings.compute_units, token=settings.hf_token, hub_endpoint=hub_endpoint
+            compute_units=settings.compute_units,
+            token=settings.hf_token,
+            hub_endpoint=hub_endpoint or settings.hub_endpoint or None,
         )
         self.generation_pane = GenerationPane()
         self.generation_pane.set_values(settings.system_prompt, settings.generation)

@@ -106,8 +106,8 @@ def _assert_literal(label, text: str) -> None:
 
 
 def test_labels_show_untrusted_text_as_text(qapp) -> None:
-    from app.chat.chat_view import MessageRow
     from app.chat.markdown_render import MarkdownRenderer
+    from app.chat.message_row import MessageRow
     from app.chat.status_line import StatusLine
     from app.shell.main_window import ErrorBanner
     from app.shell.welcome_view import WelcomeView

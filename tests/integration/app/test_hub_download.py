@@ -19,7 +19,6 @@ from PySide6.QtWidgets import QApplication
 
 from app.models.hub_download import (
     DownloadCancelled,
-    HubDownload,
     HubError,
     RepoFile,
     RepoListing,
@@ -31,6 +30,7 @@ from app.models.hub_download import (
     remove_partial_downloads,
     staging_folder_for,
 )
+from app.models.hub_jobs import HubDownload
 from engine import paths
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -428,15 +428,15 @@ def test_dialog_looks_up_downloads_and_chooses_a_real_package(
     dialog = SettingsDialog(SettingsStore(), hub_endpoint=fake_hub.url)
     qtbot.addWidget(dialog)
     pane = dialog.model_pane
-    pane.repo_field.setText("apple/tiny-mistral-coreml")
-    with qtbot.waitSignal(pane.lookup.finished, timeout=20000):
-        pane.lookup_button.click()
-    assert pane.package_box.count() == 1 and pane.download_button.isEnabled()
-    assert pane.package_box.currentData() == "TinyMistral.mlpackage"
+    pane.hub.repo_field.setText("apple/tiny-mistral-coreml")
+    with qtbot.waitSignal(pane.hub.lookup.finished, timeout=20000):
+        pane.hub.lookup_button.click()
+    assert pane.hub.package_box.count() == 1 and pane.hub.download_button.isEnabled()
+    assert pane.hub.package_box.currentData() == "TinyMistral.mlpackage"
     chosen: list[str] = []
     dialog.modelChosen.connect(chosen.append)
-    with qtbot.waitSignal(pane.download.finished, timeout=30000) as finished:
-        pane.download_button.click()
+    with qtbot.waitSignal(pane.hub.download.finished, timeout=30000) as finished:
+        pane.hub.download_button.click()
     assert finished.args[0].status == "done", finished.args[0].message
     destination = paths.models_dir() / "TinyMistral"
     assert chosen == [str(destination)]
@@ -452,14 +452,14 @@ def test_dialog_reports_a_bad_repository(qtbot, fake_hub: FakeHub) -> None:
     dialog = SettingsDialog(SettingsStore(), hub_endpoint=fake_hub.url)
     qtbot.addWidget(dialog)
     pane = dialog.model_pane
-    pane.repo_field.setText("not a repo")
-    pane.lookup_button.click()
-    assert "expected a Hub repository id" in pane.download_status.text()
-    pane.repo_field.setText("someone/plain-model")
-    with qtbot.waitSignal(pane.lookup.finished, timeout=20000):
-        pane.lookup_button.click()
-    assert "holds no Core ML package" in pane.download_status.text()
-    assert not pane.download_button.isEnabled()
+    pane.hub.repo_field.setText("not a repo")
+    pane.hub.lookup_button.click()
+    assert "expected a Hub repository id" in pane.hub.download_status.text()
+    pane.hub.repo_field.setText("someone/plain-model")
+    with qtbot.waitSignal(pane.hub.lookup.finished, timeout=20000):
+        pane.hub.lookup_button.click()
+    assert "holds no Core ML package" in pane.hub.download_status.text()
+    assert not pane.hub.download_button.isEnabled()
 
 
 def test_model_library_offers_to_remove_unfinished_downloads(qtbot, fake_hub: FakeHub) -> None:
@@ -482,4 +482,4 @@ def test_model_library_offers_to_remove_unfinished_downloads(qtbot, fake_hub: Fa
     button.click()
     assert not staging.exists()
     assert not button.isVisible()
-    assert pane.download_status.text() == f"Removed unfinished downloads: {size} freed"
+    assert pane.hub.download_status.text() == f"Removed unfinished downloads: {size} freed"

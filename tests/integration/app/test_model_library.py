@@ -3,7 +3,10 @@ converted model from the Settings dialog."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,10 @@ from app.models.model_library import (
 )
 from engine import paths
 from engine.messages import ModelInfo
-from engine.model_package import COMPUTE_UNITS, ModelLoadError
+from engine.model_package import COMPUTE_UNITS, ModelLoadError, describe_spec, read_spec
+from engine.spec_description import read_description
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +78,40 @@ def test_local_models_lists_usable_folders_only(tiny_model: Path) -> None:
     found = local_models()
     assert [m.folder.name for m in found] == ["TinyMistral-int4"]
     assert local_models(models / "missing") == []
+
+
+def test_describing_models_leaves_coremltools_out_of_the_gui_process(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """The GUI process never imports coremltools (DESIGN.md: Processes), not even inside a
+    function: checking a folder and listing the models folder read the spec without it. A fresh
+    interpreter, since this one imported coremltools for the fixtures."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model, models / "TinyMistral")
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from app.models.model_library import inspect_model, local_models\n"
+        f"summary = inspect_model({str(tiny_model)!r})\n"
+        f"listed = local_models(Path({str(models)!r}))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('coremltools', 'torch'))\n"
+        "print(json.dumps([summary.context_length, [m.name for m in listed], heavy]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    context, listed, heavy = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (context, listed) == (256, ["TinyMistral"])
+    assert heavy == []
+
+
+def test_the_light_reader_describes_a_package_as_coremltools_does(tiny_model: Path) -> None:
+    package = tiny_model / "TinyMistral.mlpackage"
+    ours = describe_spec(read_description(package))
+    theirs = describe_spec(read_spec(package)[0])
+    assert ours == theirs
+    assert ours[0].states and ours[0].metadata and ours[0].context_length == 256
 
 
 def test_labels_and_rows() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.chat.chat_controller import estimate_context_tokens
+from app.chat.live_stats import estimate_context_tokens
 from app.chat.status_line import describe_context
 from app.conversations.conversation_store import ConversationStore
 

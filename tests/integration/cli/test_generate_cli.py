@@ -49,7 +49,9 @@ def test_generate_cli_bad_options_are_one_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["model", "--prompt", "x", "--max-new-tokens", "0"])
     assert exit_info.value.code == 2
-    assert "--max-new-tokens must be a whole number of at least 1, not 0" in capsys.readouterr().err
+    assert (
+        "--max-new-tokens must be a whole number from 1 to 32768, not 0" in capsys.readouterr().err
+    )
 
 
 def test_generate_cli_says_paris_on_smollm2(smollm2_int4_dir):

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import shutil
+import socket
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -125,6 +126,19 @@ def test_a_local_folder_name_is_never_fetched_for(hub, tmp_path):
         ):
             tokenizer_folder(package, {meta.SOURCE_MODEL_ID: source}, endpoint=hub.url)
     assert hub.requests == []
+
+
+def test_an_unreachable_hub_gives_a_clear_error_and_leaves_nothing(tmp_path):
+    with socket.socket() as closed:  # a port nobody listens on once it is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    package = _alone(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"cannot reach the Hugging Face Hub .*ConnectError"):
+        tokenizer_folder(
+            package, {meta.SOURCE_MODEL_ID: MODEL_ID}, endpoint=f"http://127.0.0.1:{port}"
+        )
+    assert not cached_tokenizer_folder(MODEL_ID).exists()
+    assert not (package.parent / SOURCE_RECORD).exists()
 
 
 def test_each_hub_retry_is_logged_once(hub, tmp_path):

@@ -57,7 +57,7 @@ def test_a_long_answer_is_cut_only_between_blocks_outside_code_fences() -> None:
 
 
 def test_a_long_streamed_answer_renders_in_parts_and_shows_everything(qapp) -> None:
-    from app.chat.chat_view import MessageRow
+    from app.chat.message_row import MessageRow
 
     row = MessageRow("assistant", renderer=MarkdownRenderer())
     block = "A paragraph with **bold** text. " * 8 + "\n\n```python\nx = 1\n```\n\n"
@@ -92,8 +92,8 @@ def test_long_words_get_break_opportunities_in_the_html_only() -> None:
 
 
 def test_a_long_unbroken_line_is_shown_with_breaks_and_stored_unchanged(qapp) -> None:
-    from app.chat.chat_view import MAX_SHOWN_CHARS, MessageRow
     from app.chat.markdown_render import ZERO_WIDTH_SPACE
+    from app.chat.message_row import MAX_SHOWN_CHARS, MessageRow
     from app.conversations.conversation_store import StoredMessage
 
     for role in ("user", "assistant"):

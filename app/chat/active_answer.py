@@ -1,0 +1,46 @@
+"""The answer the engine is writing, as the chat controller tracks it, and the settings JSON that
+is stored beside every answer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.settings.app_settings import AppSettings, settings_to_dict
+from engine.messages import GenerationConfig
+
+
+@dataclass
+class ActiveAnswer:
+    """The answer being written: its request, its text so far, its timings and what the store
+    keeps with it (the controller holds one at a time)."""
+
+    request_id: int
+    conversation_id: str
+    started_at: float
+    pieces: list[str] = field(default_factory=list)
+    first_token_at: float | None = None
+    tokens: int = 0
+    context_base: int = 0  # tokens in the cache before this turn (as last reported)
+    fed: int = 0  # tokens fed in prefill so far
+    message_id: int | None = None  # its row in the store, from the first token on
+    saved_at: float = 0.0
+    replaces: int | None = None  # the shown answer a regenerate makes a new version of
+    model: str = ""  # the name of the model writing it
+    generation: str = ""  # its generation settings, JSON
+
+    def provenance(self) -> dict[str, Any]:
+        """What the store keeps with the answer: which model wrote it, with which settings."""
+        return {"replaces": self.replaces, "model": self.model, "generation": self.generation}
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+def generation_json(config: GenerationConfig) -> str:
+    """The settings an answer was written with, as stored beside it (keys sorted: stable)."""
+    return json.dumps(
+        settings_to_dict(AppSettings(generation=config))["generation"], sort_keys=True
+    )

@@ -1,0 +1,295 @@
+"""One message of the conversation: a right-aligned bubble for the user, an avatar and markdown for
+the model, its actions (copy, edit, regenerate, versions) and a long answer rendered in parts.
+
+Each message body is a ``SafeTextBrowser``, which refuses every resource load, so rendered model
+output can never make the app fetch anything. Every widget of a row is created with its parent: a
+parentless widget made visible becomes a top-level window for a moment (it stole the main window's
+activation, and its shortcuts with it). The per-message buttons take no Tab focus, so Tab from the
+message box does not walk the history.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chat.answer_versions import VersionSwitcher
+from app.chat.markdown_render import (
+    COPIED_LABEL,
+    COPY_LABEL,
+    ZERO_WIDTH_SPACE,
+    MarkdownRenderer,
+    last_stable_boundary,
+    plain_text_html,
+)
+from app.chat.message_widgets import COPIED_FEEDBACK_MS, MessageEditor, SafeTextBrowser
+from app.conversations.conversation_store import StoredMessage
+
+logger = logging.getLogger(__name__)
+
+FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this size
+# A message shows at most this much (about 0.3-0.7 s of Qt layout); beyond it a note says how much
+# more there is, and a streaming answer past it costs no re-render. Stored text and Copy keep all.
+MAX_SHOWN_CHARS = 100_000
+FINISH_NOTES = {
+    "cancelled": "Stopped",
+    "max_tokens": "Reached the token limit",
+    "context_full": "The context is full",
+    "error": "Interrupted by an error",
+    "interrupted": "(interrupted)",
+}
+
+
+class MessageRow(QWidget):
+    """One message: a right-aligned bubble for the user, an avatar and markdown for the model."""
+
+    editSubmitted = Signal(int, str)  # message id, new text
+    regenerateRequested = Signal()
+    versionRequested = Signal(int, int)  # message id, step (‹ -1, › +1)
+
+    def __init__(
+        self,
+        role: str,
+        *,
+        renderer: MarkdownRenderer,
+        assistant_name: str = "Assistant",
+        parent: Any = None,
+    ) -> None:
+        super().__init__(parent)
+        self.role = role
+        self.message: StoredMessage | None = None
+        self.text = ""
+        self._renderer = renderer
+        self.frozen: list[tuple[str, SafeTextBrowser]] = []  # finished parts of a long answer
+        self.body = self._new_browser()  # the part that is still changing
+        self._shown: str | None = None  # the text the browsers show (at most MAX_SHOWN_CHARS)
+        self.more_note = QLabel(objectName="finishNote")
+        self.more_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.more_note.hide()
+        self.bodies_layout = QVBoxLayout()
+        self.bodies_layout.setContentsMargins(0, 0, 0, 0)
+        self.bodies_layout.setSpacing(0)
+        self.bodies_layout.addWidget(self.body)
+        self.bodies_layout.addWidget(self.more_note)
+        self.actions_row = QHBoxLayout()
+        self.actions_row.setSpacing(2)
+        self.copy_button = self._action("Copy", self.copy_text)
+        self.edit_button = self._action("Edit", self.begin_edit)
+        self.regenerate_button = self._action("Regenerate", self.regenerateRequested.emit)
+        self.finish_note = QLabel(self, objectName="finishNote")
+        self.finish_note.hide()
+        self.typing = QLabel("Thinking…", self, objectName="typingIndicator")
+        self.typing.hide()
+        self.versions = VersionSwitcher(self)  # a child at once: never a window of its own
+        self.versions.stepRequested.connect(self.versionRequested)
+        if role == "user":
+            self.actions_row.addStretch(1)
+        else:
+            self.actions_row.addWidget(self.versions)
+        for button in (self.copy_button, self.edit_button, self.regenerate_button):
+            self.actions_row.addWidget(button)
+        self.actions_row.addWidget(self.finish_note)
+        if role != "user":
+            self.actions_row.addStretch(1)
+        self.edit_button.setHidden(role != "user")  # hidden, never shown before it has a parent
+        self.regenerate_button.hide()
+        self._editor: QPlainTextEdit | None = None
+        self._edit_box: QWidget | None = None
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 6, 0, 6)
+        outer.setSpacing(4)
+        if role == "user":
+            bubble = QFrame(self, objectName="userBubble")
+            bubble_layout = QVBoxLayout(bubble)
+            bubble_layout.setContentsMargins(14, 8, 14, 8)
+            bubble_layout.addLayout(self.bodies_layout)
+            self.bubble = bubble
+            line = QHBoxLayout()
+            line.addStretch(1)
+            line.addWidget(bubble, 6)
+            outer.addLayout(line)
+        else:
+            header = QHBoxLayout()
+            header.setSpacing(8)
+            avatar = QLabel((assistant_name[:1] or "A").upper(), self, objectName="avatar")
+            avatar.setFixedSize(QSize(26, 26))
+            avatar.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            avatar.setTextFormat(Qt.TextFormat.PlainText)
+            header.addWidget(avatar)
+            self.avatar = avatar
+            self.author_label = QLabel(assistant_name, objectName="roleLabel")
+            self.author_label.setTextFormat(Qt.TextFormat.PlainText)  # a model's name
+            header.addWidget(self.author_label)
+            header.addWidget(self.typing)
+            header.addStretch(1)
+            outer.addLayout(header)
+            body_line = QHBoxLayout()
+            body_line.setContentsMargins(34, 0, 0, 0)
+            body_line.addLayout(self.bodies_layout)
+            outer.addLayout(body_line)
+            self.bubble = None
+        actions_holder = QHBoxLayout()
+        actions_holder.setContentsMargins(34 if role != "user" else 0, 0, 0, 0)
+        actions_holder.addLayout(self.actions_row)
+        outer.addLayout(actions_holder)
+
+    def _action(self, label: str, slot: Any) -> QToolButton:
+        button = QToolButton(self, objectName="messageAction")
+        button.setText(label)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab skips the history's buttons
+        button.setCursor(Qt.CursorShape.PointingHandCursor)
+        button.clicked.connect(slot)
+        return button
+
+    # --- content -----------------------------------------------------------------------------
+
+    def _new_browser(self) -> SafeTextBrowser:
+        browser = SafeTextBrowser(self)
+        browser.document().setDefaultStyleSheet(self._renderer.stylesheet())
+        return browser
+
+    def _render_into(self, browser: SafeTextBrowser, text: str) -> None:
+        rendered = self._renderer.render(text)
+        browser.code_blocks = rendered.code_blocks
+        browser.setHtml(rendered.html)
+
+    def set_text(self, text: str) -> None:
+        """Show ``text``; a long markdown answer is cut into parts and only the last part is
+        rendered again when the text grows (keeps each streaming refresh short). Past
+        MAX_SHOWN_CHARS only a note grows."""
+        self.text = text
+        hidden = max(0, len(text) - MAX_SHOWN_CHARS)
+        self.more_note.setText(
+            f"… {hidden:,} more characters not shown here (Copy copies the whole message)"
+        )
+        self.more_note.setVisible(hidden > 0)
+        text = text[:MAX_SHOWN_CHARS]
+        if text == self._shown:
+            return
+        self._shown = text
+        if self.role == "user":
+            self.body.setHtml(plain_text_html(text))
+            return
+        frozen_text = "".join(part for part, _ in self.frozen)
+        if not text.startswith(frozen_text):
+            for _, browser in self.frozen:
+                browser.setParent(None)
+                browser.deleteLater()
+            self.frozen, frozen_text = [], ""
+        start = len(frozen_text)
+        cut = last_stable_boundary(text, start, min_chunk=FREEZE_CHUNK_CHARS)
+        if cut is not None:
+            browser = self._new_browser()
+            self._render_into(browser, text[start:cut])
+            self.bodies_layout.insertWidget(len(self.frozen), browser)
+            self.frozen.append((text[start:cut], browser))
+            start = cut
+        self._render_into(self.body, text[start:])
+
+    def plain_text(self) -> str:
+        """What the message shows, as plain text (all its parts, without the display-only breaks)."""
+        browsers = [*(browser for _, browser in self.frozen), self.body]
+        shown = "\n".join(browser.toPlainText().strip() for browser in browsers)
+        return shown.replace(ZERO_WIDTH_SPACE, "")
+
+    def set_message(self, message: StoredMessage) -> None:
+        self.message = message
+        self.set_text(message.content)
+        self.versions.set_message(message)
+        if message.model and self.role == "assistant":  # labelled with the model that wrote it
+            self.author_label.setText(message.model)
+            self.avatar.setText(message.model[:1].upper())
+        note = FINISH_NOTES.get("interrupted" if message.interrupted else message.finish_reason, "")
+        self.finish_note.setText(note)
+        self.finish_note.setVisible(bool(note))
+
+    def set_streaming(self, streaming: bool) -> None:
+        self.typing.setVisible(streaming)
+        for button in (self.copy_button, self.regenerate_button):
+            button.setEnabled(not streaming)
+
+    def copy_text(self) -> None:
+        QGuiApplication.clipboard().setText(self.text)
+        self.copy_button.setText(COPIED_LABEL)
+        QTimer.singleShot(COPIED_FEEDBACK_MS, self, lambda: self.copy_button.setText(COPY_LABEL))
+
+    def restyle(self, renderer: MarkdownRenderer) -> None:
+        """Render again with ``renderer`` (the app switched between light and dark)."""
+        self._renderer = renderer
+        style = renderer.stylesheet()
+        for part, browser in self.frozen:
+            browser.document().setDefaultStyleSheet(style)
+            self._render_into(browser, part)
+        self.body.document().setDefaultStyleSheet(style)
+        text, self.text = self.text, ""
+        if self.role == "user":
+            self.set_text(text)
+        else:
+            frozen_text = "".join(part for part, _ in self.frozen)
+            self._render_into(self.body, text[len(frozen_text) :])
+            self.text = text
+
+    # --- editing a user message --------------------------------------------------------------
+
+    def begin_edit(self) -> None:
+        if self.message is None or self._edit_box is not None:
+            return
+        box = QWidget(self)
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        editor = MessageEditor(self.text, box)
+        editor.escapePressed.connect(self.end_edit)
+        editor.setMinimumHeight(70)
+        editor.setMaximumHeight(180)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        cancel = QPushButton("Cancel", box)
+        save = QPushButton("Save && Send", box)
+        save.setDefault(True)
+        cancel.clicked.connect(self.end_edit)
+        save.clicked.connect(self._submit_edit)
+        buttons.addWidget(cancel)
+        buttons.addWidget(save)
+        layout.addWidget(editor)
+        layout.addLayout(buttons)
+        for _, browser in self.frozen:
+            browser.hide()
+        self.body.hide()
+        parent_layout = self.bubble.layout() if self.bubble is not None else self.layout()
+        parent_layout.addWidget(box)
+        self._editor, self._edit_box = editor, box
+        editor.setFocus()
+
+    def end_edit(self) -> None:
+        if self._edit_box is not None:
+            self._edit_box.deleteLater()
+        self._editor = self._edit_box = None
+        for _, browser in self.frozen:
+            browser.show()
+        self.body.show()
+
+    def _submit_edit(self) -> None:
+        if self._editor is None or self.message is None:
+            return
+        text = self._editor.toPlainText()
+        message_id = self.message.id
+        self.end_edit()
+        self.editSubmitted.emit(message_id, text)
+
+    @property
+    def editor(self) -> QPlainTextEdit | None:
+        return self._editor
