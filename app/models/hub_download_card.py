@@ -1,8 +1,10 @@
 """The Model tab's "Download from Hugging Face" card: look a repository up, pick one of its Core ML
 packages, download it with progress and cancel (``hub_jobs`` runs the work off the GUI thread).
 
-The access token typed here is the app's Hub token (``tokenChanged``); ``downloadFinished`` tells
-the Model tab when a download ended, after the card has shown how.
+The access token typed here is the app's Hub token (``tokenChanged``), the address the app's Hub
+address (``endpointChanged``: a mirror, empty for huggingface.co; the engine fetches tokenizer files
+from it too); ``downloadFinished`` tells the Model tab when a download ended, after the card has
+shown how.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from app.models.hub_download import (
 )
 from app.models.hub_jobs import HubDownload, HubLookup
 from app.models.model_library import format_size
+from app.settings.app_settings import endpoint_problem
 from app.ui.pane_widgets import Card, hint, label, row
 
 EXAMPLE_REPO = "apple/mistral-coreml"
@@ -31,6 +34,7 @@ class HubDownloadCard(Card):
     unfinished downloads (``set_status``)."""
 
     tokenChanged = Signal(str)
+    endpointChanged = Signal(str)  # "" for huggingface.co
     downloadFinished = Signal(object)  # DownloadOutcome, once the card shows it
 
     def __init__(self, *, token: str, endpoint: str | None = None) -> None:
@@ -68,6 +72,15 @@ class HubDownloadCard(Card):
             label("Access token", name="FieldLabel"),
             row(self.token_field, self.show_token, stretch_last=True),
         )
+        self.endpoint_field = QLineEdit(endpoint or "")
+        self.endpoint_field.setPlaceholderText("https://huggingface.co")
+        self.endpoint_field.setAccessibleName("Hub address")
+        self.endpoint_field.setToolTip(
+            "A mirror of the Hugging Face Hub, for downloads and tokenizer files; empty for "
+            "huggingface.co"
+        )
+        self.endpoint_field.editingFinished.connect(self._on_endpoint_edited)
+        form.addRow(label("Hub address", name="FieldLabel"), self.endpoint_field)
         self.download_button = QPushButton("Download")
         self.download_button.setObjectName("PrimaryButton")
         self.download_button.setEnabled(False)
@@ -89,6 +102,19 @@ class HubDownloadCard(Card):
 
     def token(self) -> str:
         return self.token_field.text().strip()
+
+    def _on_endpoint_edited(self) -> None:
+        endpoint = self.endpoint_field.text().strip().rstrip("/")
+        problem = endpoint_problem(endpoint)
+        if problem is not None:
+            self.set_status(f"Hub address: {problem}", error=True)
+            return
+        if endpoint == (self.lookup.endpoint or ""):
+            return
+        self.endpoint_field.setText(endpoint)
+        self.lookup.endpoint = self.download.endpoint = endpoint or None
+        self.set_status(f"Hub address: {endpoint or 'huggingface.co'}")
+        self.endpointChanged.emit(endpoint)
 
     def _on_show_token(self, shown: bool) -> None:
         mode = QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password

@@ -60,6 +60,7 @@ class ModelPane(QWidget):
     modelChosen = Signal(str)  # a model folder or .mlpackage, checked
     computeUnitsChanged = Signal(str)
     tokenChanged = Signal(str)
+    endpointChanged = Signal(str)
 
     def __init__(self, *, compute_units: str, token: str, hub_endpoint: str | None = None) -> None:
         super().__init__()
@@ -72,6 +73,7 @@ class ModelPane(QWidget):
         self.watcher.directoryChanged.connect(lambda _path: self._refresh_timer.start())
         self.hub = HubDownloadCard(token=token, endpoint=hub_endpoint)
         self.hub.tokenChanged.connect(self.tokenChanged)
+        self.hub.endpointChanged.connect(self.endpointChanged)
         self.hub.downloadFinished.connect(self._on_download_finished)
         layout = page_layout(self)
         layout.addWidget(self._current_model_card())

@@ -144,7 +144,8 @@ def _check_port(value: Any) -> str | None:
     return None
 
 
-def _check_endpoint(value: Any) -> str | None:
+def endpoint_problem(value: Any) -> str | None:
+    """What is wrong with a Hub address (None: empty, meaning huggingface.co, or http(s)://)."""
     if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
         return (
             f"expected empty or an http(s):// address such as 'https://hf-mirror.com', "
@@ -164,7 +165,7 @@ _TOP_LEVEL_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "compute_units": _check_choice(COMPUTE_UNITS),
     "model_path": _check_str,
     "hf_token": _check_str,
-    "hub_endpoint": _check_endpoint,
+    "hub_endpoint": endpoint_problem,
     "converter_output_dir": _check_str,
     "server_enabled": _check_bool,
     "server_port": _check_port,

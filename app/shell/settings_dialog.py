@@ -130,6 +130,7 @@ class SettingsDialog(QDialog):
         self.generation_pane.changed.connect(self._on_generation_changed)
         self.model_pane.computeUnitsChanged.connect(lambda units: self._update(compute_units=units))
         self.model_pane.tokenChanged.connect(lambda token: self._update(hf_token=token))
+        self.model_pane.endpointChanged.connect(lambda url: self._update(hub_endpoint=url))
         self.model_pane.modelChosen.connect(self._on_model_chosen)
         self.converter_pane.outputDirChanged.connect(
             lambda folder: self._update(converter_output_dir=folder)

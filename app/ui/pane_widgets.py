@@ -69,6 +69,7 @@ QPushButton#PrimaryButton { background: ${accent}; color: ${text_on_accent}; bor
 QPushButton#PrimaryButton:hover { background: ${accent_hover}; }
 QPushButton#PrimaryButton:disabled { background: ${accent_muted}; border-color: ${accent_muted}; }
 QPushButton#DestructiveButton { color: ${error}; }
+QPushButton#DestructiveButton:disabled { color: ${text_disabled}; }
 QLineEdit, QPlainTextEdit {
     background: ${surface}; color: ${text}; border: 1px solid ${border_strong}; border-radius: 6px;
     padding: 4px 6px; selection-background-color: ${accent}; selection-color: ${text_on_accent};

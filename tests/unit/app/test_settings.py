@@ -263,3 +263,26 @@ def test_token_is_not_echoed(qtbot) -> None:
     dialog.model_pane.hub.show_token.click()
     assert field.echoMode() == QLineEdit.EchoMode.Normal
     assert dialog.converter_pane.request().token == "hf_secret"
+
+
+def test_the_hub_address_typed_in_settings_is_saved_and_used_and_a_bad_one_refused(qtbot) -> None:
+    dialog = _dialog(qtbot, load_settings())
+    card = dialog.model_pane.hub
+    card.endpoint_field.setText("ftp://mirror.example")
+    card.endpoint_field.editingFinished.emit()
+    assert "expected empty or an http(s):// address" in card.download_status.text()
+    assert dialog.store.settings.hub_endpoint == ""
+
+    card.endpoint_field.setText("https://hf-mirror.example/ ")
+    card.endpoint_field.editingFinished.emit()
+    assert dialog.store.settings.hub_endpoint == "https://hf-mirror.example"
+    assert card.lookup.endpoint == card.download.endpoint == "https://hf-mirror.example"
+    dialog.accept()  # Done: saves at once
+    assert load_settings().hub_endpoint == "https://hf-mirror.example"
+    reopened = _dialog(qtbot, load_settings())
+    assert reopened.model_pane.hub.endpoint_field.text() == "https://hf-mirror.example"
+
+    reopened.model_pane.hub.endpoint_field.setText("")
+    reopened.model_pane.hub.endpoint_field.editingFinished.emit()
+    assert reopened.store.settings.hub_endpoint == ""
+    assert reopened.model_pane.hub.lookup.endpoint is None
