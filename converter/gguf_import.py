@@ -14,6 +14,7 @@ merge placeholders of the same shape into one const and the names would be lost.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import re
@@ -28,6 +29,7 @@ import torch
 
 from converter.errors import ConversionError
 from converter.gguf_blocks import DECODERS, FLOAT_TYPES, CoreMLBlocks, decode_blocks, permute_rows
+from converter.lazy_blob_weights import LazyWeights
 from converter.torch_model import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,8 @@ class GGUFTensor:
     gguf_type: str
     shape: tuple[int, ...]  # torch order
     raw: Any = field(repr=False)  # the reader's memory-mapped array
+    data_offset: int = 0  # where its bytes start in the file
+    n_bytes: int = 0
 
 
 @dataclass
@@ -100,10 +104,17 @@ class GGUFImport:
             described[gguf_type] = f"{count} tensors float16"
         return described
 
+    def read(self, tensor: GGUFTensor) -> np.ndarray:
+        """The tensor's bytes, read (not mapped): mapped pages would stay in the process's
+        resident memory until the whole file had been touched."""
+        return np.fromfile(
+            self.path, dtype=np.uint8, count=tensor.n_bytes, offset=tensor.data_offset
+        )
+
     def blocks(self, name: str) -> CoreMLBlocks:
         tensor = self.quantized[name]
         try:
-            blocks = decode_blocks(tensor.raw, tensor.gguf_type, tensor.shape)
+            blocks = decode_blocks(self.read(tensor), tensor.gguf_type, tensor.shape)
         except ValueError as error:
             raise ConversionError(f"GGUF tensor {tensor.gguf_name}: {error}") from error
         order = self.row_order(tensor)
@@ -114,7 +125,7 @@ class GGUFImport:
         from gguf.quants import dequantize
 
         tensor = self.floats[name]
-        values = dequantize(np.asarray(tensor.raw), GGMLQuantizationType[tensor.gguf_type])
+        values = dequantize(self.read(tensor), GGMLQuantizationType[tensor.gguf_type])
         values = values.reshape(tensor.shape)
         order = self.row_order(tensor)
         if order is not None:
@@ -151,7 +162,9 @@ def read_gguf(path: Path, spec: ModelSpec) -> GGUFImport:
             continue
         gguf_type = item.tensor_type.name
         shape = tuple(int(n) for n in reversed(item.shape.tolist()))
-        tensor = GGUFTensor(item.name, name, gguf_type, shape, item.data)
+        tensor = GGUFTensor(
+            item.name, name, gguf_type, shape, item.data, int(item.data_offset), int(item.n_bytes)
+        )
         if gguf_type in FLOAT_TYPES:
             floats[name] = tensor
         elif gguf_type in DECODERS and len(shape) == 2:
@@ -175,20 +188,47 @@ def module_weights(imported: GGUFImport) -> dict[str, torch.Tensor]:
     return weights
 
 
-def attach_blocks(program, imported: GGUFImport, *, report: FractionReport) -> int:
+def swap_const_for_shift_scale(
+    function, op, *, data: np.ndarray, scale: np.ndarray, offset: np.ndarray | None, name: str
+):
+    """Replace the const ``op`` in ``function`` (entered: ``with function``) by
+    ``constexpr_blockwise_shift_scale(data, scale, offset)`` named ``name``; returns its output.
+
+    ``data`` carries its Core ML type in its NumPy dtype (``types.np_uint4_dtype`` and friends);
+    it may be a ``LazyWeights`` placeholder, written for real when the package is.
+    """
+    from coremltools.converters.mil import Builder as mb
+
+    arguments: dict[str, Any] = {"data": data, "scale": scale}
+    if offset is not None:
+        arguments["offset"] = offset
+    new_var = mb.constexpr_blockwise_shift_scale(**arguments, before_op=op, name=name)
+    function.replace_uses_of_var_after_op(
+        anchor_op=op, old_var=op.outputs[0], new_var=new_var, no_check_var_types=True
+    )
+    function.remove_ops([op])
+    return new_var
+
+
+def attach_blocks(
+    program, imported: GGUFImport, *, report: FractionReport, lazy: LazyWeights
+) -> int:
     """Replace each placeholder const by ``constexpr_blockwise_shift_scale`` from its blocks.
+
+    The scales and offsets (1/8 byte per weight) go into the program now; the integers (one byte
+    per weight) only as ``lazy`` placeholders, decoded again from the GGUF one tensor at a time
+    while coremltools writes the package (``converter.lazy_blob_weights``).
 
     Returns the number of weights replaced. A placeholder not found by name (a tied lm_head is the
     embedding's const) is skipped only when the architecture ties it.
     """
-    from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil import types
 
     dtypes = {
         "int4": types.np_int4_dtype,
         "uint4": types.np_uint4_dtype,
-        "int8": np.int8,
-        "uint8": np.uint8,
+        "int8": np.dtype(np.int8),
+        "uint8": np.dtype(np.uint8),
     }
     names = sorted(imported.quantized)
     if imported.spec.tie_word_embeddings and "lm_head.weight" in names:
@@ -213,24 +253,30 @@ def attach_blocks(program, imported: GGUFImport, *, report: FractionReport) -> i
                         f"weight {name}: the program expects {tuple(op.outputs[0].shape)}, the "
                         f"GGUF blocks give {blocks.data.shape}"
                     )
-                arguments: dict[str, Any] = {
-                    "data": blocks.data.astype(dtypes[blocks.data_type]),
-                    "scale": blocks.scale,
-                }
-                if blocks.offset is not None:
-                    arguments["offset"] = blocks.offset
-                new_var = mb.constexpr_blockwise_shift_scale(
-                    **arguments, before_op=op, name=f"{name}_{blocks.gguf_type}"
+                data = lazy.placeholder(
+                    blocks.data.shape,
+                    dtypes[blocks.data_type],
+                    name=name,
+                    decode=functools.partial(_block_data, imported, name),
                 )
-                function.replace_uses_of_var_after_op(
-                    anchor_op=op, old_var=op.outputs[0], new_var=new_var, no_check_var_types=True
+                swap_const_for_shift_scale(
+                    function,
+                    op,
+                    data=data,
+                    scale=blocks.scale,
+                    offset=blocks.offset,
+                    name=f"{name}_{blocks.gguf_type}",
                 )
-                function.remove_ops([op])
-                del blocks, arguments
+                del blocks, data
                 replaced += 1
                 report((index + 1) / len(names), f"{name}: GGUF blocks")
         gc.collect()
     return replaced
+
+
+def _block_data(imported: GGUFImport, name: str) -> np.ndarray:
+    """The tensor's integers, decoded again (the scales and offsets are in the program)."""
+    return imported.blocks(name).data
 
 
 def log_recipes(imported: GGUFImport, log: Callable[[str], None]) -> None:
