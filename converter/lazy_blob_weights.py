@@ -61,7 +61,7 @@ class LazyWeights:
         # zero page, so a pass that reads the placeholder costs nothing (np.zeros may take
         # recycled heap memory, which calloc clears page by page; a shared map is counted
         # in resident memory as soon as it is read).
-        buffer = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buffer = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE)
         array = np.frombuffer(buffer, dtype=dtype, count=size // np.dtype(dtype).itemsize)
         array = array.reshape(shape)
         flat = array.reshape(-1)
