@@ -54,6 +54,8 @@ _TOP_NAMES = {
 }
 _LAYER_PATTERN = re.compile(r"^blk\.(\d+)\.(\w+)\.weight$")
 # Data bits of each exact form, for the conversion log (the Q5/Q6 types take 8-bit data).
+# Rows decoded per read: a few MB of file bytes and temporaries, not a whole embedding's.
+ROWS_PER_READ = 2048
 DATA_BITS = {"Q4_0": 4, "Q4_1": 4, "Q4_K": 4, "Q8_0": 8, "Q5_0": 8, "Q5_1": 8, "Q5_K": 8, "Q6_K": 8}
 
 
@@ -112,13 +114,44 @@ class GGUFImport:
         )
 
     def blocks(self, name: str) -> CoreMLBlocks:
+        """The tensor decoded ``ROWS_PER_READ`` rows at a time into arrays made once: beside the
+        result, only one chunk of the file's bytes and its temporaries are alive."""
         tensor = self.quantized[name]
-        try:
-            blocks = decode_blocks(self.read(tensor), tensor.gguf_type, tensor.shape)
-        except ValueError as error:
-            raise ConversionError(f"GGUF tensor {tensor.gguf_name}: {error}") from error
+        rows, columns = tensor.shape
+        row_bytes = tensor.n_bytes // rows
+        whole: CoreMLBlocks | None = None
+        for start in range(0, rows, ROWS_PER_READ):
+            count = min(ROWS_PER_READ, rows - start)
+            raw = np.fromfile(
+                self.path,
+                dtype=np.uint8,
+                count=count * row_bytes,
+                offset=tensor.data_offset + start * row_bytes,
+            )
+            try:
+                part = decode_blocks(raw, tensor.gguf_type, (count, columns))
+            except ValueError as error:
+                raise ConversionError(f"GGUF tensor {tensor.gguf_name}: {error}") from error
+            if whole is None:
+                whole = CoreMLBlocks(
+                    gguf_type=part.gguf_type,
+                    data_type=part.data_type,
+                    data=np.empty((rows, columns), dtype=part.data.dtype),
+                    scale=np.empty((rows, part.scale.shape[1]), dtype=part.scale.dtype),
+                    offset=None
+                    if part.offset is None
+                    else np.empty((rows, part.offset.shape[1]), dtype=part.offset.dtype),
+                    block_size=part.block_size,
+                )
+            whole.data[start : start + count] = part.data
+            whole.scale[start : start + count] = part.scale
+            if whole.offset is not None:
+                whole.offset[start : start + count] = part.offset
+            del raw, part
+        if whole is None:
+            raise ConversionError(f"GGUF tensor {tensor.gguf_name} has no rows")
         order = self.row_order(tensor)
-        return blocks if order is None else permute_rows(blocks, order)
+        return whole if order is None else permute_rows(whole, order)
 
     def float_tensor(self, name: str) -> torch.Tensor:
         from gguf import GGMLQuantizationType
