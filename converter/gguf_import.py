@@ -5,8 +5,12 @@ GGUF tensor enters it as a zero-stride placeholder (one float16 scalar expanded 
 shape: no memory), so no float16 copy of the model is ever made. After conversion each
 placeholder const (the torch frontend names it after the parameter, e.g.
 ``model.layers.0.self_attn.q_proj.weight``) is replaced by a ``constexpr_blockwise_shift_scale``
-op built from that tensor's own GGUF blocks (``converter.gguf_blocks``). Float tensors (F32, F16,
-BF16: the norms, sometimes an embedding) are read into the module as float16, as today.
+op built from that tensor's own GGUF blocks (``converter.gguf_blocks``): its float16 scales and
+offsets at once, its integers (one byte per weight) only as placeholders that are decoded again,
+one tensor at a time, while coremltools writes the package (``converter.lazy_blob_weights``).
+Tensors are read from the file a few rows at a time, not mapped: mapped pages would stay resident.
+Float tensors (F32, F16, BF16: the norms, sometimes an embedding) are read into the module as
+float16, as today.
 
 Each placeholder holds a different value: coremltools' const de-duplication pass would otherwise
 merge placeholders of the same shape into one const and the names would be lost.
