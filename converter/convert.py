@@ -8,6 +8,7 @@ conversion leaves nothing behind, and a killed one leaves one folder the next ru
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -214,6 +215,7 @@ def _run_stages(
     cancel: CancelToken,
 ) -> tuple[Path, VerificationReport | None]:
     from converter import coreml_export, gguf_import, verify
+    from converter.lazy_blob_weights import LazyWeights, writing_lazy_weights
     from converter.source import resolve_source
     from converter.torch_model import build_stateful_model
     from converter.weights import export_tokenizer, load_weights, special_token_ids
@@ -280,15 +282,18 @@ def _run_stages(
 
     label = coreml_export.quantization_label(request.quantize, request.block_size)
     reporter.begin("quantize", f"quantizing weights: {label}")
+    lazy = LazyWeights()
     if imported is not None:
-        gguf_import.attach_blocks(program, imported, report=reporter.report)
-    mlmodel = coreml_export.compress_and_build(
-        program,
-        mode="none" if exact else request.quantize,
-        block_size=request.block_size,
-        report=reporter.report,
-        cancel=cancel,
-    )
+        gguf_import.attach_blocks(program, imported, report=reporter.report, lazy=lazy)
+    # The GGUF's integers are decoded one tensor at a time as coremltools writes them.
+    with writing_lazy_weights(lazy) if len(lazy) else contextlib.nullcontext():
+        mlmodel = coreml_export.compress_and_build(
+            program,
+            mode="none" if exact else request.quantize,
+            block_size=request.block_size,
+            report=reporter.report,
+            cancel=cancel,
+        )
     del program
     gc.collect()
     reporter.report(1.0, "quantized")

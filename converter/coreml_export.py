@@ -34,14 +34,18 @@ def quantization_label(quantize: str, block_size: int) -> str:
 
 
 def trace(module: StatefulCausalLM) -> torch.jit.ScriptModule:
-    """Trace with two new tokens after three cached ones, so both shapes stay symbolic."""
-    module.reset_cache()
+    """Trace with two new tokens after three cached ones, so both shapes stay symbolic.
+
+    The example reads and writes only the caches' first five positions: only those are zeroed
+    (the rest of a freshly built module's cache is never written, so never made resident).
+    """
+    module.reset_cache(end=5)
     input_ids = torch.zeros((1, 2), dtype=torch.int32)
     mask = causal_mask(3, 2, dtype=torch.float16)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(module, (input_ids, mask), check_trace=False)
-    module.reset_cache()
+    module.reset_cache(end=5)
     return traced
 
 

@@ -13,8 +13,8 @@ float16, which rounds; the resulting weights differ from ``gguf.quants.dequantiz
 float16 rounding of the weight itself (measured in the tests and in ``benchmarks/fidelity.py``).
 A block whose scale is zero is a constant ``m``: it becomes ``data = 0, offset = -1, scale = m``.
 
-Arrays are decoded row by row from the GGUF file's memory map; nothing here holds more than one
-tensor's integers at a time.
+Arrays are decoded from the bytes of a few rows at a time (``GGUFImport.blocks`` reads them from
+the file); nothing here holds more than one tensor's integers at a time.
 """
 
 from __future__ import annotations

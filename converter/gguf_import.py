@@ -5,8 +5,12 @@ GGUF tensor enters it as a zero-stride placeholder (one float16 scalar expanded 
 shape: no memory), so no float16 copy of the model is ever made. After conversion each
 placeholder const (the torch frontend names it after the parameter, e.g.
 ``model.layers.0.self_attn.q_proj.weight``) is replaced by a ``constexpr_blockwise_shift_scale``
-op built from that tensor's own GGUF blocks (``converter.gguf_blocks``). Float tensors (F32, F16,
-BF16: the norms, sometimes an embedding) are read into the module as float16, as today.
+op built from that tensor's own GGUF blocks (``converter.gguf_blocks``): its float16 scales and
+offsets at once, its integers (one byte per weight) only as placeholders that are decoded again,
+one tensor at a time, while coremltools writes the package (``converter.lazy_blob_weights``).
+Tensors are read from the file a few rows at a time, not mapped: mapped pages would stay resident.
+Float tensors (F32, F16, BF16: the norms, sometimes an embedding) are read into the module as
+float16, as today.
 
 Each placeholder holds a different value: coremltools' const de-duplication pass would otherwise
 merge placeholders of the same shape into one const and the names would be lost.
@@ -14,6 +18,7 @@ merge placeholders of the same shape into one const and the names would be lost.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import re
@@ -28,6 +33,7 @@ import torch
 
 from converter.errors import ConversionError
 from converter.gguf_blocks import DECODERS, FLOAT_TYPES, CoreMLBlocks, decode_blocks, permute_rows
+from converter.lazy_blob_weights import LazyWeights
 from converter.torch_model import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -52,6 +58,8 @@ _TOP_NAMES = {
 }
 _LAYER_PATTERN = re.compile(r"^blk\.(\d+)\.(\w+)\.weight$")
 # Data bits of each exact form, for the conversion log (the Q5/Q6 types take 8-bit data).
+# Rows decoded per read: a few MB of file bytes and temporaries, not a whole embedding's.
+ROWS_PER_READ = 2048
 DATA_BITS = {"Q4_0": 4, "Q4_1": 4, "Q4_K": 4, "Q8_0": 8, "Q5_0": 8, "Q5_1": 8, "Q5_K": 8, "Q6_K": 8}
 
 
@@ -72,6 +80,8 @@ class GGUFTensor:
     gguf_type: str
     shape: tuple[int, ...]  # torch order
     raw: Any = field(repr=False)  # the reader's memory-mapped array
+    data_offset: int = 0  # where its bytes start in the file
+    n_bytes: int = 0
 
 
 @dataclass
@@ -100,21 +110,59 @@ class GGUFImport:
             described[gguf_type] = f"{count} tensors float16"
         return described
 
+    def read(self, tensor: GGUFTensor) -> np.ndarray:
+        """The tensor's bytes, read (not mapped): mapped pages would stay in the process's
+        resident memory until the whole file had been touched."""
+        return np.fromfile(
+            self.path, dtype=np.uint8, count=tensor.n_bytes, offset=tensor.data_offset
+        )
+
     def blocks(self, name: str) -> CoreMLBlocks:
+        """The tensor decoded ``ROWS_PER_READ`` rows at a time into arrays made once: beside the
+        result, only one chunk of the file's bytes and its temporaries are alive."""
         tensor = self.quantized[name]
-        try:
-            blocks = decode_blocks(tensor.raw, tensor.gguf_type, tensor.shape)
-        except ValueError as error:
-            raise ConversionError(f"GGUF tensor {tensor.gguf_name}: {error}") from error
+        rows, columns = tensor.shape
+        row_bytes = tensor.n_bytes // rows
+        whole: CoreMLBlocks | None = None
+        for start in range(0, rows, ROWS_PER_READ):
+            count = min(ROWS_PER_READ, rows - start)
+            raw = np.fromfile(
+                self.path,
+                dtype=np.uint8,
+                count=count * row_bytes,
+                offset=tensor.data_offset + start * row_bytes,
+            )
+            try:
+                part = decode_blocks(raw, tensor.gguf_type, (count, columns))
+            except ValueError as error:
+                raise ConversionError(f"GGUF tensor {tensor.gguf_name}: {error}") from error
+            if whole is None:
+                whole = CoreMLBlocks(
+                    gguf_type=part.gguf_type,
+                    data_type=part.data_type,
+                    data=np.empty((rows, columns), dtype=part.data.dtype),
+                    scale=np.empty((rows, part.scale.shape[1]), dtype=part.scale.dtype),
+                    offset=None
+                    if part.offset is None
+                    else np.empty((rows, part.offset.shape[1]), dtype=part.offset.dtype),
+                    block_size=part.block_size,
+                )
+            whole.data[start : start + count] = part.data
+            whole.scale[start : start + count] = part.scale
+            if whole.offset is not None:
+                whole.offset[start : start + count] = part.offset
+            del raw, part
+        if whole is None:
+            raise ConversionError(f"GGUF tensor {tensor.gguf_name} has no rows")
         order = self.row_order(tensor)
-        return blocks if order is None else permute_rows(blocks, order)
+        return whole if order is None else permute_rows(whole, order)
 
     def float_tensor(self, name: str) -> torch.Tensor:
         from gguf import GGMLQuantizationType
         from gguf.quants import dequantize
 
         tensor = self.floats[name]
-        values = dequantize(np.asarray(tensor.raw), GGMLQuantizationType[tensor.gguf_type])
+        values = dequantize(self.read(tensor), GGMLQuantizationType[tensor.gguf_type])
         values = values.reshape(tensor.shape)
         order = self.row_order(tensor)
         if order is not None:
@@ -151,7 +199,9 @@ def read_gguf(path: Path, spec: ModelSpec) -> GGUFImport:
             continue
         gguf_type = item.tensor_type.name
         shape = tuple(int(n) for n in reversed(item.shape.tolist()))
-        tensor = GGUFTensor(item.name, name, gguf_type, shape, item.data)
+        tensor = GGUFTensor(
+            item.name, name, gguf_type, shape, item.data, int(item.data_offset), int(item.n_bytes)
+        )
         if gguf_type in FLOAT_TYPES:
             floats[name] = tensor
         elif gguf_type in DECODERS and len(shape) == 2:
@@ -175,20 +225,47 @@ def module_weights(imported: GGUFImport) -> dict[str, torch.Tensor]:
     return weights
 
 
-def attach_blocks(program, imported: GGUFImport, *, report: FractionReport) -> int:
+def swap_const_for_shift_scale(
+    function, op, *, data: np.ndarray, scale: np.ndarray, offset: np.ndarray | None, name: str
+):
+    """Replace the const ``op`` in ``function`` (entered: ``with function``) by
+    ``constexpr_blockwise_shift_scale(data, scale, offset)`` named ``name``; returns its output.
+
+    ``data`` carries its Core ML type in its NumPy dtype (``types.np_uint4_dtype`` and friends);
+    it may be a ``LazyWeights`` placeholder, written for real when the package is.
+    """
+    from coremltools.converters.mil import Builder as mb
+
+    arguments: dict[str, Any] = {"data": data, "scale": scale}
+    if offset is not None:
+        arguments["offset"] = offset
+    new_var = mb.constexpr_blockwise_shift_scale(**arguments, before_op=op, name=name)
+    function.replace_uses_of_var_after_op(
+        anchor_op=op, old_var=op.outputs[0], new_var=new_var, no_check_var_types=True
+    )
+    function.remove_ops([op])
+    return new_var
+
+
+def attach_blocks(
+    program, imported: GGUFImport, *, report: FractionReport, lazy: LazyWeights
+) -> int:
     """Replace each placeholder const by ``constexpr_blockwise_shift_scale`` from its blocks.
+
+    The scales and offsets (1/8 byte per weight) go into the program now; the integers (one byte
+    per weight) only as ``lazy`` placeholders, decoded again from the GGUF one tensor at a time
+    while coremltools writes the package (``converter.lazy_blob_weights``).
 
     Returns the number of weights replaced. A placeholder not found by name (a tied lm_head is the
     embedding's const) is skipped only when the architecture ties it.
     """
-    from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil import types
 
     dtypes = {
         "int4": types.np_int4_dtype,
         "uint4": types.np_uint4_dtype,
-        "int8": np.int8,
-        "uint8": np.uint8,
+        "int8": np.dtype(np.int8),
+        "uint8": np.dtype(np.uint8),
     }
     names = sorted(imported.quantized)
     if imported.spec.tie_word_embeddings and "lm_head.weight" in names:
@@ -213,24 +290,30 @@ def attach_blocks(program, imported: GGUFImport, *, report: FractionReport) -> i
                         f"weight {name}: the program expects {tuple(op.outputs[0].shape)}, the "
                         f"GGUF blocks give {blocks.data.shape}"
                     )
-                arguments: dict[str, Any] = {
-                    "data": blocks.data.astype(dtypes[blocks.data_type]),
-                    "scale": blocks.scale,
-                }
-                if blocks.offset is not None:
-                    arguments["offset"] = blocks.offset
-                new_var = mb.constexpr_blockwise_shift_scale(
-                    **arguments, before_op=op, name=f"{name}_{blocks.gguf_type}"
+                data = lazy.placeholder(
+                    blocks.data.shape,
+                    dtypes[blocks.data_type],
+                    name=name,
+                    decode=functools.partial(_block_data, imported, name),
                 )
-                function.replace_uses_of_var_after_op(
-                    anchor_op=op, old_var=op.outputs[0], new_var=new_var, no_check_var_types=True
+                swap_const_for_shift_scale(
+                    function,
+                    op,
+                    data=data,
+                    scale=blocks.scale,
+                    offset=blocks.offset,
+                    name=f"{name}_{blocks.gguf_type}",
                 )
-                function.remove_ops([op])
-                del blocks, arguments
+                del blocks, data
                 replaced += 1
                 report((index + 1) / len(names), f"{name}: GGUF blocks")
         gc.collect()
     return replaced
+
+
+def _block_data(imported: GGUFImport, name: str) -> np.ndarray:
+    """The tensor's integers, decoded again (the scales and offsets are in the program)."""
+    return imported.blocks(name).data
 
 
 def log_recipes(imported: GGUFImport, log: Callable[[str], None]) -> None:

@@ -15,6 +15,7 @@ between versions). The interface is the one of DESIGN.md's model folder:
 from __future__ import annotations
 
 import math
+import mmap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -281,9 +282,11 @@ class StatefulCausalLM(nn.Module):
         self.register_buffer("rope_cos", angles.cos().float(), persistent=False)
         self.register_buffer("rope_sin", angles.sin().float(), persistent=False)
 
-    def reset_cache(self) -> None:
-        self.keyCache.zero_()
-        self.valueCache.zero_()
+    def reset_cache(self, *, end: int | None = None) -> None:
+        """Zero the caches in place, or only their first ``end`` positions (tracing touches no
+        others: zeroing all of a 2048-token cache would make all of it resident for nothing)."""
+        self.keyCache[:, :, :, :end].zero_()
+        self.valueCache[:, :, :, :end].zero_()
 
     def forward(self, input_ids: torch.Tensor, causal_mask: torch.Tensor) -> torch.Tensor:
         spec = self.spec
@@ -347,6 +350,15 @@ def causal_mask(past: int, length: int, *, dtype: torch.dtype = torch.float16) -
     return mask.to(dtype)[None, None]
 
 
+def untouched_zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Zeros in a private anonymous memory map: the OS provides a page only when it is written
+    (``torch.zeros`` writes every byte). The kv-cache of a 2048-token context is tens of MB that
+    a conversion never fills."""
+    size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    buffer = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE)
+    return torch.frombuffer(buffer, dtype=dtype, count=math.prod(shape)).reshape(shape)
+
+
 def build_stateful_model(
     spec: ModelSpec,
     weights: Mapping[str, torch.Tensor],
@@ -398,8 +410,8 @@ def build_stateful_model(
         module.lm_head.weight = module.model.embed_tokens.weight
     # Buffers were made on the meta device: materialise them for real.
     cache_shape = (spec.num_layers, 1, spec.num_kv_heads, context_length, spec.head_dim)
-    module.keyCache = torch.zeros(cache_shape, dtype=cache_dtype)
-    module.valueCache = torch.zeros(cache_shape, dtype=cache_dtype)
+    module.keyCache = untouched_zeros(cache_shape, cache_dtype)
+    module.valueCache = untouched_zeros(cache_shape, cache_dtype)
     positions = torch.arange(context_length, dtype=torch.float64)
     angles = torch.outer(positions, rope_inverse_frequencies(spec))
     angles = torch.cat((angles, angles), dim=-1)
