@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from converter.blockwise_consts import replace_with_blocks
 from converter.errors import ConversionError
 from converter.gguf_blocks import DECODERS, FLOAT_TYPES, CoreMLBlocks, decode_blocks, permute_rows
 from converter.torch_model import ModelSpec
@@ -181,56 +182,16 @@ def attach_blocks(program, imported: GGUFImport, *, report: FractionReport) -> i
     Returns the number of weights replaced. A placeholder not found by name (a tied lm_head is the
     embedding's const) is skipped only when the architecture ties it.
     """
-    from coremltools.converters.mil import Builder as mb
-    from coremltools.converters.mil.mil import types
-
-    dtypes = {
-        "int4": types.np_int4_dtype,
-        "uint4": types.np_uint4_dtype,
-        "int8": np.int8,
-        "uint8": np.uint8,
-    }
     names = sorted(imported.quantized)
     if imported.spec.tie_word_embeddings and "lm_head.weight" in names:
         names.remove("lm_head.weight")
-    replaced = 0
-    for function in program.functions.values():
-        # Ops added here have no torch scope; the next pipeline's validation would refuse them.
-        function._essential_scope_sources = []
-        consts = {op.name: op for op in function.operations if op.op_type == "const"}
-        missing = [name for name in names if name not in consts]
-        if missing:
-            raise ConversionError(
-                f"the converted program has no weight named {missing[0]} "
-                f"({len(missing)} of {len(names)} missing); the torch frontend renamed it"
-            )
-        with function:
-            for index, name in enumerate(names):
-                op = consts[name]
-                blocks = imported.blocks(name)
-                if tuple(op.outputs[0].shape) != blocks.data.shape:
-                    raise ConversionError(
-                        f"weight {name}: the program expects {tuple(op.outputs[0].shape)}, the "
-                        f"GGUF blocks give {blocks.data.shape}"
-                    )
-                arguments: dict[str, Any] = {
-                    "data": blocks.data.astype(dtypes[blocks.data_type]),
-                    "scale": blocks.scale,
-                }
-                if blocks.offset is not None:
-                    arguments["offset"] = blocks.offset
-                new_var = mb.constexpr_blockwise_shift_scale(
-                    **arguments, before_op=op, name=f"{name}_{blocks.gguf_type}"
-                )
-                function.replace_uses_of_var_after_op(
-                    anchor_op=op, old_var=op.outputs[0], new_var=new_var, no_check_var_types=True
-                )
-                function.remove_ops([op])
-                del blocks, arguments
-                replaced += 1
-                report((index + 1) / len(names), f"{name}: GGUF blocks")
-        gc.collect()
-    return replaced
+    return replace_with_blocks(
+        program,
+        names,
+        lambda name, _placeholder: imported.blocks(name),
+        report=report,
+        what="GGUF blocks",
+    )
 
 
 def log_recipes(imported: GGUFImport, log: Callable[[str], None]) -> None:
