@@ -340,7 +340,7 @@ def _run_stages(
         reporter.report(0.5, "running the package against the source model")
         verification = verify.verify_package(package, reference, quantize=request.quantize)
         reporter.log(
-            f"verification on the {verification.runtime} runtime: top-1 agreement "
+            f"verification of {label} on the {verification.runtime} runtime: top-1 agreement "
             f"{verification.top1_agreement:.0%}, max |logit difference| "
             f"{verification.max_abs_difference:.3f}",
             level="info" if verification.passed else "warning",
