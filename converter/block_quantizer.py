@@ -4,7 +4,7 @@ coremltools' max-abs scale.
 
 A weight (rows, columns) is cut into blocks of ``block_size`` input channels. For each block a
 set of candidate scales is tried (the max-abs scale coremltools uses; the signed extreme mapped to
-each end of the integer range, stretched by ±0.1 steps; for the asymmetric form the block's
+each end of the integer range, stretched in small steps; for the asymmetric form the block's
 (min, max) mapped onto 0..15); for each candidate the integers are rounded, the scale is refitted
 by least squares for those integers, rounded to float16 (what the package stores) and the
 squared error computed. The best scale wins; the integers are then rounded once more for it
@@ -17,8 +17,8 @@ Forms (all ``constexpr_blockwise_shift_scale``, ``scale * (data - offset)``):
 - ``symmetric``: int4 data in [-8, 7], float16 scale: 4.5 bits per weight at block 32, the size
   of coremltools' int4 ``linear_symmetric``.
 - ``asymmetric``: uint4 data in [0, 15] with a uint4 zero point per block (the op takes an
-  integer offset of the data's dtype): 4.625 bits per weight at block 32. The symmetric search is
-  part of it (zero point 8), so it is never worse than ``symmetric``.
+  integer offset of the data's dtype): 4.625 bits per weight at block 32. coremltools' candidate
+  and the unstretched symmetric ones are tried with zero point 8 beside the (min, max) ones.
 - ``bits=8``: the same searches on int8/uint8 data (for embeddings kept at 8 bits).
 
 Rows go through in chunks of about ``CHUNK_ELEMENTS`` values, one chunk per core at a time, so a
