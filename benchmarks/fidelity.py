@@ -1,12 +1,26 @@
 """Fidelity of a package to its source model: teacher-forced top-1 agreement, mean KL, max logit gap.
 
-The source is the GGUF in transformers (float32, ``gguf_file=``: transformers dequantizes it with
-gguf's own code, so it runs the weights llama.cpp runs). Each recipe's package (exact GGUF import,
-int4 re-quantized, int8) runs on the reference runtime over the same tokens in one call each: a fixed
-English text of about 300 tokens and a chat-formatted exchange. KL is KL(source || package) per
-position, in nats. Prints one JSON object; packages are converted once into ``.cache/bench``.
+Three sources, each package measured against ITS OWN source in transformers (float32):
 
-    python benchmarks/fidelity.py [--recipes exact,int4,int8] [--gguf FILE]
+- ``gguf``: the demo GGUF (``gguf_file=``: transformers dequantizes it with gguf's own code, so it
+  runs the weights llama.cpp runs); recipes exact GGUF import, int4 re-quantized, int8.
+- ``f32``: the same model dequantized by transformers and saved as float32 safetensors. Its
+  weights lie exactly on a Q4_1 grid of block 32, so an asymmetric recipe can find that grid again
+  almost exactly: its figures flatter the asymmetric recipes.
+- ``f32-dither``: the honest full-precision stand-in: the same weights with seeded uniform noise of
+  ± half each block's Q4_1 step on every Q4_1 weight (the layers' linears), so they lie on no
+  4-bit grid.
+
+The full-precision recipes: coremltools' ``linear-symmetric`` int4, the searched int4 recipes
+(``searched``: uint4 + zero point, ``searched-symmetric``: int4), each also with ``+int8emb``
+(embedding and lm_head at 8 bits). Each package runs on the reference runtime over the same tokens
+in one call each: a fixed English text of about 300 tokens and a chat-formatted exchange. KL is
+KL(source || package) per position, in nats. Prints one JSON object with each package's bytes and
+its size and mean KL relative to the same source's ``linear-symmetric`` package. Sources and
+packages are made once into ``.cache/bench`` (delete a folder there to remake it).
+
+    python benchmarks/fidelity.py [--sources gguf,f32,f32-dither] [--recipes exact,int4,int8]
+        [--fp-recipes linear-symmetric,searched,...] [--gguf FILE]
 """
 
 from __future__ import annotations
@@ -54,17 +68,83 @@ CHAT = [
 ]
 
 
-def package_folder(gguf: Path, recipe: str) -> Path:
-    folder = BENCH_CACHE / f"{DEMO_NAME}-{recipe}-ctx{CONTEXT}"
+FP_RECIPES = (
+    "linear-symmetric",
+    "linear-symmetric+int8emb",
+    "searched-symmetric",
+    "searched-symmetric+int8emb",
+    "searched",
+    "searched+int8emb",
+)
+BASELINE = "linear-symmetric"
+DITHER_SEED = 15
+
+
+def package_folder(source: Path, recipe: str, *, source_name: str = "gguf") -> Path:
+    """The package of ``recipe`` (a --quantize value on the GGUF, an int4 recipe with an optional
+    ``+int8emb`` on a full-precision source), converted once."""
+    prefix = DEMO_NAME if source_name == "gguf" else f"{DEMO_NAME}-{source_name}"
+    folder = BENCH_CACHE / f"{prefix}-{recipe}-ctx{CONTEXT}"
     if not folder.is_dir():
         from converter.convert import convert
         from converter.options import ConversionRequest
 
+        if source_name == "gguf":
+            options = {"quantize": recipe}
+        else:
+            int4_recipe, _, extra = recipe.partition("+")
+            options = {
+                "quantize": "int4",
+                "int4_recipe": int4_recipe,
+                "int8_embeddings": extra == "int8emb",
+            }
         convert(
             ConversionRequest(
-                str(gguf), folder, context_length=CONTEXT, quantize=recipe, name=DEMO_NAME
+                str(source), folder, context_length=CONTEXT, name=DEMO_NAME, **options
             )
         )
+    return folder
+
+
+def full_precision_source(gguf: Path, *, dither: bool) -> Path:
+    """The GGUF dequantized by transformers, saved as float32 safetensors (with its tokenizer);
+    ``dither``: plus uniform noise of ± half the block's Q4_1 step on each layer linear's weight.
+
+    A Q4_1 block's step is ``(max - min) / 15`` of its 32 values (llama.cpp maps the block's min
+    to 0 and its max to 15), so it is read off the dequantized weights themselves.
+    """
+    folder = BENCH_CACHE / f"{DEMO_NAME}-f32{'-dither' if dither else ''}"
+    if folder.is_dir():
+        return folder
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
+    # Dequantized already: a plain float32 model (transformers refuses to save a "gguf" one).
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    if dither:
+        rng = np.random.default_rng(DITHER_SEED)
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if not (name.startswith("model.layers.") and parameter.ndim == 2):
+                    continue
+                blocks = parameter.detach().numpy().reshape(parameter.shape[0], -1, 32)
+                step = (blocks.max(axis=-1) - blocks.min(axis=-1))[..., None] / 15
+                noise = rng.uniform(-0.5, 0.5, size=blocks.shape).astype(np.float32) * step
+                parameter.copy_(torch.from_numpy((blocks + noise).reshape(parameter.shape)))
+    model.save_pretrained(str(partial), safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(
+        str(partial)
+    )
+    del model
+    partial.rename(folder)
     return folder
 
 
@@ -78,13 +158,17 @@ def token_sets(gguf: Path) -> dict[str, list[int]]:
     return {"text": tokenizer(TEXT)["input_ids"], "chat": list(chat)}
 
 
-def source_logits(gguf: Path, sets: dict[str, list[int]]) -> dict[str, np.ndarray]:
+def source_logits(source: Path, sets: dict[str, list[int]]) -> dict[str, np.ndarray]:
+    """The source's logits in transformers, float32 (a .gguf file or a safetensors folder)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
+    if source.suffix == ".gguf":
+        model = AutoModelForCausalLM.from_pretrained(
+            str(source.parent), gguf_file=source.name, dtype=torch.float32
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
     with torch.no_grad():
         return {
             name: model(torch.tensor([tokens])).logits[0].numpy() for name, tokens in sets.items()
@@ -122,27 +206,63 @@ def compare(source: np.ndarray, package: np.ndarray) -> dict[str, float]:
     }
 
 
+def package_bytes(folder: Path) -> int:
+    (package,) = folder.glob("*.mlpackage")
+    return sum(path.stat().st_size for path in package.rglob("*") if path.is_file())
+
+
+def measure(
+    source: Path, recipes: list[str], sets: dict[str, list[int]], *, source_name: str
+) -> dict:
+    """Every recipe's package against ``source``'s own float32 logits."""
+    reference = source_logits(source, sets)
+    found: dict = {}
+    for recipe in recipes:
+        folder = package_folder(source, recipe, source_name=source_name)
+        logits = package_logits(folder, sets)
+        found[recipe] = {
+            "package_bytes": package_bytes(folder),
+            **{name: compare(reference[name], logits[name]) for name in sets},
+        }
+    baseline = found.get(BASELINE)
+    for figures in found.values():
+        if baseline is not None:
+            figures["size_vs_linear_symmetric"] = round(
+                figures["package_bytes"] / baseline["package_bytes"], 3
+            )
+            figures["mean_kl_vs_linear_symmetric"] = {
+                name: round(figures[name]["mean_kl"] / baseline[name]["mean_kl"], 3)
+                for name in sets
+            }
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", default="exact,int4,int8")
+    parser.add_argument("--sources", default="gguf,f32,f32-dither")
+    parser.add_argument("--recipes", default="exact,int4,int8", help="on the GGUF source")
+    parser.add_argument(
+        "--fp-recipes", default=",".join(FP_RECIPES), help="on the full-precision sources"
+    )
     parser.add_argument("--gguf", type=Path, default=None)
     args = parser.parse_args()
     from converter.demo_model import fetch_demo_gguf
 
     gguf = args.gguf or fetch_demo_gguf(REPO / ".cache" / "tests")
     sets = token_sets(gguf)
-    reference = source_logits(gguf, sets)
-    report: dict = {"source": gguf.name, "gguf_bytes": gguf.stat().st_size, "recipes": {}}
-    for recipe in args.recipes.split(","):
-        folder = package_folder(gguf, recipe)
-        (package,) = folder.glob("*.mlpackage")
-        size = sum(path.stat().st_size for path in package.rglob("*") if path.is_file())
-        logits = package_logits(folder, sets)
-        report["recipes"][recipe] = {
-            "package_bytes": size,
-            "size_vs_gguf": round(size / report["gguf_bytes"], 3),
-            **{name: compare(reference[name], logits[name]) for name in sets},
-        }
+    report: dict = {"source": gguf.name, "gguf_bytes": gguf.stat().st_size, "sources": {}}
+    for source_name in args.sources.split(","):
+        if source_name == "gguf":
+            found = measure(gguf, args.recipes.split(","), sets, source_name="gguf")
+            for figures in found.values():
+                figures["size_vs_gguf"] = round(figures["package_bytes"] / report["gguf_bytes"], 3)
+        elif source_name in ("f32", "f32-dither"):
+            source = full_precision_source(gguf, dither=source_name == "f32-dither")
+            found = measure(source, args.fp_recipes.split(","), sets, source_name=source_name)
+        else:
+            parser.error(f"--sources: expected gguf, f32 or f32-dither, found {source_name!r}")
+        report["sources"][source_name] = found
+        print(json.dumps({source_name: found}), file=sys.stderr, flush=True)  # partial results
     print(json.dumps(report, indent=2))
 
 

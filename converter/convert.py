@@ -229,6 +229,11 @@ def _run_stages(
     if overlap and resolved.gguf_file is None:  # a GGUF's folder may hold the output
         raise ConversionError(overlap)
     exact = resolve_exact(request.quantize, gguf_file=resolved.gguf_file)
+    if exact and request.int8_embeddings:
+        raise ConversionError(
+            "--int8-embeddings applies to int4 re-quantization; a GGUF source keeps its own "
+            "blocks by default (add --quantize int4 to re-quantize it)"
+        )
     if exact:
         request = replace(request, quantize="exact")
     elif request.quantize == "auto":
@@ -280,20 +285,29 @@ def _run_stages(
     reporter.report(1.0, "converted")
     cancel.raise_if_cancelled()
 
-    label = coreml_export.quantization_label(request.quantize, request.block_size)
+    label = coreml_export.quantization_label(
+        request.quantize,
+        request.block_size,
+        int4_recipe=request.int4_recipe,
+        int8_embeddings=request.int8_embeddings,
+    )
     reporter.begin("quantize", f"quantizing weights: {label}")
     lazy = LazyWeights()
     if imported is not None:
         gguf_import.attach_blocks(program, imported, report=reporter.report, lazy=lazy)
     # The GGUF's integers are decoded one tensor at a time as coremltools writes them.
     with writing_lazy_weights(lazy) if len(lazy) else contextlib.nullcontext():
-        mlmodel = coreml_export.compress_and_build(
+        mlmodel, recipes = coreml_export.compress_and_build(
             program,
             mode="none" if exact else request.quantize,
             block_size=request.block_size,
             report=reporter.report,
             cancel=cancel,
+            int4_recipe=request.int4_recipe,
+            int8_embeddings=request.int8_embeddings,
         )
+    for group, text in recipes.items():
+        reporter.log(f"{group}: {text}")
     del program
     gc.collect()
     reporter.report(1.0, "quantized")
@@ -311,7 +325,7 @@ def _run_stages(
             eos_token_ids=eos,
             last_logits_only=request.last_logits_only,
             versions=_versions(),
-            recipes=imported.recipes() if imported is not None else {},
+            recipes=imported.recipes() if imported is not None else recipes,
         ),
     )
     name = request.name or resolved.default_name
@@ -331,7 +345,7 @@ def _run_stages(
         reporter.report(0.5, "running the package against the source model")
         verification = verify.verify_package(package, reference, quantize=request.quantize)
         reporter.log(
-            f"verification on the {verification.runtime} runtime: top-1 agreement "
+            f"verification of {label} on the {verification.runtime} runtime: top-1 agreement "
             f"{verification.top1_agreement:.0%}, max |logit difference| "
             f"{verification.max_abs_difference:.3f}",
             level="info" if verification.passed else "warning",

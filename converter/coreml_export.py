@@ -12,6 +12,7 @@ import logging
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +28,17 @@ logger = logging.getLogger(__name__)
 FractionReport = Callable[[float, str], None]
 
 
-def quantization_label(quantize: str, block_size: int) -> str:
-    """The metadata value: ``int4-block32``, ``int8``, ``fp16`` or ``gguf-exact``."""
-    labels = {"int4": f"int4-block{block_size}", "int8": "int8", "none": "fp16"}
+def quantization_label(
+    quantize: str, block_size: int, *, int4_recipe: str = "searched", int8_embeddings: bool = False
+) -> str:
+    """The metadata value: ``int4-block32`` (coremltools' linear_symmetric),
+    ``int4-searched-block32`` / ``int4-searched-symmetric-block32`` (``+int8-embeddings`` when
+    kept at 8 bits), ``int8``, ``fp16`` or ``gguf-exact``."""
+    if quantize == "int4":
+        recipe = "" if int4_recipe == "linear-symmetric" else f"{int4_recipe}-"
+        suffix = "+int8-embeddings" if int8_embeddings else ""
+        return f"int4-{recipe}block{block_size}{suffix}"
+    labels = {"int8": "int8", "none": "fp16"}
     return labels.get(quantize, "gguf-exact")
 
 
@@ -144,52 +153,67 @@ def compress_and_build(
     block_size: int,
     report: FractionReport,
     cancel: CancelToken | None,
-):
-    """int4 per-block or int8 per-channel symmetric weights (``none`` keeps float16), then the
-    ML Program backend: returns an MLModel whose weights are already in a temporary package."""
+    int4_recipe: str = "linear-symmetric",
+    int8_embeddings: bool = False,
+) -> tuple[Any, dict[str, str]]:
+    """int4 per-block or int8 per-channel weights (``none`` keeps float16), then the ML Program
+    backend: returns an MLModel whose weights are already in a temporary package, and the recipe
+    per tensor group for the metadata (empty for ``none``).
+
+    int4 is coremltools' ``linear_symmetric`` (``int4_recipe="linear-symmetric"``) or our searched
+    blocks (``searched``, ``searched-symmetric``: ``converter.searched_quantization``)."""
     import coremltools as ct
-    from coremltools.converters.mil.mil.passes.graph_pass import PassOption
-    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
+
+    from converter import searched_quantization
 
     if mode not in ("int4", "int8", "none"):
         raise ValueError(f"quantize must be int4, int8 or none here, not {mode!r}")
+    recipes: dict[str, str] = {}
     with (
         report_coremltools_progress(report, cancel=cancel, expected_bars=3),
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore")
-        if mode != "none":
-            if mode == "int4":
-                op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
-                    mode="linear_symmetric",
-                    dtype="int4",
-                    granularity="per_block",
-                    block_size=block_size,
-                )
-            else:
-                op_config = ct.optimize.coreml.OpLinearQuantizerConfig(
-                    mode="linear_symmetric", dtype="int8", granularity="per_channel"
-                )
-            # The torch frontend marks every op with its torch module; ops the quantizer adds
-            # have none, which the next pipeline's validation would refuse.
-            for function in program.functions.values():
-                function._essential_scope_sources = []
-            quantizer = PASS_REGISTRY["compression::linear_quantize_weights"]
-            # Only the weights of linear layers and the embedding (the rotary tables are
-            # constants too; quantizing them would cost accuracy for nothing), the largest ones
-            # last: each float16 weight is freed as soon as it is quantized, so the big
-            # temporaries of the embedding and lm_head come when most memory is free again.
-            groups = weight_groups(program)
+        # Only the weights of linear layers and the embedding (the rotary tables are constants
+        # too; quantizing them would cost accuracy for nothing), the largest ones last: each
+        # float16 weight is freed as soon as it is quantized, so the big temporaries of the
+        # embedding and lm_head come when most memory is free again.
+        groups = weight_groups(program)
+        names = [name for group in groups for name in group]
+        if mode == "int4" and int4_recipe != "linear-symmetric":
+            recipes = searched_quantization.quantize_program(
+                program,
+                names,
+                form=searched_quantization.recipe_form(int4_recipe),
+                block_size=block_size,
+                int8_embeddings=int8_embeddings,
+                report=report,
+            )
+            check_quantized(program, expected=len(names), mode=mode)
+        elif mode != "none":
+            int4_config = ct.optimize.coreml.OpLinearQuantizerConfig(
+                mode="linear_symmetric",
+                dtype="int4",
+                granularity="per_block",
+                block_size=block_size,
+            )
+            int8_config = ct.optimize.coreml.OpLinearQuantizerConfig(
+                mode="linear_symmetric", dtype="int8", granularity="per_channel"
+            )
             for group in groups:
-                config = ct.optimize.coreml.OptimizationConfig(
-                    op_name_configs=dict.fromkeys(group, op_config)
+                configs = {
+                    name: int8_config
+                    if mode == "int8"
+                    or (int8_embeddings and searched_quantization.is_embedding(name))
+                    else int4_config
+                    for name in group
+                }
+                _linear_quantize(program, configs)
+            check_quantized(program, expected=len(names), mode=mode)
+            if mode == "int4":
+                recipes = searched_quantization.linear_symmetric_recipes(
+                    names, block_size=block_size, int8_embeddings=int8_embeddings
                 )
-                quantizer.set_options(
-                    [PassOption("config", config), PassOption("joint_compression", False)]
-                )
-                quantizer.apply(program)
-                gc.collect()
-            check_quantized(program, expected=sum(len(group) for group in groups), mode=mode)
         mlmodel = ct.convert(
             program,
             convert_to="mlprogram",
@@ -200,7 +224,24 @@ def compress_and_build(
     # The MLModel keeps the whole MIL program alive otherwise; its package on disk is enough.
     mlmodel._mil_program = None
     gc.collect()
-    return mlmodel
+    return mlmodel, recipes
+
+
+def _linear_quantize(program, configs: dict[str, Any]) -> None:
+    """coremltools' ``linear_quantize_weights`` pass on the consts named in ``configs``."""
+    import coremltools as ct
+    from coremltools.converters.mil.mil.passes.graph_pass import PassOption
+    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
+
+    # The torch frontend marks every op with its torch module; ops the quantizer adds have none,
+    # which the next pipeline's validation would refuse.
+    for function in program.functions.values():
+        function._essential_scope_sources = []
+    quantizer = PASS_REGISTRY["compression::linear_quantize_weights"]
+    config = ct.optimize.coreml.OptimizationConfig(op_name_configs=configs)
+    quantizer.set_options([PassOption("config", config), PassOption("joint_compression", False)])
+    quantizer.apply(program)
+    gc.collect()
 
 
 INPUT_DESCRIPTIONS = {

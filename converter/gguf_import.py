@@ -18,7 +18,6 @@ merge placeholders of the same shape into one const and the names would be lost.
 
 from __future__ import annotations
 
-import functools
 import gc
 import logging
 import re
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from converter.blockwise_consts import replace_with_blocks
 from converter.errors import ConversionError
 from converter.gguf_blocks import DECODERS, FLOAT_TYPES, CoreMLBlocks, decode_blocks, permute_rows
 from converter.lazy_blob_weights import LazyWeights
@@ -225,28 +225,6 @@ def module_weights(imported: GGUFImport) -> dict[str, torch.Tensor]:
     return weights
 
 
-def swap_const_for_shift_scale(
-    function, op, *, data: np.ndarray, scale: np.ndarray, offset: np.ndarray | None, name: str
-):
-    """Replace the const ``op`` in ``function`` (entered: ``with function``) by
-    ``constexpr_blockwise_shift_scale(data, scale, offset)`` named ``name``; returns its output.
-
-    ``data`` carries its Core ML type in its NumPy dtype (``types.np_uint4_dtype`` and friends);
-    it may be a ``LazyWeights`` placeholder, written for real when the package is.
-    """
-    from coremltools.converters.mil import Builder as mb
-
-    arguments: dict[str, Any] = {"data": data, "scale": scale}
-    if offset is not None:
-        arguments["offset"] = offset
-    new_var = mb.constexpr_blockwise_shift_scale(**arguments, before_op=op, name=name)
-    function.replace_uses_of_var_after_op(
-        anchor_op=op, old_var=op.outputs[0], new_var=new_var, no_check_var_types=True
-    )
-    function.remove_ops([op])
-    return new_var
-
-
 def attach_blocks(
     program, imported: GGUFImport, *, report: FractionReport, lazy: LazyWeights
 ) -> int:
@@ -259,61 +237,17 @@ def attach_blocks(
     Returns the number of weights replaced. A placeholder not found by name (a tied lm_head is the
     embedding's const) is skipped only when the architecture ties it.
     """
-    from coremltools.converters.mil.mil import types
-
-    dtypes = {
-        "int4": types.np_int4_dtype,
-        "uint4": types.np_uint4_dtype,
-        "int8": np.dtype(np.int8),
-        "uint8": np.dtype(np.uint8),
-    }
     names = sorted(imported.quantized)
     if imported.spec.tie_word_embeddings and "lm_head.weight" in names:
         names.remove("lm_head.weight")
-    replaced = 0
-    for function in program.functions.values():
-        # Ops added here have no torch scope; the next pipeline's validation would refuse them.
-        function._essential_scope_sources = []
-        consts = {op.name: op for op in function.operations if op.op_type == "const"}
-        missing = [name for name in names if name not in consts]
-        if missing:
-            raise ConversionError(
-                f"the converted program has no weight named {missing[0]} "
-                f"({len(missing)} of {len(names)} missing); the torch frontend renamed it"
-            )
-        with function:
-            for index, name in enumerate(names):
-                op = consts[name]
-                blocks = imported.blocks(name)
-                if tuple(op.outputs[0].shape) != blocks.data.shape:
-                    raise ConversionError(
-                        f"weight {name}: the program expects {tuple(op.outputs[0].shape)}, the "
-                        f"GGUF blocks give {blocks.data.shape}"
-                    )
-                data = lazy.placeholder(
-                    blocks.data.shape,
-                    dtypes[blocks.data_type],
-                    name=name,
-                    decode=functools.partial(_block_data, imported, name),
-                )
-                swap_const_for_shift_scale(
-                    function,
-                    op,
-                    data=data,
-                    scale=blocks.scale,
-                    offset=blocks.offset,
-                    name=f"{name}_{blocks.gguf_type}",
-                )
-                del blocks, data
-                replaced += 1
-                report((index + 1) / len(names), f"{name}: GGUF blocks")
-        gc.collect()
-    return replaced
-
-
-def _block_data(imported: GGUFImport, name: str) -> np.ndarray:
-    """The tensor's integers, decoded again (the scales and offsets are in the program)."""
-    return imported.blocks(name).data
+    return replace_with_blocks(
+        program,
+        names,
+        lambda name, _placeholder: imported.blocks(name),
+        report=report,
+        what="GGUF blocks",
+        lazy=lazy,
+    )
 
 
 def log_recipes(imported: GGUFImport, log: Callable[[str], None]) -> None:

@@ -28,6 +28,7 @@ from converter.progress import ConversionCancelled
 
 __all__ = [
     "HUB_ID",
+    "INT4_RECIPES",
     "QUANTIZATIONS",
     "ConversionCancelled",
     "ConversionError",
@@ -45,6 +46,12 @@ logger = logging.getLogger(__name__)
 # "int4". "exact" only for a GGUF source.
 Quantization = Literal["auto", "exact", "int4", "int8", "none"]
 QUANTIZATIONS: tuple[Quantization, ...] = ("auto", "exact", "int4", "int8", "none")
+# How int4 weights are made (``--quantize int4``, or ``auto`` on a full-precision source):
+# "searched": per block the scale and a uint4 zero point of least squared error (4.625 bits per
+# weight at block 32); "searched-symmetric": the searched scale alone (int4, 4.5 bits);
+# "linear-symmetric": coremltools' max-abs scale (int4, 4.5 bits). See converter.block_quantizer.
+Int4Recipe = Literal["searched", "searched-symmetric", "linear-symmetric"]
+INT4_RECIPES: tuple[Int4Recipe, ...] = ("searched", "searched-symmetric", "linear-symmetric")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Below 16 the trace (three cached tokens plus two new ones) and any chat are impossible.
 MIN_CONTEXT_LENGTH = 16
@@ -68,6 +75,8 @@ class ConversionRequest:
     context_length: int = 2048
     quantize: Quantization = "auto"
     block_size: int = 32
+    int4_recipe: Int4Recipe = "searched"
+    int8_embeddings: bool = False  # the embedding and lm_head at 8 bits (int4 recipes only)
     last_logits_only: bool = False
     verify: bool = False
     force: bool = False  # replace an existing output, if it is one of our model folders
@@ -86,7 +95,9 @@ class ConversionRequest:
             self.quantize,
         ]
         if self.quantize in ("int4", "auto"):
-            args += ["--block-size", str(self.block_size)]
+            args += ["--block-size", str(self.block_size), "--int4-recipe", self.int4_recipe]
+        if self.int8_embeddings:
+            args.append("--int8-embeddings")
         if self.last_logits_only:
             args.append("--last-logits-only")
         if self.verify:
@@ -106,6 +117,8 @@ class ConversionRequest:
             context_length=args.context_length,
             quantize=args.quantize,
             block_size=args.block_size,
+            int4_recipe=args.int4_recipe,
+            int8_embeddings=args.int8_embeddings,
             last_logits_only=args.last_logits_only,
             verify=args.verify,
             force=args.force,
@@ -135,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (default): exact for a .gguf source (its own quantized blocks), int4 otherwise",
     )
     parser.add_argument("--block-size", type=int, default=32, help="int4 block size (default 32)")
+    parser.add_argument(
+        "--int4-recipe",
+        choices=INT4_RECIPES,
+        default="searched",
+        help="how int4 blocks are made: searched (default: least-squares scale and uint4 zero "
+        "point per block), searched-symmetric (scale only), linear-symmetric (coremltools' "
+        "max-abs scale)",
+    )
+    parser.add_argument(
+        "--int8-embeddings",
+        action="store_true",
+        help="keep the embedding and lm_head at 8 bits (int4 only; bigger, closer to the source)",
+    )
     parser.add_argument(
         "--last-logits-only",
         action="store_true",
@@ -171,6 +197,14 @@ def problems(request: ConversionRequest) -> list[str]:
         )
     if request.quantize in ("int4", "auto") and request.block_size < 1:
         found.append(f"block size: expected a positive number, found {request.block_size}")
+    if request.int4_recipe not in INT4_RECIPES:
+        found.append(
+            f"int4 recipe: expected {', '.join(INT4_RECIPES)}, found {request.int4_recipe!r}"
+        )
+    if request.int8_embeddings and request.quantize not in ("int4", "auto"):
+        found.append(
+            f"int8 embeddings: only with int4 quantization, found quantization {request.quantize}"
+        )
     if request.name:
         problem = name_problem(request.name, what="package name")
         if problem:

@@ -62,7 +62,7 @@ def test_int4_package_has_the_interface_states_metadata_and_blockwise_weights(co
     assert metadata[meta.SOURCE_MODEL_ID].startswith("tiny-mistral")  # the source folder's name
     assert metadata[meta.CONTEXT_LENGTH] == "256"
     assert metadata[meta.ARCHITECTURE] == "MistralForCausalLM"
-    assert metadata[meta.QUANTIZATION] == "int4-block32"
+    assert metadata[meta.QUANTIZATION] == "int4-searched-block32"
     assert metadata[meta.BOS_TOKEN_ID] == "1"
     assert metadata[meta.EOS_TOKEN_IDS] == "2"
     assert metadata[meta.LAST_LOGITS_ONLY] == "false"

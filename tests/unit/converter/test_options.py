@@ -26,11 +26,29 @@ from converter.options import HUB_ID, ConversionRequest, model_folder_problem
             name="Tiny",
         ),
         ConversionRequest("a/b", Path("/o"), quantize="int8"),
+        ConversionRequest("a/b", Path("/o"), int4_recipe="linear-symmetric", int8_embeddings=True),
+        ConversionRequest("a/b", Path("/o"), quantize="int4", int4_recipe="searched-symmetric"),
         ConversionRequest("a/b", Path("/o"), quantize="none", context_length=16),
     ],
 )
 def test_request_survives_its_command_line(request_: ConversionRequest) -> None:
     assert ConversionRequest.from_argv(request_.to_argv()) == request_
+
+
+def test_int4_recipe_and_int8_embeddings_are_checked() -> None:
+    from converter.options import problems
+
+    default = ConversionRequest("a/b", Path("/nonexistent/o"))
+    assert default.int4_recipe == "searched" and not default.int8_embeddings
+    assert problems(default) == []
+    bad_recipe = ConversionRequest("a/b", Path("/nonexistent/o"), int4_recipe="nf4")  # type: ignore[arg-type]
+    assert problems(bad_recipe) == [
+        "int4 recipe: expected searched, searched-symmetric, linear-symmetric, found 'nf4'"
+    ]
+    eight = ConversionRequest("a/b", Path("/nonexistent/o"), quantize="int8", int8_embeddings=True)
+    assert problems(eight) == [
+        "int8 embeddings: only with int4 quantization, found quantization int8"
+    ]
 
 
 def test_the_token_never_travels_on_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
