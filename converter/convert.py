@@ -107,8 +107,9 @@ def resolve_exact(quantize: str, *, gguf_file: str | None) -> bool:
 
 
 def estimate_package_bytes(parameters: int, quantize: str, block_size: int) -> int:
-    # exact: at most 8-bit data plus float16 scale and offset per 16 weights (Q6_K).
-    bits = {"int4": 4 + 16 / block_size, "int8": 8.0, "none": 16.0, "exact": 10.0}[quantize]
+    # int4: a float16 scale and (searched recipe) a 4-bit zero point per block; exact: at most
+    # 8-bit data plus float16 scale and offset per 16 weights (Q6_K).
+    bits = {"int4": 4 + 20 / block_size, "int8": 8.0, "none": 16.0, "exact": 10.0}[quantize]
     return int(parameters * bits / 8)
 
 

@@ -1,7 +1,8 @@
 """The numerical gate after a conversion: run the saved package and compare it with the source.
 
-The reference is the source model itself, run by transformers in float32 (``source_logits``), not
-our own torch module: a gate that compares the package with the module it was traced from cannot see
+The reference is the source model itself, run by transformers in float32 (``source_logits``; in
+bfloat16 when a float32 copy would not fit in half the machine's memory: 29 GB for a 7B model),
+not our own torch module: a gate that compares the package with the module it was traced from cannot see
 what the module got wrong (a dropped bias once verified as 100% while agreeing 0% with the source).
 The package runs through ``engine.runtime.load_model`` (Core ML on a Mac, the reference runtime
 elsewhere) on the same tokens, one at a time.
@@ -9,6 +10,8 @@ elsewhere) on the same tokens, one at a time.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ import torch
 
 from converter.source import ResolvedSource
 from engine import package_metadata as meta
+
+logger = logging.getLogger(__name__)
 
 VERIFY_TOKENS = 16
 # The gate: a broken conversion agrees on almost no token; quantization alone costs some agreement
@@ -60,17 +65,35 @@ def verification_tokens(tokenizer_file: Path, vocab_size: int) -> np.ndarray:
     return np.asarray(ids, dtype=np.int32)
 
 
+def physical_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def reference_dtype(parameters: int, *, physical_bytes: int) -> torch.dtype:
+    """float32 when the source fits in half the machine's memory that way, else bfloat16 (the
+    dtype most full-precision sources are published in, so nothing is rounded on loading)."""
+    return torch.float32 if parameters * 4 <= physical_bytes // 2 else torch.bfloat16
+
+
 def source_logits(source: ResolvedSource, tokens: np.ndarray) -> ReferenceLogits:
-    """The source model's logits for ``tokens``: transformers' own implementation, in float32."""
+    """The source model's logits for ``tokens``: transformers' own implementation, in float32 (or
+    bfloat16 for a model too big for float32 here: see ``reference_dtype``)."""
     import gc
 
     from transformers import AutoModelForCausalLM
 
     from converter.errors import ConversionError
 
+    dtype = reference_dtype(source.spec.parameter_count, physical_bytes=physical_memory_bytes())
+    if dtype != torch.float32:
+        logger.info(
+            "verifying against the source in %s: %.0f GB of float32 would not fit in memory",
+            str(dtype).removeprefix("torch."),
+            source.spec.parameter_count * 4 / 1e9,
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(source.folder), gguf_file=source.gguf_file, dtype=torch.float32
+            str(source.folder), gguf_file=source.gguf_file, dtype=dtype
         )
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
