@@ -33,6 +33,11 @@ QUANTIZATION_CHOICES = (
     ("int8", "int8 per-channel"),
     ("none", "float16 (no quantization)"),
 )
+INT4_RECIPE_CHOICES = (
+    ("searched", "Searched scale and zero point (best)"),
+    ("searched-symmetric", "Searched scale, symmetric"),
+    ("linear-symmetric", "coremltools max-abs scale"),
+)
 STAGE_TITLES = {
     "resolve": "Resolve",
     "load": "Load weights",
@@ -100,7 +105,7 @@ class ConverterPane(QWidget):
         self.source_field.setPlaceholderText(
             "mistralai/Mistral-7B-Instruct-v0.3, a folder, or a .gguf file"
         )
-        self.source_field.textChanged.connect(self._suggest_name)
+        self.source_field.textChanged.connect(self._on_quantization)  # also suggests the name
         folder_button = QPushButton("Folder…")
         folder_button.clicked.connect(self._choose_source_folder)
         file_button = QPushButton("GGUF…")
@@ -148,6 +153,22 @@ class ConverterPane(QWidget):
         )
         form.addRow(
             label("Quantization", name="FieldLabel"), row(self.quantization_box, self.block_spin)
+        )
+        self.int4_recipe_box = QComboBox()
+        for key, text in INT4_RECIPE_CHOICES:
+            self.int4_recipe_box.addItem(text, key)
+        self.int4_recipe_box.setToolTip(
+            "How each block's scale is chosen when weights become int4 (not for a .gguf kept "
+            "exactly): searching for the least error follows the original model most closely"
+        )
+        self.int8_embeddings_check = QCheckBox("Embeddings at 8 bits")
+        self.int8_embeddings_check.setToolTip(
+            "Keep the embedding and output layer at int8: closer to the original, a few percent "
+            "larger (a fifth larger on very small models)"
+        )
+        form.addRow(
+            label("int4 recipe", name="FieldLabel"),
+            row(self.int4_recipe_box, self.int8_embeddings_check),
         )
         self.last_logits_check = QCheckBox("Last-position logits only")
         self.last_logits_check.setToolTip(
@@ -261,6 +282,9 @@ class ConverterPane(QWidget):
             context_length=self.context_spin.value(),
             quantize=quantize,  # type: ignore[arg-type]
             block_size=self.block_spin.value(),
+            int4_recipe=str(self.int4_recipe_box.currentData()),  # type: ignore[arg-type]
+            int8_embeddings=self.int8_embeddings_check.isEnabled()
+            and self.int8_embeddings_check.isChecked(),
             last_logits_only=self.last_logits_check.isChecked(),
             verify=self.verify_check.isChecked(),
             force=self.force_check.isChecked(),
@@ -310,8 +334,9 @@ class ConverterPane(QWidget):
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         for widget in (self.source_field, self.output_field, self.name_field, self.context_spin,
-                       self.quantization_box, self.block_spin, self.last_logits_check,
-                       self.verify_check, self.force_check):  # fmt: skip
+                       self.quantization_box, self.block_spin, self.int4_recipe_box,
+                       self.int8_embeddings_check, self.last_logits_check, self.verify_check,
+                       self.force_check):  # fmt: skip
             widget.setEnabled(not running)
         if not running:
             self._on_quantization()
@@ -330,10 +355,17 @@ class ConverterPane(QWidget):
             self.name_field.setText(default_model_name(source, quantize) if source else "")
 
     def _on_quantization(self) -> None:
-        self.block_spin.setEnabled(
-            self.quantization_box.currentData() in ("int4", "auto") and not self.is_running()
-        )
+        """Block size and int4 recipe matter for int4 (and Automatic, which is int4 for all but a
+        .gguf file); 8-bit embeddings only for an explicit int4 or a non-GGUF source."""
+        int4 = self.quantization_box.currentData() in ("int4", "auto") and not self.is_running()
+        gguf_kept = self.quantization_box.currentData() == "auto" and self._source_is_gguf()
+        self.block_spin.setEnabled(int4)
+        self.int4_recipe_box.setEnabled(int4)
+        self.int8_embeddings_check.setEnabled(int4 and not gguf_kept)
         self._suggest_name()
+
+    def _source_is_gguf(self) -> bool:
+        return self.source_field.text().strip().lower().endswith(".gguf")
 
     def _choose_source_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")

@@ -60,6 +60,25 @@ def test_quantization_choices_shape_the_request(qtbot, tmp_path: Path) -> None:
     assert [format_elapsed(s) for s in (5, 75, 3725)] == ["0:05", "1:15", "1:02:05"]
 
 
+def test_the_int4_recipe_and_8_bit_embeddings_reach_the_request(qtbot, tmp_path: Path) -> None:
+    pane = _dialog(qtbot, tmp_path).converter_pane
+    pane.source_field.setText("mistralai/Mistral-7B-Instruct-v0.3")
+    assert pane.request().int4_recipe == "searched" and not pane.request().int8_embeddings
+    pane.int4_recipe_box.setCurrentIndex(pane.int4_recipe_box.findData("linear-symmetric"))
+    pane.int8_embeddings_check.setChecked(True)
+    request = pane.request()
+    assert request.int4_recipe == "linear-symmetric" and request.int8_embeddings
+    assert type(request).from_argv(request.to_argv()) == request  # the process gets its argv
+
+    # A .gguf kept exactly (Automatic) has no int4 embeddings to keep at 8 bits.
+    pane.source_field.setText(str(tmp_path / "model.Q4_K_M.gguf"))
+    assert not pane.int8_embeddings_check.isEnabled() and not pane.request().int8_embeddings
+    pane.quantization_box.setCurrentIndex(pane.quantization_box.findData("int4"))
+    assert pane.int8_embeddings_check.isEnabled() and pane.request().int8_embeddings
+    pane.quantization_box.setCurrentIndex(pane.quantization_box.findData("int8"))
+    assert not pane.int4_recipe_box.isEnabled()
+
+
 @pytest.mark.slow
 def test_converts_a_hub_id_to_completion_and_uses_the_model(
     qtbot, tiny_mistral_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
