@@ -247,8 +247,8 @@ def test_a_missing_model_folder_is_reported_and_the_welcome_screen_shown(
 
 
 @pytest.mark.slow
-def test_the_demo_model_answers_in_the_window(qtbot, make_window, smollm2_int4_dir: Path) -> None:
-    window = make_window(smollm2_int4_dir, max_new_tokens=12)
+def test_the_demo_model_answers_in_the_window(qtbot, make_window, smollm2_exact_dir: Path) -> None:
+    window = make_window(smollm2_exact_dir, max_new_tokens=12)
     _send(qtbot, window, "What is the capital of France?")
     _wait_idle(qtbot, window)
     answer = window.store.messages(window.controller.current_conversation_id)[-1]

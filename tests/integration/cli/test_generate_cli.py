@@ -54,8 +54,8 @@ def test_generate_cli_bad_options_are_one_line(capsys):
     )
 
 
-def test_generate_cli_says_paris_on_smollm2(smollm2_int4_dir):
-    command = [sys.executable, "-m", "engine.generate_cli", str(smollm2_int4_dir),
+def test_generate_cli_says_paris_on_smollm2(smollm2_exact_dir):
+    command = [sys.executable, "-m", "engine.generate_cli", str(smollm2_exact_dir),
                "--prompt", "What is the capital of France?", "--max-new-tokens", "12", "--json"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
     assert "Paris" in json.loads(result.stdout)["text"]

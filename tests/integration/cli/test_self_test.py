@@ -8,8 +8,8 @@ import os
 from app import self_test
 
 
-def test_self_test_answers_paris_on_the_demo_model(smollm2_int4_dir):
-    report = self_test.run_self_test(smollm2_int4_dir)
+def test_self_test_answers_paris_on_the_demo_model(smollm2_exact_dir):
+    report = self_test.run_self_test(smollm2_exact_dir)
     assert "Paris" in report["answer"] and report["runtime"] == "reference"
     assert report["engine_pid"] != os.getpid()  # answered by the engine process, as in the window
     assert report["finish_reason"] in ("eos", "max_tokens")

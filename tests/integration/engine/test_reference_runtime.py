@@ -93,13 +93,13 @@ def test_states_are_independent(converted_package):
     assert np.abs(second.arrays[meta.KEY_CACHE][:, :, :, 1:5]).sum() == 0
 
 
-def test_smollm2_says_paris(smollm2_int4_dir):
+def test_smollm2_says_paris(smollm2_exact_dir):
     from jinja2.sandbox import ImmutableSandboxedEnvironment
     from tokenizers import Tokenizer
 
-    model = load_model(smollm2_int4_dir)
-    tokenizer = Tokenizer.from_file(str(smollm2_int4_dir / meta.TOKENIZER_FILE))
-    config = json.loads((smollm2_int4_dir / meta.TOKENIZER_CONFIG_FILE).read_text())
+    model = load_model(smollm2_exact_dir)
+    tokenizer = Tokenizer.from_file(str(smollm2_exact_dir / meta.TOKENIZER_FILE))
+    config = json.loads((smollm2_exact_dir / meta.TOKENIZER_CONFIG_FILE).read_text())
     environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     prompt = environment.from_string(config["chat_template"]).render(
         messages=[{"role": "user", "content": "What is the capital of France?"}],

@@ -67,7 +67,10 @@ def test_worker_serves_after_errors_and_streams_tokens(worker, converted_package
     engine.submit(LoadModel(4, str(converted_package("mistral", "int4"))))
     loaded, _ = events.until(ModelLoaded, 4)
     assert isinstance(loaded, ModelLoaded) and loaded.info.context_length == 256
-    assert loaded.info.quantization == "int4-searched-block32" and loaded.info.runtime_name == "reference"
+    assert (
+        loaded.info.quantization == "int4-searched-block32"
+        and loaded.info.runtime_name == "reference"
+    )
 
     bad = (ChatMessage("user", "a"), ChatMessage("user", "b"))  # the template raises
     engine.submit(Generate(5, "c", bad))
