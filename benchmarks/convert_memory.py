@@ -9,6 +9,13 @@ count in RSS while the OS can drop them under memory pressure.
 
     python benchmarks/convert_memory.py [--layers 8] [--hidden 2048] [--keep]
     python benchmarks/convert_memory.py --gguf FILE   # a GGUF, exact import: goal ≤ 1.5× its size
+    python benchmarks/convert_memory.py --gguf FILE --gguf-layers 180   # the same, N layers deep
+
+``--gguf-layers N`` first writes (once, cached under ``.cache/bench``) a deeper GGUF derived from
+FILE: the same metadata and tokenizer, ``<arch>.block_count`` = N, and ``blk.i`` = FILE's
+``blk.(i % layers)`` byte for byte. It answers whether the import's peak above its baseline is a
+fixed cost or grows with the weights. For a GGUF the peak is also reported per conversion stage
+(the stage named by the last ``--json-progress`` event when the sample was taken).
 """
 
 from __future__ import annotations
@@ -16,15 +23,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import torch
 
 VOCAB = 32768
+BENCH_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
+_BLOCK_TENSOR = re.compile(r"blk\.(\d+)\.(.+)")
 
 
 def write_synthetic_model(folder: Path, *, layers: int, hidden: int) -> int:
@@ -95,6 +107,63 @@ def write_synthetic_model(folder: Path, *, layers: int, hidden: int) -> int:
     return total
 
 
+def deeper_gguf(source: Path, *, layers: int, cache: Path = BENCH_CACHE) -> Path:
+    """``source`` with ``layers`` transformer blocks, its own blocks repeated (cached by name).
+
+    Tensors are copied as raw bytes from the reader's memory map, one at a time, so writing a large
+    file needs little memory. The file appears under its final name only once it is complete.
+    """
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter, Keys
+
+    target = cache / f"{source.stem}.{layers}-layers.gguf"
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    reader = GGUFReader(str(source))
+    arch = reader.fields[Keys.General.ARCHITECTURE].contents()
+    block_key = Keys.LLM.BLOCK_COUNT.format(arch=arch)
+    if block_key not in reader.fields:
+        raise SystemExit(f"--gguf-layers: expected {block_key} in {source}, found no such key")
+    source_layers = int(reader.fields[block_key].contents())
+    blocks: dict[tuple[int, str], object] = {}
+    head, tail = [], []  # tensors before and after the blocks, in the source's order
+    for tensor in reader.tensors:
+        match = _BLOCK_TENSOR.fullmatch(tensor.name)
+        if match:
+            blocks[int(match[1]), match[2]] = tensor
+        else:
+            (tail if blocks else head).append(tensor)
+    suffixes = [suffix for index, suffix in blocks if index == 0]
+    tensors = [(t.name, t) for t in head]
+    for i in range(layers):
+        tensors += [(f"blk.{i}.{suffix}", blocks[i % source_layers, suffix]) for suffix in suffixes]
+    tensors += [(t.name, t) for t in tail]
+
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    try:
+        writer = GGUFWriter(str(partial), arch)
+        for field in reader.fields.values():
+            if field.name == Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+                continue  # the writer adds these itself
+            kind = field.types[0]
+            sub_type = field.types[-1] if kind == GGUFValueType.ARRAY else None
+            value = layers if field.name == block_key else field.contents()
+            writer.add_key_value(field.name, value, kind, sub_type=sub_type)
+        for name, tensor in tensors:
+            data = tensor.data
+            writer.add_tensor_info(name, data.shape, data.dtype, data.nbytes, tensor.tensor_type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for _, tensor in tensors:
+            writer.write_tensor_data(tensor.data, tensor_endianess=reader.endianess)
+        writer.close()
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
 def _anonymous_rss(pid: int) -> int:
     """RssAnon: memory the process owns (not file pages it maps, which the OS can drop)."""
     try:
@@ -107,23 +176,49 @@ def _anonymous_rss(pid: int) -> int:
     return 0
 
 
-def child_peak_rss(command: list[str]) -> tuple[int, int, float, int]:
-    """Run ``command``, sampling it every 20 ms: (peak RSS, peak anonymous RSS, seconds, exit code)."""
+def child_peak_rss(
+    command: list[str], *, stage_peaks: dict[str, int] | None = None
+) -> tuple[int, int, float, int]:
+    """Run ``command``, sampling it every 20 ms: (peak RSS, peak anonymous RSS, seconds, exit code).
+
+    With ``stage_peaks`` the command must print ``--json-progress`` lines: each sample's RSS is
+    also credited to the stage of the last progress event read, and the peak per stage (in the
+    order the stages came) is filled in.
+    """
     import psutil
 
     started = time.monotonic()
+    stage = ["startup"]  # the interpreter importing, before the first progress event
+
+    def follow_stages(lines: object) -> None:
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("event") == "progress":
+                    stage[0] = event.get("stage") or stage[0]
+
     # stderr goes to a file, not a pipe: the progress bar writes more than a pipe holds, and an
-    # unread pipe would stall the child.
+    # unread pipe would stall the child. The progress lines' pipe is read by its own thread.
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        stdout = subprocess.DEVNULL if stage_peaks is None else subprocess.PIPE
+        process = subprocess.Popen(command, stdout=stdout, stderr=log, text=True)
+        reader = None
+        if stage_peaks is not None:
+            reader = threading.Thread(target=follow_stages, args=(process.stdout,), daemon=True)
+            reader.start()
         watched = psutil.Process(process.pid)
         peak = peak_anonymous = 0
         while process.poll() is None:
             with contextlib.suppress(psutil.Error):
-                peak = max(peak, watched.memory_info().rss)
+                rss = watched.memory_info().rss
+                peak = max(peak, rss)
+                if stage_peaks is not None:
+                    stage_peaks[stage[0]] = max(stage_peaks.get(stage[0], 0), rss)
             peak_anonymous = max(peak_anonymous, _anonymous_rss(process.pid))
             time.sleep(0.02)
         seconds = time.monotonic() - started
+        if reader is not None:
+            reader.join()
         log.seek(0)
         stderr = log.read()
     if process.returncode != 0:
@@ -143,14 +238,16 @@ def gguf_case(gguf: Path, *, quantize: str, context: int) -> int:
         baseline, baseline_anonymous, _, _ = child_peak_rss(imports)
         command = [
             sys.executable, "-m", "converter.cli", str(gguf), "-o", str(Path(scratch) / "out"),
-            "--context-length", str(context), "--quantize", quantize,
+            "--context-length", str(context), "--quantize", quantize, "--json-progress",
         ]  # fmt: skip
-        peak, peak_anonymous, seconds, code = child_peak_rss(command)
+        stage_peaks: dict[str, int] = {}
+        peak, peak_anonymous, seconds, code = child_peak_rss(command, stage_peaks=stage_peaks)
     print(
         json.dumps(
             {
                 "benchmark": "convert_memory",
                 "source": gguf.name,
+                "context_length": context,
                 "quantize": quantize,
                 "gguf_bytes": gguf_bytes,
                 "peak_rss_bytes": peak,
@@ -162,6 +259,9 @@ def gguf_case(gguf: Path, *, quantize: str, context: int) -> int:
                     (peak_anonymous - baseline_anonymous) / gguf_bytes, 3
                 ),
                 "goal_peak_above_baseline_over_gguf": 1.5,
+                "peak_rss_above_baseline_by_stage_bytes": {
+                    name: value - baseline for name, value in stage_peaks.items()
+                },
                 "seconds": round(seconds, 1),
                 "exit_code": code,
             }
@@ -177,9 +277,21 @@ def main() -> int:
     parser.add_argument("--context-length", type=int, default=2048)
     parser.add_argument("--quantize", default=None, help="default int4; auto for --gguf")
     parser.add_argument("--gguf", type=Path, default=None, help="convert this GGUF file instead")
+    parser.add_argument(
+        "--gguf-layers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="convert --gguf deepened to N blocks (its own repeated; cached under .cache/bench)",
+    )
     args = parser.parse_args()
+    if args.gguf_layers is not None and (args.gguf is None or args.gguf_layers < 1):
+        parser.error(f"--gguf-layers expects --gguf FILE and N >= 1, found N={args.gguf_layers}")
     if args.gguf is not None:
-        return gguf_case(args.gguf, quantize=args.quantize or "auto", context=args.context_length)
+        gguf = args.gguf
+        if args.gguf_layers is not None:
+            gguf = deeper_gguf(gguf, layers=args.gguf_layers)
+        return gguf_case(gguf, quantize=args.quantize or "auto", context=args.context_length)
     args.quantize = args.quantize or "int4"
     with tempfile.TemporaryDirectory(prefix="convert-memory-") as scratch:
         source = Path(scratch) / "synthetic-mistral"
