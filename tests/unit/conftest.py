@@ -23,3 +23,8 @@ def converted_package() -> None:
 @pytest.fixture(scope="session")
 def smollm2_int4_dir() -> None:
     _refuse("smollm2_int4_dir (use smollm2_tokenizer_dir for its tokenizer)")
+
+
+@pytest.fixture(scope="session")
+def smollm2_exact_dir() -> None:
+    _refuse("smollm2_exact_dir (use smollm2_tokenizer_dir for its tokenizer)")
