@@ -144,20 +144,25 @@ def read_spec(package: Path) -> tuple[Any, str]:
     A description needs only ``engine.spec_description.read_description`` (no coremltools)."""
     from engine.coremltools_import import import_coremltools
 
-    model_file = spec_file(package)
     weights_dir = package / "Data" / "com.apple.CoreML" / "weights"
     ct = import_coremltools()
     from coremltools.proto import Model_pb2
 
-    spec = Model_pb2.Model()
+    del ct
+    return parse_model_file(package, Model_pb2.Model()), str(weights_dir)
+
+
+def parse_model_file(package: Path, spec: Any) -> Any:
+    """``package``'s model.mlmodel parsed into the protobuf message ``spec`` (coremltools' full
+    ``Model`` or the description-only one); ModelLoadError when it is missing or corrupt."""
+    model_file = spec_file(package)
     try:
         spec.ParseFromString(model_file.read_bytes())
     except Exception as error:  # protobuf's DecodeError and friends
         raise ModelLoadError(
             f"{package.name} is corrupt: its model.mlmodel does not parse"
         ) from error
-    del ct
-    return spec, str(weights_dir)
+    return spec
 
 
 def _dims(feature: Any) -> tuple[tuple[int | None, ...], tuple[tuple[int, int], ...]]:

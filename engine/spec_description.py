@@ -19,7 +19,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from engine.model_package import ModelLoadError, spec_file
+from engine.model_package import parse_model_file
 
 _PACKAGE = "coreml_chat.spec"  # not CoreML.Specification: nothing to clash with coremltools' pool
 _Field = descriptor_pb2.FieldDescriptorProto
@@ -99,12 +99,4 @@ def _model_class() -> type:
 def read_description(package: Path) -> Any:
     """The spec of ``package`` with its description only (no coremltools, no weights): what
     ``describe_spec`` reads. Raises ``ModelLoadError`` for a missing or corrupt model.mlmodel."""
-    model_file = spec_file(package)
-    spec = _model_class()()
-    try:
-        spec.ParseFromString(model_file.read_bytes())
-    except Exception as error:  # protobuf's DecodeError and friends
-        raise ModelLoadError(
-            f"{package.name} is corrupt: its model.mlmodel does not parse"
-        ) from error
-    return spec
+    return parse_model_file(package, _model_class()())
