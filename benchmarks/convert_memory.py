@@ -16,9 +16,10 @@ count in RSS while the OS can drop them under memory pressure.
 FILE: the same metadata and tokenizer, ``<arch>.block_count`` = N, and ``blk.i`` = FILE's
 ``blk.(i % layers)`` byte for byte. It answers whether the import's peak above its baseline is a
 fixed cost or grows with the weights. ``--gguf-7b`` instead writes (once, cached) a GGUF of
-Mistral 7B's shape (hidden 4096, intermediate 14336, 32 layers, 32 heads, 8 kv heads, ~4 GB):
-FILE's metadata and tokenizer, every weight Q4_1 of random bytes. For a GGUF the peak is also reported per conversion stage
-(the stage named by the last ``--json-progress`` event when the sample was taken).
+Mistral 7B's shape (hidden 4096, intermediate 14336, 32 layers, 32 heads, 8 kv heads, ~4.5 GB):
+FILE's metadata and tokenizer, every weight Q4_1 of random bytes. For a GGUF the peak is also
+reported per conversion stage (the stage named by the last ``--json-progress`` event when the
+sample was taken).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _write_gguf(
     overrides: dict[str, int],
     tensors: list[tuple[str, tuple[int, ...], object, object, Callable[[], object]]],
 ) -> None:
-    """Write ``reader``'s metadata (``overrides`` replacing some values) and ``tensors`` to ``target``.
+    """Write ``reader``'s metadata (``overrides`` replacing some values) and ``tensors``.
 
     ``tensors`` are ``(name, byte shape, numpy dtype, GGML type, make data)``: the data is made one
     tensor at a time while writing, so a large file needs little memory. The file appears under its
@@ -225,7 +226,7 @@ _Q4_1_SCALES = np.array([0.01, -0.08], np.float16).view(np.uint8)  # d, m: finit
 
 
 def _random_q4_1(rows: int, columns: int, generator: np.random.Generator) -> np.ndarray:
-    """A ``rows x columns`` Q4_1 matrix as raw bytes: random nibbles, every block d=0.01, m=-0.08."""
+    """A ``rows x columns`` Q4_1 matrix as raw bytes: random nibbles, each block d=0.01, m=-0.08."""
     if columns % _Q4_1_BLOCK:
         raise SystemExit(f"--gguf-7b: expected a width divisible by 32, found {columns}")
     blocks = np.empty((rows, columns // _Q4_1_BLOCK, 20), np.uint8)
@@ -425,7 +426,7 @@ def main() -> int:
     parser.add_argument(
         "--gguf-7b",
         action="store_true",
-        help="convert --gguf widened to Mistral 7B's shape, random Q4_1 (cached under .cache/bench)",
+        help="convert --gguf widened to Mistral 7B's shape, random Q4_1 (cached in .cache/bench)",
     )
     args = parser.parse_args()
     if args.gguf_layers is not None and (args.gguf is None or args.gguf_layers < 1):
