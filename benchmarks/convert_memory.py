@@ -222,18 +222,25 @@ class LlamaShape:
 
 MISTRAL_7B = LlamaShape()
 _Q4_1_BLOCK = 32  # weights per Q4_1 block: float16 d, float16 m, 16 bytes of nibbles
-_Q4_1_SCALES = np.array([0.01, -0.08], np.float16).view(np.uint8)  # d, m: finite, small
 
 
 def _random_q4_1(rows: int, columns: int, generator: np.random.Generator) -> np.ndarray:
-    """A ``rows x columns`` Q4_1 matrix as raw bytes: random nibbles, each block d=0.01, m=-0.08."""
+    """A ``rows x columns`` Q4_1 matrix as raw bytes: random nibbles and per-block ``d``, ``m``.
+
+    ``d`` (0.005 to 0.02) and ``m`` (-6 to -10 times ``d``) differ from block to block as in a real
+    GGUF: identical scales would let coremltools store one copy for every layer, and the measured
+    memory would miss the ~0.9 GB a 7B's per-block scales and offsets take.
+    """
     if columns % _Q4_1_BLOCK:
         raise SystemExit(f"--gguf-7b: expected a width divisible by 32, found {columns}")
-    blocks = np.empty((rows, columns // _Q4_1_BLOCK, 20), np.uint8)
-    blocks[..., :4] = _Q4_1_SCALES
-    blocks[..., 4:] = np.frombuffer(generator.bytes(rows * columns // 2), np.uint8).reshape(
-        rows, -1, 16
-    )
+    count = columns // _Q4_1_BLOCK
+    blocks = np.empty((rows, count, 20), np.uint8)
+    d = generator.uniform(0.005, 0.02, (rows, count)).astype(np.float16)
+    m = (-d.astype(np.float32) * generator.uniform(6.0, 10.0, (rows, count))).astype(np.float16)
+    blocks[..., 0:2] = d[..., None].view(np.uint8)
+    blocks[..., 2:4] = m[..., None].view(np.uint8)
+    nibbles = np.frombuffer(generator.bytes(rows * columns // 2), np.uint8)
+    blocks[..., 4:] = nibbles.reshape(rows, count, 16)
     return blocks.reshape(rows, -1)
 
 
