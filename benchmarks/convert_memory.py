@@ -10,12 +10,16 @@ count in RSS while the OS can drop them under memory pressure.
     python benchmarks/convert_memory.py [--layers 8] [--hidden 2048] [--keep]
     python benchmarks/convert_memory.py --gguf FILE   # a GGUF, exact import: goal ≤ 1.5× its size
     python benchmarks/convert_memory.py --gguf FILE --gguf-layers 180   # the same, N layers deep
+    python benchmarks/convert_memory.py --gguf FILE --gguf-7b   # the same, Mistral 7B's shape
 
 ``--gguf-layers N`` first writes (once, cached under ``.cache/bench``) a deeper GGUF derived from
 FILE: the same metadata and tokenizer, ``<arch>.block_count`` = N, and ``blk.i`` = FILE's
 ``blk.(i % layers)`` byte for byte. It answers whether the import's peak above its baseline is a
-fixed cost or grows with the weights. For a GGUF the peak is also reported per conversion stage
-(the stage named by the last ``--json-progress`` event when the sample was taken).
+fixed cost or grows with the weights. ``--gguf-7b`` instead writes (once, cached) a GGUF of
+Mistral 7B's shape (hidden 4096, intermediate 14336, 32 layers, 32 heads, 8 kv heads, ~4.5 GB):
+FILE's metadata and tokenizer, every weight Q4_1 of random bytes. For a GGUF the peak is also
+reported per conversion stage (the stage named by the last ``--json-progress`` event when the
+sample was taken).
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 VOCAB = 32768
@@ -107,23 +114,8 @@ def write_synthetic_model(folder: Path, *, layers: int, hidden: int) -> int:
     return total
 
 
-def deeper_gguf(source: Path, *, layers: int, cache: Path = BENCH_CACHE) -> Path:
-    """``source`` with ``layers`` transformer blocks, its own blocks repeated (cached by name).
-
-    Tensors are copied as raw bytes from the reader's memory map, one at a time, so writing a large
-    file needs little memory. The file appears under its final name only once it is complete.
-    """
-    from gguf import GGUFReader, GGUFValueType, GGUFWriter, Keys
-
-    target = cache / f"{source.stem}.{layers}-layers.gguf"
-    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
-        return target
-    reader = GGUFReader(str(source))
-    arch = reader.fields[Keys.General.ARCHITECTURE].contents()
-    block_key = Keys.LLM.BLOCK_COUNT.format(arch=arch)
-    if block_key not in reader.fields:
-        raise SystemExit(f"--gguf-layers: expected {block_key} in {source}, found no such key")
-    source_layers = int(reader.fields[block_key].contents())
+def _split_blocks(reader: object) -> tuple[list, dict[tuple[int, str], object], list]:
+    """A GGUF's tensors: those before the blocks, ``(index, suffix) -> tensor``, those after."""
     blocks: dict[tuple[int, str], object] = {}
     head, tail = [], []  # tensors before and after the blocks, in the source's order
     for tensor in reader.tensors:
@@ -132,13 +124,26 @@ def deeper_gguf(source: Path, *, layers: int, cache: Path = BENCH_CACHE) -> Path
             blocks[int(match[1]), match[2]] = tensor
         else:
             (tail if blocks else head).append(tensor)
-    suffixes = [suffix for index, suffix in blocks if index == 0]
-    tensors = [(t.name, t) for t in head]
-    for i in range(layers):
-        tensors += [(f"blk.{i}.{suffix}", blocks[i % source_layers, suffix]) for suffix in suffixes]
-    tensors += [(t.name, t) for t in tail]
+    return head, blocks, tail
 
-    cache.mkdir(parents=True, exist_ok=True)
+
+def _write_gguf(
+    target: Path,
+    reader: object,
+    *,
+    overrides: dict[str, int],
+    tensors: list[tuple[str, tuple[int, ...], object, object, Callable[[], object]]],
+) -> None:
+    """Write ``reader``'s metadata (``overrides`` replacing some values) and ``tensors``.
+
+    ``tensors`` are ``(name, byte shape, numpy dtype, GGML type, make data)``: the data is made one
+    tensor at a time while writing, so a large file needs little memory. The file appears under its
+    final name only once it is complete.
+    """
+    from gguf import GGUFValueType, GGUFWriter, Keys
+
+    arch = reader.fields[Keys.General.ARCHITECTURE].contents()
+    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".partial-{os.getpid()}")
     try:
         writer = GGUFWriter(str(partial), arch)
@@ -147,20 +152,161 @@ def deeper_gguf(source: Path, *, layers: int, cache: Path = BENCH_CACHE) -> Path
                 continue  # the writer adds these itself
             kind = field.types[0]
             sub_type = field.types[-1] if kind == GGUFValueType.ARRAY else None
-            value = layers if field.name == block_key else field.contents()
+            value = overrides.get(field.name, field.contents())
             writer.add_key_value(field.name, value, kind, sub_type=sub_type)
-        for name, tensor in tensors:
-            data = tensor.data
-            writer.add_tensor_info(name, data.shape, data.dtype, data.nbytes, tensor.tensor_type)
+        for name, shape, dtype, tensor_type, _ in tensors:
+            nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            writer.add_tensor_info(name, shape, dtype, nbytes, tensor_type)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        for _, tensor in tensors:
-            writer.write_tensor_data(tensor.data, tensor_endianess=reader.endianess)
+        for *_, make in tensors:
+            writer.write_tensor_data(make(), tensor_endianess=reader.endianess)
         writer.close()
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _is_fresh(target: Path, source: Path) -> bool:
+    return target.exists() and target.stat().st_mtime >= source.stat().st_mtime
+
+
+def _llama_key(reader: object, key: str, option: str, source: Path) -> str:
+    """``key`` formatted for the GGUF's architecture; exits with a clear error if it is missing."""
+    from gguf import Keys
+
+    name = key.format(arch=reader.fields[Keys.General.ARCHITECTURE].contents())
+    if name not in reader.fields:
+        raise SystemExit(f"{option}: expected {name} in {source}, found no such key")
+    return name
+
+
+def deeper_gguf(source: Path, *, layers: int, cache: Path = BENCH_CACHE) -> Path:
+    """``source`` with ``layers`` transformer blocks, its own blocks repeated (cached by name).
+
+    Tensors are copied as raw bytes from the reader's memory map, one at a time.
+    """
+    from gguf import GGUFReader, Keys
+
+    target = cache / f"{source.stem}.{layers}-layers.gguf"
+    if _is_fresh(target, source):
+        return target
+    reader = GGUFReader(str(source))
+    block_key = _llama_key(reader, Keys.LLM.BLOCK_COUNT, "--gguf-layers", source)
+    source_layers = int(reader.fields[block_key].contents())
+    head, blocks, tail = _split_blocks(reader)
+    suffixes = [suffix for index, suffix in blocks if index == 0]
+    tensors = [(t.name, t) for t in head]
+    for i in range(layers):
+        tensors += [(f"blk.{i}.{suffix}", blocks[i % source_layers, suffix]) for suffix in suffixes]
+    tensors += [(t.name, t) for t in tail]
+    entries = [
+        (name, t.data.shape, t.data.dtype, t.tensor_type, lambda t=t: t.data) for name, t in tensors
+    ]
+    _write_gguf(target, reader, overrides={block_key: layers}, tensors=entries)
+    return target
+
+
+@dataclass(frozen=True)
+class LlamaShape:
+    """The dimensions of a Llama-architecture model (Mistral 7B by default)."""
+
+    hidden: int = 4096
+    intermediate: int = 14336
+    layers: int = 32
+    heads: int = 32
+    kv_heads: int = 8
+    head_dim: int = 128
+
+
+MISTRAL_7B = LlamaShape()
+_Q4_1_BLOCK = 32  # weights per Q4_1 block: float16 d, float16 m, 16 bytes of nibbles
+
+
+def _random_q4_1(rows: int, columns: int, generator: np.random.Generator) -> np.ndarray:
+    """A ``rows x columns`` Q4_1 matrix as raw bytes: random nibbles and per-block ``d``, ``m``.
+
+    ``d`` (0.005 to 0.02) and ``m`` (-6 to -10 times ``d``) differ from block to block as in a real
+    GGUF: identical scales would let coremltools store one copy for every layer, and the measured
+    memory would miss the ~0.9 GB a 7B's per-block scales and offsets take.
+    """
+    if columns % _Q4_1_BLOCK:
+        raise SystemExit(f"--gguf-7b: expected a width divisible by 32, found {columns}")
+    count = columns // _Q4_1_BLOCK
+    blocks = np.empty((rows, count, 20), np.uint8)
+    d = generator.uniform(0.005, 0.02, (rows, count)).astype(np.float16)
+    m = (-d.astype(np.float32) * generator.uniform(6.0, 10.0, (rows, count))).astype(np.float16)
+    blocks[..., 0:2] = d[..., None].view(np.uint8)
+    blocks[..., 2:4] = m[..., None].view(np.uint8)
+    nibbles = np.frombuffer(generator.bytes(rows * columns // 2), np.uint8)
+    blocks[..., 4:] = nibbles.reshape(rows, count, 16)
+    return blocks.reshape(rows, -1)
+
+
+def wide_gguf(source: Path, *, shape: LlamaShape, cache: Path = BENCH_CACHE) -> Path:
+    """A Llama GGUF of ``shape`` with ``source``'s metadata and tokenizer (cached by shape).
+
+    Every 2-D weight is Q4_1 of random bytes (no floats are quantized, so writing 4 GB is quick),
+    every norm float32 ones; the vocabulary and the tensor names stay ``source``'s. It answers how
+    the exact import's peak compares to the file's size at a real model's width, where the weights
+    outweigh the per-layer graph.
+    """
+    from gguf import GGMLQuantizationType, GGUFReader, Keys
+
+    s = shape
+    target = cache / (
+        f"{source.stem}.{s.hidden}x{s.intermediate}x{s.layers}"
+        f"-{s.heads}h{s.kv_heads}kv{s.head_dim}.gguf"
+    )
+    if _is_fresh(target, source):
+        return target
+    reader = GGUFReader(str(source))
+    option = "--gguf-7b"
+    overrides = {
+        _llama_key(reader, Keys.LLM.EMBEDDING_LENGTH, option, source): s.hidden,
+        _llama_key(reader, Keys.LLM.FEED_FORWARD_LENGTH, option, source): s.intermediate,
+        _llama_key(reader, Keys.LLM.BLOCK_COUNT, option, source): s.layers,
+        _llama_key(reader, Keys.Attention.HEAD_COUNT, option, source): s.heads,
+        _llama_key(reader, Keys.Attention.HEAD_COUNT_KV, option, source): s.kv_heads,
+        _llama_key(reader, Keys.Rope.DIMENSION_COUNT, option, source): s.head_dim,
+    }
+    head, blocks, tail = _split_blocks(reader)
+    embedding = next((t for t in head if t.name == "token_embd.weight"), None)
+    if embedding is None:
+        raise SystemExit(f"{option}: expected token_embd.weight in {source}, found none")
+    vocab = int(embedding.shape[-1])  # GGUF shapes run innermost first: (hidden, vocab)
+    q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
+    matrices = {  # name or block suffix -> (rows, columns)
+        "token_embd.weight": (vocab, s.hidden),
+        "output.weight": (vocab, s.hidden),
+        "attn_q.weight": (q, s.hidden),
+        "attn_k.weight": (kv, s.hidden),
+        "attn_v.weight": (kv, s.hidden),
+        "attn_output.weight": (s.hidden, q),
+        "ffn_gate.weight": (s.intermediate, s.hidden),
+        "ffn_up.weight": (s.intermediate, s.hidden),
+        "ffn_down.weight": (s.hidden, s.intermediate),
+    }
+    generator = np.random.default_rng(0)
+    suffixes = [suffix for index, suffix in blocks if index == 0]
+    names = [t.name for t in head]
+    names += [f"blk.{i}.{suffix}" for i in range(s.layers) for suffix in suffixes]
+    names += [t.name for t in tail]
+    entries = []
+    for name in names:
+        key = _BLOCK_TENSOR.fullmatch(name)[2] if name.startswith("blk.") else name
+        if key in matrices:
+            rows, columns = matrices[key]
+            entries.append((name, (rows, columns // _Q4_1_BLOCK * 20), np.uint8,
+                            GGMLQuantizationType.Q4_1,
+                            lambda r=rows, c=columns: _random_q4_1(r, c, generator)))  # fmt: skip
+        elif key.endswith("norm.weight"):
+            entries.append((name, (s.hidden,), np.float32, GGMLQuantizationType.F32,
+                            lambda: np.ones(s.hidden, np.float32)))  # fmt: skip
+        else:
+            raise SystemExit(f"{option}: expected Llama tensors in {source}, found {name}")
+    _write_gguf(target, reader, overrides=overrides, tensors=entries)
     return target
 
 
@@ -284,13 +430,22 @@ def main() -> int:
         metavar="N",
         help="convert --gguf deepened to N blocks (its own repeated; cached under .cache/bench)",
     )
+    parser.add_argument(
+        "--gguf-7b",
+        action="store_true",
+        help="convert --gguf widened to Mistral 7B's shape, random Q4_1 (cached in .cache/bench)",
+    )
     args = parser.parse_args()
     if args.gguf_layers is not None and (args.gguf is None or args.gguf_layers < 1):
         parser.error(f"--gguf-layers expects --gguf FILE and N >= 1, found N={args.gguf_layers}")
+    if args.gguf_7b and (args.gguf is None or args.gguf_layers is not None):
+        parser.error("--gguf-7b expects --gguf FILE and no --gguf-layers, found otherwise")
     if args.gguf is not None:
         gguf = args.gguf
         if args.gguf_layers is not None:
             gguf = deeper_gguf(gguf, layers=args.gguf_layers)
+        if args.gguf_7b:
+            gguf = wide_gguf(gguf, shape=MISTRAL_7B)
         return gguf_case(gguf, quantize=args.quantize or "auto", context=args.context_length)
     args.quantize = args.quantize or "int4"
     with tempfile.TemporaryDirectory(prefix="convert-memory-") as scratch:
