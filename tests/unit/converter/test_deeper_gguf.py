@@ -5,6 +5,7 @@ is kept except the block count, and the file is written once and then reused."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,15 @@ from tests.unit.converter.gguf_synthetic import synthetic_blocks
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _benchmark():
+def benchmark_module():
+    """``benchmarks/convert_memory.py`` (benchmarks/ is no package), loaded once."""
+    if "convert_memory" in sys.modules:
+        return sys.modules["convert_memory"]
     spec = importlib.util.spec_from_file_location(
         "convert_memory", ROOT / "benchmarks" / "convert_memory.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a dataclass looks its module up while being defined
     spec.loader.exec_module(module)
     return module
 
@@ -51,7 +56,7 @@ def test_deeper_gguf_repeats_the_blocks_byte_for_byte(tmp_path: Path) -> None:
 
     source = tmp_path / "small.gguf"
     _write_source(source)
-    deeper = _benchmark().deeper_gguf(source, layers=5, cache=tmp_path / "bench")
+    deeper = benchmark_module().deeper_gguf(source, layers=5, cache=tmp_path / "bench")
 
     original = {t.name: t for t in GGUFReader(str(source)).tensors}
     reader = GGUFReader(str(deeper))
@@ -73,7 +78,7 @@ def test_deeper_gguf_repeats_the_blocks_byte_for_byte(tmp_path: Path) -> None:
 def test_deeper_gguf_is_written_once(tmp_path: Path) -> None:
     source = tmp_path / "small.gguf"
     _write_source(source)
-    benchmark = _benchmark()
+    benchmark = benchmark_module()
     first = benchmark.deeper_gguf(source, layers=3, cache=tmp_path / "bench")
     written = first.stat().st_mtime_ns
     again = benchmark.deeper_gguf(source, layers=3, cache=tmp_path / "bench")
@@ -85,5 +90,5 @@ def test_deeper_gguf_needs_a_block_count(tmp_path: Path) -> None:
     source = tmp_path / "small.gguf"
     _write_source(source, block_count=False)
     with pytest.raises(SystemExit, match=r"expected llama\.block_count"):
-        _benchmark().deeper_gguf(source, layers=3, cache=tmp_path / "bench")
+        benchmark_module().deeper_gguf(source, layers=3, cache=tmp_path / "bench")
     assert not (tmp_path / "bench").exists() or not any((tmp_path / "bench").iterdir())

@@ -6,24 +6,14 @@ GGUF reader takes its config. Nothing is converted."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.unit.converter.test_deeper_gguf import benchmark_module
+
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "convert_memory", ROOT / "benchmarks" / "convert_memory.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # a dataclass looks its module up while being defined
-    spec.loader.exec_module(module)
-    return module
 
 
 def _tiny(benchmark):
@@ -36,7 +26,7 @@ def test_wide_gguf_has_the_shape_asked_for(smollm2_gguf: Path, tmp_path: Path) -
     from gguf import GGMLQuantizationType, GGUFReader
     from gguf.quants import dequantize
 
-    benchmark = _benchmark()
+    benchmark = benchmark_module()
     wide = benchmark.wide_gguf(smollm2_gguf, shape=_tiny(benchmark), cache=tmp_path / "bench")
     source = GGUFReader(str(smollm2_gguf))
     reader = GGUFReader(str(wide))
@@ -90,7 +80,7 @@ def test_wide_gguf_has_the_shape_asked_for(smollm2_gguf: Path, tmp_path: Path) -
 def test_transformers_reads_the_wide_config(smollm2_gguf: Path, tmp_path: Path) -> None:
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
-    benchmark = _benchmark()
+    benchmark = benchmark_module()
     wide = benchmark.wide_gguf(smollm2_gguf, shape=_tiny(benchmark), cache=tmp_path / "bench")
     config = load_gguf_checkpoint(str(wide), return_tensors=False)["config"]
     assert config["hidden_size"] == 64
@@ -103,7 +93,7 @@ def test_transformers_reads_the_wide_config(smollm2_gguf: Path, tmp_path: Path) 
 
 
 def test_wide_gguf_is_written_once(smollm2_gguf: Path, tmp_path: Path) -> None:
-    benchmark = _benchmark()
+    benchmark = benchmark_module()
     first = benchmark.wide_gguf(smollm2_gguf, shape=_tiny(benchmark), cache=tmp_path / "bench")
     written = first.stat().st_mtime_ns
     again = benchmark.wide_gguf(smollm2_gguf, shape=_tiny(benchmark), cache=tmp_path / "bench")
@@ -112,7 +102,7 @@ def test_wide_gguf_is_written_once(smollm2_gguf: Path, tmp_path: Path) -> None:
 
 
 def test_wide_gguf_refuses_a_width_q4_1_cannot_hold(smollm2_gguf: Path, tmp_path: Path) -> None:
-    benchmark = _benchmark()
+    benchmark = benchmark_module()
     shape = benchmark.LlamaShape(hidden=48, intermediate=96, layers=1, heads=2, kv_heads=1,
                                  head_dim=24)  # fmt: skip
     with pytest.raises(SystemExit, match="expected a width divisible by 32, found 48"):
