@@ -11,6 +11,7 @@ import pytest
 
 from app import self_test
 from tests.conftest import progress_log
+from tests.unit.converter.gguf_synthetic import SMALL_LLAMA_CONFIG
 
 
 @pytest.mark.slow
@@ -84,16 +85,6 @@ def test_unsupported_tensor_type_is_refused_naming_it(tmp_path: Path) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    spec = ModelSpec.from_config(
-        {
-            "architectures": ["LlamaForCausalLM"],
-            "vocab_size": 32,
-            "hidden_size": 256,
-            "intermediate_size": 512,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-        }
-    )
+    spec = ModelSpec.from_config(SMALL_LLAMA_CONFIG)
     with pytest.raises(ConversionError, match=r"GGUF tensor blk\.0\.attn_q\.weight has type Q2_K"):
         read_gguf(path, spec)

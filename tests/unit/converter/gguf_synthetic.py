@@ -36,3 +36,15 @@ def synthetic_blocks(
             raw[:, offset : offset + 2] = values.view(np.uint8).reshape(blocks, 2)
         raw = raw.reshape(rows, -1)
     return raw, dequantize(raw, qtype).reshape(shape)
+
+
+# The small Llama whose tensors the synthetic GGUF files of these tests hold.
+SMALL_LLAMA_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "vocab_size": 32,
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.unit.converter.gguf_synthetic import synthetic_blocks
+from tests.unit.converter.gguf_synthetic import SMALL_LLAMA_CONFIG, synthetic_blocks
 
 # GGUF name, torch shape, type: a permuted q projection, a K-quant, the embedding.
 TENSORS = [
@@ -44,17 +44,7 @@ def test_chunked_read_equals_one_decode(
 
     path = tmp_path / "small.gguf"
     raws = _write_gguf(path)
-    spec = ModelSpec.from_config(
-        {
-            "architectures": ["LlamaForCausalLM"],
-            "vocab_size": 32,
-            "hidden_size": 256,
-            "intermediate_size": 512,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-        }
-    )
+    spec = ModelSpec.from_config(SMALL_LLAMA_CONFIG)
     imported = gguf_import.read_gguf(path, spec)
     monkeypatch.setattr(gguf_import, "ROWS_PER_READ", rows_per_read)
     for gguf_name, shape, gguf_type in TENSORS:
