@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench runs files
 
-from converter.block_quantizer import FORMS, quantize_blocks
+from converter.quantization.block_quantizer import FORMS, quantize_blocks
 
 MATRICES_7B = 224
 

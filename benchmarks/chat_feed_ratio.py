@@ -14,9 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench runs files
 
 from benchmarks._models import demo_model_folder
-from engine.generate import stream_generate
+from engine.generation.generate import stream_generate
+from engine.generation.open_chat import open_chat
 from engine.messages import ChatMessage, GenerationConfig
-from engine.runtime import open_chat
 
 QUESTIONS = [
     "Hi! Who are you?",

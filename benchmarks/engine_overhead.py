@@ -21,10 +21,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench runs files
 
 from benchmarks._models import demo_model_folder, tiny_mistral_folder
-from engine.generate import stream_generate
+from engine.generation.generate import stream_generate
+from engine.generation.open_chat import open_chat
+from engine.generation.session import ChatSession
 from engine.messages import ChatMessage, GenerationConfig
-from engine.runtime import open_chat
-from engine.session import ChatSession
 
 
 class TimedModel:

@@ -176,9 +176,9 @@ def source_logits(source: Path, sets: dict[str, list[int]]) -> dict[str, np.ndar
 
 
 def package_logits(folder: Path, sets: dict[str, list[int]]) -> dict[str, np.ndarray]:
-    from engine import package_metadata as meta
+    from engine.generation.session import causal_mask
+    from engine.package import metadata as meta
     from engine.runtime import load_model
-    from engine.session import causal_mask
 
     model = load_model(folder)
     found = {}

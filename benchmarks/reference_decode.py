@@ -18,15 +18,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench runs files
 
 from benchmarks._models import demo_model_folder
-from engine import package_metadata as meta
+from engine.generation.session import causal_mask
 from engine.messages import ChatMessage
-from engine.reference.blas import blas_threads_available
+from engine.package import metadata as meta
 from engine.runtime import load_model
-from engine.session import causal_mask
-from engine.tokenizer import ChatTokenizer
+from engine.runtime.reference.blas import blas_threads_available
+from engine.text.tokenizer import ChatTokenizer
 
 TOKENS = 48
-# Our decode steps run on one BLAS thread (engine.reference.blas); torch gets the same, which is
+# Our decode steps run on one BLAS thread (engine.runtime.reference.blas); torch gets the same, which is
 # also its faster setting on a busy 2-core machine (with 2 threads it measured 0.7 tokens/s there).
 TORCH_THREADS = 1
 

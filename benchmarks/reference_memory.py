@@ -23,11 +23,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench runs files
 
 from benchmarks._models import demo_model_folder
-from engine import package_metadata as meta
+from engine.generation.session import causal_mask
 from engine.messages import ChatMessage
-from engine.model_package import find_package
-from engine.session import causal_mask
-from engine.tokenizer import ChatTokenizer
+from engine.package import metadata as meta
+from engine.package.model import find_package
+from engine.text.tokenizer import ChatTokenizer
 
 TOKENS = 24
 RUNS = 3
@@ -79,7 +79,7 @@ def main() -> int:
 def measure_one(cache_megabytes: float | None) -> int:
     import psutil
 
-    from engine.reference.runtime import load_reference_model
+    from engine.runtime.reference.runtime import load_reference_model
 
     folder = demo_model_folder()
     package = find_package(folder)

@@ -16,8 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench runs files
 
+from engine.generation.sampling import make_sampler
 from engine.messages import GenerationConfig
-from engine.sampling import make_sampler
 
 VOCAB = 32768
 CONFIGS = {

@@ -38,7 +38,7 @@ API_KEY = "bench-server-reuse"
 
 
 def _start_server(folder: Path) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "engine.serve_cli", str(folder), "--port", "0"]
+    command = [sys.executable, "-m", "engine.server.cli", str(folder), "--port", "0"]
     environment = {**os.environ, "COREML_CHAT_API_KEY": API_KEY, "PYTHONPATH": str(REPO)}
     server = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment
@@ -130,7 +130,7 @@ def in_process_chat(folder: Path) -> list[float]:
 
 def main() -> int:
     folder = demo_model_folder()
-    from engine.model_package import find_package
+    from engine.package.model import find_package
 
     model = find_package(folder).stem
     server, url = _start_server(folder)

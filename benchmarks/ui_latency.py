@@ -9,7 +9,7 @@ several times; the app reports the time from its first line to ``window.show()``
 this script the wall-clock time from spawning the process to that report. Goal: ≤ 1 s.
 
 Core ML stand-in (``--standin``, default ``load_seconds=4,predict_seconds=0.25``): the engine process
-runs ``engine/coreml_standin.py``, which holds the GIL the way coremltools does on a Mac (a 4 s load
+runs ``engine/runtime/coreml_standin.py``, which holds the GIL the way coremltools does on a Mac (a 4 s load
 and 250 ms per predict, on top of the reference runtime); the ticks are measured from before the
 window is shown through the load, the prefill and the streaming. Goal: p99 ≤ 50 ms, max ≤ 150 ms.
 The engine runs in its own process, so none of that GIL time reaches the GUI thread.
@@ -110,7 +110,7 @@ def _stall_figures(ticks: list[float]) -> dict[str, object]:
 
 def _in_process_factory(on_event):
     """Yesterday's set-up, for comparison: the engine worker as a thread of the GUI's process."""
-    from engine.coreml_standin import loader_from_environment
+    from engine.runtime.coreml_standin import loader_from_environment
     from engine.worker import EngineWorker
 
     return EngineWorker(on_event, load=loader_from_environment())
@@ -120,7 +120,7 @@ def measure_stalls(
     model: Path, *, max_new_tokens: int, standin: str = "", in_process: bool = False
 ) -> dict[str, object]:
     """Ticks from before the window shows, through the model's load, prefill and streaming."""
-    from engine.coreml_standin import STANDIN_ENV
+    from engine.runtime.coreml_standin import STANDIN_ENV
 
     os.environ["COREML_CHAT_HOME"] = tempfile.mkdtemp(prefix="coreml-chat-bench-")
     if standin:

@@ -24,7 +24,7 @@ from converter.progress import (
     ConversionCancelled,
     ProgressEvent,
 )
-from engine.coremltools_import import quiet_missing_coreml_bindings
+from engine.runtime.coremltools_import import quiet_missing_coreml_bindings
 
 logger = logging.getLogger("converter")
 

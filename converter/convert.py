@@ -16,16 +16,23 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from converter.errors import ConversionError
-from converter.options import ConversionRequest, overlap_problem, problems, sweep_staging
+from converter.options import (
+    ConversionRequest,
+    overlap_problem,
+    problems,
+    stages_for,
+    sweep_staging,
+)
 from converter.output_folder import is_disk_full, move_into_place, staging_area
-from converter.progress import STAGES, CancelToken, ProgressCallback, ProgressEvent
+from converter.progress import CancelToken, ProgressCallback, StageReporter
 from converter.verify import VerificationReport
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 
 if TYPE_CHECKING:
+    from converter.source import ResolvedSource
     from converter.torch_model import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -40,48 +47,6 @@ class ConversionResult:
     package_path: Path
     verification: VerificationReport | None
     seconds: float
-
-
-class StageReporter:
-    """Turns (stage, fraction) into ProgressEvents with an overall fraction over the stages run."""
-
-    def __init__(self, callback: ProgressCallback | None, stages: list[str]) -> None:
-        self.callback = callback
-        weights = dict(STAGES)
-        total = sum(weights[name] for name in stages)
-        self.starts: dict[str, float] = {}
-        self.shares: dict[str, float] = {}
-        offset = 0.0
-        for name in stages:
-            self.starts[name] = offset
-            self.shares[name] = weights[name] / total
-            offset += self.shares[name]
-        self.stage = ""
-        self.overall = 0.0
-
-    def begin(self, stage: str, message: str = "") -> None:
-        self.stage = stage
-        self.report(0.0, message or stage)
-
-    def report(self, fraction: float, message: str = "") -> None:
-        fraction = min(1.0, max(0.0, fraction))
-        overall = self.starts[self.stage] + self.shares[self.stage] * fraction
-        self.overall = max(self.overall, min(1.0, overall))
-        if self.callback is not None:
-            self.callback(
-                ProgressEvent(
-                    event="progress",
-                    stage=self.stage,
-                    stage_fraction=round(fraction, 4),
-                    overall=round(self.overall, 4),
-                    message=message,
-                )
-            )
-
-    def log(self, message: str, *, level: str = "info") -> None:
-        logger.log(logging.WARNING if level == "warning" else logging.INFO, "%s", message)
-        if self.callback is not None:
-            self.callback(ProgressEvent(event="log", level=level, message=message))
 
 
 def _versions() -> dict[str, str]:
@@ -178,8 +143,7 @@ def convert(
     if found:
         raise ConversionError("; ".join(found))
     output_dir = Path(request.output_dir).expanduser().resolve()
-    stages = [name for name, _ in STAGES if name != "verify" or request.verify]
-    reporter = StageReporter(progress, stages)
+    reporter = StageReporter(progress, stages_for(request))
     _check_output_parent(output_dir)
     sweep_staging(output_dir.parent)
     try:
@@ -207,6 +171,15 @@ def convert(
     )
 
 
+@dataclass
+class _Resolved:
+    """What the resolve stage found: the source, its spec, and the request as it will run."""
+
+    request: ConversionRequest
+    source: ResolvedSource
+    exact: bool
+
+
 def _run_stages(
     request: ConversionRequest,
     staging: Path,
@@ -215,21 +188,70 @@ def _run_stages(
     reporter: StageReporter,
     cancel: CancelToken,
 ) -> tuple[Path, VerificationReport | None]:
-    from converter import coreml_export, gguf_import, verify
-    from converter.lazy_blob_weights import LazyWeights, writing_lazy_weights
-    from converter.source import resolve_source
-    from converter.torch_model import build_stateful_model
-    from converter.weights import export_tokenizer, load_weights, special_token_ids
+    """resolve → load → trace → convert → quantize → save (→ verify), one function each, each
+    inside its progress stage; memory is freed between stages (the module, the traced graph and
+    the program are each dropped as soon as the next form exists)."""
+    from converter import coreml_export  # torch and coremltools: imported when a conversion runs
 
-    reporter.begin("resolve", f"resolving {request.source}")
-    resolved = resolve_source(
+    with reporter.stage("resolve", f"resolving {request.source}", done="resolved", cancel=cancel):
+        resolved = _resolve(request, staging, output_dir, reporter=reporter)
+    request = resolved.request
+    loading = "reading the GGUF's blocks" if resolved.exact else "loading weights in float16"
+    with reporter.stage("load", loading, done="weights loaded", cancel=cancel):
+        module, imported = _load(resolved, reporter=reporter, cancel=cancel)
+    with reporter.stage("trace", "tracing the stateful module", done="traced", cancel=cancel):
+        traced = coreml_export.trace(module)
+    with reporter.stage(
+        "convert", "converting to a Core ML program", done="converted", cancel=cancel
+    ):
+        program = coreml_export.to_mil_program(
+            traced, module, report=reporter.report, cancel=cancel
+        )
+        del traced, module
+        gc.collect()
+    label = coreml_export.quantization_label(
+        request.quantize,
+        request.block_size,
+        int4_recipe=request.int4_recipe,
+        int8_embeddings=request.int8_embeddings,
+    )
+    with reporter.stage(
+        "quantize", f"quantizing weights: {label}", done="quantized", cancel=cancel
+    ):
+        mlmodel, recipes = _quantize(program, imported, resolved, reporter=reporter, cancel=cancel)
+        del program
+        gc.collect()
+    if imported is not None:
+        recipes = imported.recipes()
+    name = request.name or resolved.source.default_name
+    package = staging / f"{name}.mlpackage"
+    with reporter.stage("save", "saving the package", done=f"saved {package.name}", cancel=cancel):
+        _save(mlmodel, package, resolved, label=label, recipes=recipes)
+        del mlmodel
+        gc.collect()
+    verification = None
+    if request.verify:
+        verifying = "running the source model in transformers (float32)"
+        with reporter.stage("verify", verifying, done="verified", cancel=cancel):
+            verification = _verify(package, staging, resolved, label=label, reporter=reporter)
+    return package, verification
+
+
+def _resolve(
+    request: ConversionRequest, staging: Path, output_dir: Path, *, reporter: StageReporter
+) -> _Resolved:
+    """Find the source and its spec; refuse what the model's config can refuse; write its tokenizer."""
+    from converter.source import resolve_source
+    from converter.weights import export_tokenizer
+
+    source = resolve_source(
         request.source, token=request.token or None, download_report=reporter.report
     )
-    spec = resolved.spec
-    overlap = overlap_problem(output_dir, resolved.folder)
-    if overlap and resolved.gguf_file is None:  # a GGUF's folder may hold the output
+    spec = source.spec
+    overlap = overlap_problem(output_dir, source.folder)
+    if overlap and source.gguf_file is None:  # a GGUF's folder may hold the output
         raise ConversionError(overlap)
-    exact = resolve_exact(request.quantize, gguf_file=resolved.gguf_file)
+    exact = resolve_exact(request.quantize, gguf_file=source.gguf_file)
     if exact and request.int8_embeddings:
         raise ConversionError(
             "--int8-embeddings applies to int4 re-quantization; a GGUF source keeps its own "
@@ -244,63 +266,62 @@ def _run_stages(
     # The package, plus coremltools' float16 temporary package while converting.
     _check_disk_space(output_dir.parent, estimate + spec.parameter_count * 2)
     reporter.log(
-        f"{resolved.source_id}: {spec.architecture}, {spec.parameter_count / 1e6:.0f}M parameters, "
+        f"{source.source_id}: {spec.architecture}, {spec.parameter_count / 1e6:.0f}M parameters, "
         f"{spec.num_layers} layers, vocab {spec.vocab_size}"
     )
-    export_tokenizer(resolved, staging)
-    reporter.report(1.0, "resolved")
-    cancel.raise_if_cancelled()
+    export_tokenizer(source, staging)
+    return _Resolved(request=request, source=source, exact=exact)
 
-    reporter.begin("load", "reading the GGUF's blocks" if exact else "loading weights in float16")
+
+def _load(resolved: _Resolved, *, reporter: StageReporter, cancel: CancelToken) -> tuple[Any, Any]:
+    """The stateful torch module in float16, and (exact GGUF import) the GGUF's blocks."""
+    from converter.gguf import exact_import as gguf_import
+    from converter.torch_model import build_stateful_model
+    from converter.weights import load_weights
+
+    source, request = resolved.source, resolved.request
     imported = None
     with cancel.interruptible():  # a signal stops the load at once, not after it
-        if exact:
-            imported = gguf_import.read_gguf(resolved.folder / resolved.gguf_file, spec)
+        if resolved.exact:
+            imported = gguf_import.read_gguf(source.folder / source.gguf_file, source.spec)
             gguf_import.log_recipes(imported, reporter.log)
             weights = gguf_import.module_weights(imported)
         else:
-            weights = load_weights(resolved, report=reporter.report)
+            weights = load_weights(source, report=reporter.report)
     cancel.raise_if_cancelled()
     module = build_stateful_model(
-        spec,
+        source.spec,
         weights,
         context_length=request.context_length,
         last_logits_only=request.last_logits_only,
     )
     del weights
     gc.collect()
-    module = module.half()
-    bos, eos = special_token_ids(resolved)
-    reporter.report(1.0, "weights loaded")
-    cancel.raise_if_cancelled()
+    return module.half(), imported
 
-    reporter.begin("trace", "tracing the stateful module")
-    traced = coreml_export.trace(module)
-    reporter.report(1.0, "traced")
-    cancel.raise_if_cancelled()
 
-    reporter.begin("convert", "converting to a Core ML program")
-    program = coreml_export.to_mil_program(traced, module, report=reporter.report, cancel=cancel)
-    del traced, module
-    gc.collect()
-    reporter.report(1.0, "converted")
-    cancel.raise_if_cancelled()
+def _quantize(
+    program: Any,
+    imported: Any,
+    resolved: _Resolved,
+    *,
+    reporter: StageReporter,
+    cancel: CancelToken,
+) -> tuple[Any, dict[str, str]]:
+    """Weights as blockwise constants: the GGUF's own blocks (decoded one tensor at a time as
+    coremltools writes them), or searched int4 / int8 / none; then the ML Program is built."""
+    from converter import coreml_export
+    from converter.gguf import exact_import as gguf_import
+    from converter.quantization.lazy_blob_weights import LazyWeights, writing_lazy_weights
 
-    label = coreml_export.quantization_label(
-        request.quantize,
-        request.block_size,
-        int4_recipe=request.int4_recipe,
-        int8_embeddings=request.int8_embeddings,
-    )
-    reporter.begin("quantize", f"quantizing weights: {label}")
+    request = resolved.request
     lazy = LazyWeights()
     if imported is not None:
         gguf_import.attach_blocks(program, imported, report=reporter.report, lazy=lazy)
-    # The GGUF's integers are decoded one tensor at a time as coremltools writes them.
     with writing_lazy_weights(lazy) if len(lazy) else contextlib.nullcontext():
         mlmodel, recipes = coreml_export.compress_and_build(
             program,
-            mode="none" if exact else request.quantize,
+            mode="none" if resolved.exact else request.quantize,
             block_size=request.block_size,
             report=reporter.report,
             cancel=cancel,
@@ -309,47 +330,51 @@ def _run_stages(
         )
     for group, text in recipes.items():
         reporter.log(f"{group}: {text}")
-    del program
-    gc.collect()
-    reporter.report(1.0, "quantized")
-    cancel.raise_if_cancelled()
+    return mlmodel, recipes
 
-    reporter.begin("save", "saving the package")
-    coreml_export.describe(
+
+def _save(
+    mlmodel: Any, package: Path, resolved: _Resolved, *, label: str, recipes: dict[str, str]
+) -> None:
+    """Describe the package (metadata, inputs, outputs) and write it into the staging folder."""
+    from converter import coreml_export as export
+    from converter.weights import special_token_ids
+
+    source, request = resolved.source, resolved.request
+    bos, eos = special_token_ids(source)
+    export.describe(
         mlmodel,
-        coreml_export.PackageFacts(
-            source_id=resolved.source_id,
-            architecture=spec.architecture,
+        export.PackageFacts(
+            source_id=source.source_id,
+            architecture=source.spec.architecture,
             context_length=request.context_length,
             quantization=label,
             bos_token_id=bos,
             eos_token_ids=eos,
             last_logits_only=request.last_logits_only,
             versions=_versions(),
-            recipes=imported.recipes() if imported is not None else recipes,
+            recipes=recipes,
         ),
     )
-    name = request.name or resolved.default_name
-    package = staging / f"{name}.mlpackage"
     mlmodel.save(str(package))
-    del mlmodel
-    gc.collect()
-    reporter.report(1.0, f"saved {package.name}")
-    cancel.raise_if_cancelled()
 
-    verification = None
-    if request.verify:
-        reporter.begin("verify", "running the source model in transformers (float32)")
-        tokens = verify.verification_tokens(staging / meta.TOKENIZER_FILE, spec.vocab_size)
-        reference = verify.source_logits(resolved, tokens)
-        cancel.raise_if_cancelled()
-        reporter.report(0.5, "running the package against the source model")
-        verification = verify.verify_package(package, reference, quantize=request.quantize)
-        reporter.log(
-            f"verification of {label} on the {verification.runtime} runtime: top-1 agreement "
-            f"{verification.top1_agreement:.0%}, max |logit difference| "
-            f"{verification.max_abs_difference:.3f}",
-            level="info" if verification.passed else "warning",
-        )
-        reporter.report(1.0, "verified")
-    return package, verification
+
+def _verify(
+    package: Path, staging: Path, resolved: _Resolved, *, label: str, reporter: StageReporter
+) -> VerificationReport:
+    """The numerical gate: the package against the source model in transformers."""
+    from converter import verify
+
+    tokens = verify.verification_tokens(
+        staging / meta.TOKENIZER_FILE, resolved.source.spec.vocab_size
+    )
+    reference = verify.source_logits(resolved.source, tokens)
+    reporter.report(0.5, "running the package against the source model")
+    verification = verify.verify_package(package, reference, quantize=resolved.request.quantize)
+    reporter.log(
+        f"verification of {label} on the {verification.runtime} runtime: top-1 agreement "
+        f"{verification.top1_agreement:.0%}, max |logit difference| "
+        f"{verification.max_abs_difference:.3f}",
+        level="info" if verification.passed else "warning",
+    )
+    return verification

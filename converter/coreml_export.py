@@ -21,7 +21,7 @@ from converter.coremltools_progress import report_coremltools_progress
 from converter.errors import ConversionError
 from converter.progress import CancelToken
 from converter.torch_model import StatefulCausalLM, causal_mask
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 
 logger = logging.getLogger(__name__)
 
@@ -161,10 +161,10 @@ def compress_and_build(
     per tensor group for the metadata (empty for ``none``).
 
     int4 is coremltools' ``linear_symmetric`` (``int4_recipe="linear-symmetric"``) or our searched
-    blocks (``searched``, ``searched-symmetric``: ``converter.searched_quantization``)."""
+    blocks (``searched``, ``searched-symmetric``: ``converter.quantization.searched``)."""
     import coremltools as ct
 
-    from converter import searched_quantization
+    from converter.quantization import searched as searched_quantization
 
     if mode not in ("int4", "int8", "none"):
         raise ValueError(f"quantize must be int4, int8 or none here, not {mode!r}")

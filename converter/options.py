@@ -24,7 +24,7 @@ from typing import Literal
 
 from converter.errors import ConversionError
 from converter.naming import name_problem
-from converter.progress import ConversionCancelled
+from converter.progress import STAGES, ConversionCancelled
 
 __all__ = [
     "HUB_ID",
@@ -42,14 +42,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# "auto": "exact" for a GGUF source (its own quantized blocks, see converter.gguf_import), else
+# "auto": "exact" for a GGUF source (its own quantized blocks, see converter.gguf.exact_import), else
 # "int4". "exact" only for a GGUF source.
 Quantization = Literal["auto", "exact", "int4", "int8", "none"]
 QUANTIZATIONS: tuple[Quantization, ...] = ("auto", "exact", "int4", "int8", "none")
 # How int4 weights are made (``--quantize int4``, or ``auto`` on a full-precision source):
 # "searched": per block the scale and a uint4 zero point of least squared error (4.625 bits per
 # weight at block 32); "searched-symmetric": the searched scale alone (int4, 4.5 bits);
-# "linear-symmetric": coremltools' max-abs scale (int4, 4.5 bits). See converter.block_quantizer.
+# "linear-symmetric": coremltools' max-abs scale (int4, 4.5 bits). See converter.quantization.block_quantizer.
 Int4Recipe = Literal["searched", "searched-symmetric", "linear-symmetric"]
 INT4_RECIPES: tuple[Int4Recipe, ...] = ("searched", "searched-symmetric", "linear-symmetric")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -181,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- Validation ---------------------------------------------------------------------------------
+
+
+def stages_for(request: ConversionRequest) -> tuple[str, ...]:
+    """The stages ``request`` runs, in order: what the converter reports and the app shows."""
+    return tuple(name for name, _ in STAGES if name != "verify" or request.verify)
 
 
 def problems(request: ConversionRequest) -> list[str]:

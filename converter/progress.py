@@ -16,8 +16,9 @@ Exit codes of ``coreml-chat-convert``: 0 done, 1 error, 2 usage, 130 cancelled.
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ STAGES: tuple[tuple[str, float], ...] = (
     ("save", 0.10),
     ("verify", 0.10),
 )
+
+logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -107,3 +110,58 @@ class CancelToken:
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
             raise ConversionCancelled("conversion cancelled")
+
+
+class StageReporter:
+    """Turns (stage, fraction) into ``ProgressEvent``s with an overall fraction over the stages run
+    (``options.stages_for(request)``: their shares of ``STAGES`` scaled to fill 0..1)."""
+
+    def __init__(self, callback: ProgressCallback | None, stages: Iterable[str]) -> None:
+        self.callback = callback
+        weights = dict(STAGES)
+        names = list(stages)
+        unknown = [name for name in names if name not in weights]
+        if unknown:
+            raise ValueError(f"unknown stages {unknown}; expected some of {list(weights)}")
+        total = sum(weights[name] for name in names)
+        self.starts: dict[str, float] = {}
+        self.shares: dict[str, float] = {}
+        offset = 0.0
+        for name in names:
+            self.starts[name] = offset
+            self.shares[name] = weights[name] / total
+            offset += self.shares[name]
+        self.stage = ""
+        self.overall = 0.0
+
+    def begin(self, stage: str, message: str = "") -> None:
+        self.stage = stage
+        self.report(0.0, message or stage)
+
+    def report(self, fraction: float, message: str = "") -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        overall = self.starts[self.stage] + self.shares[self.stage] * fraction
+        self.overall = max(self.overall, min(1.0, overall))
+        if self.callback is not None:
+            self.callback(
+                ProgressEvent(
+                    event="progress",
+                    stage=self.stage,
+                    stage_fraction=round(fraction, 4),
+                    overall=round(self.overall, 4),
+                    message=message,
+                )
+            )
+
+    def log(self, message: str, *, level: str = "info") -> None:
+        logger.log(logging.WARNING if level == "warning" else logging.INFO, "%s", message)
+        if self.callback is not None:
+            self.callback(ProgressEvent(event="log", level=level, message=message))
+
+    @contextmanager
+    def stage(self, name: str, message: str, *, done: str, cancel: CancelToken) -> Iterator[None]:
+        """One stage: begun with ``message``, finished with ``done`` at 100%, then a cancel point."""
+        self.begin(name, message)
+        yield
+        self.report(1.0, done)
+        cancel.raise_if_cancelled()

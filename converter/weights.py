@@ -20,7 +20,7 @@ import torch
 
 from converter.errors import ConversionError
 from converter.source import ResolvedSource
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 
 logger = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ def _private_stdout() -> BinaryIO:
 
 def serve(requests: BinaryIO, events: BinaryIO, *, hf_token: str | None = None) -> None:
     """Run an ``EngineWorker`` between two pipes until ``requests`` ends."""
-    from engine.coreml_standin import loader_from_environment
+    from engine.runtime.coreml_standin import loader_from_environment
     from engine.worker import EngineWorker
 
     worker = EngineWorker(EventWriter(events), hf_token=hf_token, load=loader_from_environment())

@@ -18,9 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import package_metadata as meta
-from engine.chat_template import ChatTemplateError
-from engine.generate import stream_generate
+from engine.generation.generate import stream_generate
+from engine.generation.open_chat import open_chat
+from engine.generation.session import (
+    ChatSession,
+    ContextFullError,
+    ConversationCache,
+    longest_prefix_key,
+)
 from engine.messages import (
     Cancel,
     ContextTrimmed,
@@ -40,10 +45,11 @@ from engine.messages import (
     StopServer,
     TokenText,
 )
-from engine.model_package import Model, ModelLoadError, find_package
-from engine.runtime import load_model, open_chat
-from engine.server_host import ServerHost, is_server_request
-from engine.session import ChatSession, ContextFullError, ConversationCache, longest_prefix_key
+from engine.package import metadata as meta
+from engine.package.model import Model, ModelLoadError, find_package
+from engine.runtime import load_model
+from engine.server.host import ServerHost, is_server_request
+from engine.text.chat_template import ChatTemplateError
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +108,7 @@ class EngineWorker:
         load: Callable[..., Model] = load_model,
     ) -> None:
         """``load``: ``engine.runtime.load_model``, or a named Core ML stand-in in tests and
-        benchmarks (see ``engine/coreml_standin.py``)."""
+        benchmarks (see ``engine/runtime/coreml_standin.py``)."""
         self._on_event = on_event
         self._hf_token = hf_token
         self._load_model = load
@@ -174,7 +180,9 @@ class EngineWorker:
         if isinstance(request, StopServer):
             self._emit(ServerState(False, "", 0))
             return
-        host = ServerHost(self, request, on_state=self._emit)
+        from engine.server.api import create_app
+
+        host = ServerHost(self, request, on_state=self._emit, create_app=create_app)
         try:
             host.start()
         except OSError as error:

@@ -33,7 +33,7 @@ def smollm2_gguf() -> Path:
 
 # The converter needs coremltools to see torch: load torch first in the test process (the engine's
 # own import of coremltools hides torch only where torch is not loaded yet; see
-# engine/coremltools_import.py). Import-boundary tests run in fresh interpreters.
+# engine/runtime/coremltools_import.py). Import-boundary tests run in fresh interpreters.
 with contextlib.suppress(ImportError):  # the chat runtime alone may be installed
     import torch  # noqa: F401
 

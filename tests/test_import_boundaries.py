@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 QT = ("PySide6", "shiboken6", "qasync")
 HEAVY = ("torch", "transformers")
-BACKENDS = ("engine.coreml_runtime", "engine.reference")
+BACKENDS = ("engine.runtime.coreml", "engine.runtime.reference")
 LOADER = "engine.runtime"
 
 
@@ -82,14 +82,18 @@ def test_engine_imports_no_qt_torch_or_transformers() -> None:
 @pytest.mark.parametrize(
     ("backend", "other"),
     [
-        ("engine.coreml_runtime", "engine.reference"),
-        ("engine.reference.runtime", "engine.coreml_runtime"),
+        ("engine.runtime.coreml", "engine.runtime.reference"),
+        ("engine.runtime.reference.runtime", "engine.runtime.coreml"),
     ],
     ids=["coreml", "reference"],
 )
-def test_a_backend_does_not_import_the_other_or_the_loader(backend: str, other: str) -> None:
+def test_a_backend_does_not_import_the_other_or_a_layer_above(backend: str, other: str) -> None:
+    """A backend sits on ``engine.package``: importing it loads its parent package (the loader,
+    whose module level imports only ``engine.package``), never the other backend, and nothing that
+    generates text (``engine.generation``, ``engine.text``, the worker)."""
     loaded = _loaded_after_importing([backend])
-    assert _within(loaded, (other, LOADER)) == []
+    above = ("engine.generation", "engine.text", "engine.server", "engine.worker")
+    assert _within(loaded, (other, *above)) == []
     assert _within(loaded, QT + HEAVY) == []
 
 
@@ -98,7 +102,9 @@ def test_only_the_loader_imports_a_backend() -> None:
     offenders = []
     for package in ("engine", "app", "converter"):
         for path in (REPO / package).rglob("*.py"):
-            module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(
+                ".__init__"
+            )
             if module == LOADER or _within({module}, BACKENDS):
                 continue
             if _within(_all_imports(path), BACKENDS):
@@ -146,8 +152,14 @@ def test_the_gui_process_never_loads_model_code() -> None:
         m
         for m in loaded
         if m.split(".")[0] == "coremltools"
-        or m in ("engine.worker", "engine.coreml_runtime", "engine.session", "engine.generate")
-        or m.startswith("engine.reference")
+        or m
+        in (
+            "engine.worker",
+            "engine.runtime.coreml",
+            "engine.generation.session",
+            "engine.generation.generate",
+        )
+        or m.startswith("engine.runtime.reference")
     }
     assert model_code == set()
 
@@ -187,3 +199,72 @@ def test_app_imports_only_the_contract_from_the_converter() -> None:
                 if module.startswith("converter.") and module not in allowed:
                     offenders.append(f"{path.relative_to(REPO)}: {line.strip()}")
     assert offenders == []
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Each module of app/, engine/ and converter/ mapped to the project modules it imports,
+    anywhere in the file: module level, inside functions, and under ``TYPE_CHECKING``."""
+    modules = {m for package in ("app", "engine", "converter") for m in _modules_of(package)}
+    graph: dict[str, set[str]] = {}
+    for module in modules:
+        path = REPO / (module.replace(".", "/") + ".py")
+        if not path.exists():
+            path = REPO / module.replace(".", "/") / "__init__.py"
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names if alias.name in modules)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    if full in modules:
+                        edges.add(full)
+                    elif node.module in modules:
+                        edges.add(node.module)
+        graph[module] = edges - {module}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_anywhere() -> None:
+    """No two modules import each other, directly or through others, even inside a function or
+    under ``TYPE_CHECKING``: a shared type moves down a layer, or a function is passed in."""
+    assert _cycles(_import_graph()) == []

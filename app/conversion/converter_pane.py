@@ -89,7 +89,7 @@ class ConverterPane(QWidget):
         self.process.progressChanged.connect(self._update_progress)
         self.process.logLine.connect(self._append_log)
         self.process.finished.connect(self._on_finished)
-        self._build_stage_rows(verify=False)
+        self._build_stage_rows(self.request())
         self._on_quantization()
 
     # --- layout ---------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ class ConverterPane(QWidget):
         card.add(self.log_view)
         return card
 
-    def _build_stage_rows(self, *, verify: bool) -> None:
+    def _build_stage_rows(self, request: ConversionRequest) -> None:
         while self.stage_grid.count():
             item = self.stage_grid.takeAt(0)
             widget = item.widget()
@@ -237,7 +237,7 @@ class ConverterPane(QWidget):
                 widget.deleteLater()
         self.stage_bars: dict[str, QProgressBar] = {}
         self.stage_marks: dict[str, QLabel] = {}
-        for index, stage in enumerate(stage_list(verify=verify)):
+        for index, stage in enumerate(stage_list(request)):
             column = (index % 4) * 3
             line = index // 4
             mark = label("", name="StageMark")
@@ -304,7 +304,7 @@ class ConverterPane(QWidget):
             self._set_status("; ".join(found), error=True)
             return False
         self.log_view.clear()
-        self._build_stage_rows(verify=request.verify)
+        self._build_stage_rows(request)
         self.overall_bar.setValue(0)
         self.use_button.hide()
         self._converted_folder = ""

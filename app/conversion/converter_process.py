@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from converter.options import ConversionRequest, problems, sweep_staging
-from converter.progress import EXIT_CANCELLED, EXIT_OK, STAGES, ProgressEvent
+from converter.options import ConversionRequest, problems, stages_for, sweep_staging
+from converter.progress import EXIT_CANCELLED, EXIT_OK, ProgressEvent
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,6 @@ def converter_command(
 @dataclass
 class StageProgress:
     name: str
-    share: float  # of the overall fraction
     fraction: float = 0.0
     message: str = ""
 
@@ -97,15 +96,16 @@ class ConversionOutcome:
     leftovers: tuple[str, ...] = ()  # partial files that could not be removed (should be empty)
 
 
-def stage_list(*, verify: bool) -> list[StageProgress]:
-    return [StageProgress(name, share) for name, share in STAGES if verify or name != "verify"]
+def stage_list(request: ConversionRequest) -> list[StageProgress]:
+    """The stages ``request`` runs, as the converter reports them (``stages_for``)."""
+    return [StageProgress(name) for name in stages_for(request)]
 
 
 @dataclass
 class ConversionTracker:
     """Folds the converter's stdout lines into per-stage progress, log lines and a final event."""
 
-    stages: list[StageProgress] = field(default_factory=lambda: stage_list(verify=False))
+    stages: list[StageProgress] = field(default_factory=list)  # stage_list(request)
     overall: float = 0.0
     current_stage: str = ""
     log: list[str] = field(default_factory=list)
@@ -143,7 +143,7 @@ class ConversionTracker:
     def _on_progress(self, event: ProgressEvent) -> None:
         stage = self.stage(event.stage)
         if stage is None:  # a stage this app does not know: keep it, at the end
-            stage = StageProgress(event.stage, 0.0)
+            stage = StageProgress(event.stage)
             self.stages.append(stage)
         names = [s.name for s in self.stages]
         for earlier in self.stages[: names.index(stage.name)]:
@@ -234,7 +234,7 @@ class ConverterProcess(QObject):
         Path(request.output_dir).expanduser().parent.mkdir(parents=True, exist_ok=True)
         command = converter_command(request, executable=self.executable)
         self.request = request
-        self.tracker = ConversionTracker(stages=stage_list(verify=request.verify))
+        self.tracker = ConversionTracker(stages=stage_list(request))
         self._stdout_buffer = self._stderr_buffer = b""
         self._noise = LibraryNoiseFilter()
         self._cancelled = False

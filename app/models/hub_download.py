@@ -27,8 +27,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from converter.options import HUB_ID
-from engine import package_metadata as meta
 from engine import paths
+from engine.package import metadata as meta
 
 logger = logging.getLogger(__name__)
 

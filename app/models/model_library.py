@@ -2,7 +2,7 @@
 list the ones already in the app's models folder, delete one of them, name the compute units.
 
 Checking reads only the package's spec (a small protobuf), never its weights, and without
-coremltools (``engine.spec_description``: the GUI process never imports it), so it is quick enough
+coremltools (``engine.package.description``: the GUI process never imports it), so it is quick enough
 to run when the user picks a folder; the engine worker still does the real load.
 """
 
@@ -15,17 +15,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import package_metadata as meta
 from engine import paths
 from engine.messages import ModelInfo
-from engine.model_package import (
+from engine.package import metadata as meta
+from engine.package.description import read_description
+from engine.package.model import (
     ModelLoadError,
     check_chat_model,
     describe_spec,
     find_package,
 )
-from engine.spec_description import read_description
-from engine.tokenizer_files import has_tokenizer_files
+from engine.text.tokenizer_files import has_tokenizer_files
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ from app.models.model_library import (
 from app.ui.pane_widgets import Card, hint, label, page_layout, row
 from engine import paths
 from engine.messages import ModelInfo
-from engine.model_package import ModelLoadError
+from engine.package.model import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any, get_args
 from app.settings.stop_strings import stop_strings_problem
 from engine import paths
 from engine.messages import ContextPolicy, GenerationConfig
-from engine.model_package import COMPUTE_UNITS
+from engine.package.model import COMPUTE_UNITS
 
 logger = logging.getLogger(__name__)
 

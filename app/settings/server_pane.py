@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton, QSpinBox, QWidg
 from app.settings.app_settings import AppSettings
 from app.ui.pane_widgets import Card, hint, label, monospace_font, page_layout, row
 from engine.messages import ServerState
-from engine.server_host import generate_api_key
+from engine.server.host import generate_api_key
 
 logger = logging.getLogger(__name__)
 

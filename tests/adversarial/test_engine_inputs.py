@@ -16,10 +16,8 @@ import time
 
 import pytest
 
-from engine import template_sandbox
-from engine.chat_template import ChatTemplateCancelled, ChatTemplateError, render_chat_template
-from engine.generate import stream_generate
-from engine.generate_cli import main
+from engine.generation.cli import main
+from engine.generation.generate import stream_generate
 from engine.messages import (
     ChatMessage,
     EngineError,
@@ -29,8 +27,10 @@ from engine.messages import (
     LoadModel,
     ModelLoaded,
 )
-from engine.template_sandbox import RenderLimits
-from engine.tokenizer import ChatTokenizer
+from engine.text import template_sandbox
+from engine.text.chat_template import ChatTemplateCancelled, ChatTemplateError, render_chat_template
+from engine.text.template_sandbox import RenderLimits
+from engine.text.tokenizer import ChatTokenizer
 from engine.worker import EngineWorker
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
@@ -210,7 +210,7 @@ def test_a_render_past_its_time_limit_is_an_error_and_the_engine_goes_on(
 
 
 def test_cli_refuses_a_prompt_that_is_not_utf8(tmp_path):
-    command = [sys.executable.encode(), b"-m", b"engine.generate_cli", bytes(tmp_path),
+    command = [sys.executable.encode(), b"-m", b"engine.generation.cli", bytes(tmp_path),
                b"--prompt", b"caf\xe9"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, timeout=120)
     stderr = result.stderr.decode("utf-8", "replace")
@@ -236,8 +236,8 @@ def test_cli_refuses_non_finite_and_out_of_range_sampler_values(capsys, option, 
 
 def test_the_engine_refuses_a_nan_temperature_too(converted_package):
     # The window and the HTTP server go through stream_generate: the same check as the CLI.
+    from engine.generation.session import ChatSession
     from engine.runtime import load_model
-    from engine.session import ChatSession
 
     folder = converted_package("mistral", "none")
     session = ChatSession(load_model(folder), ChatTokenizer.from_folder(folder))

@@ -12,7 +12,7 @@ import pytest
 from app.conversion.converter_pane import format_elapsed
 from app.settings.app_settings import AppSettings, load_settings
 from app.settings.settings_store import SettingsStore
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 
 
 def hub_cache_with(repo_id: str, source: Path, cache: Path) -> None:

@@ -3,7 +3,7 @@ engine holds its GIL, a killed engine loses nothing and comes back, quit ends th
 the middle of a load, and an answer cut by a quit or SIGTERM is kept, marked interrupted.
 
 The engine process runs the real reference runtime; where a Mac's behaviour matters (coremltools
-holding the GIL through loads and predicts) it runs behind ``engine/coreml_standin.py``, the named
+holding the GIL through loads and predicts) it runs behind ``engine/runtime/coreml_standin.py``, the named
 Core ML stand-in, selected through its environment variable."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-from engine.coreml_standin import STANDIN_ENV
+from engine.runtime.coreml_standin import STANDIN_ENV
 
 ANSWER_TIMEOUT_MS = 120_000
 

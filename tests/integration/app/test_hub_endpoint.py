@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.settings.app_settings import AppSettings, settings_from_dict, settings_to_dict
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 from tests.integration.app.test_hub_download import SHA, FakeHub, _handler
 
 MODEL_ID = "someone/tiny-mistral"

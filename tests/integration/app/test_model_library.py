@@ -21,8 +21,8 @@ from app.models.model_library import (
 )
 from engine import paths
 from engine.messages import ModelInfo
-from engine.model_package import COMPUTE_UNITS, ModelLoadError, describe_spec, read_spec
-from engine.spec_description import read_description
+from engine.package.description import read_description
+from engine.package.model import COMPUTE_UNITS, ModelLoadError, describe_spec, read_spec
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from converter.progress import EXIT_ERROR, STAGES, ProgressEvent
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 from tests.conftest import progress_log
 
 STAGE_ORDER = [name for name, _ in STAGES]

@@ -8,17 +8,17 @@ import sys
 
 import pytest
 
-from engine.generate import generate
-from engine.generate_cli import main
+from engine.generation.cli import main
+from engine.generation.generate import generate
+from engine.generation.session import ChatSession
 from engine.messages import ChatMessage, GenerationConfig
 from engine.runtime import load_model
-from engine.session import ChatSession
-from engine.tokenizer import ChatTokenizer
+from engine.text.tokenizer import ChatTokenizer
 
 
 def test_generate_cli_json(converted_package):
     folder = converted_package("llama", "int4")
-    command = [sys.executable, "-m", "engine.generate_cli", str(folder), "--prompt", "Hi there",
+    command = [sys.executable, "-m", "engine.generation.cli", str(folder), "--prompt", "Hi there",
                "--max-new-tokens", "5", "--json"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
     output = json.loads(result.stdout)
@@ -55,13 +55,20 @@ def test_generate_cli_bad_options_are_one_line(capsys):
 
 
 def test_generate_cli_says_paris_on_smollm2(smollm2_exact_dir):
-    command = [sys.executable, "-m", "engine.generate_cli", str(smollm2_exact_dir),
+    command = [sys.executable, "-m", "engine.generation.cli", str(smollm2_exact_dir),
                "--prompt", "What is the capital of France?", "--max-new-tokens", "12", "--json"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
     assert "Paris" in json.loads(result.stdout)["text"]
 
 
 def test_generate_cli_missing_model_is_one_line(tmp_path):
-    command = [sys.executable, "-m", "engine.generate_cli", str(tmp_path / "nope"), "--prompt", "x"]
+    command = [
+        sys.executable,
+        "-m",
+        "engine.generation.cli",
+        str(tmp_path / "nope"),
+        "--prompt",
+        "x",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and result.stderr.startswith("error: no such model")

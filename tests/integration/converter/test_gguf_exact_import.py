@@ -24,8 +24,8 @@ def test_exact_import_of_the_demo_model_answers_paris(smollm2_exact_dir: Path) -
 def test_exact_import_keeps_the_gguf_blocks_and_says_so(
     smollm2_exact_dir: Path, smollm2_gguf: Path
 ) -> None:
-    from engine import package_metadata as meta
-    from engine.reference.runtime import _load_program, read_spec
+    from engine.package import metadata as meta
+    from engine.runtime.reference.runtime import _load_program, read_spec
 
     (package,) = smollm2_exact_dir.glob("*.mlpackage")
     spec, weights_dir = read_spec(package)
@@ -70,7 +70,7 @@ def test_unsupported_tensor_type_is_refused_naming_it(tmp_path: Path) -> None:
     import gguf
 
     from converter.errors import ConversionError
-    from converter.gguf_import import read_gguf
+    from converter.gguf.exact_import import read_gguf
     from converter.torch_model import ModelSpec
 
     path = tmp_path / "q2k.gguf"

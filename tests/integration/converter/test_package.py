@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 
 
 def _package(folder: Path) -> Path:

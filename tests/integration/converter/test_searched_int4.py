@@ -13,7 +13,7 @@ import pytest
 from converter.convert import convert
 from converter.errors import ConversionError
 from converter.options import ConversionRequest
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 
 
 def _convert(source: Path, output: Path, **options) -> Path:
@@ -25,7 +25,7 @@ def _convert(source: Path, output: Path, **options) -> Path:
 
 
 def _blockwise_ops(package: Path) -> tuple[dict[str, str], list]:
-    from engine.reference.runtime import _load_program, read_spec
+    from engine.runtime.reference.runtime import _load_program, read_spec
 
     spec, weights_dir = read_spec(package)
     metadata = dict(spec.description.metadata.userDefined)
@@ -50,8 +50,8 @@ def _logit_errors(package: Path, source: Path, tokens: np.ndarray) -> tuple[floa
     from converter.source import resolve_source
 
     reference = verify.source_logits(resolve_source(str(source)), tokens)
+    from engine.generation.session import causal_mask
     from engine.runtime import load_model
-    from engine.session import causal_mask
 
     model = load_model(package.parent)
     inputs = {

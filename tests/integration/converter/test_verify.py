@@ -13,8 +13,8 @@ import pytest
 
 from converter import verify
 from converter.source import resolve_source
-from engine import package_metadata as meta
-from engine.model_package import find_package
+from engine.package import metadata as meta
+from engine.package.model import find_package
 
 # The runtime that must run the package on this machine: Core ML on macOS 15+, the reference
 # runtime elsewhere (worked out here, not by asking the engine, so a wrong choice shows).

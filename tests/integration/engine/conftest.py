@@ -8,6 +8,6 @@ import pytest
 @pytest.fixture(scope="module")
 def mistral_session(converted_package):
     """A chat session on the tiny random Mistral converted without quantization (logits (1, q, V))."""
-    from engine.runtime import open_chat
+    from engine.generation.open_chat import open_chat
 
     return open_chat(converted_package("mistral", "none"))

@@ -1,5 +1,5 @@
 """The Core ML path at its boundary. Core ML cannot run on Linux: the named Core ML stand-in
-(``engine/coreml_standin.py``: coremltools' ``ComputeUnit``, ``compile_model`` and
+(``engine/runtime/coreml_standin.py``: coremltools' ``ComputeUnit``, ``compile_model`` and
 ``CompiledMLModel`` on the reference runtime, holding the GIL, float16 in and out as coremltools
 converts them) takes the macOS framework's place; ``RecordingCoreML`` adds a record of what our
 code asks of it. Everything on our side of that boundary is real."""
@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import coreml_runtime
-from engine import package_metadata as meta
-from engine.coreml_standin import StandinCompiledModel, StandinCoreMLTools
-from engine.model_package import ModelLoadError
+from engine.package import metadata as meta
+from engine.package.model import ModelLoadError
 from engine.paths import package_key
+from engine.runtime import coreml as coreml_runtime
+from engine.runtime.coreml_standin import StandinCompiledModel, StandinCoreMLTools
 
 
 class RecordingCoreML(StandinCoreMLTools):
@@ -274,10 +274,10 @@ def test_a_chat_on_core_ml_float32_logits_answers_as_the_reference_runtime(
 ):
     """Core ML hands back float32 logits where the reference runtime has float16: the same
     tokens, greedy and sampled (the sampler's float32 path is as exact as its float16 one)."""
-    from engine.coreml_standin import StandinTimings, standin_loader
-    from engine.generate import stream_generate
+    from engine.generation.generate import stream_generate
+    from engine.generation.open_chat import open_chat
     from engine.messages import ChatMessage, GenerationConfig
-    from engine.runtime import open_chat
+    from engine.runtime.coreml_standin import StandinTimings, standin_loader
 
     folder = converted_package("mistral", "int4")
     messages = (ChatMessage("user", "Hello there"),)

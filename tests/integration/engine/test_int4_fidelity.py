@@ -16,9 +16,9 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from benchmarks.fidelity import TEXT, compare
-from engine import package_metadata as meta
+from engine.generation.session import causal_mask
+from engine.package import metadata as meta
 from engine.runtime import load_model
-from engine.session import causal_mask
 
 # Between the two recipes' figures on this text: the max-abs recipe fails both.
 MAX_MEAN_KL = 0.42

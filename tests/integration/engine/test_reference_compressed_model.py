@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import package_metadata as meta
-from engine.model_package import find_package
-from engine.reference.runtime import load_reference_model
+from engine.package import metadata as meta
+from engine.package.model import find_package
+from engine.runtime.reference.runtime import load_reference_model
 
 
 def test_an_int4_model_holds_about_its_package_size_and_answers_the_same(converted_package):
     """With no budget for dequantized copies the weights stay compressed (≤ 1.3× the package;
     float32 copies were 8× and more), and the logits match the fully dequantized model's."""
-    from engine.session import causal_mask
+    from engine.generation.session import causal_mask
 
     package = find_package(converted_package("mistral", "int4"))
     weights = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"

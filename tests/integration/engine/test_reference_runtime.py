@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import package_metadata as meta
-from engine.model_package import ModelLoadError, check_chat_model, find_package
+from engine.package import metadata as meta
+from engine.package.model import ModelLoadError, check_chat_model, find_package
 from engine.runtime import load_model
 
 

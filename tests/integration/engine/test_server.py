@@ -217,13 +217,13 @@ def test_served_requests_are_counted_and_stop_says_so(smollm2_int4_dir):
 
 
 def test_serve_cli_without_a_model_says_so(tmp_path):
-    from engine.serve_cli import main
+    from engine.server.cli import main
 
     assert main([str(tmp_path / "missing"), "--port", "0", "--api-key", "k"]) == 1
 
 
 def test_serve_cli_refuses_a_bad_port(capsys):
-    from engine.serve_cli import main
+    from engine.server.cli import main
 
     with pytest.raises(SystemExit):
         main(["model", "--port", "70000"])

@@ -7,11 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from engine.generate import generate, stream_generate
+from engine.generation.generate import generate, stream_generate
+from engine.generation.session import ChatSession, ContextFullError, causal_mask, common_prefix
 from engine.messages import ChatMessage, GenerationConfig
 from engine.runtime import load_model
-from engine.session import ChatSession, ContextFullError, causal_mask, common_prefix
-from engine.tokenizer import ChatTokenizer
+from engine.text.tokenizer import ChatTokenizer
 
 GREEDY = GenerationConfig(temperature=0.0, max_new_tokens=8)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import package_metadata as meta
-from engine.model_package import ModelLoadError
-from engine.tokenizer import ChatTokenizer
-from engine.tokenizer_files import (
+from engine.package import metadata as meta
+from engine.package.model import ModelLoadError
+from engine.text.tokenizer import ChatTokenizer
+from engine.text.tokenizer_files import (
     ENV_TOKEN_HINT,
     SOURCE_RECORD,
     cached_tokenizer_folder,
@@ -176,8 +176,8 @@ def test_open_chat_reads_the_tokenizer_before_loading_the_model(
     says how to give a token: Settings in the app, HF_TOKEN on the command line."""
     from coremltools.proto import Model_pb2
 
-    from engine import generate_cli
-    from engine.runtime import open_chat
+    from engine.generation import cli as generate_cli
+    from engine.generation.open_chat import open_chat
 
     (source,) = converted_package("mistral", "int4").glob("*.mlpackage")
     package = Path(shutil.copytree(source, tmp_path / "alone" / "Mistral7B.mlpackage"))

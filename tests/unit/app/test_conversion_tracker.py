@@ -96,8 +96,10 @@ def test_request_problems_say_what_was_expected(tmp_path: Path) -> None:
 
 
 def test_tracker_folds_progress_logs_and_non_json_lines() -> None:
-    tracker = ConversionTracker(stages=stage_list(verify=False))
+    tracker = ConversionTracker(stages=stage_list(ConversionRequest("a/b", Path("out"))))
     assert [s.name for s in tracker.stages][-1] == "save"
+    verifying = stage_list(ConversionRequest("a/b", Path("out"), verify=True))
+    assert [s.name for s in verifying][-2:] == ["save", "verify"]
     tracker.handle_line(_line(event="progress", stage="resolve", stage_fraction=0.5, overall=0.02))
     tracker.handle_line("Loading something without JSON")
     tracker.handle_line(_line(event="log", level="warning", message="odd tokenizer"))

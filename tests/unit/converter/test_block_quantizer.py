@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import converter.block_quantizer as block_quantizer
-from converter.block_quantizer import quantize_blocks
+import converter.quantization.block_quantizer as block_quantizer
+from converter.quantization.block_quantizer import quantize_blocks
 
 
 def _weights(rows: int = 48, columns: int = 64, *, seed: int = 0) -> np.ndarray:

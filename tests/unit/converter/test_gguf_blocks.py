@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converter.gguf_blocks import UnsupportedBlockType, decode_blocks, permute_rows
+from converter.gguf.blocks import UnsupportedBlockType, decode_blocks, permute_rows
 from tests.unit.converter.gguf_synthetic import synthetic_blocks
 
 SHAPE = (8, 512)

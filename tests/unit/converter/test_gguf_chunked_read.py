@@ -38,8 +38,8 @@ def _write_gguf(path: Path) -> dict[str, np.ndarray]:
 def test_chunked_read_equals_one_decode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_per_read: int
 ) -> None:
-    from converter import gguf_import
-    from converter.gguf_blocks import decode_blocks, permute_rows
+    from converter.gguf import exact_import as gguf_import
+    from converter.gguf.blocks import decode_blocks, permute_rows
     from converter.torch_model import ModelSpec
 
     path = tmp_path / "small.gguf"

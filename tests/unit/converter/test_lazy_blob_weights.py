@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from converter.errors import ConversionError
-from converter.lazy_blob_weights import LazyWeights, writing_lazy_weights
+from converter.quantization.lazy_blob_weights import LazyWeights, writing_lazy_weights
 
 ROWS, COLUMNS = 64, 96
 

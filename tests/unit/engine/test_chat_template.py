@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.chat_template import ChatTemplateError, render_chat_template
 from engine.messages import ChatMessage
-from engine.tokenizer import ChatTokenizer
+from engine.text.chat_template import ChatTemplateError, render_chat_template
+from engine.text.tokenizer import ChatTokenizer
 
 CONVERSATIONS = [
     [ChatMessage("user", "Hello there!")],

@@ -27,7 +27,7 @@ def _stderr_of(code: str) -> str:
 def test_the_engine_imports_coremltools_without_the_missing_binding_lines() -> None:
     stderr = _stderr_of(
         "import logging\n"
-        "from engine.coremltools_import import import_coremltools\n"
+        "from engine.runtime.coremltools_import import import_coremltools\n"
         "import_coremltools()\n"
         "logging.getLogger('coremltools').warning('a real coremltools warning')\n"
     )
@@ -40,7 +40,7 @@ def test_a_process_with_torch_quiets_them_before_importing_coremltools() -> None
     stderr = _stderr_of(
         "import logging, torch\n"
         "logging.basicConfig(level=logging.WARNING)\n"
-        "from engine.coremltools_import import quiet_missing_coreml_bindings\n"
+        "from engine.runtime.coremltools_import import quiet_missing_coreml_bindings\n"
         "quiet_missing_coreml_bindings()\n"
         "import coremltools\n"
     )

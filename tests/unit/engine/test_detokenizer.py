@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.detokenizer import REPLACEMENT, StreamingDetokenizer
-from engine.tokenizer import ChatTokenizer
+from engine.generation.detokenizer import REPLACEMENT, StreamingDetokenizer
+from engine.text.tokenizer import ChatTokenizer
 
 TEXTS = [
     "Hello world, this is a test.",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  # coremltools is imported after torch in the test suite
 
-from engine.reference.compressed_weights import (
+from engine.runtime.reference.compressed_weights import (
     BlockLinear,
     CompressedWeight,
     DequantizedCache,
@@ -18,7 +18,10 @@ from engine.reference.compressed_weights import (
     pack_nibbles,
     unpack_nibbles,
 )
-from engine.reference.dequantize import constexpr_blockwise_shift_scale, constexpr_lut_to_dense
+from engine.runtime.reference.dequantize import (
+    constexpr_blockwise_shift_scale,
+    constexpr_lut_to_dense,
+)
 
 RNG = np.random.default_rng(0)
 

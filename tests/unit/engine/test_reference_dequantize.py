@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  # coremltools is imported after torch in the test suite
 
-from engine.model_package import read_spec
-from engine.reference.dequantize import CONSTEXPR_OPS
-from engine.reference.runtime import _load_program, load_reference_model
+from engine.package.model import read_spec
+from engine.runtime.reference.dequantize import CONSTEXPR_OPS
+from engine.runtime.reference.runtime import _load_program, load_reference_model
 
 RNG = np.random.default_rng(0)
 # Two blocks of 32 input channels with scales 1000× apart: a block or axis mix-up is obvious.

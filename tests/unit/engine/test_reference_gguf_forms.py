@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  # coremltools is imported after torch in the test suite
 
-from converter.gguf_blocks import decode_blocks
-from engine.reference.dequantize import CONSTEXPR_OPS
-from engine.reference.runtime import _load_program, load_reference_model, read_spec
+from converter.gguf.blocks import decode_blocks
+from engine.runtime.reference.dequantize import CONSTEXPR_OPS
+from engine.runtime.reference.runtime import _load_program, load_reference_model, read_spec
 from tests.unit.converter.gguf_synthetic import synthetic_blocks
 
 ROWS, COLUMNS = 8, 256

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.reference.runtime import load_reference_model
+from engine.runtime.reference.runtime import load_reference_model
 
 
 def _run(tmp_path: Path, build, inputs: dict[str, np.ndarray], *, fp16: bool = False) -> np.ndarray:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch  # noqa: F401  # coremltools is imported after torch in the test suite
 
-from engine.reference.aliasing import plan_state_writes
-from engine.reference.runtime import load_reference_model
+from engine.runtime.reference.aliasing import plan_state_writes
+from engine.runtime.reference.runtime import load_reference_model
 
 ROW = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=np.float16)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.messages import GenerationConfig
-from engine.sampling import (
+from engine.generation.sampling import (
     DrawBuffers,
     apply_repetition_penalty,
     candidates,
@@ -14,6 +13,7 @@ from engine.sampling import (
     make_sampler,
     to_float32,
 )
+from engine.messages import GenerationConfig
 
 VOCAB = 32768
 LOGITS = np.random.default_rng(0).standard_normal(VOCAB).astype(np.float32) * 3

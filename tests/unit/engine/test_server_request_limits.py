@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from engine.messages import GENERATION_RANGES
-from engine.server_requests import ApiError, parse_chat_request
+from engine.server.requests import ApiError, parse_chat_request
 
 
 def _body(**fields: object) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.spec_description import _MANY, MESSAGES
+from engine.package.description import _MANY, MESSAGES
 
 
 def _core_ml_message(name: str):

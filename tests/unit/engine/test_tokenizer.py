@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import package_metadata as meta
 from engine.messages import ChatMessage
-from engine.model_package import ModelLoadError
-from engine.tokenizer import ChatTokenizer
-from engine.tokenizer_files import cached_tokenizer_folder, tokenizer_folder
+from engine.package import metadata as meta
+from engine.package.model import ModelLoadError
+from engine.text.tokenizer import ChatTokenizer
+from engine.text.tokenizer_files import cached_tokenizer_folder, tokenizer_folder
 
 
 def _copy(source: Path, destination: Path) -> Path:

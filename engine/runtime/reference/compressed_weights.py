@@ -13,7 +13,7 @@ offsets), plus float32 copies up to a budget (``DequantizedCache``, ``default_ca
 - any other compressed form (palettes, ``constexpr_affine_dequantize``, forms added later) goes
   through its dequantizer, whole, kept in the cache when it fits.
 
-The dequantizers (``engine.reference.dequantize``) stay the one definition of each form: this
+The dequantizers (``engine.runtime.reference.dequantize``) stay the one definition of each form: this
 module calls them, on whole weights or on row slices, and the block path above restates
 ``constexpr_blockwise_shift_scale``'s arithmetic only after checking, per weight at load, that it
 agrees with the dequantizer on sample rows (else that weight takes the generic path).
@@ -326,7 +326,7 @@ def gather_compressed(
     validate_indices: bool = False,
 ) -> Array:
     """The ``gather`` op on a compressed weight: only the rows taken are dequantized (axis 0)."""
-    from engine.reference.ops import gather
+    from engine.runtime.reference.ops import gather
 
     if int(axis) != 0 or int(batch_dims) != 0:
         return gather(x.dense(), indices, axis, batch_dims, validate_indices)

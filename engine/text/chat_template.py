@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.template_sandbox import RenderLimits
+    from engine.text.template_sandbox import RenderLimits
 
 _MESSAGE_CHARACTERS = 300  # an error message quotes at most this much of what went wrong
 
@@ -113,7 +113,7 @@ def _extensions() -> list[Any]:
 def _namespace_class() -> type:
     import jinja2.utils
 
-    from engine.template_sandbox import check_stored_value
+    from engine.text.template_sandbox import check_stored_value
 
     class TemplateNamespace(jinja2.utils.Namespace):
         """Jinja's namespace, refusing underscore names (as transformers does)."""
@@ -143,7 +143,7 @@ def _namespace_class() -> type:
 
 @lru_cache(maxsize=8)
 def _compile(template: str) -> Any:
-    from engine.template_sandbox import BoundedSandbox
+    from engine.text.template_sandbox import BoundedSandbox
 
     environment = BoundedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=_extensions())
     environment.filters["tojson"] = _tojson
@@ -171,8 +171,8 @@ def render_chat_template(
 ) -> str:
     """The rendered prompt. ``cancel`` (default: the one of ``rendering_cancelled_by``) stops the
     render with ``ChatTemplateCancelled``; ``limits`` default to ``template_sandbox.DEFAULT_LIMITS``."""
-    from engine import template_sandbox
-    from engine.template_sandbox import RenderBudget, RenderCancelled, render_budget
+    from engine.text import template_sandbox
+    from engine.text.template_sandbox import RenderBudget, RenderCancelled, render_budget
 
     compiled = _compile(template)
     budget = RenderBudget(limits or template_sandbox.DEFAULT_LIMITS, cancel or _cancel.get())

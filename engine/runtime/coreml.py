@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.coremltools_import import import_coremltools
-from engine.model_package import (
+from engine.package.model import (
     COMPUTE_UNITS,
     InputCheck,
     ModelDescription,
@@ -31,6 +30,7 @@ from engine.model_package import (
     read_spec,
 )
 from engine.paths import compiled_copy_prefix, compiled_model_path
+from engine.runtime.coremltools_import import import_coremltools
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def load_coreml_model(
     package: Path, *, compute_units: str = "cpu_and_gpu", coremltools: Any = None
 ) -> CoreMLModel:
     """Compile (once) and load ``package`` with Core ML. ``coremltools`` replaces the module (the
-    named stand-in, ``engine/coreml_standin.py``, in tests and benchmarks)."""
+    named stand-in, ``engine/runtime/coreml_standin.py``, in tests and benchmarks)."""
     if compute_units not in COMPUTE_UNITS:
         raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}")
     ct = coremltools if coremltools is not None else import_coremltools()

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from engine import package_metadata as meta
 from engine.messages import ChatMessage, GenerationConfig
-from engine.model_package import Model, check_chat_model
-from engine.tokenizer import ChatTokenizer
+from engine.package import metadata as meta
+from engine.package.model import Model, check_chat_model
+from engine.text.tokenizer import ChatTokenizer
 
 CHUNK_SIZE = 64
 

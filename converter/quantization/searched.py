@@ -1,9 +1,9 @@
 """The searched int4 recipe on a converted MIL program: every linear/embedding weight const becomes
-``constexpr_blockwise_shift_scale`` blocks from ``converter.block_quantizer``.
+``constexpr_blockwise_shift_scale`` blocks from ``converter.quantization.block_quantizer``.
 
 The weights are those ``coreml_export.weight_groups`` names (the same ones coremltools' quantizer
 gets in the ``linear-symmetric`` recipe), smaller ones first; each float16 weight is freed as soon
-as its blocks replace it (``converter.blockwise_consts``). With ``int8_embeddings`` the embedding
+as its blocks replace it (``converter.quantization.blockwise_consts``). With ``int8_embeddings`` the embedding
 and the lm_head (one const when tied) get 8-bit blocks instead: they are the weights whose error
 reaches the logits most directly, and on a 7B model they are about 4% of the weights.
 """
@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from converter.block_quantizer import Form, describe, quantize_blocks
-from converter.blockwise_consts import replace_with_blocks
 from converter.errors import ConversionError
-from converter.gguf_blocks import CoreMLBlocks
+from converter.gguf.blocks import CoreMLBlocks
+from converter.quantization.block_quantizer import Form, describe, quantize_blocks
+from converter.quantization.blockwise_consts import replace_with_blocks
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ What a Mac does that this Linux machine would hide, and the stand-in reproduces:
 - ``compile_model`` writes an ``.mlmodelc`` folder somewhere of Core ML's choosing and returns its
   path (``utils.compile_model`` without a destination); the engine moves it into its cache.
 
-``engine.coreml_runtime`` runs unchanged on top of it (compile cache, input retention, messages),
+``engine.runtime.coreml`` runs unchanged on top of it (compile cache, input retention, messages),
 so the engine process's Core ML path is exercised here. It reaches the engine process only through
 ``COREML_CHAT_COREML_STANDIN`` (set by tests and ``benchmarks/ui_latency.py``), for example
 ``load_seconds=4,predict_seconds=0.25``. Never used otherwise.
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.coremltools_import import import_coremltools
-from engine.model_package import Model, find_package
+from engine.package.model import Model, find_package
 from engine.runtime import load_model
+from engine.runtime.coremltools_import import import_coremltools
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class StandinCompiledModel:
 
 
 class StandinCoreMLTools:
-    """What ``engine.coreml_runtime`` uses of the ``coremltools`` module: ``ComputeUnit`` (the real
+    """What ``engine.runtime.coreml`` uses of the ``coremltools`` module: ``ComputeUnit`` (the real
     enum), ``utils.compile_model`` and ``models.CompiledMLModel``."""
 
     def __init__(self, timings: StandinTimings = StandinTimings()) -> None:

@@ -3,7 +3,7 @@
 At load the program is read with coremltools' MIL proto loader (it works on Linux), and the op
 list is planned into steps over numbered registers, so ``predict`` is a loop with no name lookups.
 ``constexpr_*`` (compressed) weights used by ``linear`` and ``gather`` stay compressed and are
-dequantized per use (``engine.reference.compressed_weights``: resident memory near the package's
+dequantized per use (``engine.runtime.reference.compressed_weights``: resident memory near the package's
 size, not 8 bytes per int4 value); other constexpr values are dequantized once; plain linear
 weights are stored transposed in float32 for BLAS. An op this runtime does not implement is
 refused at load, naming it.
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.model_package import (
+from engine.package.model import (
     InputCheck,
     ModelDescription,
     ModelLoadError,
@@ -36,9 +36,9 @@ from engine.model_package import (
     describe_spec,
     read_spec,
 )
-from engine.reference.aliasing import plan_state_writes
-from engine.reference.blas import blas_threads
-from engine.reference.compressed_weights import (
+from engine.runtime.reference.aliasing import plan_state_writes
+from engine.runtime.reference.blas import blas_threads
+from engine.runtime.reference.compressed_weights import (
     CompressedWeight,
     DequantizedCache,
     block_linear_or_none,
@@ -46,13 +46,13 @@ from engine.reference.compressed_weights import (
     gather_compressed,
     linear_compressed,
 )
-from engine.reference.dequantize import CONSTEXPR_OPS
-from engine.reference.ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
+from engine.runtime.reference.dequantize import CONSTEXPR_OPS
+from engine.runtime.reference.ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pretransposed
 
 logger = logging.getLogger(__name__)
 
 # A call whose smallest flexible input dimension (the tokens fed) is at most this runs its matrix
-# products on one BLAS thread: see engine.reference.blas.
+# products on one BLAS thread: see engine.runtime.reference.blas.
 SINGLE_THREAD_MAX_ROWS = 8
 
 
@@ -200,7 +200,7 @@ class ReferenceModel:
 
 def load_reference_model(package: Path, *, weight_cache_bytes: int | None = None) -> ReferenceModel:
     """Load ``package``. ``weight_cache_bytes`` bounds the float32 copies of compressed weights
-    kept (``engine.reference.compressed_weights.default_cache_budget`` when None)."""
+    kept (``engine.runtime.reference.compressed_weights.default_cache_budget`` when None)."""
     started = time.monotonic()
     spec, weights_dir = read_spec(package)
     if spec.WhichOneof("Type") != "mlProgram":

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.chat_template import ChatTemplateCancelled, rendering_cancelled_by
-from engine.detokenizer import StreamingDetokenizer
+from engine.generation.detokenizer import StreamingDetokenizer
+from engine.generation.sampling import Sampler, make_sampler
+from engine.generation.session import Cancelled, ChatSession, ContextFullError, ConversationCache
 from engine.messages import ChatMessage, FinishReason, GenerationConfig, GenerationStats
-from engine.sampling import Sampler, make_sampler
-from engine.session import Cancelled, ChatSession, ContextFullError, ConversationCache
+from engine.text.chat_template import ChatTemplateCancelled, rendering_cancelled_by
 
 
 @dataclass(frozen=True)

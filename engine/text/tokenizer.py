@@ -11,10 +11,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from engine import package_metadata as meta
-from engine.chat_template import render_chat_template
 from engine.messages import ChatMessage
-from engine.model_package import ModelLoadError
+from engine.package import metadata as meta
+from engine.package.model import ModelLoadError
+from engine.text.chat_template import render_chat_template
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from engine.model_package import parse_model_file
+from engine.package.model import parse_model_file
 
 _PACKAGE = "coreml_chat.spec"  # not CoreML.Specification: nothing to clash with coremltools' pool
 _Field = descriptor_pb2.FieldDescriptorProto

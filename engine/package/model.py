@@ -1,6 +1,6 @@
 """What a Core ML model package is to every backend: the bottom layer of the engine.
 
-Both backends (Core ML in ``engine.coreml_runtime``, the NumPy interpreter in ``engine.reference``)
+Both backends (Core ML in ``engine.runtime.coreml``, the NumPy interpreter in ``engine.runtime.reference``)
 and everything above them (sessions, the loader ``engine.runtime``, the app's model library) import
 from here, and this module imports neither backend: the description types and the ``Model``
 protocol, the input checks both backends run before ``predict``, the spec reader, the one table of
@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from engine import package_metadata as meta
+from engine.package import metadata as meta
 
 ComputeUnits = Literal["cpu_and_gpu", "all", "cpu_only", "cpu_and_ne"]
 # Our names for compute units (settings, --compute-units) → coremltools' ``ComputeUnit`` members.
@@ -141,8 +141,8 @@ def spec_file(package: Path) -> Path:
 
 def read_spec(package: Path) -> tuple[Any, str]:
     """The whole spec (coremltools' ``Model_pb2``) and the weights folder: what a backend runs.
-    A description needs only ``engine.spec_description.read_description`` (no coremltools)."""
-    from engine.coremltools_import import import_coremltools
+    A description needs only ``engine.package.description.read_description`` (no coremltools)."""
+    from engine.runtime.coremltools_import import import_coremltools
 
     weights_dir = package / "Data" / "com.apple.CoreML" / "weights"
     ct = import_coremltools()

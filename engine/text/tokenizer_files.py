@@ -25,8 +25,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from engine import package_metadata as meta
-from engine.model_package import ModelLoadError
+from engine.package import metadata as meta
+from engine.package.model import ModelLoadError
 from engine.paths import cache_dir
 
 logger = logging.getLogger(__name__)

@@ -8,12 +8,12 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.chat_template import ChatTemplateError
-from engine.generate import stream_generate
+from engine.generation.generate import stream_generate
+from engine.generation.open_chat import open_chat
 from engine.messages import ChatMessage, GenerationConfig
-from engine.model_package import COMPUTE_UNITS, ModelLoadError
-from engine.runtime import open_chat
-from engine.tokenizer_files import ENV_TOKEN_HINT
+from engine.package.model import COMPUTE_UNITS, ModelLoadError
+from engine.text.chat_template import ChatTemplateError
+from engine.text.tokenizer_files import ENV_TOKEN_HINT
 
 
 def build_parser() -> argparse.ArgumentParser:

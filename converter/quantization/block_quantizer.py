@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from converter.gguf_blocks import CoreMLBlocks
+from converter.gguf.blocks import CoreMLBlocks
 
 logger = logging.getLogger(__name__)
 

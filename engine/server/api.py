@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP API as a Starlette app (run by ``engine.server_host``).
+"""The OpenAI-compatible HTTP API as a Starlette app (run by ``engine.server.host``).
 
 ``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/completions``, streamed as
 server-sent events (ending with ``data: [DONE]``) or answered whole. Every request needs
@@ -34,8 +34,8 @@ from engine.messages import (
     ModelInfo,
     TokenText,
 )
-from engine.server_host import RequestStream, ServerHost
-from engine.server_requests import (
+from engine.server.host import RequestStream, ServerHost
+from engine.server.requests import (
     ApiError,
     ParsedRequest,
     parse_chat_request,

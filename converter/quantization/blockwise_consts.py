@@ -1,13 +1,13 @@
 """Weight constants of a MIL program replaced by ``constexpr_blockwise_shift_scale`` ops.
 
 The one place that swaps a float16 weight const for its blocks: the exact GGUF import
-(``converter.gguf_import.attach_blocks``: the GGUF's own blocks) and the searched int4 recipe
-(``converter.searched_quantization``: blocks chosen from the float16 weight) both go through it.
+(``converter.gguf.exact_import.attach_blocks``: the GGUF's own blocks) and the searched int4 recipe
+(``converter.quantization.searched``: blocks chosen from the float16 weight) both go through it.
 Each const is removed as soon as its replacement is in, and no reference to it is kept here, so a
 float16 weight is freed once its blocks exist: memory does not grow with the model. With ``lazy``
 (the exact GGUF import) the integers do not enter the program at all: each op gets a
 ``LazyWeights`` placeholder, and ``blocks_for`` is called again for the real integers while
-coremltools writes the package (``converter.lazy_blob_weights``).
+coremltools writes the package (``converter.quantization.lazy_blob_weights``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from converter.errors import ConversionError
-from converter.gguf_blocks import CoreMLBlocks
-from converter.lazy_blob_weights import LazyWeights
+from converter.gguf.blocks import CoreMLBlocks
+from converter.quantization.lazy_blob_weights import LazyWeights
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ GGUF tensor enters it as a zero-stride placeholder (one float16 scalar expanded 
 shape: no memory), so no float16 copy of the model is ever made. After conversion each
 placeholder const (the torch frontend names it after the parameter, e.g.
 ``model.layers.0.self_attn.q_proj.weight``) is replaced by a ``constexpr_blockwise_shift_scale``
-op built from that tensor's own GGUF blocks (``converter.gguf_blocks``): its float16 scales and
+op built from that tensor's own GGUF blocks (``converter.gguf.blocks``): its float16 scales and
 offsets at once, its integers (one byte per weight) only as placeholders that are decoded again,
-one tensor at a time, while coremltools writes the package (``converter.lazy_blob_weights``).
+one tensor at a time, while coremltools writes the package (``converter.quantization.lazy_blob_weights``).
 Tensors are read from the file a few rows at a time, not mapped: mapped pages would stay resident.
 Float tensors (F32, F16, BF16: the norms, sometimes an embedding) are read into the module as
 float16, as today.
@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from converter.blockwise_consts import replace_with_blocks
 from converter.errors import ConversionError
-from converter.gguf_blocks import DECODERS, FLOAT_TYPES, CoreMLBlocks, decode_blocks, permute_rows
-from converter.lazy_blob_weights import LazyWeights
+from converter.gguf.blocks import DECODERS, FLOAT_TYPES, CoreMLBlocks, decode_blocks, permute_rows
+from converter.quantization.blockwise_consts import replace_with_blocks
+from converter.quantization.lazy_blob_weights import LazyWeights
 from converter.torch_model import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def attach_blocks(
 
     The scales and offsets (1/8 byte per weight) go into the program now; the integers (one byte
     per weight) only as ``lazy`` placeholders, decoded again from the GGUF one tensor at a time
-    while coremltools writes the package (``converter.lazy_blob_weights``).
+    while coremltools writes the package (``converter.quantization.lazy_blob_weights``).
 
     Returns the number of weights replaced. A placeholder not found by name (a tied lm_head is the
     embedding's const) is skipped only when the architecture ties it.

@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 
 from engine.messages import EngineError, Event, LoadModel, ModelLoaded, ServerState, StartServer
-from engine.model_package import COMPUTE_UNITS
-from engine.server_host import generate_api_key
+from engine.package.model import COMPUTE_UNITS
+from engine.server.host import generate_api_key
 
 API_KEY_VARIABLE = "COREML_CHAT_API_KEY"
 LOAD_TIMEOUT_SECONDS = 1800.0

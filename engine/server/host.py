@@ -74,8 +74,12 @@ class ServerHost:
         settings: StartServer,
         *,
         on_state: Callable[[Event], None],
+        create_app: Callable[..., Any],
     ) -> None:
+        """``create_app(host, api_key=…, cors_origins=…)`` builds the ASGI app (``engine.server.api``'s,
+        passed in so that the API module, which needs this host's types, is not imported back)."""
         self.engine = engine
+        self._create_app = create_app
         self.settings = settings
         self._on_state = on_state
         self._ids = itertools.count(SERVER_REQUEST_IDS)
@@ -93,15 +97,13 @@ class ServerHost:
         """Bind, then serve on a thread; raises ``OSError`` (port in use, bad host) at once."""
         import uvicorn
 
-        from engine.server import create_app
-
         host, port = self.settings.host, self.settings.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
         bound_port = sock.getsockname()[1]
         shown_host = f"[{host}]" if family == socket.AF_INET6 else host
         self.url = f"http://{shown_host}:{bound_port}/v1"
-        app = create_app(
+        app = self._create_app(
             self, api_key=self.settings.api_key, cors_origins=self.settings.cors_origins
         )
         config = uvicorn.Config(

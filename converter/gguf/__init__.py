@@ -1,0 +1,1 @@
+"""GGUF sources: their quantized blocks carried over exactly."""

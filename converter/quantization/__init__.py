@@ -1,0 +1,1 @@
+"""Weights as Core ML's blockwise constants: searched int4/int8 blocks, written lazily."""

@@ -1,0 +1,1 @@
+"""What a converted model package is (bottom layer): its description, metadata keys, the Model protocol."""
