@@ -7,16 +7,38 @@ import pytest
 
 from engine.generation.sampling import (
     DrawBuffers,
-    apply_repetition_penalty,
-    candidates,
     draw_binned,
+    make_logits_processors,
     make_sampler,
+    repetition_penalty,
     to_float32,
 )
 from engine.messages import GenerationConfig
 
 VOCAB = 32768
 LOGITS = np.random.default_rng(0).standard_normal(VOCAB).astype(np.float32) * 3
+
+
+def candidates(
+    logits: np.ndarray, *, temperature: float, top_k: int, top_p: float, min_p: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: (token ids, renormalised probabilities) that survive top-k, top-p (the
+    smallest set of most probable tokens reaching ``top_p``, ties at the threshold kept), then
+    min-p, by sorting everything. Slow and plain: what the sampler's one draw path must equal."""
+    scaled = logits.astype(np.float64) / temperature
+    ids = np.arange(scaled.shape[-1])
+    if 0 < top_k < len(ids):
+        ids = np.argsort(-scaled, kind="stable")[:top_k]
+    weights = np.exp(scaled[ids] - scaled[ids].max())
+    probs = weights / weights.sum()
+    keep = np.ones(len(ids), dtype=bool)
+    if top_p < 1.0:
+        descending = np.sort(probs)[::-1]
+        count = min(int(np.searchsorted(np.cumsum(descending), top_p)) + 1, len(descending))
+        keep &= probs >= descending[count - 1]
+    if min_p > 0.0:
+        keep &= probs >= min_p * probs.max()
+    return ids[keep], probs[keep] / probs[keep].sum()
 
 
 def _draws(config: GenerationConfig, count: int = 300, history=()) -> list[int]:
@@ -83,12 +105,36 @@ def test_min_p_drops_tokens_below_the_fraction_of_the_best():
 
 
 def test_repetition_penalty_lowers_a_repeated_token():
-    best = int(LOGITS.argmax())
-    penalised = apply_repetition_penalty(LOGITS, [best], 1.5)
-    assert penalised[best] < LOGITS[best]
-    negative = int(LOGITS.argmin())
-    assert apply_repetition_penalty(LOGITS, [negative], 1.5)[negative] < LOGITS[negative]
-    assert apply_repetition_penalty(LOGITS, [best], 1.0) is LOGITS
+    best, negative = int(LOGITS.argmax()), int(LOGITS.argmin())
+    penalised = repetition_penalty(1.5)(LOGITS.copy(), [best, negative, VOCAB + 5, -1])
+    assert penalised[best] == pytest.approx(LOGITS[best] / 1.5)
+    assert penalised[negative] == pytest.approx(LOGITS[negative] * 1.5)
+    untouched = np.ones(VOCAB, dtype=bool)
+    untouched[[best, negative]] = False
+    np.testing.assert_array_equal(penalised[untouched], LOGITS[untouched])
+    assert make_logits_processors(GenerationConfig(repetition_penalty=1.0)) == []
+    assert len(make_logits_processors(GenerationConfig(repetition_penalty=1.3))) == 1
+
+
+def test_logits_processors_apply_in_order_on_float32_and_leave_the_callers_logits():
+    calls = []
+
+    def ban(token):
+        def process(logits, history):
+            calls.append((token, logits.dtype, list(history)))
+            logits[token] = -np.inf
+            return logits
+
+        return process
+
+    half = LOGITS.astype(np.float16)
+    best_two = np.argsort(-half.astype(np.float32))[:3]
+    sampler = make_sampler(
+        GenerationConfig(temperature=0.0), processors=[ban(best_two[0]), ban(best_two[1])]
+    )
+    assert sampler(half, [1, 2]) == best_two[2]
+    assert calls == [(best_two[0], np.float32, [1, 2]), (best_two[1], np.float32, [1, 2])]
+    assert np.isfinite(half[best_two[0]])
 
 
 def _binned_counts(logits, *, top_p, min_p, draws=5000):
@@ -110,6 +156,22 @@ def test_binned_draw_has_the_distribution_of_the_filtered_candidates(spread, top
     frequencies = _binned_counts(logits, top_p=top_p, min_p=min_p)
     assert set(np.flatnonzero(frequencies)) <= set(ids.tolist())  # never outside the filters
     assert np.abs(frequencies - expected).max() <= 1.01 / 5000
+
+
+@pytest.mark.parametrize(
+    ("top_k", "top_p", "min_p"), [(5, 1.0, 0.0), (40, 0.8, 0.0), (40, 0.9, 0.1)]
+)
+def test_the_sampler_draws_the_reference_distribution(top_k, top_p, min_p):
+    logits = np.random.default_rng(3).standard_normal(VOCAB).astype(np.float32) * 3
+    config = GenerationConfig(temperature=0.7, top_k=top_k, top_p=top_p, min_p=min_p, seed=5)
+    ids, probs = candidates(logits, temperature=0.7, top_k=top_k, top_p=top_p, min_p=min_p)
+    sampler = make_sampler(config)
+    draws = 4000
+    counts = np.bincount([sampler(logits, []) for _ in range(draws)], minlength=VOCAB) / draws
+    assert set(np.flatnonzero(counts)) <= set(ids.tolist())
+    expected = np.zeros(VOCAB)
+    expected[ids] = probs
+    assert np.abs(counts - expected).max() < 0.035  # 4000 seeded draws: well within 5 sigma
 
 
 def test_binned_draw_handles_masked_and_single_candidates():
