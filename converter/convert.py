@@ -193,15 +193,17 @@ def _run_stages(
     the program are each dropped as soon as the next form exists)."""
     from converter import coreml_export  # torch and coremltools: imported when a conversion runs
 
-    with reporter.stage("resolve", f"resolving {request.source}", done="resolved", cancel=cancel):
+    with reporter.in_stage(
+        "resolve", f"resolving {request.source}", done="resolved", cancel=cancel
+    ):
         resolved = _resolve(request, staging, output_dir, reporter=reporter)
     request = resolved.request
     loading = "reading the GGUF's blocks" if resolved.exact else "loading weights in float16"
-    with reporter.stage("load", loading, done="weights loaded", cancel=cancel):
+    with reporter.in_stage("load", loading, done="weights loaded", cancel=cancel):
         module, imported = _load(resolved, reporter=reporter, cancel=cancel)
-    with reporter.stage("trace", "tracing the stateful module", done="traced", cancel=cancel):
+    with reporter.in_stage("trace", "tracing the stateful module", done="traced", cancel=cancel):
         traced = coreml_export.trace(module)
-    with reporter.stage(
+    with reporter.in_stage(
         "convert", "converting to a Core ML program", done="converted", cancel=cancel
     ):
         program = coreml_export.to_mil_program(
@@ -215,7 +217,7 @@ def _run_stages(
         int4_recipe=request.int4_recipe,
         int8_embeddings=request.int8_embeddings,
     )
-    with reporter.stage(
+    with reporter.in_stage(
         "quantize", f"quantizing weights: {label}", done="quantized", cancel=cancel
     ):
         mlmodel, recipes = _quantize(program, imported, resolved, reporter=reporter, cancel=cancel)
@@ -225,14 +227,16 @@ def _run_stages(
         recipes = imported.recipes()
     name = request.name or resolved.source.default_name
     package = staging / f"{name}.mlpackage"
-    with reporter.stage("save", "saving the package", done=f"saved {package.name}", cancel=cancel):
+    with reporter.in_stage(
+        "save", "saving the package", done=f"saved {package.name}", cancel=cancel
+    ):
         _save(mlmodel, package, resolved, label=label, recipes=recipes)
         del mlmodel
         gc.collect()
     verification = None
     if request.verify:
         verifying = "running the source model in transformers (float32)"
-        with reporter.stage("verify", verifying, done="verified", cancel=cancel):
+        with reporter.in_stage("verify", verifying, done="verified", cancel=cancel):
             verification = _verify(package, staging, resolved, label=label, reporter=reporter)
     return package, verification
 

@@ -159,7 +159,9 @@ class StageReporter:
             self.callback(ProgressEvent(event="log", level=level, message=message))
 
     @contextmanager
-    def stage(self, name: str, message: str, *, done: str, cancel: CancelToken) -> Iterator[None]:
+    def in_stage(
+        self, name: str, message: str, *, done: str, cancel: CancelToken
+    ) -> Iterator[None]:
         """One stage: begun with ``message``, finished with ``done`` at 100%, then a cancel point."""
         self.begin(name, message)
         yield

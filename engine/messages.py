@@ -38,11 +38,37 @@ GENERATION_RANGES: dict[str, NumberRange] = {
     "max_new_tokens": NumberRange(1, 32768),
     "temperature": NumberRange(0.0, 5.0),  # 0 is greedy; else at least MIN_TEMPERATURE
     "top_k": NumberRange(0, 1000),  # 0 disables
-    "top_p": NumberRange(0.01, 1.0),  # 1 disables
+    "top_p": NumberRange(0.0, 1.0),  # 1 disables; 0 keeps only the most probable token
     "min_p": NumberRange(0.0, 1.0),  # 0 disables
     "repetition_penalty": NumberRange(0.5, 3.0),  # 1 disables
     "seed": NumberRange(0, 2**31 - 1),
 }
+
+
+# Stop strings: the engine holds back as much streamed text as the longest one is long, so they are
+# few and short, and never empty (an empty one would stop every answer before its first character).
+MAX_STOP_STRINGS = 16
+MAX_STOP_STRING_LENGTH = 80  # characters
+
+
+def stop_strings_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as stop strings (None: nothing): the one rule the Settings
+    dialog, the HTTP server and the engine apply."""
+    if not isinstance(value, list | tuple) or not all(isinstance(s, str) for s in value):
+        return f"expected a list of strings, found {value!r}"
+    if len(value) > MAX_STOP_STRINGS:
+        return f"expected at most {MAX_STOP_STRINGS} stop strings, found {len(value)}"
+    for text in value:
+        if not text.strip(" "):
+            return f"expected visible text or a line break in each stop string, found {text!r}"
+        if len(text) > MAX_STOP_STRING_LENGTH:
+            return (
+                f"expected stop strings of at most {MAX_STOP_STRING_LENGTH} characters, found "
+                f"{len(text)} in {text[:20]!r}…"
+            )
+    if len(set(value)) != len(value):
+        return "expected each stop string once, found one twice"
+    return None
 
 
 @dataclass(frozen=True)
@@ -98,19 +124,28 @@ class GenerationConfig:
                f"a number {span('repetition_penalty')} (1 disables)")  # fmt: skip
         if self.seed is not None:
             whole("seed", self.seed, f"none or a whole number {span('seed')}")
-        if not isinstance(self.stop_strings, tuple) or not all(
-            isinstance(s, str) for s in self.stop_strings
-        ):
+        if not isinstance(self.stop_strings, tuple):
             found["stop_strings"] = f"must be a tuple of strings, not {self.stop_strings!r}"
+        elif problem := stop_strings_problem(self.stop_strings):
+            found["stop_strings"] = problem
         if self.context_policy not in ("stop", "drop_oldest"):
             found["context_policy"] = f"must be stop or drop_oldest, not {self.context_policy!r}"
         return found
 
     def check(self) -> None:
-        """Raise ``ValueError`` naming every problem (one line)."""
+        """Raise ``InvalidConfig`` naming every problem (one line) and the first field at fault."""
         problems = self.problems()
         if problems:
-            raise ValueError("; ".join(f"{name} {text}" for name, text in problems.items()))
+            message = "; ".join(f"{name} {text}" for name, text in problems.items())
+            raise InvalidConfig(message, field=next(iter(problems)))
+
+
+class InvalidConfig(ValueError):
+    """A ``GenerationConfig`` the engine cannot sample with; ``field`` is the first one at fault."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # Requests ---------------------------------------------------------------------------------------
@@ -244,12 +279,29 @@ class GenerationFinished:
     stats: GenerationStats
 
 
+ErrorKind = Literal[
+    "invalid_request",  # the request cannot be served as it is (``field`` names what is wrong)
+    "context_full",  # the conversation does not fit the model's context
+    "no_model",  # nothing is loaded
+    "load_failed",  # the model could not be loaded
+    "out_of_memory",
+    "engine_stopped",  # the engine process ended (the app restarts it)
+    "internal",  # a bug
+]
+
+
 @dataclass(frozen=True)
 class EngineError:
-    """A request failed; the worker keeps serving. ``request_id`` None: not tied to one request."""
+    """A request failed; the worker keeps serving. ``request_id`` None: not tied to one request.
+
+    ``kind`` is what a caller acts on (the server's HTTP status, the window's notice), never a
+    prefix of ``message``, which is for people. ``field``: the request's field at fault (a
+    ``GenerationConfig`` field, or ``messages``), for ``invalid_request``."""
 
     request_id: int | None
     message: str
+    kind: ErrorKind = "internal"
+    field: str = ""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from engine.messages import (
     Generate,
     GenerationFinished,
     GenerationStats,
+    InvalidConfig,
     LoadModel,
     ModelInfo,
     ModelLoaded,
@@ -224,16 +225,21 @@ class EngineWorker:
                     self._cancelled_ids.discard(request.request_id)
             try:
                 self._serve(request, cancelled=cancelled)
-            except (ModelLoadError, ChatTemplateError, ValueError) as error:
-                self._emit(EngineError(request_id, str(error)))
+            except ModelLoadError as error:
+                self._emit(EngineError(request_id, str(error), kind="load_failed"))
+            except ChatTemplateError as error:
+                self._emit(EngineError(request_id, str(error), "invalid_request", "messages"))
+            except InvalidConfig as error:
+                self._emit(EngineError(request_id, str(error), "invalid_request", error.field))
+            except ValueError as error:
+                self._emit(EngineError(request_id, str(error), kind="invalid_request"))
             except MemoryError:
                 message = "out of memory: close other apps or use a smaller model"
-                self._emit(EngineError(request_id, message))
+                self._emit(EngineError(request_id, message, kind="out_of_memory"))
             except Exception as error:  # a bug: report it, keep serving
                 logger.exception("engine request failed")
-                self._emit(
-                    EngineError(request_id, f"internal error: {type(error).__name__}: {error}")
-                )
+                message = f"internal error: {type(error).__name__}: {error}"
+                self._emit(EngineError(request_id, message, kind="internal"))
             finally:
                 with self._lock:
                     self._running = None
@@ -319,7 +325,11 @@ class EngineWorker:
 
     def _generate(self, request: Generate) -> None:
         if self._session is None:
-            self._emit(EngineError(request.request_id, "no model is loaded: open one in Settings"))
+            self._emit(
+                EngineError(
+                    request.request_id, "no model is loaded: open one in Settings", kind="no_model"
+                )
+            )
             return
         session = self._session
         key = request.conversation_id or self._anonymous_key(session, request)
@@ -353,5 +363,6 @@ class EngineWorker:
                 self._emit(TokenText(request.request_id, response.text, response.token))
             if response.stats is not None:
                 if response.finish_reason == "context_full" and response.message:
-                    self._emit(EngineError(request.request_id, response.message))
+                    error = EngineError(request.request_id, response.message, kind="context_full")
+                    self._emit(error)
                 self._emit(GenerationFinished(request.request_id, "".join(pieces), response.stats))

@@ -182,7 +182,8 @@ class EngineProcessClient:
                 raise RuntimeError("the engine process client is closed: create a new one")
             if self._broken:
                 if not isinstance(request, Cancel):
-                    self._emit(EngineError(getattr(request, "request_id", None), self._broken))
+                    request_id = getattr(request, "request_id", None)
+                    self._emit(EngineError(request_id, self._broken, kind="engine_stopped"))
                 return
             if isinstance(request, LoadModel):
                 if self._last_load is not None:  # the old model's memory goes back: new process
@@ -272,8 +273,8 @@ class EngineProcessClient:
                     "row): see the log for why, then restart the app."
                 )
                 for request_id in answers:
-                    self._emit(EngineError(request_id, self._broken))
-                self._emit(EngineError(None, self._broken))
+                    self._emit(EngineError(request_id, self._broken, kind="engine_stopped"))
+                self._emit(EngineError(None, self._broken, kind="engine_stopped"))
                 return
             self.restarts += 1
             self._process = self._start()
@@ -286,6 +287,7 @@ class EngineProcessClient:
                         f"The engine stopped while loading {Path(load.path).name} ({how}). "
                         "It was restarted without the model: the model may need more memory "
                         "than is free. Try again, or choose another model.",
+                        kind="engine_stopped",
                     )
                 )
             elif load is not None:
@@ -300,10 +302,10 @@ class EngineProcessClient:
                 + "; what was written so far is kept."
             )
             for request_id, answer in answers.items():
-                self._emit(EngineError(request_id, message))
+                self._emit(EngineError(request_id, message, kind="engine_stopped"))
                 self._emit(answer.finished(request_id))
             if not answers and not died_loading and (load is not None or heard_from):
-                self._emit(EngineError(None, message))
+                self._emit(EngineError(None, message, kind="engine_stopped"))
 
     def _emit(self, event: Event) -> None:
         try:

@@ -38,6 +38,7 @@ from engine.server.host import RequestStream, ServerHost
 from engine.server.requests import (
     ApiError,
     ParsedRequest,
+    param_for,
     parse_chat_request,
     parse_completion_request,
 )
@@ -72,16 +73,25 @@ def _usage(stats: GenerationStats) -> dict[str, Any]:
     }
 
 
-def _engine_error(message: str) -> ApiError:
+# EngineError kinds as HTTP statuses (and OpenAI's error types and codes).
+_STATUSES: dict[str, tuple[int, str, str | None]] = {
+    "invalid_request": (400, "invalid_request_error", None),
+    "context_full": (400, "invalid_request_error", "context_length_exceeded"),
+    "no_model": (503, "server_error", "model_not_loaded"),
+    "load_failed": (503, "server_error", "model_not_loaded"),
+    "out_of_memory": (503, "server_error", None),
+    "engine_stopped": (503, "server_error", None),
+    "internal": (500, "server_error", None),
+}
+
+
+def _engine_error(error: EngineError) -> ApiError:
     """An engine failure before the first token, as the status a client can act on."""
-    if message.startswith("no model is loaded"):
-        return ApiError(503, message, type_="server_error", code="model_not_loaded")
-    if message.startswith("internal error"):
-        return ApiError(500, message, type_="server_error")
-    if message.startswith("out of memory"):
-        return ApiError(503, message, type_="server_error")
-    code = "context_length_exceeded" if "context" in message else None
-    return ApiError(400, message, param="messages", code=code)
+    status, type_, code = _STATUSES.get(error.kind, _STATUSES["internal"])
+    if status != 400:
+        return ApiError(status, error.message, type_=type_, code=code)
+    param = param_for(error.field) if error.field else "messages"
+    return ApiError(status, error.message, param=param, code=code)
 
 
 class _Api:
@@ -178,7 +188,7 @@ class _Api:
             if isinstance(first, EngineError):
                 stream.finished = True  # the worker is done with it (any finish event is dropped)
                 self.host.close_request(stream)
-                return _error_response(_engine_error(first.message))
+                return _error_response(_engine_error(first))
         except BaseException:
             self.host.close_request(stream)
             raise

@@ -17,7 +17,6 @@ from typing import Any
 from engine.messages import GENERATION_RANGES, ChatMessage, GenerationConfig
 
 DEFAULT_MAX_TOKENS = 512
-MAX_STOP_STRINGS = 4
 
 # Fields accepted and ignored: they do not change what one local model answers.
 _IGNORED = {"model", "stream", "stream_options", "user", "metadata", "store", "service_tier"}
@@ -89,14 +88,13 @@ class ParsedRequest:
     include_usage: bool
 
 
-def _number(body: dict, name: str, low: float, high: float, default: float) -> float:
+def _number(body: dict, name: str, default: float) -> float:
+    """A number's type here; its range is ``GENERATION_RANGES``', checked once in ``_config``."""
     value = body.get(name)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ApiError(400, f"{name} should be a number, found {value!r}", param=name)
-    if not low <= value <= high:
-        raise ApiError(400, f"{name} should be between {low} and {high}, found {value}", param=name)
     return float(value)
 
 
@@ -131,41 +129,49 @@ def _stop_strings(body: dict) -> tuple[str, ...]:
         return ()
     if isinstance(stop, str):
         return (stop,)
-    if (
-        isinstance(stop, list)
-        and len(stop) <= MAX_STOP_STRINGS
-        and all(isinstance(s, str) for s in stop)
-    ):
-        return tuple(stop)
+    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        return tuple(stop)  # how many and how long: GenerationConfig.problems(), in _config
     raise ApiError(
-        400, f"stop should be a string or a list of up to 4 strings, found {stop!r}", param="stop"
+        400, f"stop should be a string or a list of strings, found {stop!r}", param="stop"
     )
 
 
+# GenerationConfig's fields by the name a client sends them under.
+_PARAMS = {"max_new_tokens": "max_tokens", "stop_strings": "stop"}
+
+
+def param_for(field: str) -> str:
+    """The request field a client knows for the engine's ``field`` (``EngineError.field``)."""
+    return _PARAMS.get(field, field)
+
+
 def _config(body: dict) -> GenerationConfig:
-    """The engine's limits (``GENERATION_RANGES``) as 400s that name the client's field; OpenAI's
-    own are kept where they are narrower (temperature 0..2)."""
+    """The sampler settings of ``body``: types checked here, ranges and stop strings by the
+    engine's one rule (``GenerationConfig.problems()``), as 400s that name the client's field."""
     limits = GENERATION_RANGES
     most_tokens = int(limits["max_new_tokens"].maximum)
     max_tokens = _integer(body, "max_completion_tokens", 1, most_tokens)
     if max_tokens is None:
         max_tokens = _integer(body, "max_tokens", 1, most_tokens)
     seed = _integer(body, "seed", -(2**63))
-    penalty = limits["repetition_penalty"]
-    return GenerationConfig(
+    config = GenerationConfig(
         max_new_tokens=max_tokens or DEFAULT_MAX_TOKENS,
-        temperature=_number(body, "temperature", 0.0, 2.0, 1.0),
-        top_p=_number(body, "top_p", 0.0, 1.0, 1.0) or 1.0,
-        top_k=_integer(body, "top_k", 0, int(limits["top_k"].maximum)) or 0,
-        min_p=_number(body, "min_p", 0.0, 1.0, 0.0),
-        repetition_penalty=_number(
-            body, "repetition_penalty", penalty.minimum, penalty.maximum, 1.0
-        ),
+        temperature=_number(body, "temperature", 1.0),
+        top_p=_number(body, "top_p", 1.0),
+        top_k=_integer(body, "top_k", 0) or 0,
+        min_p=_number(body, "min_p", 0.0),
+        repetition_penalty=_number(body, "repetition_penalty", 1.0),
         # any 64-bit seed, folded into the seeds the engine takes
         seed=None if seed is None else seed % (int(limits["seed"].maximum) + 1),
         stop_strings=_stop_strings(body),
         context_policy="stop",  # a client manages its own history: never drop its turns silently
     )
+    problems = config.problems()
+    if problems:
+        field, text = next(iter(problems.items()))
+        param = param_for(field)
+        raise ApiError(400, f"{param} {text}", param=param)
+    return config
 
 
 def _common(body: Any) -> tuple[str, bool, bool]:

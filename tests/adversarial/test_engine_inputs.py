@@ -224,7 +224,7 @@ def test_cli_refuses_a_prompt_that_is_not_utf8(tmp_path):
         ("--temperature", "nan", "--temperature must be 0 (greedy) or a finite number"),
         ("--temperature", "inf", "--temperature must be 0 (greedy) or a finite number"),
         ("--temperature", "-1", "--temperature must be 0 (greedy) or a finite number"),
-        ("--top-p", "nan", "--top-p must be a number from 0.01 to 1.0"),
+        ("--top-p", "nan", "--top-p must be a number from 0.0 to 1.0"),
         ("--seed", "-1", "--seed must be none or a whole number from 0 to 2147483647"),
     ],
 )

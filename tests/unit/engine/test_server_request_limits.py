@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from engine.messages import GENERATION_RANGES
+from engine.messages import (
+    GENERATION_RANGES,
+    MAX_STOP_STRING_LENGTH,
+    MAX_STOP_STRINGS,
+    EngineError,
+    GenerationConfig,
+    stop_strings_problem,
+)
 from engine.server.requests import ApiError, parse_chat_request
 
 
@@ -45,3 +52,63 @@ def test_the_ends_of_the_engines_ranges_are_served() -> None:
         repetition_penalty=GENERATION_RANGES["repetition_penalty"].maximum,
     )
     assert parse_chat_request(body).config.problems() == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", 0.0005),  # below MIN_TEMPERATURE: once blamed on `messages` by the worker
+        ("temperature", GENERATION_RANGES["temperature"].maximum + 1),
+        ("top_p", 1.5),
+        ("min_p", -0.1),
+        ("stop", "x" * 100_000),
+        ("stop", [f"s{i}" for i in range(MAX_STOP_STRINGS + 1)]),
+        ("stop", [""]),
+    ],
+)
+def test_the_one_rule_refuses_what_the_engine_would_as_a_400_naming_the_field(
+    field: str, value: object
+) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse_chat_request(_body(**{field: value}))
+    assert raised.value.status == 400
+    assert raised.value.param == field and str(raised.value).startswith(field)
+
+
+def test_top_p_zero_keeps_the_most_probable_token_instead_of_becoming_one() -> None:
+    assert parse_chat_request(_body(top_p=0)).config.top_p == 0.0
+    assert parse_chat_request(_body(stop=["a", "b", "c", "d", "e"])).config.stop_strings == (
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+    )
+
+
+def test_the_window_and_the_server_share_the_stop_string_limits() -> None:
+    from app.settings import stop_strings as settings_rule
+
+    assert settings_rule.stop_strings_problem is stop_strings_problem
+    assert GenerationConfig(stop_strings=("x" * (MAX_STOP_STRING_LENGTH + 1),)).problems()
+    assert GenerationConfig(stop_strings=("x" * MAX_STOP_STRING_LENGTH,)).problems() == {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "status", "param"),
+    [
+        ("invalid_request", "temperature", 400, "temperature"),
+        ("invalid_request", "max_new_tokens", 400, "max_tokens"),
+        ("invalid_request", "", 400, "messages"),
+        ("context_full", "", 400, "messages"),
+        ("no_model", "", 503, None),
+        ("out_of_memory", "", 503, None),
+        ("internal", "", 500, None),
+    ],
+)
+def test_an_engine_errors_kind_decides_the_status_never_its_text(kind, field, status, param):
+    from engine.server.api import _engine_error
+
+    # the text says the opposite of the kind: only the kind may count
+    error = _engine_error(EngineError(1, "internal error: no model is loaded", kind, field))
+    assert (error.status, error.param) == (status, param)
