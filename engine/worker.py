@@ -13,19 +13,14 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.generation.generate import stream_generate
 from engine.generation.open_chat import open_chat
-from engine.generation.session import (
-    ChatSession,
-    ContextFullError,
-    ConversationCache,
-    longest_prefix_key,
-)
+from engine.generation.session import ChatSession, ConversationCache
+from engine.generation.state_cache import StateCache
 from engine.messages import (
     Cancel,
     ContextTrimmed,
@@ -54,19 +49,6 @@ from engine.text.chat_template import ChatTemplateError
 
 logger = logging.getLogger(__name__)
 
-# Conversation states kept (least recently used evicted first): at most this many, and only as
-# many as fit the memory budget (at least one besides the conversation in use). An evicted
-# conversation is prefilled again when it comes back.
-MAX_CONVERSATION_STATES = 4
-STATE_MEMORY_BUDGET = 600 * 1024 * 1024
-# States of requests without a conversation id (the HTTP server's): kept under keys no app
-# conversation id can take, at most this many, so HTTP clients do not evict the window's states.
-ANONYMOUS_PREFIX = "\x00anonymous-"
-MAX_ANONYMOUS_STATES = 2
-# A request takes a kept anonymous state only when it shares at least this fraction of it (as
-# llama.cpp's slot-prompt-similarity): another chat that only shares the system prompt gets a
-# state of its own instead of rewinding one that a growing chat will come back to.
-PREFIX_REUSE_FRACTION = 0.5
 _STOP = object()
 
 
@@ -77,12 +59,13 @@ class _Queued:
 
 
 def _state_bytes(session: ChatSession) -> int:
+    """Bytes of one conversation's kv-cache state (float16)."""
     total = 0
     for spec in session.model.description.states:
         count = 1
         for dim in spec.shape:
             count *= int(dim or 1)
-        total += count * 2  # float16
+        total += count * 2
     return total
 
 
@@ -123,8 +106,7 @@ class EngineWorker:
         self._running: _Queued | None = None
         self._session: ChatSession | None = None
         self._info: ModelInfo | None = None
-        self._caches: OrderedDict[str, ConversationCache] = OrderedDict()
-        self._anonymous_made = 0
+        self._states: StateCache | None = None  # the loaded model's kept kv-cache states
         self._emit_lock = threading.Lock()  # events come from the worker and the server threads
         self._server: ServerHost | None = None
         self._thread = threading.Thread(target=self._run, name="coreml-chat-engine", daemon=True)
@@ -252,11 +234,11 @@ class EngineWorker:
                 self._finish_cancelled(request)
             else:
                 self._generate(request)
-        elif isinstance(request, ForgetConversation):
-            self._caches.pop(request.conversation_id, None)
+        elif isinstance(request, ForgetConversation) and self._states is not None:
+            self._states.forget(request.conversation_id)
 
     def _finish_cancelled(self, request: Generate) -> None:
-        cache = self._caches.get(request.conversation_id)
+        cache = self._states.get(request.conversation_id) if self._states is not None else None
         context = self._session.context_length if self._session is not None else 0
         stats = GenerationStats(
             prompt_tokens=0,
@@ -274,7 +256,7 @@ class EngineWorker:
     def _load(self, request: LoadModel) -> None:
         started = time.perf_counter()
         # Let the old model and its states go before the new one is loaded (memory).
-        self._session, self._info, self._caches = None, None, OrderedDict()
+        self._session, self._info, self._states = None, None, None
         gc.collect()
         session = open_chat(
             request.path,
@@ -285,7 +267,8 @@ class EngineWorker:
         )
         package = find_package(Path(request.path))
         model, metadata = session.model, session.model.description.metadata
-        self._session, self._caches = session, OrderedDict()
+        self._session = session
+        self._states = StateCache(session.new_cache, state_bytes=_state_bytes(session))
         self._info = ModelInfo(
             name=package.stem,
             path=str(request.path),
@@ -298,31 +281,6 @@ class EngineWorker:
         )
         self._emit(ModelLoaded(request.request_id, self._info, time.perf_counter() - started))
 
-    def _anonymous_key(self, session: ChatSession, request: Generate) -> str:
-        """The kept anonymous state with the longest common token prefix (a new one when none
-        shares enough of its tokens, the least recently used one when there are enough)."""
-        try:
-            tokens = session.plan(request.messages, request.config).tokens
-        except ContextFullError:
-            tokens = []  # stream_generate reports it
-        anonymous = {k: v for k, v in self._caches.items() if k.startswith(ANONYMOUS_PREFIX)}
-        key, shared = longest_prefix_key(anonymous, tokens)
-        if key is not None and shared >= anonymous[key].length * PREFIX_REUSE_FRACTION:
-            return key
-        if len(anonymous) >= MAX_ANONYMOUS_STATES:
-            return next(iter(anonymous))  # least recently used first
-        self._anonymous_made += 1
-        return f"{ANONYMOUS_PREFIX}{self._anonymous_made}"
-
-    def _cache_for(self, session: ChatSession, conversation_id: str) -> ConversationCache:
-        cache = self._caches.pop(conversation_id, None) or session.new_cache()
-        self._caches[conversation_id] = cache  # most recently used last
-        fit = 1 + STATE_MEMORY_BUDGET // max(1, _state_bytes(session))
-        while len(self._caches) > min(MAX_CONVERSATION_STATES, fit):
-            evicted, _ = self._caches.popitem(last=False)
-            logger.debug("conversation %s evicted from the state cache", evicted)
-        return cache
-
     def _generate(self, request: Generate) -> None:
         if self._session is None:
             self._emit(
@@ -331,9 +289,16 @@ class EngineWorker:
                 )
             )
             return
-        session = self._session
-        key = request.conversation_id or self._anonymous_key(session, request)
-        cache = self._cache_for(session, key)
+        session, states = self._session, self._states
+        assert states is not None  # made with the session
+        # A conversation continues its own state; a request without one (the HTTP server's) the
+        # state its rendered prompt shares most with (chosen once the prompt is rendered).
+        if request.conversation_id:
+            cache: ConversationCache | Callable[[list[int]], ConversationCache] = (
+                states.for_conversation(request.conversation_id)
+            )
+        else:
+            cache = states.for_prompt
 
         def on_prefill(done: int, total: int) -> None:
             self._emit(PrefillProgress(request.request_id, done, total))

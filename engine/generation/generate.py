@@ -122,7 +122,7 @@ class _Progress:
 
 def stream_generate(
     session: ChatSession,
-    cache: ConversationCache,
+    cache: ConversationCache | Callable[[list[int]], ConversationCache],
     messages: tuple[ChatMessage, ...],
     config: GenerationConfig,
     *,
@@ -132,22 +132,29 @@ def stream_generate(
     """Answer the conversation: one response per token (its text may be "" while a character or a
     possible stop string is incomplete); the last one carries the finish reason.
 
-    Raises ``ChatTemplateError`` when the template fails and ``ValueError`` when ``config`` has
+    ``cache`` is the conversation's state, or a function that chooses one by the rendered prompt's
+    tokens (the engine's ``StateCache.for_prompt``: the prompt is rendered once, then the state
+    sharing most of it is continued).
+
+    Raises ``ChatTemplateError`` when the template fails and ``InvalidConfig`` when ``config`` has
     problems (``GenerationConfig.problems``); a conversation that does not fit ends with
     ``finish_reason="context_full"`` and a message instead.
     """
     config.check()  # ValueError naming what is out of range (NaN temperature...)
     started = time.perf_counter()
     progress = _Progress(session.context_length)
+    dropped = cache.dropped_messages if isinstance(cache, ConversationCache) else 0
     try:
         with rendering_cancelled_by(cancel):  # Stop also ends a template stuck rendering
-            plan = session.plan(messages, config, already_dropped=cache.dropped_messages)
+            plan = session.plan(messages, config, already_dropped=dropped)
     except ContextFullError as error:
-        yield progress.response(cache, finish_reason="context_full", message=str(error))
+        state = _chosen(cache, [])
+        yield progress.response(state, finish_reason="context_full", message=str(error))
         return
     except ChatTemplateCancelled:
-        yield progress.response(cache, finish_reason="cancelled")
+        yield progress.response(_chosen(cache, []), finish_reason="cancelled")
         return
+    cache = _chosen(cache, plan.tokens)
     progress.prompt_tokens, progress.dropped_messages = len(plan.tokens), plan.dropped_messages
     progress.newly_dropped = plan.dropped_messages > cache.dropped_messages
     cache.dropped_messages = plan.dropped_messages
@@ -186,6 +193,12 @@ def stream_generate(
             yield progress.response(cache, piece, token, reason, message)
             return
         yield progress.response(cache, piece, token)  # every token, even with no text yet
+
+
+def _chosen(
+    cache: ConversationCache | Callable[[list[int]], ConversationCache], tokens: list[int]
+) -> ConversationCache:
+    return cache if isinstance(cache, ConversationCache) else cache(tokens)
 
 
 class _StopStrings:

@@ -10,7 +10,7 @@ never visible, because the mask's width is the cache length after the call.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,23 +49,6 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     left, right = np.asarray(a[:length]), np.asarray(b[:length])
     different = np.flatnonzero(left != right)
     return int(different[0]) if different.size else length
-
-
-def longest_prefix_key(
-    caches: Mapping[str, ConversationCache], tokens: list[int]
-) -> tuple[str | None, int]:
-    """The key of the kept state sharing the longest token prefix with ``tokens``, and that length.
-
-    How llama.cpp's server picks a slot: a client that resends a growing chat (every OpenAI
-    client does) lands on the state that holds its earlier turns, so only what is new is fed.
-    (None, 0) when no state shares a token.
-    """
-    best_key, best = None, 0
-    for key, cache in caches.items():
-        length = common_prefix(cache.tokens, tokens)
-        if length > best:
-            best_key, best = key, length
-    return best_key, best
 
 
 @dataclass

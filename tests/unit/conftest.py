@@ -28,3 +28,15 @@ def smollm2_int4_dir() -> None:
 @pytest.fixture(scope="session")
 def smollm2_exact_dir() -> None:
     _refuse("smollm2_exact_dir (use smollm2_tokenizer_dir for its tokenizer)")
+
+
+@pytest.fixture
+def fake_session(tmp_path):
+    """A ``ChatSession`` over the NumPy fake of the ``Model`` protocol (tests/fixtures/fake_model.py)
+    and a word-level tokenizer: the session's logic in milliseconds, no converted package."""
+    from engine.generation.session import ChatSession
+    from engine.text.tokenizer import ChatTokenizer
+    from tests.fixtures.fake_model import FakeCausalLM, vocab_size, write_tokenizer
+
+    tokenizer = ChatTokenizer.from_folder(write_tokenizer(tmp_path / "tokenizer"))
+    return ChatSession(FakeCausalLM(vocab=vocab_size()), tokenizer, chunk_size=8)
