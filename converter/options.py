@@ -126,10 +126,6 @@ class ConversionRequest:
             token=args.token or os.environ.get("HF_TOKEN", ""),
         )
 
-    @classmethod
-    def from_argv(cls, argv: list[str]) -> ConversionRequest:
-        return cls.from_args(build_parser().parse_args(argv))
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

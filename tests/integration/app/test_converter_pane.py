@@ -12,6 +12,7 @@ import pytest
 from app.conversion.converter_pane import format_elapsed
 from app.settings.app_settings import AppSettings, load_settings
 from app.settings.settings_store import SettingsStore
+from converter.options import build_parser
 from engine.package import metadata as meta
 
 
@@ -68,7 +69,9 @@ def test_the_int4_recipe_and_8_bit_embeddings_reach_the_request(qtbot, tmp_path:
     pane.int8_embeddings_check.setChecked(True)
     request = pane.request()
     assert request.int4_recipe == "linear-symmetric" and request.int8_embeddings
-    assert type(request).from_argv(request.to_argv()) == request  # the process gets its argv
+    assert (
+        type(request).from_args(build_parser().parse_args(request.to_argv())) == request
+    )  # the process gets its argv
 
     # A .gguf kept exactly (Automatic) has no int4 embeddings to keep at 8 bits.
     pane.source_field.setText(str(tmp_path / "model.Q4_K_M.gguf"))

@@ -7,7 +7,18 @@ from pathlib import Path
 import pytest
 
 from converter.naming import default_model_name, name_problem, safe_name
-from converter.options import HUB_ID, ConversionRequest, model_folder_problem
+from converter.options import (
+    HUB_ID,
+    ConversionRequest,
+    build_parser,
+    model_folder_problem,
+    problems,
+)
+
+
+def _parsed(argv: list[str]) -> ConversionRequest:
+    """What the converter process makes of ``argv`` (as ``converter.cli`` parses it)."""
+    return ConversionRequest.from_args(build_parser().parse_args(argv))
 
 
 @pytest.mark.parametrize(
@@ -32,7 +43,7 @@ from converter.options import HUB_ID, ConversionRequest, model_folder_problem
     ],
 )
 def test_request_survives_its_command_line(request_: ConversionRequest) -> None:
-    assert ConversionRequest.from_argv(request_.to_argv()) == request_
+    assert _parsed(request_.to_argv()) == request_
 
 
 def test_int4_recipe_and_int8_embeddings_are_checked() -> None:
@@ -55,7 +66,7 @@ def test_the_token_never_travels_on_the_command_line(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")
     request = ConversionRequest("a/b", Path("/o"), token="hf_secret")
     assert "hf_secret" not in " ".join(request.to_argv())
-    assert ConversionRequest.from_argv(request.to_argv()).token == "hf_from_env"
+    assert _parsed(request.to_argv()).token == "hf_from_env"
 
 
 def test_default_names_pass_the_name_rule() -> None:
@@ -80,3 +91,17 @@ def test_model_folder_rule(tmp_path: Path) -> None:
     assert model_folder_problem(folder) is None
     (folder / "N.mlpackage").mkdir()
     assert "found 2" in (model_folder_problem(folder) or "")
+
+
+def test_force_replaces_only_a_model_folder(tmp_path: Path) -> None:
+    """The --force guard: an existing output is refused without it, and with it unless it is one
+    of our model folders (replacing anything else would delete the user's files)."""
+    output = tmp_path / "out"
+    (output / "M.mlpackage").mkdir(parents=True)
+    (output / "M.mlpackage" / "Manifest.json").write_text("{}")
+    source = "owner/model"
+    assert any("already exists" in p for p in problems(ConversionRequest(source, output)))
+    assert problems(ConversionRequest(source, output, force=True)) == []
+    (output / "thesis.docx").write_text("years of work")
+    found = problems(ConversionRequest(source, output, force=True))
+    assert any("is not a model folder" in p and "thesis.docx" in p for p in found)

@@ -86,3 +86,19 @@ def test_the_sandbox_refuses_unsafe_templates():
         render_chat_template("{% set ns = namespace(_x=1) %}", [])
     with pytest.raises(ChatTemplateError, match="custom failure"):
         render_chat_template("{{ raise_exception('custom failure') }}", [])
+
+
+@pytest.mark.parametrize("template", ["{{ 300000000 * 'a' }}", "{{ 'a' * 300000000 }}"])
+def test_a_repeated_string_is_refused_before_it_is_made_whichever_side_the_count_is(template):
+    """The size check runs before ``*`` does, for both operand orders: a later check (of the
+    rendered output) would refuse it too, but only after 286 MB were allocated."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ChatTemplateError, match="repeated value"):
+            render_chat_template(template, [])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 1024 * 1024
