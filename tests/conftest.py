@@ -10,6 +10,13 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# Shared fixtures live in tests/fixtures/ (not in test modules that other tests import from).
+pytest_plugins = [
+    "tests.fixtures.engine_worker",
+    "tests.fixtures.fake_hub",
+    "tests.fixtures.window",
+]
+
 REPO = Path(__file__).resolve().parent.parent
 # Downloads the tests reuse across runs (the demo GGUF): inside the checkout, git-ignored.
 TEST_CACHE = Path(os.environ.get("COREML_CHAT_TEST_CACHE", REPO / ".cache" / "tests"))

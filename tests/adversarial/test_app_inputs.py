@@ -19,7 +19,7 @@ from app.models.hub_download import (
     plan_files,
     staging_folder_for,
 )
-from tests.integration.app.test_hub_download import SHA, FakeHub
+from tests.fixtures.fake_hub import SHA, FakeHub
 
 HOSTILE_NAMES = (
     "X.mlpackage/../../../canary.txt",

@@ -31,7 +31,6 @@ from engine.text import template_sandbox
 from engine.text.chat_template import ChatTemplateCancelled, ChatTemplateError, render_chat_template
 from engine.text.template_sandbox import RenderLimits
 from engine.text.tokenizer import ChatTokenizer
-from engine.worker import EngineWorker
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 NESTED_RANGES = (
@@ -153,16 +152,6 @@ def hostile_model(converted_package, tmp_path):
     return _model_with_template(
         converted_package("mistral", "none"), tmp_path / "hostile", HANG_WHEN_ASKED
     )
-
-
-@pytest.fixture
-def worker():
-    from tests.integration.engine.test_worker import Recorder
-
-    recorder = Recorder()
-    engine = EngineWorker(recorder)
-    yield engine, recorder
-    engine.close()
 
 
 def _serves_the_next_request(engine, events):

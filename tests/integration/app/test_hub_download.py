@@ -3,15 +3,9 @@ huggingface_hub uses (model info, HEAD/GET resolve with Range). No traffic leave
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 from PySide6.QtCore import Qt, QThread
@@ -32,154 +26,7 @@ from app.models.hub_download import (
 )
 from app.models.hub_jobs import HubDownload
 from engine import paths
-
-SHA = "0123456789abcdef0123456789abcdef01234567"
-PACKAGE = "StatefulTinyInt4.mlpackage"
-
-
-@dataclass
-class FakeHub:
-    """Repositories as {repo_id: {path: bytes}} at commit ``sha``; records each request's path and
-    headers. Files in ``redirected`` answer HEAD/GET /resolve with a 302 to ``cdn_url`` (another
-    origin, as the Hub's LFS files go to a CDN)."""
-
-    repos: dict[str, dict[str, bytes]]
-    gated: set[str] = field(default_factory=set)
-    chunk_delay: float = 0.0
-    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    url: str = ""
-    sha: str = SHA
-    redirected: set[str] = field(default_factory=set)
-    cdn_url: str = ""
-
-
-def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _error(self, status: int, code: str) -> None:
-            body = json.dumps({"error": code}).encode()
-            self.send_response(status)
-            self.send_header("X-Error-Code", code)
-            self.send_header("X-Error-Message", code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _route(self) -> tuple[str, str | None]:
-            path = unquote(self.path.split("?")[0])
-            hub.requests.append(
-                (self.command, path, {k.lower(): v for k, v in self.headers.items()})
-            )
-            if path.startswith("/api/models/"):
-                owner, name, *_revision = path.removeprefix("/api/models/").split("/")
-                return f"{owner}/{name}", None
-            if path.startswith("/cdn/"):
-                owner, name, *rest = path.removeprefix("/cdn/").split("/")
-                return f"{owner}/{name}", "/".join(rest)
-            owner, name, _resolve, _revision, *rest = path.lstrip("/").split("/")
-            return f"{owner}/{name}", "/".join(rest)
-
-        def _serve(self, *, body: bool) -> None:
-            repo_id, file_path = self._route()
-            if repo_id not in hub.repos:
-                return self._error(404, "RepoNotFound")
-            from_cdn = self.path.startswith("/cdn/")
-            if repo_id in hub.gated and "Authorization" not in self.headers and not from_cdn:
-                return self._error(401, "GatedRepo")
-            files = hub.repos[repo_id]
-            if file_path is None:
-                siblings = [{"rfilename": p, "size": len(d)} for p, d in files.items()]
-                data = json.dumps({"id": repo_id, "sha": hub.sha, "siblings": siblings}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                return None
-            if file_path not in files:
-                return self._error(404, "EntryNotFound")
-            content = files[file_path]
-            etag = f'"{hashlib.sha256(content).hexdigest()}"'
-            if file_path in hub.redirected and not from_cdn:
-                self.send_response(302)
-                self.send_header("Location", f"{hub.cdn_url}/cdn/{repo_id}/{file_path}")
-                self.send_header("X-Repo-Commit", hub.sha)
-                self.send_header("X-Linked-Etag", etag)
-                self.send_header("X-Linked-Size", str(len(content)))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return None
-            start = 0
-            byte_range = self.headers.get("Range")
-            if byte_range and body:
-                start = int(byte_range.removeprefix("bytes=").split("-")[0])
-            part = content[start:]
-            self.send_response(206 if start else 200)
-            self.send_header("X-Repo-Commit", hub.sha)
-            self.send_header("ETag", etag)
-            self.send_header("Content-Length", str(len(part) if body else len(content)))
-            if start:
-                self.send_header(
-                    "Content-Range", f"bytes {start}-{len(content) - 1}/{len(content)}"
-                )
-            self.end_headers()
-            if not body:
-                return None
-            for offset in range(0, len(part), 4096):
-                if hub.chunk_delay:
-                    time.sleep(hub.chunk_delay)
-                try:
-                    self.wfile.write(part[offset : offset + 4096])
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    return None
-            return None
-
-        def do_HEAD(self) -> None:
-            self._serve(body=False)
-
-        def do_GET(self) -> None:
-            self._serve(body=True)
-
-    return Handler
-
-
-@pytest.fixture
-def fake_hub(monkeypatch: pytest.MonkeyPatch):
-    # huggingface_hub reads 10 MB per progress update; small reads give these small files several.
-    monkeypatch.setattr("huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE", 8192)
-    weights = os.urandom(200_000)
-    repos = {
-        "apple/tiny-coreml": {
-            "README.md": b"# tiny",
-            "tokenizer.json": b'{"model": {}}',
-            "tokenizer_config.json": b"{}",
-            f"{PACKAGE}/Manifest.json": b'{"fileFormatVersion": "1.0.0"}',
-            f"{PACKAGE}/Data/com.apple.CoreML/model.mlmodel": b"spec",
-            f"{PACKAGE}/Data/com.apple.CoreML/weights/weight.bin": weights,
-            "StatefulTinyInt8.mlpackage/Manifest.json": b"{}",
-        },
-        "someone/plain-model": {"config.json": b"{}", "model.safetensors": b"x" * 10},
-    }
-    hub = FakeHub(repos, gated={"gated/model"})
-    hub.repos["gated/model"] = {f"{PACKAGE}/Manifest.json": b"{}"}
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub)) for _ in range(2)]
-    hub.url, hub.cdn_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
-    for server in servers:
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        thread.start()
-    yield hub
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+from tests.fixtures.fake_hub import PACKAGE, SHA, FakeHub
 
 
 def test_repo_ids_are_checked() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from app.settings.app_settings import AppSettings, settings_from_dict, settings_to_dict
 from engine.package import metadata as meta
-from tests.integration.app.test_hub_download import SHA, FakeHub, _handler
+from tests.fixtures.fake_hub import SHA, FakeHub, _handler
 
 MODEL_ID = "someone/tiny-mistral"
 LOAD_TIMEOUT_MS = 120_000

@@ -24,7 +24,7 @@ from engine.text.tokenizer_files import (
     cached_tokenizer_folder,
     tokenizer_folder,
 )
-from tests.integration.app.test_hub_download import SHA, FakeHub, _handler
+from tests.fixtures.fake_hub import SHA, FakeHub, _handler
 
 MODEL_ID = "mistralai/Mistral-7B-Instruct-v0.3"
 TEMPLATE = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import queue
-import time
-
-import pytest
-
 from engine.messages import (
     Cancel,
     ChatMessage,
@@ -21,33 +16,6 @@ from engine.messages import (
     PrefillProgress,
     TokenText,
 )
-from engine.worker import EngineWorker
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: queue.Queue = queue.Queue()
-
-    def __call__(self, event) -> None:
-        self.events.put(event)
-
-    def until(self, kind, request_id, timeout=120.0):
-        seen = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
-            seen.append(event)
-            if isinstance(event, (kind, EngineError)) and event.request_id == request_id:
-                return event, seen
-        raise TimeoutError(f"no {kind.__name__} for request {request_id}")
-
-
-@pytest.fixture
-def worker():
-    recorder = Recorder()
-    engine = EngineWorker(recorder)
-    yield engine, recorder
-    engine.close()
 
 
 def test_worker_serves_after_errors_and_streams_tokens(worker, converted_package, tmp_path):
