@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from converter.errors import ConversionError
+from converter.naming import quantization_label, resolved_quantization
 from converter.options import (
     ConversionRequest,
     overlap_problem,
@@ -68,7 +69,7 @@ def resolve_exact(quantize: str, *, gguf_file: str | None) -> bool:
             "--quantize exact keeps a GGUF file's own quantized blocks; this source is not a "
             "GGUF file (use int4, int8 or none)"
         )
-    return gguf_file is not None and quantize in ("auto", "exact")
+    return resolved_quantization(quantize, gguf=gguf_file is not None) == "exact"
 
 
 def estimate_package_bytes(parameters: int, quantize: str, block_size: int) -> int:
@@ -211,7 +212,7 @@ def _run_stages(
         )
         del traced, module
         gc.collect()
-    label = coreml_export.quantization_label(
+    label = quantization_label(
         request.quantize,
         request.block_size,
         int4_recipe=request.int4_recipe,
@@ -261,10 +262,8 @@ def _resolve(
             "--int8-embeddings applies to int4 re-quantization; a GGUF source keeps its own "
             "blocks by default (add --quantize int4 to re-quantize it)"
         )
-    if exact:
-        request = replace(request, quantize="exact")
-    elif request.quantize == "auto":
-        request = replace(request, quantize="int4")
+    resolved = resolved_quantization(request.quantize, gguf=source.gguf_file is not None)
+    request = replace(request, quantize=resolved)
     _check_against_model(request, spec)
     estimate = estimate_package_bytes(spec.parameter_count, request.quantize, request.block_size)
     # The package, plus coremltools' float16 temporary package while converting.

@@ -28,20 +28,6 @@ logger = logging.getLogger(__name__)
 FractionReport = Callable[[float, str], None]
 
 
-def quantization_label(
-    quantize: str, block_size: int, *, int4_recipe: str = "searched", int8_embeddings: bool = False
-) -> str:
-    """The metadata value: ``int4-block32`` (coremltools' linear_symmetric),
-    ``int4-searched-block32`` / ``int4-searched-symmetric-block32`` (``+int8-embeddings`` when
-    kept at 8 bits), ``int8``, ``fp16`` or ``gguf-exact``."""
-    if quantize == "int4":
-        recipe = "" if int4_recipe == "linear-symmetric" else f"{int4_recipe}-"
-        suffix = "+int8-embeddings" if int8_embeddings else ""
-        return f"int4-{recipe}block{block_size}{suffix}"
-    labels = {"int8": "int8", "none": "fp16"}
-    return labels.get(quantize, "gguf-exact")
-
-
 def trace(module: StatefulCausalLM) -> torch.jit.ScriptModule:
     """Trace with two new tokens after three cached ones, so both shapes stay symbolic.
 

@@ -15,6 +15,8 @@ from pathlib import Path
 _GGUF_QUANT_TAG = re.compile(r"[.-](?:I?Q\d\w*|B?F16|F32)$", re.IGNORECASE)
 _NOT_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# What each quantization is called in a model folder's default name ("SmolLM2-135M-Instruct-gguf").
+FOLDER_SUFFIXES: dict[str, str] = {"int4": "int4", "int8": "int8", "none": "fp16", "exact": "gguf"}
 MAX_NAME_LENGTH = 200  # file systems allow 255 bytes; ".mlpackage" and staging prefixes need room
 
 
@@ -51,7 +53,31 @@ def default_model_name(source: str, quantize: str) -> str:
     is_gguf = base.lower().endswith(".gguf")
     if is_gguf:
         base = gguf_model_name(base)
-    if quantize == "auto":  # what the converter resolves "auto" to
-        quantize = "exact" if is_gguf else "int4"
-    suffix = {"none": "fp16", "exact": "gguf"}.get(quantize, quantize)
-    return safe_name(f"{base}-{suffix}")
+    resolved = resolved_quantization(quantize, gguf=is_gguf)
+    return safe_name(f"{base}-{FOLDER_SUFFIXES.get(resolved, resolved)}")
+
+
+def resolved_quantization(quantize: str, *, gguf: bool) -> str:
+    """What ``quantize`` means for a source: "auto" keeps a GGUF's own blocks ("exact") and makes
+    anything else int4; the other choices mean themselves. The one definition of "auto"."""
+    if quantize == "auto":
+        return "exact" if gguf else "int4"
+    return quantize
+
+
+def quantization_label(
+    quantize: str, block_size: int, *, int4_recipe: str = "searched", int8_embeddings: bool = False
+) -> str:
+    """The package metadata's quantization (``quantize`` resolved): ``int4-block32``
+    (coremltools' linear_symmetric), ``int4-searched-block32`` / ``int4-searched-symmetric-block32``
+    (``+int8-embeddings`` when kept at 8 bits), ``int8``, ``fp16`` or ``gguf-exact``."""
+    if quantize == "int4":
+        recipe = "" if int4_recipe == "linear-symmetric" else f"{int4_recipe}-"
+        suffix = "+int8-embeddings" if int8_embeddings else ""
+        return f"int4-{recipe}block{block_size}{suffix}"
+    labels = {"int8": "int8", "none": "fp16", "exact": "gguf-exact"}
+    if quantize not in labels:
+        raise ValueError(
+            f"expected a resolved quantization (int4, int8, none, exact), found {quantize!r}"
+        )
+    return labels[quantize]

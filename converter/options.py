@@ -56,6 +56,10 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Below 16 the trace (three cached tokens plus two new ones) and any chat are impossible.
 MIN_CONTEXT_LENGTH = 16
 MAX_CONTEXT_LENGTH = 131072
+# Weights per int4 scale: below 8 the scales cost more than the weights; above 1024 a block spans
+# more than most models' rows hold.
+MIN_BLOCK_SIZE = 8
+MAX_BLOCK_SIZE = 1024
 # What a model folder holds besides its one NAME.mlpackage: the files the converter writes, and
 # the Finder's .DS_Store. Anything else is the user's, and --force will not delete it.
 MODEL_FOLDER_FILES = frozenset(
@@ -196,8 +200,12 @@ def problems(request: ConversionRequest) -> list[str]:
             f"context length: expected {MIN_CONTEXT_LENGTH} to {MAX_CONTEXT_LENGTH}, "
             f"found {request.context_length}"
         )
-    if request.quantize in ("int4", "auto") and request.block_size < 1:
-        found.append(f"block size: expected a positive number, found {request.block_size}")
+    if request.quantize in ("int4", "auto") and not (
+        MIN_BLOCK_SIZE <= request.block_size <= MAX_BLOCK_SIZE
+    ):
+        found.append(
+            f"block size: expected {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}, found {request.block_size}"
+        )
     if request.int4_recipe not in INT4_RECIPES:
         found.append(
             f"int4 recipe: expected {', '.join(INT4_RECIPES)}, found {request.int4_recipe!r}"

@@ -23,7 +23,14 @@ from PySide6.QtWidgets import (
 from app.conversion.converter_process import ConversionOutcome, ConverterProcess, stage_list
 from app.ui.pane_widgets import Card, label, monospace_font, page_layout, row
 from converter.naming import default_model_name, name_problem
-from converter.options import ConversionRequest, problems
+from converter.options import (
+    MAX_BLOCK_SIZE,
+    MAX_CONTEXT_LENGTH,
+    MIN_BLOCK_SIZE,
+    MIN_CONTEXT_LENGTH,
+    ConversionRequest,
+    problems,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +136,9 @@ class ConverterPane(QWidget):
         self.name_field.textEdited.connect(lambda _: setattr(self, "_name_edited", True))
         form.addRow(label("Name", name="FieldLabel"), self.name_field)
         self.context_spin = QSpinBox()
-        self.context_spin.setRange(16, 131072)
+        self.context_spin.setRange(MIN_CONTEXT_LENGTH, MAX_CONTEXT_LENGTH)
         self.context_spin.setSingleStep(256)
-        self.context_spin.setValue(2048)
+        self.context_spin.setValue(ConversionRequest.context_length)
         self.context_spin.setSuffix(" tokens")
         self.context_spin.setToolTip("The kv-cache size: longer contexts take more memory")
         form.addRow(label("Context length", name="FieldLabel"), row(self.context_spin))
@@ -145,8 +152,8 @@ class ConverterPane(QWidget):
         )
         self.quantization_box.currentIndexChanged.connect(self._on_quantization)
         self.block_spin = QSpinBox()
-        self.block_spin.setRange(8, 1024)
-        self.block_spin.setValue(32)
+        self.block_spin.setRange(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE)
+        self.block_spin.setValue(ConversionRequest.block_size)
         self.block_spin.setPrefix("block ")
         self.block_spin.setToolTip(
             "Weights per int4 scale: smaller blocks are more accurate, larger files"

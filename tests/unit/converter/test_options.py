@@ -105,3 +105,24 @@ def test_force_replaces_only_a_model_folder(tmp_path: Path) -> None:
     (output / "thesis.docx").write_text("years of work")
     found = problems(ConversionRequest(source, output, force=True))
     assert any("is not a model folder" in p and "thesis.docx" in p for p in found)
+
+
+def test_auto_means_one_thing_everywhere() -> None:
+    from converter.naming import quantization_label, resolved_quantization
+
+    assert resolved_quantization("auto", gguf=True) == "exact"
+    assert resolved_quantization("auto", gguf=False) == "int4"
+    assert resolved_quantization("int8", gguf=True) == "int8"
+    assert default_model_name("/m/SmolLM2-135M-Instruct.Q4_1.gguf", "auto").endswith("-gguf")
+    assert default_model_name("owner/Model", "auto") == "Model-int4"
+    assert default_model_name("owner/Model", "none") == "Model-fp16"
+    assert quantization_label("exact", 32) == "gguf-exact"
+    assert quantization_label("int4", 32) == "int4-searched-block32"
+    with pytest.raises(ValueError, match="resolved quantization"):
+        quantization_label("auto", 32)
+
+
+@pytest.mark.parametrize(("block", "ok"), [(4, False), (8, True), (1024, True), (2048, False)])
+def test_the_block_size_range_is_the_one_the_pane_offers(block: int, ok: bool) -> None:
+    found = problems(ConversionRequest("owner/model", Path("/tmp/new-model-x"), block_size=block))
+    assert (not any("block size" in p for p in found)) is ok
