@@ -299,10 +299,35 @@ def _return_freed_memory() -> None:
 def _plan(
     program: Any, description: ModelDescription, cache: DequantizedCache
 ) -> tuple[list[_Step], dict[str, int], dict[str, int], int, frozenset[str]]:
+    """The program as steps over numbered registers: (steps, input slots, output slots, register
+    count, state reads whose outputs are copied). Constants are folded into the steps that read
+    them; compressed weights stay compressed where linear and gather read them."""
     if "main" not in program.functions:
         raise ModelLoadError("the program has no main function")
     function = program.functions["main"]
     operations = list(function.operations)
+    _refuse_unknown_ops(operations)
+    planner = _Planner(cache, plan_state_writes(operations, list(function.outputs)))
+    state_names = {spec.name for spec in description.states}
+    for name in function.inputs:
+        if name not in state_names:
+            planner.slots[name] = len(planner.slots)
+    for op in operations:
+        planner.add(op)
+    slots = planner.slots
+    output_slots = {}
+    for var in function.outputs:
+        if var.name not in slots:
+            raise ModelLoadError(
+                f"output {var.name!r} is a constant; coreml-chat expects computed outputs"
+            )
+        output_slots[var.name] = slots[var.name]
+    input_slots = {n: slots[n] for n in function.inputs if n in slots}
+    copied = planner.state_plan.copied_outputs
+    return planner.steps, input_slots, output_slots, len(slots), copied
+
+
+def _refuse_unknown_ops(operations: list[Any]) -> None:
     unknown = Counter(
         op.op_type
         for op in operations
@@ -314,140 +339,148 @@ def _plan(
         listed = ", ".join(f"{name} ({count}×)" for name, count in unknown.most_common())
         raise ModelLoadError(f"the reference runtime does not implement these ops: {listed}")
 
-    slots: dict[str, int] = {}
-    constants: dict[str, Any] = {}
-    state_names = {spec.name for spec in description.states}
-    for name in function.inputs:
-        if name not in state_names:
-            slots[name] = len(slots)
 
-    def value_of(var: Any) -> Any:
-        value = constants[var.name]
-        if isinstance(value, CompressedWeight):  # an op other than linear/gather: dense, once
-            value = constants[var.name] = value.dense()
-        return value
+class _Planner:
+    """Turns ops into ``_Step``s one at a time: constants folded, compressed weights kept."""
 
-    def compressed(var: Any) -> CompressedWeight | None:
-        value = constants.get(var.name)
-        return value if isinstance(value, CompressedWeight) else None
+    def __init__(self, cache: DequantizedCache, state_plan: Any) -> None:
+        self.cache = cache
+        self.state_plan = state_plan
+        self.slots: dict[str, int] = {}
+        self.constants: dict[str, Any] = {}
+        self.transposed: dict[str, np.ndarray] = {}
+        self.blocks: dict[str, Any] = {}  # compressed linear weights: their block path or None
+        self.steps: list[_Step] = []
 
-    def is_constant(var: Any) -> bool:
-        return var.name in constants
-
-    state_plan = plan_state_writes(operations, list(function.outputs))
-    transposed: dict[str, np.ndarray] = {}
-    blocks: dict[str, Any] = {}  # compressed linear weights, by name: their block path or None
-    steps: list[_Step] = []
-    for op in operations:
+    def add(self, op: Any) -> None:
         if op.op_type == "const":
             value = op.outputs[0].val
-            constants[op.outputs[0].name] = value if isinstance(value, str) else np.asarray(value)
-            continue
-        if op.op_type in CONSTEXPR_OPS:
-            arguments = {name: value_of(var) for name, var in op.inputs.items()}
-            bits, signed = _data_bits(op)
-            constants[op.outputs[0].name] = CompressedWeight(
-                op.outputs[0].name,
-                CONSTEXPR_OPS[op.op_type],
-                arguments,
-                data_bits=bits,
-                data_signed=signed,
-                cache=cache,
+            self.constants[op.outputs[0].name] = (
+                value if isinstance(value, str) else np.asarray(value)
             )
-            if op.op_type == "constexpr_blockwise_shift_scale":
-                blocks[op.outputs[0].name] = arguments
-            continue
+        elif op.op_type in CONSTEXPR_OPS:
+            self._add_constexpr(op)
+        elif op.op_type in ("read_state", "coreml_update_state"):
+            self._add_state_op(op)
+        else:
+            self._add_compute(op)
+
+    # --- constants ----------------------------------------------------------------------------
+
+    def value_of(self, var: Any) -> Any:
+        value = self.constants[var.name]
+        if isinstance(value, CompressedWeight):  # an op other than linear/gather: dense, once
+            value = self.constants[var.name] = value.dense()
+        return value
+
+    def compressed(self, var: Any) -> CompressedWeight | None:
+        value = self.constants.get(var.name)
+        return value if isinstance(value, CompressedWeight) else None
+
+    def _add_constexpr(self, op: Any) -> None:
+        arguments = {name: self.value_of(var) for name, var in op.inputs.items()}
+        bits, signed = _data_bits(op)
+        name = op.outputs[0].name
+        self.constants[name] = CompressedWeight(
+            name,
+            CONSTEXPR_OPS[op.op_type],
+            arguments,
+            data_bits=bits,
+            data_signed=signed,
+            cache=self.cache,
+        )
+        if op.op_type == "constexpr_blockwise_shift_scale":
+            self.blocks[name] = arguments
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def _outputs(self, op: Any) -> tuple[tuple[int, ...], tuple[Any, ...]]:
         outputs = []
         for var in op.outputs:
-            slots[var.name] = len(slots)
-            outputs.append(slots[var.name])
-        dtypes = tuple(_numpy_dtype(var) for var in op.outputs)
-        if op.op_type in ("read_state", "coreml_update_state"):
-            state_var = op.inputs["input" if op.op_type == "read_state" else "state"]
-            registers = (
-                () if op.op_type == "read_state" else (("value", slots[op.inputs["value"].name]),)
-            )
-            steps.append(
-                _Step(
-                    op.op_type,
-                    op.name,
-                    None,
-                    {},
-                    registers,
-                    (),
-                    tuple(outputs),
-                    dtypes,
-                    state_var.name,
-                    copy=op.name in state_plan.copied_reads,
-                )
-            )
-            continue
-        function_ = OPS[op.op_type]
-        fixed: dict[str, Any] = {}
-        registers_: list[tuple[str, int]] = []
-        lists: list[tuple[str, tuple[tuple[bool, Any], ...]]] = []
-        kept_compressed = {"linear": "weight", "gather": "x"}.get(op.op_type)
-        for name, value in op.inputs.items():
-            if name == kept_compressed and compressed(value) is not None:
-                fixed[name] = compressed(value)
-            elif isinstance(value, (list, tuple)):
-                lists.append(
-                    (
-                        name,
-                        tuple(
-                            (False, value_of(v)) if is_constant(v) else (True, slots[v.name])
-                            for v in value
-                        ),
-                    )
-                )
-            elif is_constant(value):
-                fixed[name] = value_of(value)
-            else:
-                registers_.append((name, slots[value.name]))
-        if op.op_type == "linear" and isinstance(fixed.get("weight"), CompressedWeight):
-            weight = fixed["weight"]
-            if weight.name in blocks:  # decided once per weight, its arguments let go after
-                blocks[weight.name] = block_linear_or_none(weight, blocks[weight.name])
-            bias = fixed.get("bias")
-            fixed = {
-                "weight": blocks.get(weight.name) or weight,
-                "bias": None if bias is None or not np.any(bias) else bias.astype(np.float32),
-            }
-            function_ = linear_compressed
-        elif op.op_type == "gather" and isinstance(fixed.get("x"), CompressedWeight):
-            function_ = gather_compressed
-        elif op.op_type == "linear" and "weight" in fixed:
-            weight_name = op.inputs["weight"].name
-            if weight_name not in transposed:
-                transposed[weight_name] = np.ascontiguousarray(fixed["weight"].astype(np.float32).T)
-            bias = fixed.get("bias")
-            if bias is not None and not np.any(bias):
-                bias = None
-            fixed = {
-                "weight_t": transposed[weight_name],
-                "bias": None if bias is None else bias.astype(np.float32),
-            }
-            function_ = linear_pretransposed
-        if op.op_type == "slice_update" and op.name in state_plan.in_place_updates:
-            fixed["in_place"] = True
-        steps.append(
+            self.slots[var.name] = len(self.slots)
+            outputs.append(self.slots[var.name])
+        return tuple(outputs), tuple(_numpy_dtype(var) for var in op.outputs)
+
+    def _add_state_op(self, op: Any) -> None:
+        outputs, dtypes = self._outputs(op)
+        reading = op.op_type == "read_state"
+        state_var = op.inputs["input" if reading else "state"]
+        registers = () if reading else (("value", self.slots[op.inputs["value"].name]),)
+        self.steps.append(
             _Step(
                 op.op_type,
                 op.name,
-                function_,
-                fixed,
-                tuple(registers_),
-                tuple(lists),
-                tuple(outputs),
+                None,
+                {},
+                registers,
+                (),
+                outputs,
                 dtypes,
+                state_var.name,
+                copy=op.name in self.state_plan.copied_reads,
             )
         )
-    output_slots = {}
-    for var in function.outputs:
-        if var.name not in slots:
-            raise ModelLoadError(
-                f"output {var.name!r} is a constant; coreml-chat expects computed outputs"
-            )
-        output_slots[var.name] = slots[var.name]
-    input_slots = {n: slots[n] for n in function.inputs if n in slots}
-    return steps, input_slots, output_slots, len(slots), state_plan.copied_outputs
+
+    def _add_compute(self, op: Any) -> None:
+        outputs, dtypes = self._outputs(op)
+        fixed, registers, lists = self._arguments(op)
+        function, fixed = self._specialised(op, OPS[op.op_type], fixed)
+        if op.op_type == "slice_update" and op.name in self.state_plan.in_place_updates:
+            fixed["in_place"] = True
+        self.steps.append(
+            _Step(op.op_type, op.name, function, fixed, registers, lists, outputs, dtypes)
+        )
+
+    def _arguments(self, op: Any) -> tuple[dict[str, Any], tuple, tuple]:
+        """(constant arguments, register arguments, list arguments) of ``op``."""
+        fixed: dict[str, Any] = {}
+        registers: list[tuple[str, int]] = []
+        lists: list[tuple[str, tuple[tuple[bool, Any], ...]]] = []
+        kept_compressed = {"linear": "weight", "gather": "x"}.get(op.op_type)
+        for name, value in op.inputs.items():
+            if name == kept_compressed and self.compressed(value) is not None:
+                fixed[name] = self.compressed(value)
+            elif isinstance(value, (list, tuple)):
+                items = tuple(
+                    (False, self.value_of(v))
+                    if v.name in self.constants
+                    else (True, self.slots[v.name])
+                    for v in value
+                )
+                lists.append((name, items))
+            elif value.name in self.constants:
+                fixed[name] = self.value_of(value)
+            else:
+                registers.append((name, self.slots[value.name]))
+        return fixed, tuple(registers), tuple(lists)
+
+    def _specialised(
+        self, op: Any, function: Any, fixed: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Linear on a compressed weight (blockwise where it can), gather on one, and linear on
+        a dense weight transposed once: the faster function and its arguments."""
+        if op.op_type == "linear" and isinstance(fixed.get("weight"), CompressedWeight):
+            weight = fixed["weight"]
+            if weight.name in self.blocks:  # decided once per weight, its arguments let go after
+                self.blocks[weight.name] = block_linear_or_none(weight, self.blocks[weight.name])
+            bias = fixed.get("bias")
+            return linear_compressed, {
+                "weight": self.blocks.get(weight.name) or weight,
+                "bias": None if bias is None or not np.any(bias) else bias.astype(np.float32),
+            }
+        if op.op_type == "gather" and isinstance(fixed.get("x"), CompressedWeight):
+            return gather_compressed, fixed
+        if op.op_type == "linear" and "weight" in fixed:
+            weight_name = op.inputs["weight"].name
+            if weight_name not in self.transposed:
+                self.transposed[weight_name] = np.ascontiguousarray(
+                    fixed["weight"].astype(np.float32).T
+                )
+            bias = fixed.get("bias")
+            if bias is not None and not np.any(bias):
+                bias = None
+            return linear_pretransposed, {
+                "weight_t": self.transposed[weight_name],
+                "bias": None if bias is None else bias.astype(np.float32),
+            }
+        return function, fixed
