@@ -175,6 +175,41 @@ def network_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+def _download(
+    model_id: str,
+    scratch: Path,
+    *,
+    token: str | None,
+    revision: str | None,
+    endpoint: str | None,
+) -> tuple[Path, str]:
+    """The tokenizer files of ``model_id`` in a folder of ``scratch`` (with the commit they came
+    from written beside them): (that folder, the commit). huggingface_hub's errors pass through."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    info = HfApi(endpoint=endpoint).model_info(model_id, revision=revision, token=token)
+    commit = revision or info.sha  # a pinned commit is one already
+    if not commit or not _COMMIT.match(commit):
+        raise ModelLoadError(f"the Hub did not say which commit of {model_id} it serves")
+    present = {sibling.rfilename for sibling in info.siblings or ()}
+    names = [*FILES, *((CHAT_TEMPLATE_FILE,) if CHAT_TEMPLATE_FILE in present else ())]
+    ready = scratch / "ready"
+    ready.mkdir()
+    for name in names:
+        logger.info("fetching %s of %s at %s", name, model_id, commit[:12])
+        hf_hub_download(
+            model_id,
+            name,
+            revision=commit,
+            token=token,
+            local_dir=str(scratch / "download"),
+            endpoint=endpoint,
+        )
+        (scratch / "download" / name).replace(ready / name)  # its bookkeeping stays behind
+    (ready / _REVISION_FILE).write_text(commit + "\n", encoding="utf-8")
+    return ready, commit
+
+
 def fetch_tokenizer_files(
     model_id: str,
     destination: Path,
@@ -186,7 +221,6 @@ def fetch_tokenizer_files(
 ) -> str:
     """Download the tokenizer files of ``model_id`` (at ``revision``, else its latest commit) into
     ``destination``, replacing what was there; returns the commit they came from."""
-    from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -200,27 +234,10 @@ def fetch_tokenizer_files(
     single_hub_log_lines()
     destination.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".fetch-", dir=destination.parent))
-    ready = scratch / "ready"
     try:
-        info = HfApi(endpoint=endpoint).model_info(model_id, revision=revision, token=token)
-        commit = revision or info.sha  # a pinned commit is one already
-        if not commit or not _COMMIT.match(commit):
-            raise ModelLoadError(f"the Hub did not say which commit of {model_id} it serves")
-        present = {sibling.rfilename for sibling in info.siblings or ()}
-        names = [*FILES, *((CHAT_TEMPLATE_FILE,) if CHAT_TEMPLATE_FILE in present else ())]
-        ready.mkdir()
-        for name in names:
-            logger.info("fetching %s of %s at %s", name, model_id, commit[:12])
-            hf_hub_download(
-                model_id,
-                name,
-                revision=commit,
-                token=token,
-                local_dir=str(scratch / "download"),
-                endpoint=endpoint,
-            )
-            (scratch / "download" / name).replace(ready / name)  # its bookkeeping stays behind
-        (ready / _REVISION_FILE).write_text(commit + "\n", encoding="utf-8")
+        ready, commit = _download(
+            model_id, scratch, token=token, revision=revision, endpoint=endpoint
+        )
         shutil.rmtree(destination, ignore_errors=True)
         os.replace(ready, destination)
         return commit
