@@ -132,3 +132,16 @@ def test_the_spec_collects_the_data_files_and_metadata_of_every_bundled_dependen
         )
     shared_libraries = [s for s, _ in datas if ".so" in Path(s).suffixes or s.endswith(".dylib")]
     assert shared_libraries == [], "native libraries are binaries, not data"
+
+
+@pytest.mark.parametrize("folder", ["Downloads", "Desktop", "Documents"])
+def test_the_info_plist_says_why_the_app_reads_the_users_folders(monkeypatch, folder):
+    """macOS asks the person before the engine or converter process first reads a model in
+    ~/Downloads, ~/Desktop or ~/Documents; these sentences are the reason that prompt gives."""
+    info = _run_spec(monkeypatch)["BUNDLE"]["info_plist"]
+    key = f"NS{folder}FolderUsageDescription"
+    assert key in info, f"expected {key} in the Info.plist, found keys {sorted(info)}"
+    sentence = info[key]
+    assert isinstance(sentence, str) and sentence.startswith("coreml-chat "), sentence
+    assert sentence.endswith(".") and folder in sentence, sentence
+    plistlib.loads(plistlib.dumps(info))
