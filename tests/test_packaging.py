@@ -24,13 +24,20 @@ SIGNING_ENV = (
 )
 
 
-def _run_spec(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
-    """Execute build_app.spec as PyInstaller would on a Mac; returns each build step's keywords."""
+def _run_spec(
+    monkeypatch: pytest.MonkeyPatch, *, platform: str = "darwin", stand_in_helpers: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Execute build_app.spec as PyInstaller would (on a Mac by default); returns each build
+    step's keywords. ``stand_in_helpers=False`` runs PyInstaller's real data and metadata helpers
+    (they read the installed packages' files, and import nothing)."""
     import PyInstaller.utils.hooks as hooks
 
-    for helper in ("collect_data_files", "collect_submodules", "copy_metadata"):
+    helpers = ["collect_submodules"]
+    if stand_in_helpers:
+        helpers += ["collect_data_files", "copy_metadata"]
+    for helper in helpers:
         monkeypatch.setattr(hooks, helper, lambda *args, **kwargs: [])  # stand-in: no imports
-    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(sys, "platform", platform)
     steps: dict[str, dict[str, Any]] = {}
 
     def step(name: str):
@@ -103,3 +110,38 @@ def test_the_frozen_entry_calls_freeze_support_before_the_app():
         if isinstance(node, ast.Call)
     ]
     assert calls.index("multiprocessing.freeze_support") < calls.index("main")
+
+
+def test_the_spec_collects_the_data_files_and_metadata_of_every_bundled_dependency(monkeypatch):
+    """transformers 5 imports `kernels`, which reads kernels/_internals/python_depends.json at
+    import: the frozen converter refused every GGUF while the spec named its packages by hand. The
+    spec now asks PyInstaller for the data of every distribution the project's requirements reach."""
+    pytest.importorskip("kernels")
+    steps = _run_spec(monkeypatch, platform=sys.platform, stand_in_helpers=False)
+    datas = steps["Analysis"]["datas"]
+    destinations = {Path(destination) / Path(source).name for source, destination in datas}
+    assert Path("kernels/_internals/python_depends.json") in destinations, (
+        "expected kernels' dependency table among the bundled data files"
+    )
+    metadata = {
+        Path(destination).name for _, destination in datas if destination.endswith(".dist-info")
+    }
+    for distribution in ("transformers", "tokenizers", "torch", "coremltools", "kernels", "gguf"):
+        assert any(name.lower().startswith(f"{distribution}-") for name in metadata), (
+            f"expected {distribution}'s metadata among {sorted(metadata)}"
+        )
+    shared_libraries = [s for s, _ in datas if ".so" in Path(s).suffixes or s.endswith(".dylib")]
+    assert shared_libraries == [], "native libraries are binaries, not data"
+
+
+@pytest.mark.parametrize("folder", ["Downloads", "Desktop", "Documents"])
+def test_the_info_plist_says_why_the_app_reads_the_users_folders(monkeypatch, folder):
+    """macOS asks the person before the engine or converter process first reads a model in
+    ~/Downloads, ~/Desktop or ~/Documents; these sentences are the reason that prompt gives."""
+    info = _run_spec(monkeypatch)["BUNDLE"]["info_plist"]
+    key = f"NS{folder}FolderUsageDescription"
+    assert key in info, f"expected {key} in the Info.plist, found keys {sorted(info)}"
+    sentence = info[key]
+    assert isinstance(sentence, str) and sentence.startswith("coreml-chat "), sentence
+    assert sentence.endswith(".") and folder in sentence, sentence
+    plistlib.loads(plistlib.dumps(info))
