@@ -93,7 +93,7 @@ def run_gui(args: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.chat.engine_bridge import EngineBridge, default_worker_factory
-    from app.conversations.conversation_store import ConversationStore, StorageError
+    from app.conversations.store import ConversationStore, StorageError
     from app.settings.app_settings import load_settings
     from app.settings.settings_store import SettingsStore
     from app.shell import event_loop

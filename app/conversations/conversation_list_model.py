@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
-from app.conversations.conversation_store import Conversation, ConversationStore, SearchHit
+from app.conversations.store import Conversation, ConversationStore, SearchHit
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from app.conversations.conversation_store import (
+from app.conversations.store import (
     Conversation,
     ConversationStore,
     StoredMessage,

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.conversations.conversation_store import ConversationStore
 from app.conversations.export import ExportFileError, export_json, export_markdown, import_json
+from app.conversations.store import ConversationStore
 
 logger = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from app.chat.engine_bridge import EngineBridge, default_worker_factory
 from app.chat.status_line import StatusLine
 from app.chat.system_prompt_dialog import SystemPromptEditor
 from app.conversations.conversation_list_model import ConversationListModel
-from app.conversations.conversation_store import ConversationStore, StoredMessage
 from app.conversations.export_dialog import ConversationTransfer
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
+from app.conversations.store import ConversationStore, StoredMessage
 from app.conversion.demo_conversion import DemoConversion, DemoOutcome, DemoProgress
 from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from app.conversations.conversation_store import ConversationStore
+from app.conversations.store import ConversationStore
 
 ANSWER_TIMEOUT_MS = 120_000
 

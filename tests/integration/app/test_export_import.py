@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app.conversations.conversation_store import ConversationStore
 from app.conversations.export import (
     ExportFileError,
     export_json,
     export_markdown,
     import_json,
 )
+from app.conversations.store import ConversationStore
 
 
 def _fill(store: ConversationStore) -> list[str]:

@@ -13,14 +13,14 @@ from app.conversations.conversation_list_model import (
     MatchedMessageRole,
     SnippetRole,
 )
-from app.conversations.conversation_store import (
-    _MIGRATIONS,
+from app.conversations.search_snippet import matched_words, snippet_html
+from app.conversations.store import (
     MATCH_END,
     MATCH_START,
+    MIGRATIONS,
     ConversationStore,
     fts_query,
 )
-from app.conversations.search_snippet import matched_words, snippet_html
 
 
 def _indexed(store: ConversationStore, word: str) -> list[int]:
@@ -56,7 +56,7 @@ def test_the_index_follows_inserts_updates_version_switches_and_deletes(tmp_path
 def test_an_existing_database_is_indexed_by_the_migration(tmp_path: Path) -> None:
     database = tmp_path / "old.sqlite3"
     old = sqlite3.connect(database, isolation_level=None)
-    for number, script in enumerate(_MIGRATIONS[:5], start=1):
+    for number, script in enumerate(MIGRATIONS[:5], start=1):
         old.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
     old.execute("INSERT INTO conversations (id, title, created_at, updated_at)"
                 " VALUES ('c1', 'Old', 1.0, 1.0)")  # fmt: skip

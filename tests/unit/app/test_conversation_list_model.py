@@ -12,7 +12,7 @@ from app.conversations.conversation_list_model import (
     SubtitleRole,
     relative_time,
 )
-from app.conversations.conversation_store import ConversationStore
+from app.conversations.store import ConversationStore
 
 
 def test_model_lists_filters_and_renames(qapp, tmp_path: Path) -> None:
