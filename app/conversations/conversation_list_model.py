@@ -1,4 +1,8 @@
-"""The sidebar's item model: conversations from the store, most recent first, with a search filter."""
+"""The sidebar's item model: conversations from the store, most recent first, with a search filter.
+
+A search runs off the GUI thread (``BackgroundSearch``); the rows change when its hits arrive
+(``searchFinished``), and a search replaced before it ends is dropped.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
+from app.conversations.background_search import BackgroundSearch
 from app.conversations.store import Conversation, ConversationStore, SearchHit
 
 logger = logging.getLogger(__name__)
@@ -38,13 +43,24 @@ def relative_time(timestamp: float, *, now: float | None = None) -> str:
 class ConversationListModel(QAbstractListModel):
     """Rows are ``Conversation`` dataclasses; ``set_search`` filters by title and message text."""
 
+    searchFinished = Signal(str)  # the text whose hits are now the rows
+    searchFailed = Signal(str)  # one line for the window
+
     def __init__(self, store: ConversationStore, parent: Any = None) -> None:
         super().__init__(parent)
         self._store = store
         self._search = ""
         self._rows: list[Conversation] = []
         self._hits: dict[str, SearchHit] = {}
+        self._searcher = BackgroundSearch(store.path, self)
+        self._searcher.finished.connect(self._show_hits)
+        self._searcher.failed.connect(lambda _text, message: self.searchFailed.emit(message))
         self.refresh()
+
+    @property
+    def searching(self) -> bool:
+        """A search is running; the rows are still the previous search's."""
+        return self._searcher.busy
 
     @property
     def search_text(self) -> str:
@@ -56,15 +72,24 @@ class ConversationListModel(QAbstractListModel):
             self.refresh()
 
     def refresh(self) -> None:
-        self.beginResetModel()
+        """The rows again from the store: at once without a search, when its hits arrive with."""
         if self._search.strip():
-            hits = self._store.search(self._search)
-            self._hits = {hit.conversation.id: hit for hit in hits}
-            self._rows = [hit.conversation for hit in hits]
-        else:
-            self._hits = {}
-            self._rows = self._store.conversations()
+            self._searcher.start(self._search)
+            return
+        self._searcher.cancel()
+        self.beginResetModel()
+        self._hits = {}
+        self._rows = self._store.conversations()
         self.endResetModel()
+
+    def _show_hits(self, text: str, hits: list[SearchHit]) -> None:
+        if text != self._search:
+            return  # the field changed meanwhile; its own search is on its way
+        self.beginResetModel()
+        self._hits = {hit.conversation.id: hit for hit in hits}
+        self._rows = [hit.conversation for hit in hits]
+        self.endResetModel()
+        self.searchFinished.emit(text)
 
     def conversation_at(self, row: int) -> Conversation:
         return self._rows[row]

@@ -36,6 +36,7 @@ from app.conversations.conversation_list_model import (
     SubtitleRole,
 )
 from app.conversations.search_snippet import paint_snippet
+from app.conversations.store.search import MAX_QUERY_CHARS
 from app.ui.keyboard import claims_escape, with_shortcut
 from app.ui.palette import current_palette
 
@@ -150,6 +151,7 @@ class Sidebar(QWidget):
         self.setMinimumWidth(200)
         self.resize(SIDEBAR_WIDTH, self.height())
         self.model = model
+        self._selected: str | None = None  # kept while a search hides it; shown again after
 
         header = QHBoxLayout()
         header.setContentsMargins(12, 12, 8, 4)
@@ -167,6 +169,7 @@ class Sidebar(QWidget):
         self.search.setAccessibleName("Search chats")
         self.search.escapePressed.connect(lambda: self.list.setFocus())
         self.search.setClearButtonEnabled(True)
+        self.search.setMaxLength(MAX_QUERY_CHARS)  # what a search reads; a paste is cut here
         self.search.textChanged.connect(self._on_search)
 
         self.list = ConversationListView(objectName="conversationList")
@@ -209,6 +212,7 @@ class Sidebar(QWidget):
         footer.addWidget(self.settings_button)
         layout.addLayout(footer)
         model.modelReset.connect(self._update_empty)
+        model.modelReset.connect(self._show_selected)  # a search's hits arrive later
         self._update_empty()
 
     def _update_empty(self) -> None:
@@ -217,14 +221,12 @@ class Sidebar(QWidget):
         self.empty_label.setVisible(empty)
 
     def _on_search(self, text: str) -> None:
-        selected = self.selected_id()
         self.model.set_search(text)
-        if selected:
-            self.select(selected)
 
     def _on_clicked(self, index: QModelIndex) -> None:
         conversation_id = index.data(ConversationIdRole)
         if conversation_id:
+            self._selected = conversation_id
             self.conversationSelected.emit(conversation_id)
             message_id = index.data(MatchedMessageRole)
             if message_id is not None:
@@ -235,7 +237,11 @@ class Sidebar(QWidget):
         return index.data(ConversationIdRole) if index.isValid() else None
 
     def select(self, conversation_id: str | None) -> None:
-        row = self.model.row_of(conversation_id) if conversation_id else -1
+        self._selected = conversation_id
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        row = self.model.row_of(self._selected) if self._selected else -1
         if row < 0:
             self.list.clearSelection()
             self.list.setCurrentIndex(QModelIndex())

@@ -2,12 +2,19 @@
 
 A function of a connection, not a method of the store, so a search can run on a connection of its
 own off the GUI thread (WAL lets it read while the window writes).
+
+A query is bounded before SQLite sees it: its first MAX_QUERY_CHARS characters, control
+characters and lone surrogates as spaces (FTS5 ends a query at NUL; SQLite cannot encode a lone
+surrogate), each word once (any case), at most MAX_QUERY_WORDS words. FTS5's cost grows faster
+than linearly with the phrases of a query (a 10,000-character query of 5,000 one-letter words took
+83 s), so the bound is what keeps a search short, whatever is typed or pasted.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import unicodedata
 
 from app.conversations.store.records import SearchHit
 from app.conversations.store.rows import conversation_from_row
@@ -16,13 +23,33 @@ logger = logging.getLogger(__name__)
 
 SNIPPET_TOKENS = 10  # words around a search match in its snippet
 MATCH_START, MATCH_END = "\x02", "\x03"  # how a snippet marks the matched words
+MAX_QUERY_CHARS = 200  # the search field holds no more; a longer text is cut here too
+MAX_QUERY_WORDS = 16
+
+
+def query_text(text: str) -> str:
+    """``text`` as searched: its first MAX_QUERY_CHARS characters, control characters and lone
+    surrogates replaced by spaces."""
+    return "".join(
+        " " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text[:MAX_QUERY_CHARS]
+    )
+
+
+def query_words(text: str) -> list[str]:
+    """The distinct words of ``query_text(text)`` (any case), at most MAX_QUERY_WORDS."""
+    words: dict[str, str] = {}
+    for word in query_text(text).split():
+        if word.strip('"'):
+            words.setdefault(word.casefold(), word)
+        if len(words) == MAX_QUERY_WORDS:
+            break
+    return list(words.values())
 
 
 def fts_query(text: str) -> str:
     """The user's words as an FTS5 query: each word a quoted prefix, all of them required (no
     FTS syntax from the user is interpreted: quotes are doubled inside each phrase)."""
-    words = [word.replace('"', '""') for word in text.split()]
-    return " ".join(f'"{word}"*' for word in words if word.strip('"'))
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in query_words(text))
 
 
 def search(
@@ -43,7 +70,7 @@ def search(
     ).fetchall()
     for row in rows:
         best.setdefault(row["conversation_id"], (row["id"], row["snippet"]))
-    pattern = "%" + _escape_like(text.strip()) + "%"
+    pattern = "%" + _escape_like(query_text(text).strip()) + "%"
     hits = []
     for row in db.execute(
         "SELECT *, title LIKE ? ESCAPE '\\' AS title_matches FROM conversations"

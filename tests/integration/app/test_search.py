@@ -90,7 +90,8 @@ def test_the_list_model_carries_the_snippet_and_the_matched_message(qtbot, tmp_p
     message = store.append_message(chat.id, "user", "the quick brown fox jumps")
     model = ConversationListModel(store)
     assert model.index(0).data(SnippetRole) == ""
-    model.set_search("brown")
+    with qtbot.waitSignal(model.searchFinished, timeout=10_000):
+        model.set_search("brown")
     index = model.index(0)
     assert index.data(MatchedMessageRole) == message.id
     assert matched_words(index.data(SnippetRole)) == ["brown"]
@@ -107,8 +108,9 @@ def test_choosing_a_search_hit_opens_the_chat_at_the_message(qtbot, make_window)
     store.append_message(other.id, "user", "something else")
     window.open_conversation(other.id)
     window.resize(900, 600)
-    qtbot.keyClicks(window.sidebar.search, "zebra")
     model = window.sidebar.model
+    with qtbot.waitSignal(model.searchFinished, timeout=10_000):
+        qtbot.keyClicks(window.sidebar.search, "zebra")
     assert model.rowCount() == 1 and matched_words(model.index(0).data(SnippetRole)) == ["zebra"]
     window.sidebar.grab().save("/tmp/i16-search-sidebar.png")
     rect = window.sidebar.list.visualRect(model.index(0))

@@ -15,7 +15,7 @@ from app.conversations.conversation_list_model import (
 from app.conversations.store import ConversationStore
 
 
-def test_model_lists_filters_and_renames(qapp, tmp_path: Path) -> None:
+def test_model_lists_filters_and_renames(qtbot, tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite3")
     tides = store.create_conversation("Tides")
     store.append_message(tides.id, "user", "why does the moon pull water")
@@ -26,7 +26,8 @@ def test_model_lists_filters_and_renames(qapp, tmp_path: Path) -> None:
     assert model.data(model.index(1), ConversationIdRole) == tides.id
     assert model.data(model.index(0), SubtitleRole) == "just now"
 
-    model.set_search("MOON")
+    with qtbot.waitSignal(model.searchFinished, timeout=10_000):
+        model.set_search("MOON")
     assert model.rowCount() == 1 and model.conversation_at(0).id == tides.id
     assert model.row_of(code.id) == -1
 
