@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.conversations.store import search as searching
+from app.conversations.store.conversation_store import connect
 from app.conversations.store.records import SearchHit
 from app.shell.background import BackgroundCall
 
@@ -58,10 +59,8 @@ class BackgroundSearch(QObject):
         self._interrupt_older(self._generation)
 
     def _search(self, generation: int, text: str) -> list[SearchHit]:
-        uri = self._database.resolve().as_uri() + "?mode=ro"
-        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        db = connect(self._database, read_only=True)
         try:
-            db.row_factory = sqlite3.Row
             with self._lock:
                 self._connections[generation] = db
             if generation != self._generation:

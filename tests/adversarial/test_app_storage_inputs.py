@@ -3,6 +3,7 @@ database, import files, the settings file."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from app.conversations.conversation_list_model import ConversationListModel
+from app.conversations.export import FORMAT_NAME, FORMAT_VERSION, export_markdown
+from app.conversations.export_dialog import ConversationTransfer
 from app.conversations.store import ConversationStore
 from app.conversations.store import search as searching
 from app.settings.app_settings import AppSettings, load_settings, settings_path
@@ -89,3 +92,142 @@ def test_the_list_model_searches_off_the_gui_thread_and_drops_stale_searches(
     assert shown == ["pears"]
     assert [model.conversation_at(r).id for r in range(model.rowCount())] == [pears.id]
     assert threads and threading.main_thread().name not in threads
+
+
+# --- import ----------------------------------------------------------------------------------
+
+
+def _export_document(chats: int = 1) -> dict:
+    message = {
+        "position": 0,
+        "version": 0,
+        "shown": True,
+        "role": "user",
+        "content": "hello",
+        "created_at": 1_700_000_000.0,
+        "finish_reason": "",
+        "interrupted": False,
+        "model": "",
+        "generation": None,
+    }
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "conversations": [
+            {
+                "id": f"chat{number}",
+                "title": f"Chat {number}",
+                "created_at": 1_700_000_000.0,
+                "updated_at": 1_700_000_000.0,
+                "system_prompt": None,
+                "messages": [dict(message)],
+            }
+            for number in range(chats)
+        ],
+    }
+
+
+def _chat(number: int, message: dict) -> dict:
+    return {
+        "id": f"chat{number}",
+        "title": f"Chat {number}",
+        "created_at": 1_700_000_000.0,
+        "updated_at": 1_700_000_000.0,
+        "system_prompt": None,
+        "messages": [dict(message)],
+    }
+
+
+def _with(path: tuple, value: object) -> str:
+    document = _export_document(2)
+    target = document
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return json.dumps(document)  # NaN and Infinity come out as Python's json writes them
+
+
+HOSTILE_IMPORTS = [
+    (
+        "nested",
+        json.dumps(_export_document(1))[:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "nested deeper than Python's recursion limit",
+    ),
+    (
+        "nan",
+        _with(("conversations", 1, "messages", 0, "created_at"), float("nan")),
+        "conversations[1].messages[0].created_at: expected a number of Unix seconds",
+    ),
+    (
+        "huge position",
+        _with(("conversations", 0, "messages", 0, "position"), 2**70),
+        "conversations[0].messages[0].position: expected an integer 0..2147483647",
+    ),
+    (
+        "lone surrogate",
+        _with(("conversations", 1, "messages", 0, "content"), "\ud800"),
+        "conversations[1].messages[0].content: expected text of at most",
+    ),
+    (
+        "1e308",
+        _with(("conversations", 1, "created_at"), 1e308),
+        "conversations[1].created_at: expected a number of Unix seconds 0..253402300799",
+    ),
+    (
+        "infinity",
+        _with(("conversations", 0, "messages", 0, "created_at"), float("inf")),
+        "conversations[0].messages[0].created_at: expected a number of Unix seconds",
+    ),
+    (
+        "nan in settings",
+        _with(("conversations", 0, "messages", 0, "generation"), {"temperature": float("nan")}),
+        "conversations[0].messages[0].generation: expected null or an object of finite numbers",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [case[1:] for case in HOSTILE_IMPORTS],
+    ids=[case[0] for case in HOSTILE_IMPORTS],
+)
+def test_a_hostile_import_is_refused_with_the_path_of_its_first_bad_item(
+    qtbot, tmp_path: Path, content: str, expected: str
+) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    transfer = ConversationTransfer(store)
+    path = tmp_path / "hostile.json"
+    path.write_text(content, encoding="utf-8", errors="surrogatepass")
+    with qtbot.waitSignal(transfer.failed, timeout=30_000) as failed:
+        transfer.import_file(path)  # nothing escapes as an internal error
+    assert failed.args[0].startswith("Could not import hostile.json: ")
+    assert expected in failed.args[0]
+    assert store.conversations() == []  # nothing of the file was written
+    assert not transfer.importing
+
+
+def test_markdown_export_shows_a_time_no_calendar_can_show(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    chat = store.create_conversation("Old import")
+    store.append_message(chat.id, "user", "hi")
+    store._db.execute("UPDATE messages SET created_at = 1e308")  # written by an older import
+    store._db.execute("UPDATE conversations SET created_at = ?", (float("inf"),))
+    text = export_markdown(store, [chat.id])  # no OverflowError
+    assert "unknown time (1e+308 is not a date)" in text and "unknown time (inf" in text
+
+
+def test_a_large_import_runs_off_the_gui_thread_with_progress(qtbot, tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    transfer = ConversationTransfer(store)
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(_export_document(5_000)), encoding="utf-8")
+    progress: list[tuple[str, int, int]] = []
+    transfer.progress.connect(lambda *args: progress.append(args))
+    started = time.perf_counter()
+    with qtbot.waitSignal(transfer.imported, timeout=120_000) as imported:
+        transfer.import_file(path)
+        returned_after = time.perf_counter() - started
+    assert returned_after < 0.5, f"expected the GUI thread back at once, found {returned_after} s"
+    assert len(imported.args[0]) == 5_000 and len(store.conversations()) == 5_000
+    assert ("check", 5_000, 5_000) in progress and ("write", 5_000, 5_000) in progress
+    assert len(progress) <= 2 * 5_000 // 100  # a report per hundred chats, not per chat

@@ -39,6 +39,22 @@ def default_database_path() -> Path:
     return paths.data_dir() / DATABASE_NAME
 
 
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection as the store uses one (rows by name, autocommit, foreign keys, WAL), for the
+    GUI thread's store or for work on another thread (a search, an import)."""
+    if read_only:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    else:
+        db = sqlite3.connect(str(path), isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA busy_timeout = 10000")  # another connection may be writing
+    if not read_only:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
 class ConversationStore:
     """All reads and writes of conversations; one connection, used on the GUI thread."""
 
@@ -58,11 +74,7 @@ class ConversationStore:
                 f"found an error: {error}"
             ) from error
         try:
-            self._db = sqlite3.connect(str(self.path), isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db = connect(self.path)
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise StorageError(

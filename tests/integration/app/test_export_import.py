@@ -143,13 +143,16 @@ def test_the_file_menu_exports_and_imports(qtbot, make_window, tmp_path: Path) -
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "coreml-chat conversations", "version": 1, "conversations": 3}')
-    assert window.transfer.import_file(bad) == []
+    with qtbot.waitSignal(window.transfer.failed, timeout=10_000):
+        window.transfer.import_file(bad)
     assert "Could not import bad.json: conversations: expected a list, found 3" in (
         window.banner.text
     )
     for conversation_id in ids:
         window.controller.delete_conversation(conversation_id)
-    assert window.transfer.import_file(target) == ids
+    with qtbot.waitSignal(window.transfer.imported, timeout=10_000) as imported:
+        window.transfer.import_file(target)
+    assert imported.args == [ids]
     assert window.sidebar.model.rowCount() == 2
     assert window.controller.current_conversation_id == ids[0]
     assert [r.text for r in window.chat_view.rows] == ["Name a colour", "Red"]
