@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.conversations.conversation_list_model import ConversationListModel
 from app.conversations.export import FORMAT_NAME, FORMAT_VERSION, export_markdown
 from app.conversations.export_dialog import ConversationTransfer
 from app.conversations.store import ConversationStore
 from app.conversations.store import search as searching
+from app.conversations.store.integrity import DatabaseHealth, check_database
 from app.settings.app_settings import AppSettings, load_settings, settings_path
+from app.shell.database_check import QUIT, REBUILD, START_NEW, ask_what_to_do, open_checked_store
 
 # --- the settings file -----------------------------------------------------------------------
 
@@ -231,3 +236,98 @@ def test_a_large_import_runs_off_the_gui_thread_with_progress(qtbot, tmp_path: P
     assert len(imported.args[0]) == 5_000 and len(store.conversations()) == 5_000
     assert ("check", 5_000, 5_000) in progress and ("write", 5_000, 5_000) in progress
     assert len(progress) <= 2 * 5_000 // 100  # a report per hundred chats, not per chat
+
+
+# --- a damaged database ----------------------------------------------------------------------
+
+PAGE = 4096
+
+
+def _damaged_database(tmp_path: Path, table: str = "messages_fts_data") -> Path:
+    """A database of 40 chats with one page of ``table`` overwritten (the header intact)."""
+    path = tmp_path / "conversations.sqlite3"
+    store = _store_with_chats(path, count=40)
+    (page,) = store._db.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
+    ).fetchone()
+    store.close()
+    with path.open("r+b") as file:
+        file.seek((page - 1) * PAGE)
+        file.write(b"\xa5" * PAGE)
+    return path
+
+
+def test_the_damaged_page_crashed_the_first_query(tmp_path: Path) -> None:
+    """What start-up met before the check: the store opens, its first query fails."""
+    path = _damaged_database(tmp_path)
+    with pytest.raises(sqlite3.DatabaseError, match="vtable constructor failed: messages_fts"):
+        ConversationStore(path).delete_empty_conversations()
+
+
+def test_start_up_checks_the_database_keeps_a_copy_and_rebuilds(tmp_path: Path) -> None:
+    path = _damaged_database(tmp_path)
+    damaged = path.read_bytes()
+    asked: list[DatabaseHealth] = []
+    told: list[str] = []
+
+    def ask(health: DatabaseHealth) -> str:
+        asked.append(health)
+        return REBUILD
+
+    store = open_checked_store(path, ask=ask, tell=told.append)
+    assert store is not None and len(asked) == 1 and asked[0].problems
+    assert store.delete_empty_conversations() == 0  # the query that crashed
+    assert len(store.conversations()) == 40 and len(store.search("apples")) == 40  # index anew
+    (kept,) = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert kept.read_bytes() == damaged  # never written over
+    assert "40 chats, 80 messages kept" in told[0] and kept.name in told[0]
+    assert check_database(path).ok
+
+
+def test_start_up_can_start_a_new_database_or_quit_touching_nothing(tmp_path: Path) -> None:
+    path = _damaged_database(tmp_path)
+    damaged = path.read_bytes()
+    assert open_checked_store(path, ask=lambda _health: QUIT) is None
+    assert path.read_bytes() == damaged and sorted(p.name for p in tmp_path.iterdir()) == [
+        path.name
+    ]
+    store = open_checked_store(path, ask=lambda _health: START_NEW)
+    assert store is not None and store.conversations() == []
+    (kept,) = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert kept.read_bytes() == damaged
+
+
+def test_a_damaged_messages_page_keeps_every_row_still_readable(tmp_path: Path) -> None:
+    path = tmp_path / "conversations.sqlite3"
+    store = _store_with_chats(path, count=300)
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store.close()
+    with path.open("r+b") as file:  # a page in the middle: some leaf of the messages table
+        file.seek((pages // 2) * PAGE)
+        file.write(b"\xa5" * PAGE)
+    store = open_checked_store(path, ask=lambda _health: REBUILD)
+    assert store is not None
+    chats = store.conversations()
+    assert 200 < len(chats) <= 300  # most survive; those on the damaged page are in the copy
+    for chat in chats[:20]:
+        store.messages(chat.id)  # every kept row reads
+
+
+def test_the_dialog_offers_rebuild_new_or_quit(qtbot, tmp_path: Path) -> None:
+    path = _damaged_database(tmp_path)
+    health = check_database(path)
+    seen: list[list[str]] = []
+
+    def answer() -> None:
+        box = next((w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)), None)
+        if box is None or not box.isVisible():
+            QTimer.singleShot(20, answer)
+            return
+        box.resize(560, box.sizeHint().height())
+        box.grab().save("/tmp/store-damaged-database.png")
+        seen.append([b.text() for b in box.buttons()])
+        next(b for b in box.buttons() if b.text() == "Quit").click()
+
+    QTimer.singleShot(20, answer)
+    assert ask_what_to_do(health) == QUIT
+    assert seen and {"Keep a Copy and Rebuild", "Start a New Database", "Quit"} <= set(seen[0])
