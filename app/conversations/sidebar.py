@@ -1,7 +1,8 @@
 """The list of conversations: new, search, select, rename (double-click or menu), delete.
 
 From the keyboard: the arrow keys and Return open chats, Delete (or Backspace) asks to delete the
-current one, F2 renames; Esc in the search field clears it (instead of stopping an answer).
+current one, F2 renames; in the search field ↓ moves to the results and Return opens the first
+(once the search has found it), Esc clears it (instead of stopping an answer).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from app.conversations.conversation_list_model import (
     SnippetRole,
     SubtitleRole,
 )
-from app.conversations.search_snippet import paint_snippet
+from app.conversations.search_snippet import matched_words, paint_snippet
 from app.conversations.store.search import MAX_QUERY_CHARS
 from app.ui.keyboard import claims_escape, with_shortcut
 from app.ui.palette import current_palette
@@ -118,9 +119,12 @@ class ConversationListView(QListView):
 
 
 class SearchField(QLineEdit):
-    """Esc clears the search (and a second Esc gives the focus back); it never stops an answer."""
+    """Esc clears the search (and a second Esc gives the focus back); it never stops an answer.
+    ↓ and Return hand over to the results."""
 
     escapePressed = Signal()
+    downPressed = Signal()
+    openPressed = Signal()
 
     def event(self, event: Any) -> bool:
         if claims_escape(event):
@@ -134,13 +138,19 @@ class SearchField(QLineEdit):
             else:
                 self.escapePressed.emit()
             return
+        if event.key() == Qt.Key.Key_Down and not event.modifiers():
+            self.downPressed.emit()
+            return
+        if event.key() in OPEN_KEYS and not event.modifiers():
+            self.openPressed.emit()
+            return
         super().keyPressEvent(event)
 
 
 class Sidebar(QWidget):
     newRequested = Signal()
     conversationSelected = Signal(str)
-    searchHitChosen = Signal(str, int)  # conversation id, the message the search matched
+    searchHitChosen = Signal(str, int, list)  # conversation id, matched message, matched words
     deleteRequested = Signal(str)
     settingsRequested = Signal()
 
@@ -168,6 +178,9 @@ class Sidebar(QWidget):
         self.search.setPlaceholderText("Search chats")
         self.search.setAccessibleName("Search chats")
         self.search.escapePressed.connect(lambda: self.list.setFocus())
+        self.search.downPressed.connect(self._enter_results)
+        self.search.openPressed.connect(self._open_first_result)
+        self._open_when_found = False  # Return came before the search's hits
         self.search.setClearButtonEnabled(True)
         self.search.setMaxLength(MAX_QUERY_CHARS)  # what a search reads; a paste is cut here
         self.search.textChanged.connect(self._on_search)
@@ -213,6 +226,7 @@ class Sidebar(QWidget):
         layout.addLayout(footer)
         model.modelReset.connect(self._update_empty)
         model.modelReset.connect(self._show_selected)  # a search's hits arrive later
+        model.searchFinished.connect(self._on_search_finished)
         self._update_empty()
 
     def _update_empty(self) -> None:
@@ -221,7 +235,37 @@ class Sidebar(QWidget):
         self.empty_label.setVisible(empty)
 
     def _on_search(self, text: str) -> None:
+        self._open_when_found = False
         self.model.set_search(text)
+
+    def _enter_results(self) -> None:
+        """↓ in the search field: the first result (or the current one) gets the focus, opened."""
+        if self.model.rowCount() == 0:
+            return
+        index = self.list.currentIndex()
+        if not index.isValid():
+            index = self.model.index(0)
+            self.list.setCurrentIndex(index)
+            self._on_clicked(index)
+        self.list.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _open_first_result(self) -> None:
+        """Return in the search field: open the first result (when the search is still running,
+        as soon as its hits arrive)."""
+        if self.model.searching:
+            self._open_when_found = True
+            return
+        if self.model.rowCount() == 0:
+            return
+        index = self.model.index(0)
+        self.list.setCurrentIndex(index)
+        self._on_clicked(index)
+        self.list.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _on_search_finished(self, _text: str) -> None:
+        if self._open_when_found:
+            self._open_when_found = False
+            self._open_first_result()
 
     def _on_clicked(self, index: QModelIndex) -> None:
         conversation_id = index.data(ConversationIdRole)
@@ -230,7 +274,8 @@ class Sidebar(QWidget):
             self.conversationSelected.emit(conversation_id)
             message_id = index.data(MatchedMessageRole)
             if message_id is not None:
-                self.searchHitChosen.emit(conversation_id, message_id)
+                words = matched_words(index.data(SnippetRole) or "")
+                self.searchHitChosen.emit(conversation_id, message_id, words)
 
     def selected_id(self) -> str | None:
         index = self.list.currentIndex()
