@@ -1,4 +1,5 @@
-"""The list of conversations: new, search, select, rename (double-click or menu), delete.
+"""The list of conversations: new, search, select, rename inline (double-click, F2 or the menu),
+pin, delete; grouped by date (pinned chats first) when no search is shown.
 
 From the keyboard: the arrow keys and Return open chats, Delete (or Backspace) asks to delete the
 current one, F2 renames; in the search field ↓ moves to the results and Return opens the first
@@ -32,7 +33,9 @@ from PySide6.QtWidgets import (
 from app.conversations.conversation_list_model import (
     ConversationIdRole,
     ConversationListModel,
+    GroupRole,
     MatchedMessageRole,
+    PinnedRole,
     SnippetRole,
     SubtitleRole,
 )
@@ -46,19 +49,43 @@ logger = logging.getLogger(__name__)
 SIDEBAR_WIDTH = 250
 OPEN_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 DELETE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+GROUP_HEADER_HEIGHT = 28  # the band above a group's first row that names the group
 
 
 class ConversationDelegate(QStyledItemDelegate):
-    """Title and relative time on a rounded row; the selected row is highlighted softly."""
+    """Title and relative time on a rounded row; the selected row is highlighted softly. A
+    group's first row carries the group's name in a band above it."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
-        return QSize(option.rect.width(), 68 if index.data(SnippetRole) else 46)
+        height = 68 if index.data(SnippetRole) else 46
+        return QSize(option.rect.width(), height + _header_height(index))
+
+    def updateEditorGeometry(self, editor: Any, option: QStyleOptionViewItem, index: Any) -> None:
+        """The inline rename field over the title, not over the group's name."""
+        rect = QRect(option.rect).adjusted(10, _header_height(index) + 4, -10, 0)
+        rect.setHeight(min(rect.height(), 28))
+        editor.setGeometry(rect)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         colors = current_palette()
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = QRect(option.rect).adjusted(6, 2, -6, -2)
+        header = _header_height(index)
+        if header:
+            heading = QFont(option.font)
+            heading.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
+            heading.setWeight(QFont.Weight.DemiBold)
+            painter.setFont(heading)
+            painter.setPen(QColor(colors.text_tertiary))
+            band = QRect(
+                option.rect.left() + 16, option.rect.top(), option.rect.width() - 24, header
+            )
+            painter.drawText(
+                band,
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+                str(index.data(GroupRole)),
+            )
+        rect = QRect(option.rect).adjusted(6, 2 + header, -6, -2)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
         if selected or hovered:
@@ -95,6 +122,10 @@ class ConversationDelegate(QStyledItemDelegate):
             str(index.data(SubtitleRole) or ""),
         )
         painter.restore()
+
+
+def _header_height(index: QModelIndex) -> int:
+    return GROUP_HEADER_HEIGHT if index.data(GroupRole) else 0
 
 
 class ConversationListView(QListView):
@@ -310,6 +341,9 @@ class Sidebar(QWidget):
         if answer == QMessageBox.StandardButton.Yes:
             self.deleteRequested.emit(conversation_id)
 
+    def set_pinned(self, index: QModelIndex, pinned: bool) -> None:
+        self.model.set_pinned(index.row(), pinned)
+
     def _show_menu(self, position: Any) -> None:
         index = self.list.indexAt(position)
         if not index.isValid():
@@ -317,6 +351,8 @@ class Sidebar(QWidget):
         conversation_id = index.data(ConversationIdRole)
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.edit(index))
+        pinned = bool(index.data(PinnedRole))
+        menu.addAction("Unpin" if pinned else "Pin", lambda: self.set_pinned(index, not pinned))
         menu.addSeparator()
         menu.addAction("Delete…", lambda: self.confirm_delete(conversation_id))
         menu.exec(self.list.viewport().mapToGlobal(position))

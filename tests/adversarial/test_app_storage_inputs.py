@@ -319,8 +319,9 @@ def test_the_dialog_offers_rebuild_new_or_quit(qtbot, tmp_path: Path) -> None:
     seen: list[list[str]] = []
 
     def answer() -> None:
-        box = next((w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)), None)
-        if box is None or not box.isVisible():
+        boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
+        box = next((w for w in boxes if w.isVisible()), None)  # earlier tests' boxes linger
+        if box is None:
             QTimer.singleShot(20, answer)
             return
         box.resize(560, box.sizeHint().height())

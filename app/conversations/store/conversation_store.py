@@ -146,11 +146,19 @@ class ConversationStore:
             "UPDATE conversations SET system_prompt = ? WHERE id = ?", (prompt, conversation_id)
         )
 
+    def set_pinned(self, conversation_id: str, pinned: bool) -> None:
+        """Pin a chat to the top of the sidebar, or unpin it (its time is not changed)."""
+        self._require(conversation_id)
+        self._db.execute(
+            "UPDATE conversations SET pinned = ? WHERE id = ?", (int(pinned), conversation_id)
+        )
+
     def delete_empty_conversations(self) -> int:
         """Remove chats that hold nothing of the user's (no message, no own system prompt, the
-        default title); how many. Older versions stored every "New chat" at once."""
+        default title, not pinned); how many. Older versions stored every "New chat" at once."""
         cursor = self._db.execute(
-            "DELETE FROM conversations WHERE title = ? AND system_prompt IS NULL AND NOT EXISTS"
+            "DELETE FROM conversations WHERE title = ? AND system_prompt IS NULL AND pinned = 0"
+            " AND NOT EXISTS"
             " (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id)",
             (DEFAULT_TITLE,),
         )

@@ -21,6 +21,7 @@ class Conversation:
     created_at: float
     updated_at: float
     system_prompt: str | None = None  # the chat's own; None: the global one (settings)
+    pinned: bool = False  # kept at the top of the sidebar
 
 
 @dataclass(frozen=True)

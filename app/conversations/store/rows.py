@@ -16,7 +16,12 @@ SELECT_MESSAGES = (
 
 def conversation_from_row(row: sqlite3.Row) -> Conversation:
     return Conversation(
-        row["id"], row["title"], row["created_at"], row["updated_at"], row["system_prompt"]
+        row["id"],
+        row["title"],
+        row["created_at"],
+        row["updated_at"],
+        row["system_prompt"],
+        bool(row["pinned"]),
     )
 
 
