@@ -250,8 +250,11 @@ class ConversationTransfer(QObject):
     def _on_checked(self, plan: ImportPlan, parent: Any) -> None:
         self._import_call = None
         self.checked.emit(plan)
+        if self._cancel.is_set():  # cancelled while the file was checked: nothing to write
+            self._on_import_failed(plan.path, ImportCancelled())
+            return
         records = plan.records
-        if plan.taken and not self._cancel.is_set():
+        if plan.taken:
             self._close_progress()
             choice = self.ask_about_duplicates(plan, parent)
             if choice is None:
@@ -327,6 +330,7 @@ class ConversationTransfer(QObject):
         dialog = QProgressDialog(label, "Cancel", 0, 0, parent)
         dialog.setWindowTitle("Import chats")
         dialog.setMinimumDuration(400)  # a small file never flashes a dialog
+        dialog.setMinimumWidth(380)  # "Importing chat 49,900 of 50,000…" whole
         dialog.setAutoClose(False)
         dialog.setAutoReset(False)
         dialog.canceled.connect(self.cancel_import)

@@ -210,3 +210,21 @@ def test_importing_the_same_file_twice_asks_to_skip_or_copy(qtbot, tmp_path: Pat
         transfer.import_file(path)
     assert failed.args == ["Import of all.json cancelled: nothing was imported"]
     assert len(store.conversations()) == 4
+
+
+def test_a_cancelled_import_imports_nothing(qtbot, tmp_path: Path) -> None:
+    from app.conversations.export_dialog import ConversationTransfer
+
+    source = ConversationStore(tmp_path / "a.sqlite3")
+    ids = [source.create_conversation(f"Chat {n}").id for n in range(300)]
+    for conversation_id in ids:
+        source.append_message(conversation_id, "user", "hello")
+    path = tmp_path / "many.json"
+    path.write_text(export_json(source, ids), encoding="utf-8")
+    store = ConversationStore(tmp_path / "b.sqlite3")
+    transfer = ConversationTransfer(store)
+    with qtbot.waitSignal(transfer.failed, timeout=30_000) as failed:
+        transfer.import_file(path)
+        transfer.cancel_import()  # the progress dialog's Cancel
+    assert failed.args == ["Import of many.json cancelled: nothing was imported"]
+    assert store.conversations() == [] and not transfer.importing
