@@ -332,3 +332,21 @@ def test_the_dialog_offers_rebuild_new_or_quit(qtbot, tmp_path: Path) -> None:
     QTimer.singleShot(20, answer)
     assert ask_what_to_do(health) == QUIT
     assert seen and {"Keep a Copy and Rebuild", "Start a New Database", "Quit"} <= set(seen[0])
+
+
+def test_a_healthy_database_left_by_a_crash_checks_ok_and_nothing_is_created_beside_it(
+    tmp_path: Path,
+) -> None:
+    store = _store_with_chats(tmp_path / "live.sqlite3", count=5)  # open: its -wal holds data
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    for suffix in ("", "-wal"):  # as a crash (or a copy) can leave it: no -shm
+        (crashed / f"conversations.sqlite3{suffix}").write_bytes(
+            (tmp_path / f"live.sqlite3{suffix}").read_bytes()
+        )
+    store.close()
+    path = crashed / "conversations.sqlite3"
+    assert check_database(path).ok
+    assert sorted(p.name for p in crashed.iterdir()) == [path.name, path.name + "-wal"]
+    reopened = open_checked_store(path, ask=lambda _health: pytest.fail("asked for nothing"))
+    assert reopened is not None and len(reopened.conversations()) == 5  # the WAL's chats too

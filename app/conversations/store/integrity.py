@@ -46,22 +46,40 @@ class Recovery:
 
 
 def check_database(path: Path) -> DatabaseHealth:
-    """``PRAGMA quick_check`` on ``path`` (a missing file is healthy: it will be created)."""
+    """``PRAGMA quick_check`` on ``path`` (a missing file is healthy: it will be created).
+
+    Nothing is created beside the file: without a -wal the file is read alone (immutable); with
+    one (after a crash; it holds committed data) a scratch copy of both is checked, since
+    reading a WAL database needs its -shm, which may be missing."""
     if not path.exists():
         return DatabaseHealth(path, ())
+    if not path.with_name(path.name + "-wal").exists():
+        return _quick_check(path.resolve().as_uri() + "?immutable=1", path)
+    with tempfile.TemporaryDirectory(prefix="coreml-chat-check-") as scratch:
+        copy = _scratch_copy(path, Path(scratch))
+        return _quick_check(str(copy), path)
+
+
+def _quick_check(target: str, path: Path) -> DatabaseHealth:
     try:
-        if path.with_name(path.name + "-wal").exists():  # committed data may live there
-            db = connect(path, read_only=True)
-        else:  # nothing beside it: read the file alone, creating no -wal or -shm next to it
-            db = sqlite3.connect(path.resolve().as_uri() + "?immutable=1", uri=True)
+        db = sqlite3.connect(target, uri=target.startswith("file:"))
         try:
             rows = db.execute("PRAGMA quick_check").fetchall()
         finally:
             db.close()
     except sqlite3.DatabaseError as error:  # quick_check itself stops at some damage
         return DatabaseHealth(path, (str(error),))
-    problems = tuple(str(row[0]) for row in rows if row[0] != "ok")
-    return DatabaseHealth(path, problems)
+    return DatabaseHealth(path, tuple(str(row[0]) for row in rows if row[0] != "ok"))
+
+
+def _scratch_copy(path: Path, folder: Path) -> Path:
+    """``path`` and its -wal/-shm copied into ``folder`` (SQLite may write while reading)."""
+    copy = folder / path.name
+    for companion in COMPANIONS:
+        source = path.with_name(path.name + companion)
+        if source.exists():
+            shutil.copyfile(source, copy.with_name(copy.name + companion))
+    return copy
 
 
 def keep_damaged(path: Path) -> Path:
@@ -89,11 +107,7 @@ def rebuild_database(path: Path) -> Recovery:
     """Keep the damaged file aside, then copy what can be read into a new database at ``path``."""
     kept = keep_damaged(path)
     with tempfile.TemporaryDirectory(prefix="coreml-chat-recover-") as scratch:
-        copy = Path(scratch) / path.name
-        for companion in COMPANIONS:  # SQLite may write while reading (the WAL): a copy, then
-            source = kept.with_name(kept.name + companion)
-            if source.exists():
-                shutil.copyfile(source, copy.with_name(copy.name + companion))
+        copy = _scratch_copy(kept, Path(scratch))
         old = sqlite3.connect(str(copy), isolation_level=None)
         old.row_factory = sqlite3.Row
         store = ConversationStore(path)  # a new database at the current schema
