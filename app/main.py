@@ -93,10 +93,11 @@ def run_gui(args: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.chat.engine_bridge import EngineBridge, default_worker_factory
-    from app.conversations.conversation_store import ConversationStore, StorageError
+    from app.conversations.store import StorageError, default_database_path
     from app.settings.app_settings import load_settings
     from app.settings.settings_store import SettingsStore
     from app.shell import event_loop
+    from app.shell.database_check import open_checked_store
     from app.shell.instance_lock import (
         InstanceLockError,
         acquire_instance_lock,
@@ -120,10 +121,13 @@ def run_gui(args: list[str]) -> int:
     apply_theme(app, mode=settings.settings.theme)
     theme_follower = ThemeFollower(app, settings)  # noqa: F841  # lives as long as the window
     event_loop.install_excepthook()
+    notices: list[str] = []  # what the database check did, shown once the window is
     try:
-        store = ConversationStore()
+        store = open_checked_store(default_database_path(), tell=notices.append)
     except StorageError as error:
         event_loop.show_error_dialog(str(error), "")
+        return 1
+    if store is None:  # a damaged database and the user chose Quit: nothing was changed
         return 1
     bridge = EngineBridge(default_worker_factory(hf_token=settings.settings.hf_token))
     window = MainWindow(store=store, bridge=bridge, settings=settings)
@@ -131,6 +135,8 @@ def run_gui(args: list[str]) -> int:
 
     async def run_window() -> int:
         window.show()
+        for notice in notices:
+            window.status_line.show_notice(notice)
         shown = time.perf_counter() - _LAUNCHED_AT
         logger.info("window shown %.3f s after launch", shown)
         if os.environ.get(STARTUP_PROBE_ENV):

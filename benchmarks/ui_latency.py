@@ -131,7 +131,7 @@ def measure_stalls(
     from PySide6.QtWidgets import QApplication
 
     from app.chat.engine_bridge import EngineBridge
-    from app.conversations.conversation_store import ConversationStore
+    from app.conversations.store import ConversationStore
     from app.settings.app_settings import AppSettings
     from app.settings.settings_store import SettingsStore
     from app.shell.main_window import MainWindow

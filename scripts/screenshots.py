@@ -89,7 +89,7 @@ def fresh_home() -> None:
 def make_window(settings_model_path: str = ""):
     fresh_home()
     from app.chat.engine_bridge import EngineBridge
-    from app.conversations.conversation_store import ConversationStore
+    from app.conversations.store import ConversationStore
     from app.settings.app_settings import AppSettings
     from app.settings.settings_store import SettingsStore
     from app.shell.main_window import MainWindow

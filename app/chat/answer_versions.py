@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
 
-from app.conversations.conversation_store import StoredMessage
+from app.conversations.store import StoredMessage
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from app.chat.active_answer import ActiveAnswer, generation_json
 from app.chat.engine_bridge import EngineBridge
 from app.chat.live_stats import LiveStats, estimate_context_tokens
-from app.conversations.conversation_store import ConversationStore, StoredMessage
+from app.conversations.store import ConversationStore, StoredMessage
 from app.ui.keyboard import shortcut_text
 from engine.messages import (
     ChatMessage,

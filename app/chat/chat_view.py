@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVB
 
 from app.chat.markdown_render import MarkdownRenderer
 from app.chat.message_row import MessageRow
-from app.conversations.conversation_store import StoredMessage
+from app.conversations.store import StoredMessage
 from app.ui.palette import current_palette
 
 logger = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from app.chat.markdown_render import (
     plain_text_html,
 )
 from app.chat.message_widgets import COPIED_FEEDBACK_MS, MessageEditor, SafeTextBrowser
-from app.conversations.conversation_store import StoredMessage
+from app.conversations.store import StoredMessage
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from app.conversations.conversation_store import (
+from app.conversations.export_schema import (
+    CONVERSATION,
+    MESSAGE,
+    ExportFileError,  # noqa: F401 (callers catch it from here)
+    fail,
+    load_json,
+    read_list,
+    read_object,
+)
+from app.conversations.store import (
     Conversation,
     ConversationStore,
     StoredMessage,
@@ -25,12 +34,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "coreml-chat conversations"
 FORMAT_VERSION = 1
-ROLES = ("system", "user", "assistant")
+PROGRESS_EVERY = 100  # chats checked between two progress reports
 ROLE_NAMES = {"system": "System", "user": "You", "assistant": "Assistant"}
-
-
-class ExportFileError(ValueError):
-    """A file to import is not one of our exports: says where, what was expected and found."""
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -101,7 +106,12 @@ def _conversations(store: ConversationStore, ids: Iterable[str]) -> list[Convers
 
 
 def _when(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+    """The local date and time; a time no calendar can show (written by an older import that did
+    not check it) reads as such instead of failing the whole export."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+    except (OverflowError, ValueError, OSError):
+        return f"unknown time ({timestamp!r} is not a date)"
 
 
 def _quote(text: str) -> str:
@@ -111,106 +121,74 @@ def _quote(text: str) -> str:
 # --- import ----------------------------------------------------------------------------------
 
 
-def parse_export(text: str) -> list[tuple[Conversation, list[StoredMessage]]]:
-    """Check a JSON export completely; the chats and their messages, nothing written yet."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ExportFileError(
-            f"expected a JSON export of coreml-chat, found text that is not JSON ({error})"
-        ) from error
-    _expect(isinstance(document, dict), "the file", "a JSON object", document)
-    _expect(
-        document.get("format") == FORMAT_NAME, "format", repr(FORMAT_NAME), document.get("format")
-    )
-    _expect(
-        document.get("version") == FORMAT_VERSION,
-        "version",
-        f"{FORMAT_VERSION} (a newer app may have written it)",
-        document.get("version"),
-    )
-    chats = document.get("conversations")
-    _expect(isinstance(chats, list), "conversations", "a list", chats)
-    return [_parse_conversation(chat, f"conversations[{n}]") for n, chat in enumerate(chats)]
+def parse_export(
+    text: str, *, progress: Callable[[int, int], None] | None = None
+) -> list[tuple[Conversation, list[StoredMessage]]]:
+    """Check a JSON export completely against ``export_schema``; the chats and their messages,
+    nothing written yet. ``progress(done, total)`` every PROGRESS_EVERY chats and at the end."""
+    document = load_json(text)
+    if not isinstance(document, dict):
+        fail("the file", "a JSON object", document)
+    if document.get("format") != FORMAT_NAME:
+        fail("format", repr(FORMAT_NAME), document.get("format", ...))
+    if document.get("version") != FORMAT_VERSION:
+        fail(
+            "version",
+            f"{FORMAT_VERSION} (a newer app may have written it)",
+            document.get("version", ...),
+        )
+    chats = read_list(document, "", "conversations")
+    records = []
+    for number, chat in enumerate(chats):
+        records.append(_parse_conversation(chat, f"conversations[{number}]"))
+        done = number + 1
+        if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(chats)):
+            progress(done, len(chats))
+    return records
 
 
 def _parse_conversation(data: Any, where: str) -> tuple[Conversation, list[StoredMessage]]:
-    _expect(isinstance(data, dict), where, "an object", data)
+    fields = read_object(data, where, CONVERSATION)
     conversation = Conversation(
-        id=_field(data, where, "id", str),
-        title=_field(data, where, "title", str),
-        created_at=_number(data, where, "created_at"),
-        updated_at=_number(data, where, "updated_at"),
-        system_prompt=_field(data, where, "system_prompt", (str, type(None))),
+        id=fields["id"],
+        title=fields["title"],
+        created_at=float(fields["created_at"]),
+        updated_at=float(fields["updated_at"]),
+        system_prompt=fields["system_prompt"],
     )
-    _expect(bool(conversation.id.strip()), f"{where}.id", "a non-empty id", conversation.id)
-    raw = data.get("messages")
-    _expect(isinstance(raw, list), f"{where}.messages", "a list", raw)
+    raw = read_list(data, where, "messages")
     messages = [_parse_message(m, f"{where}.messages[{n}]") for n, m in enumerate(raw)]
     shown: dict[int, int] = {}
     seen: set[tuple[int, int]] = set()
     for number, message in enumerate(messages):
-        place = f"{where}.messages[{number}]"
         key = (message.position, message.version)
-        _expect(key not in seen, place, "a (position, version) pair used once", key)
+        if key in seen:
+            fail(f"{where}.messages[{number}]", "a (position, version) pair used once", key)
         seen.add(key)
         shown[message.position] = shown.get(message.position, 0) + int(message.active)
     for position, count in sorted(shown.items()):
-        _expect(count == 1, f"{where} position {position}", "exactly one shown version", count)
+        if count != 1:
+            fail(f"{where} position {position}", "exactly one shown version", count)
     return conversation, messages
 
 
 def _parse_message(data: Any, where: str) -> StoredMessage:
-    _expect(isinstance(data, dict), where, "an object", data)
-    role = data.get("role")
-    _expect(role in ROLES, f"{where}.role", " or ".join(ROLES), role)
-    generation = data.get("generation")
-    _expect(
-        generation is None or isinstance(generation, dict),
-        f"{where}.generation",
-        "an object or null",
-        generation,
-    )
-    position = _field(data, where, "position", int)
-    version = _field(data, where, "version", int)
-    _expect(position >= 0 and version >= 0, where, "positions and versions ≥ 0", data)
+    fields = read_object(data, where, MESSAGE)
+    generation = fields["generation"]
     return StoredMessage(
         id=0,
         conversation_id="",
-        position=position,
-        role=role,
-        content=_field(data, where, "content", str),
-        created_at=_number(data, where, "created_at"),
-        finish_reason=_field(data, where, "finish_reason", str),
-        interrupted=_field(data, where, "interrupted", bool),
-        version=version,
-        active=_field(data, where, "shown", bool),
-        model=_field(data, where, "model", str),
+        position=fields["position"],
+        role=fields["role"],
+        content=fields["content"],
+        created_at=float(fields["created_at"]),
+        finish_reason=fields["finish_reason"],
+        interrupted=fields["interrupted"],
+        version=fields["version"],
+        active=fields["shown"],
+        model=fields["model"],
         generation="" if generation is None else json.dumps(generation, sort_keys=True),
     )
-
-
-def _field(data: dict, where: str, name: str, kind: type | tuple[type, ...]) -> Any:
-    value = data.get(name, ...)
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-    _expect(ok, f"{where}.{name}", names.replace("NoneType", "null"), value)
-    return value
-
-
-def _number(data: dict, where: str, name: str) -> float:
-    value = data.get(name, ...)
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    _expect(ok, f"{where}.{name}", "a number (Unix seconds)", value)
-    return float(value)
-
-
-def _expect(condition: bool, where: str, expected: str, found: Any) -> None:
-    if not condition:
-        shown = "nothing" if found is ... else repr(found)
-        if len(shown) > 80:
-            shown = shown[:77] + "…"
-        raise ExportFileError(f"{where}: expected {expected}, found {shown}")
 
 
 def import_json(store: ConversationStore, text: str) -> list[str]:

@@ -14,7 +14,7 @@ import logging
 from PySide6.QtCore import QRect, QRectF
 from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QPainter, QTextDocument
 
-from app.conversations.conversation_store import MATCH_END, MATCH_START
+from app.conversations.store import MATCH_END, MATCH_START
 from app.ui.palette import current_palette
 
 logger = logging.getLogger(__name__)

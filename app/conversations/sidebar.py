@@ -1,7 +1,9 @@
-"""The list of conversations: new, search, select, rename (double-click or menu), delete.
+"""The list of conversations: new, search, select, rename inline (double-click, F2 or the menu),
+pin, delete; grouped by date (pinned chats first) when no search is shown.
 
 From the keyboard: the arrow keys and Return open chats, Delete (or Backspace) asks to delete the
-current one, F2 renames; Esc in the search field clears it (instead of stopping an answer).
+current one, F2 renames; in the search field ↓ moves to the results and Return opens the first
+(once the search has found it), Esc clears it (instead of stopping an answer).
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ from PySide6.QtWidgets import (
 from app.conversations.conversation_list_model import (
     ConversationIdRole,
     ConversationListModel,
+    GroupRole,
     MatchedMessageRole,
+    PinnedRole,
     SnippetRole,
     SubtitleRole,
 )
-from app.conversations.search_snippet import paint_snippet
+from app.conversations.search_snippet import matched_words, paint_snippet
+from app.conversations.store.search import MAX_QUERY_CHARS
 from app.ui.keyboard import claims_escape, with_shortcut
 from app.ui.palette import current_palette
 
@@ -44,19 +49,43 @@ logger = logging.getLogger(__name__)
 SIDEBAR_WIDTH = 250
 OPEN_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 DELETE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+GROUP_HEADER_HEIGHT = 28  # the band above a group's first row that names the group
 
 
 class ConversationDelegate(QStyledItemDelegate):
-    """Title and relative time on a rounded row; the selected row is highlighted softly."""
+    """Title and relative time on a rounded row; the selected row is highlighted softly. A
+    group's first row carries the group's name in a band above it."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
-        return QSize(option.rect.width(), 68 if index.data(SnippetRole) else 46)
+        height = 68 if index.data(SnippetRole) else 46
+        return QSize(option.rect.width(), height + _header_height(index))
+
+    def updateEditorGeometry(self, editor: Any, option: QStyleOptionViewItem, index: Any) -> None:
+        """The inline rename field over the title, not over the group's name."""
+        rect = QRect(option.rect).adjusted(10, _header_height(index) + 4, -10, 0)
+        rect.setHeight(min(rect.height(), 28))
+        editor.setGeometry(rect)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         colors = current_palette()
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = QRect(option.rect).adjusted(6, 2, -6, -2)
+        header = _header_height(index)
+        if header:
+            heading = QFont(option.font)
+            heading.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
+            heading.setWeight(QFont.Weight.DemiBold)
+            painter.setFont(heading)
+            painter.setPen(QColor(colors.text_tertiary))
+            band = QRect(
+                option.rect.left() + 16, option.rect.top(), option.rect.width() - 24, header
+            )
+            painter.drawText(
+                band,
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+                str(index.data(GroupRole)),
+            )
+        rect = QRect(option.rect).adjusted(6, 2 + header, -6, -2)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
         if selected or hovered:
@@ -95,6 +124,10 @@ class ConversationDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+def _header_height(index: QModelIndex) -> int:
+    return GROUP_HEADER_HEIGHT if index.data(GroupRole) else 0
+
+
 class ConversationListView(QListView):
     """The list: moving with the keys opens the chat moved to; Return opens, Delete deletes."""
 
@@ -117,9 +150,12 @@ class ConversationListView(QListView):
 
 
 class SearchField(QLineEdit):
-    """Esc clears the search (and a second Esc gives the focus back); it never stops an answer."""
+    """Esc clears the search (and a second Esc gives the focus back); it never stops an answer.
+    ↓ and Return hand over to the results."""
 
     escapePressed = Signal()
+    downPressed = Signal()
+    openPressed = Signal()
 
     def event(self, event: Any) -> bool:
         if claims_escape(event):
@@ -133,13 +169,19 @@ class SearchField(QLineEdit):
             else:
                 self.escapePressed.emit()
             return
+        if event.key() == Qt.Key.Key_Down and not event.modifiers():
+            self.downPressed.emit()
+            return
+        if event.key() in OPEN_KEYS and not event.modifiers():
+            self.openPressed.emit()
+            return
         super().keyPressEvent(event)
 
 
 class Sidebar(QWidget):
     newRequested = Signal()
     conversationSelected = Signal(str)
-    searchHitChosen = Signal(str, int)  # conversation id, the message the search matched
+    searchHitChosen = Signal(str, int, list)  # conversation id, matched message, matched words
     deleteRequested = Signal(str)
     settingsRequested = Signal()
 
@@ -150,6 +192,7 @@ class Sidebar(QWidget):
         self.setMinimumWidth(200)
         self.resize(SIDEBAR_WIDTH, self.height())
         self.model = model
+        self._selected: str | None = None  # kept while a search hides it; shown again after
 
         header = QHBoxLayout()
         header.setContentsMargins(12, 12, 8, 4)
@@ -166,7 +209,11 @@ class Sidebar(QWidget):
         self.search.setPlaceholderText("Search chats")
         self.search.setAccessibleName("Search chats")
         self.search.escapePressed.connect(lambda: self.list.setFocus())
+        self.search.downPressed.connect(self._enter_results)
+        self.search.openPressed.connect(self._open_first_result)
+        self._open_when_found = False  # Return came before the search's hits
         self.search.setClearButtonEnabled(True)
+        self.search.setMaxLength(MAX_QUERY_CHARS)  # what a search reads; a paste is cut here
         self.search.textChanged.connect(self._on_search)
 
         self.list = ConversationListView(objectName="conversationList")
@@ -209,6 +256,8 @@ class Sidebar(QWidget):
         footer.addWidget(self.settings_button)
         layout.addLayout(footer)
         model.modelReset.connect(self._update_empty)
+        model.modelReset.connect(self._show_selected)  # a search's hits arrive later
+        model.searchFinished.connect(self._on_search_finished)
         self._update_empty()
 
     def _update_empty(self) -> None:
@@ -217,25 +266,58 @@ class Sidebar(QWidget):
         self.empty_label.setVisible(empty)
 
     def _on_search(self, text: str) -> None:
-        selected = self.selected_id()
+        self._open_when_found = False
         self.model.set_search(text)
-        if selected:
-            self.select(selected)
+
+    def _enter_results(self) -> None:
+        """↓ in the search field: the first result (or the current one) gets the focus, opened."""
+        if self.model.rowCount() == 0:
+            return
+        index = self.list.currentIndex()
+        if not index.isValid():
+            index = self.model.index(0)
+            self.list.setCurrentIndex(index)
+            self._on_clicked(index)
+        self.list.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _open_first_result(self) -> None:
+        """Return in the search field: open the first result (when the search is still running,
+        as soon as its hits arrive)."""
+        if self.model.searching:
+            self._open_when_found = True
+            return
+        if self.model.rowCount() == 0:
+            return
+        index = self.model.index(0)
+        self.list.setCurrentIndex(index)
+        self._on_clicked(index)
+        self.list.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _on_search_finished(self, _text: str) -> None:
+        if self._open_when_found:
+            self._open_when_found = False
+            self._open_first_result()
 
     def _on_clicked(self, index: QModelIndex) -> None:
         conversation_id = index.data(ConversationIdRole)
         if conversation_id:
+            self._selected = conversation_id
             self.conversationSelected.emit(conversation_id)
             message_id = index.data(MatchedMessageRole)
             if message_id is not None:
-                self.searchHitChosen.emit(conversation_id, message_id)
+                words = matched_words(index.data(SnippetRole) or "")
+                self.searchHitChosen.emit(conversation_id, message_id, words)
 
     def selected_id(self) -> str | None:
         index = self.list.currentIndex()
         return index.data(ConversationIdRole) if index.isValid() else None
 
     def select(self, conversation_id: str | None) -> None:
-        row = self.model.row_of(conversation_id) if conversation_id else -1
+        self._selected = conversation_id
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        row = self.model.row_of(self._selected) if self._selected else -1
         if row < 0:
             self.list.clearSelection()
             self.list.setCurrentIndex(QModelIndex())
@@ -259,6 +341,9 @@ class Sidebar(QWidget):
         if answer == QMessageBox.StandardButton.Yes:
             self.deleteRequested.emit(conversation_id)
 
+    def set_pinned(self, index: QModelIndex, pinned: bool) -> None:
+        self.model.set_pinned(index.row(), pinned)
+
     def _show_menu(self, position: Any) -> None:
         index = self.list.indexAt(position)
         if not index.isValid():
@@ -266,6 +351,8 @@ class Sidebar(QWidget):
         conversation_id = index.data(ConversationIdRole)
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.edit(index))
+        pinned = bool(index.data(PinnedRole))
+        menu.addAction("Unpin" if pinned else "Pin", lambda: self.set_pinned(index, not pinned))
         menu.addSeparator()
         menu.addAction("Delete…", lambda: self.confirm_delete(conversation_id))
         menu.exec(self.list.viewport().mapToGlobal(position))

@@ -267,6 +267,13 @@ def load_settings() -> AppSettings:
     except json.JSONDecodeError as error:
         logger.warning("%s is not valid JSON (%s); using the default settings", path, error)
         return AppSettings()
+    except RecursionError:  # the decoder recurses per level: a hostile file goes past the stack
+        logger.warning(
+            "%s: expected settings a few levels deep, found JSON nested deeper than Python's"
+            " recursion limit; using the default settings",
+            path,
+        )
+        return AppSettings()
     return settings_from_dict(data, source=path)
 
 

@@ -33,9 +33,10 @@ from app.chat.engine_bridge import EngineBridge, default_worker_factory
 from app.chat.status_line import StatusLine
 from app.chat.system_prompt_dialog import SystemPromptEditor
 from app.conversations.conversation_list_model import ConversationListModel
-from app.conversations.conversation_store import ConversationStore, StoredMessage
 from app.conversations.export_dialog import ConversationTransfer
+from app.conversations.search_highlight import show_search_hit
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
+from app.conversations.store import ConversationStore, StoredMessage
 from app.conversion.demo_conversion import DemoConversion, DemoOutcome, DemoProgress
 from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore
@@ -231,7 +232,9 @@ class MainWindow(QMainWindow):
         self.chat_view.versionRequested.connect(c.show_version)
         self.sidebar.newRequested.connect(self.new_chat)
         self.sidebar.conversationSelected.connect(self.open_conversation)
-        self.sidebar.searchHitChosen.connect(lambda _, m: self.chat_view.scroll_to_message(m))
+        self.sidebar.searchHitChosen.connect(
+            lambda _, message, words: show_search_hit(self.chat_view, message, words)
+        )
         self.sidebar.deleteRequested.connect(c.delete_conversation)
         self.sidebar.settingsRequested.connect(lambda: self.open_settings("model"))
         self.conversations.dataChanged.connect(lambda *_: self._update_title())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app.conversations.conversation_store import _MIGRATIONS, ConversationStore
+from app.conversations.store import MIGRATIONS, ConversationStore
 from engine.messages import GenerationConfig
 
 ANSWER_TIMEOUT_MS = 120_000
@@ -47,7 +47,7 @@ def test_a_new_version_hides_the_shown_answer_and_show_version_flips_back(
 def test_a_version_2_database_keeps_its_messages_as_single_versions(tmp_path: Path) -> None:
     database = tmp_path / "old.sqlite3"
     old = sqlite3.connect(database, isolation_level=None)
-    for number, script in enumerate(_MIGRATIONS[:2], start=1):
+    for number, script in enumerate(MIGRATIONS[:2], start=1):
         old.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
     old.execute("INSERT INTO conversations VALUES ('c1', 'Old chat', 1.0, 1.0)")
     for position, role in enumerate(("user", "assistant")):

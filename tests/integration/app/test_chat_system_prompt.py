@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from app.chat.system_prompt_dialog import describe_prompt
-from app.conversations.conversation_store import _MIGRATIONS, ConversationStore
+from app.conversations.store import MIGRATIONS, ConversationStore
 
 ANSWER_TIMEOUT_MS = 120_000
 
@@ -28,7 +28,7 @@ def test_the_store_keeps_a_chat_prompt_and_old_databases_follow_the_global_one(
 ) -> None:
     database = tmp_path / "old.sqlite3"
     old = sqlite3.connect(database, isolation_level=None)
-    for number, script in enumerate(_MIGRATIONS[:4], start=1):
+    for number, script in enumerate(MIGRATIONS[:4], start=1):
         old.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
     old.execute("INSERT INTO conversations VALUES ('c1', 'Old chat', 1.0, 1.0)")
     old.close()

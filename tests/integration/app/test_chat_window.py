@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from app.conversations.conversation_store import ConversationStore
+from app.conversations.store import ConversationStore
 
 ANSWER_TIMEOUT_MS = 120_000
 
@@ -187,7 +187,8 @@ def test_sidebar_new_search_rename_delete(qtbot, make_window, tiny_chat_model: P
     _wait_idle(qtbot, window)
     sidebar = window.sidebar
     assert sidebar.model.rowCount() == 2  # the ⌘N chat took the first message
-    qtbot.keyClicks(sidebar.search, "PEARS")
+    with qtbot.waitSignal(sidebar.model.searchFinished, timeout=10_000):
+        qtbot.keyClicks(sidebar.search, "PEARS")
     assert sidebar.model.rowCount() == 1
     assert sidebar.model.conversation_at(0).title == "apples and pears"
     sidebar.search.clear()

@@ -128,7 +128,7 @@ def test_a_quit_or_sigterm_mid_answer_keeps_it_marked_interrupted(
         qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    from app.conversations.conversation_store import ConversationStore
+    from app.conversations.store import ConversationStore
 
     store = ConversationStore(conversation_path)
     _user, answer = store.messages(conversation_id)

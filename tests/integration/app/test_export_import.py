@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
-from app.conversations.conversation_store import ConversationStore
 from app.conversations.export import (
     ExportFileError,
     export_json,
     export_markdown,
     import_json,
 )
+from app.conversations.store import ConversationStore
 
 
 def _fill(store: ConversationStore) -> list[str]:
@@ -143,13 +143,88 @@ def test_the_file_menu_exports_and_imports(qtbot, make_window, tmp_path: Path) -
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "coreml-chat conversations", "version": 1, "conversations": 3}')
-    assert window.transfer.import_file(bad) == []
+    with qtbot.waitSignal(window.transfer.failed, timeout=10_000):
+        window.transfer.import_file(bad)
     assert "Could not import bad.json: conversations: expected a list, found 3" in (
         window.banner.text
     )
     for conversation_id in ids:
         window.controller.delete_conversation(conversation_id)
-    assert window.transfer.import_file(target) == ids
+    with qtbot.waitSignal(window.transfer.imported, timeout=10_000) as imported:
+        window.transfer.import_file(target)
+    assert imported.args == [ids]
     assert window.sidebar.model.rowCount() == 2
     assert window.controller.current_conversation_id == ids[0]
     assert [r.text for r in window.chat_view.rows] == ["Name a colour", "Red"]
+
+
+def _answer_when_asked(qtbot, transfer, button: str, shots: list[str]) -> None:
+    """Click ``button`` of the duplicates question once it is open (it runs its own loop)."""
+
+    def click() -> None:
+        box = transfer.question
+        if box is None or not box.isVisible():
+            QTimer.singleShot(20, click)
+            return
+        if not shots:
+            shot = "/tmp/store-import-duplicates.png"
+            box.grab().save(shot)
+            shots.append(shot)
+        chosen = next(b for b in box.buttons() if b.text().replace("&", "") == button)
+        chosen.click()
+
+    QTimer.singleShot(20, click)
+
+
+def test_importing_the_same_file_twice_asks_to_skip_or_copy(qtbot, tmp_path: Path) -> None:
+    from app.conversations.export_dialog import ConversationTransfer
+
+    store = ConversationStore(tmp_path / "a.sqlite3")
+    ids = _fill(store)
+    path = tmp_path / "all.json"
+    path.write_text(export_json(store, ids), encoding="utf-8")
+    transfer = ConversationTransfer(store)
+    shots: list[str] = []
+
+    _answer_when_asked(qtbot, transfer, "Skip All", shots)
+    with qtbot.waitSignal(transfer.imported, timeout=10_000) as imported:
+        transfer.import_file(path)
+    assert imported.args == [[]] and len(store.conversations()) == 2  # nothing duplicated
+    assert "2 of the 2 chats in “all.json” are already here" in transfer.question.text()
+
+    _answer_when_asked(qtbot, transfer, "Import as Copies", shots)
+    with qtbot.waitSignal(transfer.imported, timeout=10_000) as imported:
+        transfer.import_file(path)
+    copies = imported.args[0]
+    assert len(copies) == 2 and set(copies).isdisjoint(ids) and len(store.conversations()) == 4
+
+    store.delete_conversation(ids[1])  # one of the two is gone: only the other is asked about
+    _answer_when_asked(qtbot, transfer, "Skip Those", shots)
+    with qtbot.waitSignal(transfer.imported, timeout=10_000) as imported:
+        transfer.import_file(path)
+    assert imported.args == [[ids[1]]]
+    assert "1 of the 2 chats in “all.json” is already here" in transfer.question.text()
+
+    _answer_when_asked(qtbot, transfer, "Cancel", shots)
+    with qtbot.waitSignal(transfer.failed, timeout=10_000) as failed:
+        transfer.import_file(path)
+    assert failed.args == ["Import of all.json cancelled: nothing was imported"]
+    assert len(store.conversations()) == 4
+
+
+def test_a_cancelled_import_imports_nothing(qtbot, tmp_path: Path) -> None:
+    from app.conversations.export_dialog import ConversationTransfer
+
+    source = ConversationStore(tmp_path / "a.sqlite3")
+    ids = [source.create_conversation(f"Chat {n}").id for n in range(300)]
+    for conversation_id in ids:
+        source.append_message(conversation_id, "user", "hello")
+    path = tmp_path / "many.json"
+    path.write_text(export_json(source, ids), encoding="utf-8")
+    store = ConversationStore(tmp_path / "b.sqlite3")
+    transfer = ConversationTransfer(store)
+    with qtbot.waitSignal(transfer.failed, timeout=30_000) as failed:
+        transfer.import_file(path)
+        transfer.cancel_import()  # the progress dialog's Cancel
+    assert failed.args == ["Import of many.json cancelled: nothing was imported"]
+    assert store.conversations() == [] and not transfer.importing

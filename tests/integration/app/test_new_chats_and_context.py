@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.chat.live_stats import estimate_context_tokens
 from app.chat.status_line import describe_context
-from app.conversations.conversation_store import ConversationStore
+from app.conversations.store import ConversationStore
 
 ANSWER_TIMEOUT_MS = 120_000
 

@@ -33,8 +33,8 @@ KEPT = [
 
 def test_tooltips_and_messages_name_keys_as_this_platform_does(qtbot) -> None:
     from app.conversations.conversation_list_model import ConversationListModel
-    from app.conversations.conversation_store import ConversationStore
     from app.conversations.sidebar import Sidebar
+    from app.conversations.store import ConversationStore
 
     store = ConversationStore()
     sidebar = Sidebar(ConversationListModel(store))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.conversations.conversation_store import ConversationStore
+from app.conversations.store import ConversationStore
 from app.main import log_handlers
 
 

@@ -7,20 +7,21 @@ import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTextBrowser
 
 from app.conversations.conversation_list_model import (
     ConversationListModel,
     MatchedMessageRole,
     SnippetRole,
 )
-from app.conversations.conversation_store import (
-    _MIGRATIONS,
+from app.conversations.search_snippet import matched_words, snippet_html
+from app.conversations.store import (
     MATCH_END,
     MATCH_START,
+    MIGRATIONS,
     ConversationStore,
     fts_query,
 )
-from app.conversations.search_snippet import matched_words, snippet_html
 
 
 def _indexed(store: ConversationStore, word: str) -> list[int]:
@@ -56,7 +57,7 @@ def test_the_index_follows_inserts_updates_version_switches_and_deletes(tmp_path
 def test_an_existing_database_is_indexed_by_the_migration(tmp_path: Path) -> None:
     database = tmp_path / "old.sqlite3"
     old = sqlite3.connect(database, isolation_level=None)
-    for number, script in enumerate(_MIGRATIONS[:5], start=1):
+    for number, script in enumerate(MIGRATIONS[:5], start=1):
         old.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
     old.execute("INSERT INTO conversations (id, title, created_at, updated_at)"
                 " VALUES ('c1', 'Old', 1.0, 1.0)")  # fmt: skip
@@ -90,7 +91,8 @@ def test_the_list_model_carries_the_snippet_and_the_matched_message(qtbot, tmp_p
     message = store.append_message(chat.id, "user", "the quick brown fox jumps")
     model = ConversationListModel(store)
     assert model.index(0).data(SnippetRole) == ""
-    model.set_search("brown")
+    with qtbot.waitSignal(model.searchFinished, timeout=10_000):
+        model.set_search("brown")
     index = model.index(0)
     assert index.data(MatchedMessageRole) == message.id
     assert matched_words(index.data(SnippetRole)) == ["brown"]
@@ -107,8 +109,9 @@ def test_choosing_a_search_hit_opens_the_chat_at_the_message(qtbot, make_window)
     store.append_message(other.id, "user", "something else")
     window.open_conversation(other.id)
     window.resize(900, 600)
-    qtbot.keyClicks(window.sidebar.search, "zebra")
     model = window.sidebar.model
+    with qtbot.waitSignal(model.searchFinished, timeout=10_000):
+        qtbot.keyClicks(window.sidebar.search, "zebra")
     assert model.rowCount() == 1 and matched_words(model.index(0).data(SnippetRole)) == ["zebra"]
     window.sidebar.grab().save("/tmp/i16-search-sidebar.png")
     rect = window.sidebar.list.visualRect(model.index(0))
@@ -125,3 +128,48 @@ def test_choosing_a_search_hit_opens_the_chat_at_the_message(qtbot, make_window)
     qtbot.waitUntil(lambda: shown(row), timeout=3000)
     qtbot.wait(200)  # late layout passes must not pull the view back to the bottom
     assert shown(row) and not shown(last)
+
+
+def test_search_results_are_reached_from_the_keyboard_and_the_match_is_highlighted(
+    qtbot, make_window
+) -> None:
+    window = make_window()
+    store = window.store
+    chat = store.create_conversation()
+    target = store.append_message(chat.id, "user", "Notes on the crème brûlée recipe")
+    store.append_message(chat.id, "assistant", "Caramelise the sugar. " + "Filler. " * 50)
+    other = store.create_conversation()
+    store.append_message(other.id, "user", "something else entirely")
+    window.sidebar.refresh(current=None)
+    window.resize(900, 600)
+    window.activateWindow()
+    search = window.sidebar.search
+    search.setFocus()
+    qtbot.waitUntil(search.hasFocus)
+    model = window.sidebar.model
+    with qtbot.waitSignal(model.searchFinished, timeout=10_000):
+        qtbot.keyClicks(search, "creme")
+    assert model.rowCount() == 1
+
+    qtbot.keyClick(search, Qt.Key.Key_Down)  # ↓: into the results, the first one opened
+    assert window.sidebar.list.hasFocus() and window.sidebar.list.currentIndex().row() == 0
+    assert window.controller.current_conversation_id == chat.id
+
+    window.open_conversation(other.id)
+    search.setFocus()
+    qtbot.waitUntil(search.hasFocus)
+    search.clear()
+    qtbot.keyClicks(search, "brulee")
+    qtbot.keyClick(search, Qt.Key.Key_Return)  # before the hits arrive: opened when they do
+    qtbot.waitUntil(lambda: window.controller.current_conversation_id == chat.id, timeout=10_000)
+    row = next(r for r in window.chat_view.rows if r.message.id == target.id)
+    marked = [
+        selection.cursor.selectedText()
+        for browser in row.findChildren(QTextBrowser)
+        for selection in browser.extraSelections()
+    ]
+    assert marked == ["brûlée"]  # as the message spells it
+    others = [r for r in window.chat_view.rows if r is not row]
+    assert all(not b.extraSelections() for r in others for b in r.findChildren(QTextBrowser))
+    qtbot.wait(300)
+    window.grab().save("/tmp/store-search-highlight.png")

@@ -142,7 +142,7 @@ def test_every_kind_of_input_is_readable_on_a_dark_desktop(qtbot, desktop, mode:
 
 def test_messages_render_again_in_the_new_colours_after_a_switch(qtbot, desktop) -> None:
     from app.chat.chat_view import ChatView
-    from app.conversations.conversation_store import StoredMessage
+    from app.conversations.store import StoredMessage
     from app.settings.app_settings import AppSettings
     from app.settings.settings_store import SettingsStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.conversations.conversation_store import StoredMessage
+from app.conversations.store import StoredMessage
 
 
 def stored_message(number: int, role: str, content: str) -> StoredMessage:

@@ -14,7 +14,7 @@ import pytest
 
 from app.chat.chat_controller import ERROR_GRACE_MS, ChatController, ChatOptions
 from app.chat.engine_bridge import EngineBridge
-from app.conversations.conversation_store import ConversationStore
+from app.conversations.store import ConversationStore
 from engine.messages import (
     ContextTrimmed,
     EngineError,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app.conversations.conversation_store import (
-    _MIGRATIONS,
+from app.conversations.store import (
     DEFAULT_TITLE,
+    MIGRATIONS,
     ConversationStore,
     StorageError,
     title_from_text,
@@ -23,10 +23,10 @@ def test_store_uses_wal_and_the_latest_schema(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite3")
     mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
-    assert store.schema_version == len(_MIGRATIONS)
+    assert store.schema_version == len(MIGRATIONS)
     store.close()
     reopened = ConversationStore(tmp_path / "c.sqlite3")  # a second open migrates nothing
-    assert reopened.schema_version == len(_MIGRATIONS)
+    assert reopened.schema_version == len(MIGRATIONS)
 
 
 def test_a_version_1_database_gains_the_interrupted_column_and_keeps_its_messages(
@@ -34,7 +34,7 @@ def test_a_version_1_database_gains_the_interrupted_column_and_keeps_its_message
 ) -> None:
     database = tmp_path / "old.sqlite3"
     old = sqlite3.connect(database, isolation_level=None)
-    old.executescript(f"BEGIN; {_MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
     old.execute("INSERT INTO conversations VALUES ('c1', 'Old chat', 1.0, 1.0)")
     old.execute(
         "INSERT INTO messages (conversation_id, position, role, content, created_at,"
@@ -42,7 +42,7 @@ def test_a_version_1_database_gains_the_interrupted_column_and_keeps_its_message
     )
     old.close()
     store = ConversationStore(database)
-    assert store.schema_version == len(_MIGRATIONS)
+    assert store.schema_version == len(MIGRATIONS)
     (message,) = store.messages("c1")
     assert message.content == "kept" and message.interrupted is False
     answer = store.append_message("c1", "assistant", "half", interrupted=True)
@@ -105,7 +105,7 @@ def test_a_killed_process_loses_no_committed_message(tmp_path: Path) -> None:
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from app.conversations.conversation_store import ConversationStore\n"
+        "from app.conversations.store import ConversationStore\n"
         f"store = ConversationStore(Path({str(database)!r}))\n"
         "c = store.create_conversation()\n"
         "store.append_message(c.id, 'user', 'saved before generation')\n"

@@ -94,7 +94,7 @@ def test_long_words_get_break_opportunities_in_the_html_only() -> None:
 def test_a_long_unbroken_line_is_shown_with_breaks_and_stored_unchanged(qapp) -> None:
     from app.chat.markdown_render import ZERO_WIDTH_SPACE
     from app.chat.message_row import MAX_SHOWN_CHARS, MessageRow
-    from app.conversations.conversation_store import StoredMessage
+    from app.conversations.store import StoredMessage
 
     for role in ("user", "assistant"):
         row = MessageRow(role, renderer=MarkdownRenderer())

@@ -88,4 +88,8 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
     """,
+    # 7: pinned chats (kept at the top of the sidebar)
+    """
+    ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    """,
 )

@@ -13,83 +13,46 @@ import logging
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-from app.conversations.store_migrations import MIGRATIONS
+from app.conversations.store import importing
+from app.conversations.store import search as searching
+from app.conversations.store.migrations import MIGRATIONS
+from app.conversations.store.records import (
+    DEFAULT_TITLE,
+    Conversation,
+    SearchHit,
+    StorageError,
+    StoredMessage,
+    title_from_text,
+)
+from app.conversations.store.rows import SELECT_MESSAGES, conversation_from_row, message_from_row
 from engine import paths
 from engine.messages import Role
 
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "conversations.sqlite3"
-DEFAULT_TITLE = "New chat"
-TITLE_LENGTH = 48
-
-_MIGRATIONS = MIGRATIONS  # the name older tests and tools use
-
-SNIPPET_TOKENS = 10  # words around a search match in its snippet
-MATCH_START, MATCH_END = "\x02", "\x03"  # how a snippet marks the matched words
-
-
-class StorageError(RuntimeError):
-    """The conversation database cannot be opened or has an unexpected shape."""
-
-
-@dataclass(frozen=True)
-class Conversation:
-    id: str
-    title: str
-    created_at: float
-    updated_at: float
-    system_prompt: str | None = None  # the chat's own; None: the global one (settings)
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    conversation_id: str
-    position: int
-    role: Role
-    content: str
-    created_at: float
-    finish_reason: str = ""  # "" while unknown; the engine's finish reason for answers
-    interrupted: bool = False  # cut off before the engine finished it (quit, crash, kill -9)
-    version: int = 0  # answers at one position (regenerate keeps the earlier ones)
-    active: bool = True  # the shown version at its position
-    version_number: int = 1  # 1-based place of this version among its position's versions
-    version_count: int = 1
-    model: str = ""  # the name of the model that wrote an answer ("" when unknown)
-    generation: str = ""  # its generation settings as JSON ("" when unknown)
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """A chat found by a search: its best matching message (None: the title matched) and a
-    snippet of that message with the matched words between MATCH_START and MATCH_END."""
-
-    conversation: Conversation
-    message_id: int | None
-    snippet: str
-
-
-def fts_query(text: str) -> str:
-    """The user's words as an FTS5 query: each word a quoted prefix, all of them required (no
-    FTS syntax from the user is interpreted: quotes are doubled inside each phrase)."""
-    words = [word.replace('"', '""') for word in text.split()]
-    return " ".join(f'"{word}"*' for word in words if word.strip('"'))
 
 
 def default_database_path() -> Path:
     return paths.data_dir() / DATABASE_NAME
 
 
-def title_from_text(text: str) -> str:
-    """A conversation title from its first user message: one line, at most TITLE_LENGTH chars."""
-    line = " ".join(text.split())
-    if not line:
-        return DEFAULT_TITLE
-    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection as the store uses one (rows by name, autocommit, foreign keys, WAL), for the
+    GUI thread's store or for work on another thread (a search, an import)."""
+    if read_only:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    else:
+        db = sqlite3.connect(str(path), isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA busy_timeout = 10000")  # another connection may be writing
+    if not read_only:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+    return db
 
 
 class ConversationStore:
@@ -111,11 +74,7 @@ class ConversationStore:
                 f"found an error: {error}"
             ) from error
         try:
-            self._db = sqlite3.connect(str(self.path), isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db = connect(self.path)
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise StorageError(
@@ -132,12 +91,12 @@ class ConversationStore:
 
     def _migrate(self) -> None:
         version = self.schema_version
-        if version > len(_MIGRATIONS):
+        if version > len(MIGRATIONS):
             raise StorageError(
                 f"the conversation database {self.path} has schema version {version}; "
-                f"this app knows versions up to {len(_MIGRATIONS)} (a newer app wrote it)"
+                f"this app knows versions up to {len(MIGRATIONS)} (a newer app wrote it)"
             )
-        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             logger.info("migrating %s to schema version %d", self.path, number)
             self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
@@ -157,43 +116,19 @@ class ConversationStore:
         if search.strip():
             return [hit.conversation for hit in self.search(search)]
         rows = self._db.execute("SELECT * FROM conversations ORDER BY updated_at DESC").fetchall()
-        return [_conversation(row) for row in rows]
+        return [conversation_from_row(row) for row in rows]
 
-    def search(self, text: str, *, snippet_tokens: int = SNIPPET_TOKENS) -> list[SearchHit]:
-        """Chats whose title contains ``text`` or whose shown messages hold every word of it
-        (word prefixes, any case or accent; the FTS5 index), most recently updated first; each
-        with its best matching message and a snippet around the match."""
-        query = fts_query(text)
-        if not query:
-            return []
-        best: dict[str, tuple[int, str]] = {}
-        rows = self._db.execute(
-            "SELECT m.conversation_id, m.id, snippet(messages_fts, 0, char(2), char(3), '…', ?)"
-            " AS snippet FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
-            " WHERE messages_fts MATCH ? AND m.active = 1 ORDER BY bm25(messages_fts)",
-            (snippet_tokens, query),
-        ).fetchall()
-        for row in rows:
-            best.setdefault(row["conversation_id"], (row["id"], row["snippet"]))
-        pattern = "%" + _escape_like(text.strip()) + "%"
-        hits = []
-        for row in self._db.execute(
-            "SELECT *, title LIKE ? ESCAPE '\\' AS title_matches FROM conversations"
-            " ORDER BY updated_at DESC",
-            (pattern,),
-        ).fetchall():
-            found = best.get(row["id"])
-            if found is not None:
-                hits.append(SearchHit(_conversation(row), found[0], " ".join(found[1].split())))
-            elif row["title_matches"]:
-                hits.append(SearchHit(_conversation(row), None, ""))
-        return hits
+    def search(
+        self, text: str, *, snippet_tokens: int = searching.SNIPPET_TOKENS
+    ) -> list[SearchHit]:
+        """Chats matching ``text`` (titles and shown messages), most recently updated first."""
+        return searching.search(self._db, text, snippet_tokens=snippet_tokens)
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         row = self._db.execute(
             "SELECT * FROM conversations WHERE id = ?", (conversation_id,)
         ).fetchone()
-        return _conversation(row) if row else None
+        return conversation_from_row(row) if row else None
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         title = " ".join(title.split())
@@ -211,11 +146,19 @@ class ConversationStore:
             "UPDATE conversations SET system_prompt = ? WHERE id = ?", (prompt, conversation_id)
         )
 
+    def set_pinned(self, conversation_id: str, pinned: bool) -> None:
+        """Pin a chat to the top of the sidebar, or unpin it (its time is not changed)."""
+        self._require(conversation_id)
+        self._db.execute(
+            "UPDATE conversations SET pinned = ? WHERE id = ?", (int(pinned), conversation_id)
+        )
+
     def delete_empty_conversations(self) -> int:
         """Remove chats that hold nothing of the user's (no message, no own system prompt, the
-        default title); how many. Older versions stored every "New chat" at once."""
+        default title, not pinned); how many. Older versions stored every "New chat" at once."""
         cursor = self._db.execute(
-            "DELETE FROM conversations WHERE title = ? AND system_prompt IS NULL AND NOT EXISTS"
+            "DELETE FROM conversations WHERE title = ? AND system_prompt IS NULL AND pinned = 0"
+            " AND NOT EXISTS"
             " (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id)",
             (DEFAULT_TITLE,),
         )
@@ -227,84 +170,39 @@ class ConversationStore:
     def import_conversations(
         self, records: list[tuple[Conversation, list[StoredMessage]]]
     ) -> list[str]:
-        """Write whole chats (times, versions and all, as an export holds them) in ONE
-        transaction: a failure leaves the store as it was. A taken id gets a new one."""
-        ids: list[str] = []
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for conversation, messages in records:
-                conversation_id = conversation.id
-                if conversation_id in ids or self.conversation(conversation_id) is not None:
-                    conversation_id = uuid.uuid4().hex
-                self._db.execute(
-                    "INSERT INTO conversations (id, title, created_at, updated_at, system_prompt)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        conversation_id,
-                        conversation.title,
-                        conversation.created_at,
-                        conversation.updated_at,
-                        conversation.system_prompt,
-                    ),
-                )
-                self._db.executemany(
-                    "INSERT INTO messages (conversation_id, position, role, content, created_at,"
-                    " finish_reason, interrupted, version, active, model, generation)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            conversation_id,
-                            m.position,
-                            m.role,
-                            m.content,
-                            m.created_at,
-                            m.finish_reason,
-                            int(m.interrupted),
-                            m.version,
-                            int(m.active),
-                            m.model,
-                            m.generation,
-                        )
-                        for m in messages
-                    ],
-                )
-                ids.append(conversation_id)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return ids
+        """Write whole chats in one transaction (``importing.import_conversations``)."""
+        return importing.import_conversations(self._db, records)
 
     # --- messages --------------------------------------------------------------------------------
 
     def messages(self, conversation_id: str) -> list[StoredMessage]:
         """The conversation as shown: one (the active) version per position."""
         rows = self._db.execute(
-            f"{_SELECT_MESSAGES} WHERE m.conversation_id = ? AND m.active = 1 ORDER BY m.position",
+            f"{SELECT_MESSAGES} WHERE m.conversation_id = ? AND m.active = 1 ORDER BY m.position",
             (conversation_id,),
         ).fetchall()
-        return [_message(row) for row in rows]
+        return [message_from_row(row) for row in rows]
 
     def all_messages(self, conversation_id: str) -> list[StoredMessage]:
         """Every version of every message, by position then version (export)."""
         rows = self._db.execute(
-            f"{_SELECT_MESSAGES} WHERE m.conversation_id = ? ORDER BY m.position, m.version",
+            f"{SELECT_MESSAGES} WHERE m.conversation_id = ? ORDER BY m.position, m.version",
             (conversation_id,),
         ).fetchall()
-        return [_message(row) for row in rows]
+        return [message_from_row(row) for row in rows]
 
     def versions(self, message_id: int) -> list[StoredMessage]:
         """The versions at ``message_id``'s position, oldest first."""
         rows = self._db.execute(
-            f"{_SELECT_MESSAGES} JOIN messages o ON o.id = ? AND m.conversation_id ="
+            f"{SELECT_MESSAGES} JOIN messages o ON o.id = ? AND m.conversation_id ="
             " o.conversation_id AND m.position = o.position ORDER BY m.version",
             (message_id,),
         ).fetchall()
-        return [_message(row) for row in rows]
+        return [message_from_row(row) for row in rows]
 
     def message(self, message_id: int) -> StoredMessage | None:
-        row = self._db.execute(f"{_SELECT_MESSAGES} WHERE m.id = ?", (message_id,)).fetchone()
-        return _message(row) if row else None
+        row = self._db.execute(f"{SELECT_MESSAGES} WHERE m.id = ?", (message_id,)).fetchone()
+        return message_from_row(row) if row else None
 
     def show_version(self, message_id: int) -> None:
         """Make ``message_id`` the shown version at its position (the others stay stored)."""
@@ -431,40 +329,3 @@ class ConversationStore:
                 f"no conversation with id {conversation_id!r}: expected one the store created"
             )
         return conversation
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(
-        row["id"], row["title"], row["created_at"], row["updated_at"], row["system_prompt"]
-    )
-
-
-_SELECT_MESSAGES = (
-    "SELECT m.*, (SELECT COUNT(*) FROM messages v WHERE v.conversation_id = m.conversation_id"
-    " AND v.position = m.position) AS version_count, (SELECT COUNT(*) FROM messages v"
-    " WHERE v.conversation_id = m.conversation_id AND v.position = m.position"
-    " AND v.version <= m.version) AS version_number FROM messages m"
-)
-
-
-def _message(row: sqlite3.Row) -> StoredMessage:
-    return StoredMessage(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        position=row["position"],
-        role=row["role"],
-        content=row["content"],
-        created_at=row["created_at"],
-        finish_reason=row["finish_reason"],
-        interrupted=bool(row["interrupted"]),
-        version=row["version"],
-        active=bool(row["active"]),
-        version_number=row["version_number"],
-        version_count=row["version_count"],
-        model=row["model"],
-        generation=row["generation"],
-    )
