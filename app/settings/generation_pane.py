@@ -62,6 +62,7 @@ class GenerationPane(QWidget):
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setPlaceholderText("You are a helpful assistant.")
         self.system_prompt.setFixedHeight(84)
+        self.system_prompt.setTabChangesFocus(True)  # Tab moves on, as in every Mac field
         prompt_card.add(self.system_prompt)
         layout.addWidget(prompt_card)
 
@@ -116,6 +117,7 @@ class GenerationPane(QWidget):
         self.stop_strings.setAccessibleName("Stop strings")
         self.stop_strings.setPlaceholderText("One a line, for example: </answer>")
         self.stop_strings.setFixedHeight(76)
+        self.stop_strings.setTabChangesFocus(True)  # a typed tab made a stop string never match
         self.stop_strings.setToolTip("The answer ends where one of these appears (it is not shown)")
         self.stop_strings_error = label("", name="ErrorText", word_wrap=True)
         self.stop_strings_error.hide()
