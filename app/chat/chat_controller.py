@@ -21,7 +21,11 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from app.chat.active_answer import ActiveAnswer, generation_json
 from app.chat.engine_bridge import EngineBridge
 from app.chat.live_stats import LiveStats, estimate_context_tokens
-from app.conversations.conversation_store import ConversationStore, StoredMessage
+from app.conversations.conversation_store import (
+    ConversationStore,
+    StoredMessage,
+    title_from_text,
+)
 from app.ui.keyboard import shortcut_text
 from engine.messages import (
     ChatMessage,
@@ -242,12 +246,24 @@ class ChatController(QObject):
             return False
         if not new_text or not self._can_generate():
             return False
+        retitle = self._title_follows(target, messages)
         self.store.truncate_from(target.conversation_id, target.position)
         self.store.append_message(target.conversation_id, "user", new_text)
+        if retitle:
+            self.store.rename_conversation(target.conversation_id, title_from_text(new_text))
         self.conversationOpened.emit(self.current_conversation_id, self.messages())
         self.conversationsChanged.emit()
         self._start_answer()
         return True
+
+    def _title_follows(self, target: StoredMessage, messages: list[StoredMessage]) -> bool:
+        """Whether editing ``target`` retitles its chat: it is the first user message and the
+        title is still the one made from it (a title the user gave stays)."""
+        first_user = next((m for m in messages if m.role == "user"), None)
+        if first_user is None or first_user.id != target.id:
+            return False
+        conversation = self.store.conversation(target.conversation_id)
+        return conversation is not None and conversation.title == title_from_text(target.content)
 
     def _can_generate(self) -> bool:
         if self._active is not None:

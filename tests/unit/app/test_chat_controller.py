@@ -283,6 +283,27 @@ def test_regenerate_and_edit_send_the_history_without_what_they_drop(qtbot, chat
     assert errors == [f"only a user message of this conversation can be edited (id {answer.id})"]
 
 
+def test_editing_the_first_message_retitles_the_chat_unless_the_user_named_it(qtbot, chat):
+    """Issue 24: the chat kept the old first message's title after it was edited."""
+    controller, engine, store = chat
+    engine.answers += [["One"], ["Two"], ["Three"], ["Four"], ["Five"]]
+    _answer(qtbot, controller, lambda: controller.send("What is the capital of France?"))
+    _answer(qtbot, controller, lambda: controller.send("And of Italy?"))
+    conversation_id = controller.current_conversation_id
+    first, _, second, _ = controller.messages()
+    _answer(qtbot, controller, lambda: controller.edit_message(second.id, "And of Spain?"))
+    assert store.conversation(conversation_id).title == "What is the capital of France?"
+    changed: list[None] = []
+    controller.conversationsChanged.connect(lambda: changed.append(None))
+    _answer(qtbot, controller, lambda: controller.edit_message(first.id, "Capital of Peru?"))
+    assert store.conversation(conversation_id).title == "Capital of Peru?"
+    assert changed  # the sidebar and the header read it again
+    controller.rename_conversation(conversation_id, "Capitals")
+    first = controller.messages()[0]
+    _answer(qtbot, controller, lambda: controller.edit_message(first.id, "Capital of Chile?"))
+    assert store.conversation(conversation_id).title == "Capitals"
+
+
 def test_an_engine_error_without_a_finish_ends_the_answer_as_failed(qtbot, chat):
     controller, engine, _store = chat
     engine.hold = True
