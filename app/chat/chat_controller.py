@@ -131,14 +131,18 @@ class ChatController(QObject):
         if self._active is not None:
             self.stop()  # its partial answer is saved into its own conversation
         self.current_conversation_id = conversation_id
-        used, estimated = self._context_used(conversation_id)
+        self._show_context_only()
+        self.conversationOpened.emit(conversation_id, self.messages())
+
+    def _show_context_only(self) -> None:
+        """The status line without an answer's figures: the chat's context, nothing measured."""
+        used, estimated = self._context_used(self.current_conversation_id)
         self._stats = LiveStats(
             context_used=used,
             context_estimated=estimated,
             context_length=self.model_info.context_length if self.model_info else None,
         )
         self.statsChanged.emit(self._stats)
-        self.conversationOpened.emit(conversation_id, self.messages())
 
     def delete_conversation(self, conversation_id: str) -> None:
         if self._active is not None and self._active.conversation_id == conversation_id:
@@ -232,6 +236,7 @@ class ChatController(QObject):
             return False
         self.store.show_version(versions[index].id)
         self.conversationOpened.emit(self.current_conversation_id, self.messages())
+        self._show_context_only()  # the figures of the last answer are not this version's
         return True
 
     def edit_message(self, message_id: int, new_text: str) -> bool:
@@ -390,15 +395,18 @@ class ChatController(QObject):
         stats = event.stats
         active = self._active
         assert active is not None
-        self._cache_lengths[active.conversation_id] = stats.cache_length
+        counted = stats.context_length > 0  # 0: an end the app made up (the engine died)
+        if counted:
+            self._cache_lengths[active.conversation_id] = stats.cache_length
         shown = self._shows_active()
         self._stats = LiveStats(
             generating=False,
-            time_to_first_token=stats.time_to_first_token,
+            time_to_first_token=_first_token_seconds(active, stats.time_to_first_token),
             tokens_per_second=stats.decode_tokens_per_second or self._stats.tokens_per_second,
             generated_tokens=stats.generated_tokens,
-            context_used=stats.cache_length,
-            context_length=stats.context_length,
+            context_used=stats.cache_length if counted else self._stats.context_used,
+            context_length=stats.context_length if counted else self._stats.context_length,
+            context_estimated=not counted and self._stats.context_estimated,
             finish_reason=stats.finish_reason,
         )
         self._finish(event.text or active.text, stats.finish_reason, shown=shown)
@@ -482,3 +490,14 @@ class ChatController(QObject):
         except ValueError:  # the conversation was deleted while it answered
             logger.info("answer dropped: conversation %s is gone", active.conversation_id)
         return None
+
+
+def _first_token_seconds(active: ActiveAnswer, reported: float) -> float | None:
+    """The time to the first token, or None when no token came: the engine reports 0.0 then (a
+    stop before the first token, an error), and so does the end the app makes up after a crash,
+    where the app's own measurement at the first token is the figure."""
+    if active.first_token_at is None:
+        return None
+    if reported > 0:
+        return reported
+    return active.first_token_at - active.started_at

@@ -43,7 +43,7 @@ def _stats(request: Generate, generated: int, finish_reason: str) -> GenerationS
         prompt_tokens=prompt,
         tokens_fed=prompt,
         generated_tokens=generated,
-        time_to_first_token=0.05,
+        time_to_first_token=0.05 if generated else 0.0,  # the engine's placeholder: 0.0
         prefill_tokens_per_second=200.0,
         decode_tokens_per_second=25.0,
         cache_length=prompt + generated,
@@ -226,6 +226,40 @@ def test_stop_keeps_the_partial_answer_marked_cancelled(qtbot, chat):
     )
     assert not answer.interrupted
     assert not controller.busy
+
+
+def test_no_first_token_time_is_shown_when_no_token_came(qtbot, chat):
+    """Issue 24: "First token 0.00 s" after Esc before the first token, after an engine crash
+    and after flipping versions: the engine's placeholder 0.0 was shown as a measurement."""
+    from app.chat.status_line import describe_stats
+
+    controller, engine, _store = chat
+    engine.hold = True
+    engine.answers.append([])
+    controller.send("Tell me a story")
+    with qtbot.waitSignal(controller.answerFinished):
+        controller.stop()
+    assert controller.stats.time_to_first_token is None
+    assert "First token" not in describe_stats(controller.stats)
+
+    engine.answers.append(["Once"])  # the engine dies after a token: the app makes up the end
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Again")
+    request, pieces = engine.open
+    engine.open = None
+    made_up = GenerationStats(0, 0, 1, 0.0, 0.0, 0.0, 0, 0, "interrupted")
+    with qtbot.waitSignal(controller.answerFinished):
+        engine.on_event(GenerationFinished(request.request_id, "Once", made_up))
+    measured = controller.stats.time_to_first_token
+    assert measured is not None and measured > 0  # the app's own measurement, not 0.00
+    assert controller.stats.context_length == CONTEXT_LENGTH  # not the made-up 0
+
+    engine.hold = False
+    engine.answers.append(["Twice"])
+    _answer(qtbot, controller, controller.regenerate)
+    assert "First token 0.05 s" in describe_stats(controller.stats)
+    assert controller.show_version(controller.messages()[-1].id, -1)
+    assert "First token" not in describe_stats(controller.stats)
 
 
 def test_switching_conversations_mid_answer_saves_it_where_it_belongs(qtbot, chat):
