@@ -17,97 +17,13 @@ from app.chat.engine_bridge import EngineBridge
 from app.conversations.conversation_store import ConversationStore
 from engine.messages import (
     ContextTrimmed,
-    EngineError,
     Event,
-    Generate,
     GenerationConfig,
     GenerationFinished,
     GenerationStats,
-    LoadModel,
-    ModelInfo,
-    ModelLoaded,
-    PrefillProgress,
-    Request,
     TokenText,
 )
-
-CONTEXT_LENGTH = 256
-INFO = ModelInfo(
-    "Scripted", "/models/scripted", CONTEXT_LENGTH, "int4", "mistral", "reference", "cpu_only"
-)
-
-
-def _stats(request: Generate, generated: int, finish_reason: str) -> GenerationStats:
-    prompt = 10 * len(request.messages)
-    return GenerationStats(
-        prompt_tokens=prompt,
-        tokens_fed=prompt,
-        generated_tokens=generated,
-        time_to_first_token=0.05 if generated else 0.0,  # the engine's placeholder: 0.0
-        prefill_tokens_per_second=200.0,
-        decode_tokens_per_second=25.0,
-        cache_length=prompt + generated,
-        context_length=CONTEXT_LENGTH,
-        finish_reason=finish_reason,  # type: ignore[arg-type]
-    )
-
-
-class ScriptedEngine:
-    """A fake engine client (the bridge's ``Worker``): answers a ``Generate`` with prefill progress
-    and one ``TokenText`` per piece of the next scripted answer, then ``GenerationFinished``
-    unless ``hold`` is set; a held answer ends on ``cancel()`` (as ``cancelled``, with the text so
-    far, as the engine does) or on ``fail()``. Events go through ``on_event`` like the engine
-    process's reader thread sends them, so the bridge queues them to the GUI thread."""
-
-    def __init__(self, on_event: Callable[[Event], None]) -> None:
-        self.on_event = on_event
-        self.requests: list[Request] = []
-        self.answers: list[list[str]] = []
-        self.hold = False
-        self.open: tuple[Generate, list[str]] | None = None
-        self.closed = False
-
-    def submit(self, request: Request) -> None:
-        self.requests.append(request)
-        if isinstance(request, LoadModel):
-            self.on_event(ModelLoaded(request.request_id, INFO, 0.1))
-        elif isinstance(request, Generate):
-            pieces = self.answers.pop(0)
-            total = 10 * len(request.messages)
-            self.on_event(PrefillProgress(request.request_id, total, total))
-            for index, piece in enumerate(pieces):
-                self.on_event(TokenText(request.request_id, piece, 100 + index))
-            if self.hold:
-                self.open = (request, pieces)
-            else:
-                self._finish(request, pieces, "eos")
-
-    def cancel(self) -> None:
-        if self.open is not None:
-            request, pieces = self.open
-            self._finish(request, pieces, "cancelled")
-
-    def fail(self, message: str, *, then_finish: str | None = None) -> None:
-        assert self.open is not None
-        request, pieces = self.open
-        self.on_event(EngineError(request.request_id, message))
-        if then_finish is not None:
-            self._finish(request, pieces, then_finish)
-        else:
-            self.open = None
-
-    def close(self, timeout: float = 10.0) -> None:
-        self.closed = True
-
-    def _finish(self, request: Generate, pieces: list[str], reason: str) -> None:
-        self.open = None
-        text = "".join(pieces)
-        self.on_event(
-            GenerationFinished(request.request_id, text, _stats(request, len(pieces), reason))
-        )
-
-    def generates(self) -> list[Generate]:
-        return [r for r in self.requests if isinstance(r, Generate)]
+from tests.unit.app.scripted_engine import CONTEXT_LENGTH, INFO, ScriptedEngine, scripted_stats
 
 
 @pytest.fixture
@@ -245,7 +161,7 @@ def test_no_first_token_time_is_shown_when_no_token_came(qtbot, chat):
     engine.answers.append(["Once"])  # the engine dies after a token: the app makes up the end
     with qtbot.waitSignal(controller.answerText):
         controller.send("Again")
-    request, pieces = engine.open
+    request, _pieces = engine.open
     engine.open = None
     made_up = GenerationStats(0, 0, 1, 0.0, 0.0, 0.0, 0, 0, "interrupted")
     with qtbot.waitSignal(controller.answerFinished):
@@ -379,7 +295,7 @@ def test_events_of_another_request_are_ignored_and_a_trim_is_a_notice(qtbot, cha
     stale = request.request_id - 1
     with qtbot.waitSignal(controller.notice):
         engine.on_event(TokenText(stale, " not mine", 7))
-        engine.on_event(GenerationFinished(stale, "old", _stats(request, 1, "eos")))
+        engine.on_event(GenerationFinished(stale, "old", scripted_stats(request, 1, "eos")))
         engine.on_event(ContextTrimmed(request.request_id, 2, "dropped the 2 oldest messages"))
     assert controller.busy and notices == ["dropped the 2 oldest messages"]
     with qtbot.waitSignal(controller.answerFinished) as finished:
