@@ -99,7 +99,9 @@ class ScriptedEngine:
         self.open = None
         text = "".join(pieces)
         self.on_event(
-            GenerationFinished(request.request_id, text, scripted_stats(request, len(pieces), reason))
+            GenerationFinished(
+                request.request_id, text, scripted_stats(request, len(pieces), reason)
+            )
         )
 
     def generates(self) -> list[Generate]:
