@@ -26,6 +26,7 @@ from app.conversations.conversation_store import (
     StoredMessage,
     title_from_text,
 )
+from app.models.model_library import display_name
 from app.ui.keyboard import shortcut_text
 from engine.messages import (
     ChatMessage,
@@ -301,7 +302,7 @@ class ChatController(QObject):
             time.perf_counter(),
             context_base=self._cache_lengths.get(conversation_id, 0),
             replaces=replaces,
-            model=self.model_info.name if self.model_info else "",
+            model=display_name(self.model_info.path) if self.model_info else "",
             generation=generation_json(options.generation),
         )
         info = self.model_info

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat.answer_versions import VersionSwitcher
+from app.chat.elided_label import ElidedLabel
 from app.chat.markdown_render import (
     COPIED_LABEL,
     COPY_LABEL,
@@ -131,8 +132,8 @@ class MessageRow(QWidget):
             avatar.setTextFormat(Qt.TextFormat.PlainText)
             header.addWidget(avatar)
             self.avatar = avatar
-            self.author_label = QLabel(assistant_name, objectName="roleLabel")
-            self.author_label.setTextFormat(Qt.TextFormat.PlainText)  # a model's name
+            # A model's name (a folder's: it can be long), cut with "…" rather than widening the row.
+            self.author_label = ElidedLabel(assistant_name, self, objectName="roleLabel")
             header.addWidget(self.author_label)
             header.addWidget(self.typing)
             header.addStretch(1)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from app.chat.chat_controller import ChatController, ChatOptions
 from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
+from app.chat.elided_label import ElidedLabel
 from app.chat.engine_bridge import EngineBridge, default_worker_factory
 from app.chat.status_line import StatusLine
 from app.chat.system_prompt_dialog import SystemPromptEditor
@@ -37,6 +38,7 @@ from app.conversations.conversation_store import ConversationStore, StoredMessag
 from app.conversations.export_dialog import ConversationTransfer
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
 from app.conversion.demo_conversion import DemoConversion, DemoOutcome, DemoProgress
+from app.models.model_library import display_name
 from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore
 from app.shell.welcome_view import WelcomeView
@@ -103,20 +105,19 @@ class MainWindow(QMainWindow):
         self.composer = Composer()
         self.status_line = StatusLine()
         self.banner = ErrorBanner()
-        self.title_label = QLabel("New chat", objectName="chatTitle")
-        self.model_chip = QLabel("No model", objectName="modelChip")
-        for shows_names in (self.title_label, self.model_chip):  # user and model text
-            shows_names.setTextFormat(Qt.TextFormat.PlainText)
+        # User and model text, cut with "…" at a narrow window (the whole text in the tooltip).
+        self.title_label = ElidedLabel("New chat", objectName="chatTitle")
+        self.model_chip = ElidedLabel("No model", objectName="modelChip")
 
         header = QWidget(objectName="chatHeader")
         header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         header_layout = QHBoxLayout(header)
         header_layout.setContentsMargins(20, 10, 16, 10)
-        header_layout.addWidget(self.title_label)
+        header_layout.addWidget(self.title_label, 3)
         header_layout.addStretch(1)
         self.system_prompt = SystemPromptEditor(self.controller, settings, self)
         header_layout.addWidget(self.system_prompt.button)
-        header_layout.addWidget(self.model_chip)
+        header_layout.addWidget(self.model_chip, 2)
 
         composer_row = QHBoxLayout()
         composer_row.setContentsMargins(24, 6, 24, 2)
@@ -357,11 +358,12 @@ class MainWindow(QMainWindow):
         self.welcome.set_status("")
         if self.settings_store.update(model_path=info.path):
             self.settings_store.save_now()
-        self.chat_view.assistant_name = info.name
+        name = display_name(info.path)
+        self.chat_view.assistant_name = name
         self.chat_view.set_empty_text(
-            "How can I help?", f"{info.name} runs on this computer: nothing leaves it."
+            "How can I help?", f"{name} runs on this computer: nothing leaves it."
         )
-        self.status_line.set_model(info, loading=f"{info.name} ready ({event.seconds:.1f} s)")
+        self.status_line.set_model(info, loading=f"{name} ready ({event.seconds:.1f} s)")
         self._apply_server_settings()
         if self.settings_dialog is not None:
             self.settings_dialog.set_model_info(info)
@@ -386,11 +388,12 @@ class MainWindow(QMainWindow):
         info = self.bridge.model_info
         loading = self._load_request is not None
         if info is not None:
-            self.model_chip.setText(
-                f"{info.name} · {info.quantization} · {info.context_length:,} ctx"
+            name = display_name(info.path)
+            self.model_chip.setText(f"{name} · {info.quantization} · {info.context_length:,} ctx")
+            self.model_chip.setToolTip(
+                f"{name} ({info.name})\n{info.path}\nruntime: {info.runtime_name}"
             )
-            self.model_chip.setToolTip(f"{info.path}\nruntime: {info.runtime_name}")
-            placeholder = f"Message {info.name}…"
+            placeholder = f"Message {name}…"
         elif loading:
             placeholder = "Loading the model…"
         else:
