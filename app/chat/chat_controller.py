@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 ERROR_GRACE_MS = 250  # how long a failed answer waits for the engine's GenerationFinished
 SAVE_INTERVAL_SECONDS = 1.0  # a streaming answer is written to the store this often
+# Continue asks for the rest of an answer cut at the token limit with this turn after it (the
+# engine renders every request as a new answer); the reply joins the answer, the turn is not kept.
+CONTINUE_PROMPT = "Continue exactly where your last answer stopped, without repeating anything."
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,19 @@ class ChatController(QObject):
         self._start_answer(replaces=replaces)
         return True
 
+    def continue_answer(self, message_id: int) -> bool:
+        """Carry on the last answer, cut at the token limit: the new text joins it, in its row."""
+        messages = self.messages()
+        if not messages or messages[-1].id != message_id or messages[-1].role != "assistant":
+            self.errorOccurred.emit("only the last answer can be continued")
+            return False
+        if not self._can_generate():
+            return False
+        answer = messages[-1]
+        self.conversationOpened.emit(self.current_conversation_id, messages[:-1])
+        self._start_answer(continues=answer)
+        return True
+
     def show_version(self, message_id: int, step: int) -> bool:
         """Show the answer version ``step`` places away from ``message_id`` (‹ -1, › +1); the
         shown version is what the next turn continues from. Only the last answer switches: the
@@ -282,7 +298,9 @@ class ChatController(QObject):
             return False
         return True
 
-    def _start_answer(self, *, replaces: int | None = None) -> None:
+    def _start_answer(
+        self, *, replaces: int | None = None, continues: StoredMessage | None = None
+    ) -> None:
         conversation_id = self.current_conversation_id
         assert conversation_id is not None
         options = self._options()
@@ -295,6 +313,8 @@ class ChatController(QObject):
             for m in self.store.messages(conversation_id)
             if m.content and m.role in ("user", "assistant") and m.id != replaces
         )
+        if continues is not None:
+            history.append(ChatMessage("user", CONTINUE_PROMPT))
         request_id = self.bridge.generate(conversation_id, tuple(history), options.generation)
         self._active = ActiveAnswer(
             request_id,
@@ -305,6 +325,10 @@ class ChatController(QObject):
             model=display_name(self.model_info.path) if self.model_info else "",
             generation=generation_json(options.generation),
         )
+        if continues is not None:
+            self._active.message_id = continues.id
+            self._active.prefix = continues.content
+            self._active.continued_finish = continues.finish_reason
         info = self.model_info
         used, estimated = self._context_used(conversation_id)
         self._stats = LiveStats(
@@ -410,7 +434,9 @@ class ChatController(QObject):
             context_estimated=not counted and self._stats.context_estimated,
             finish_reason=stats.finish_reason,
         )
-        self._finish(event.text or active.text, stats.finish_reason, shown=shown)
+        if event.text:
+            active.pieces = [event.text]  # the engine's own whole text (stop strings cut)
+        self._finish(active.text, stats.finish_reason, shown=shown)
         if shown:
             self.statsChanged.emit(self._stats)
 
@@ -473,6 +499,8 @@ class ChatController(QObject):
     ) -> StoredMessage | None:
         """The answer's final text into its row (made at the first token, or now)."""
         interrupted = finish_reason == "interrupted"
+        if active.prefix and active.tokens == 0:  # a Continue that added nothing: as it was
+            text, finish_reason, interrupted = active.prefix, active.continued_finish, False
         try:
             if active.message_id is not None:
                 self.store.update_message(

@@ -35,7 +35,8 @@ class ChatView(QScrollArea):
     """The message column; follows the bottom while an answer streams (unless scrolled up)."""
 
     editSubmitted = Signal(int, str)
-    regenerateRequested = Signal()
+    regenerateRequested = Signal()  # Regenerate, or Retry an unanswered question
+    continueRequested = Signal(int)  # message id
     versionRequested = Signal(int, int)  # message id, step
 
     def __init__(self, parent: Any = None) -> None:
@@ -139,6 +140,7 @@ class ChatView(QScrollArea):
         row = MessageRow(role, renderer=self.renderer, assistant_name=self.assistant_name)
         row.editSubmitted.connect(self.editSubmitted)
         row.regenerateRequested.connect(self.regenerateRequested)
+        row.continueRequested.connect(self.continueRequested)
         row.versionRequested.connect(self.versionRequested)
         self._layout.insertWidget(self._layout.count() - 1, row)
         self.rows.append(row)
@@ -147,11 +149,7 @@ class ChatView(QScrollArea):
 
     def _update_regenerate(self) -> None:
         for index, row in enumerate(self.rows):
-            last = index == len(self.rows) - 1
-            row.regenerate_button.setVisible(
-                row.role == "assistant" and last and self.streaming_row is None
-            )
-            row.versions.set_switchable(last and self.streaming_row is None)
+            row.set_last(index == len(self.rows) - 1 and self.streaming_row is None)
 
     # --- streaming ---------------------------------------------------------------------------
 

@@ -58,7 +58,8 @@ class MessageRow(QWidget):
     """One message: a right-aligned bubble for the user, an avatar and markdown for the model."""
 
     editSubmitted = Signal(int, str)  # message id, new text
-    regenerateRequested = Signal()
+    regenerateRequested = Signal()  # also Retry: the last user message went unanswered
+    continueRequested = Signal(int)  # message id (an answer cut at the token limit)
     versionRequested = Signal(int, int)  # message id, step (‹ -1, › +1)
 
     def __init__(
@@ -90,6 +91,10 @@ class MessageRow(QWidget):
         self.copy_button = self._action("Copy", self.copy_text)
         self.edit_button = self._action("Edit", self.begin_edit)
         self.regenerate_button = self._action("Regenerate", self.regenerateRequested.emit)
+        self.retry_button = self._action("Retry", self.regenerateRequested.emit)
+        self.retry_button.setToolTip("Ask for an answer to this message again")
+        self.continue_button = self._action("Continue", self._on_continue)
+        self.continue_button.setToolTip("Carry on from where the answer stopped")
         self.finish_note = QLabel(self, objectName="finishNote")
         self.finish_note.hide()
         self.typing = QLabel("Thinking…", self, objectName="typingIndicator")
@@ -103,10 +108,13 @@ class MessageRow(QWidget):
         for button in (self.copy_button, self.edit_button, self.regenerate_button):
             self.actions_row.addWidget(button)
         self.actions_row.addWidget(self.finish_note)
+        self.actions_row.addWidget(self.continue_button)
+        self.actions_row.addWidget(self.retry_button)
         if role != "user":
             self.actions_row.addStretch(1)
         self.edit_button.setHidden(role != "user")  # hidden, never shown before it has a parent
-        self.regenerate_button.hide()
+        for button in (self.regenerate_button, self.retry_button, self.continue_button):
+            button.hide()
         self._editor: QPlainTextEdit | None = None
         self._edit_box: QWidget | None = None
 
@@ -222,6 +230,23 @@ class MessageRow(QWidget):
         self.typing.setVisible(streaming)
         for button in (self.copy_button, self.regenerate_button):
             button.setEnabled(not streaming)
+
+    def set_last(self, last: bool) -> None:
+        """The actions only the last message has, once no answer is being written: Regenerate;
+        Retry on a question left unanswered (stopped before its first token, failed); Continue
+        on an answer cut at the token limit."""
+        message = self.message
+        self.regenerate_button.setVisible(self.role == "assistant" and last)
+        self.retry_button.setVisible(self.role == "user" and last and message is not None)
+        self.continue_button.setVisible(
+            self.role == "assistant" and last and message is not None
+            and message.finish_reason == "max_tokens" and not message.interrupted
+        )  # fmt: skip
+        self.versions.set_switchable(last)
+
+    def _on_continue(self) -> None:
+        if self.message is not None:
+            self.continueRequested.emit(self.message.id)
 
     def copy_text(self) -> None:
         QGuiApplication.clipboard().setText(self.text)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -47,6 +48,7 @@ from engine.messages import EngineError, ModelLoaded, ServerState
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "coreml-chat"
+CHIP_MAX_WIDTH = 300  # the model chip in the header; a longer name ends in "…" (whole in its tip)
 ANSWERED = ("eos", "stop_string", "max_tokens")  # finish reasons of an answer that came through
 
 
@@ -108,16 +110,18 @@ class MainWindow(QMainWindow):
         # User and model text, cut with "…" at a narrow window (the whole text in the tooltip).
         self.title_label = ElidedLabel("New chat", objectName="chatTitle")
         self.model_chip = ElidedLabel("No model", objectName="modelChip")
+        self.model_chip.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+        self.model_chip.setMaximumWidth(CHIP_MAX_WIDTH)  # the chat's title comes first
 
         header = QWidget(objectName="chatHeader")
         header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         header_layout = QHBoxLayout(header)
         header_layout.setContentsMargins(20, 10, 16, 10)
-        header_layout.addWidget(self.title_label, 3)
+        header_layout.addWidget(self.title_label)
         header_layout.addStretch(1)
         self.system_prompt = SystemPromptEditor(self.controller, settings, self)
         header_layout.addWidget(self.system_prompt.button)
-        header_layout.addWidget(self.model_chip, 2)
+        header_layout.addWidget(self.model_chip)
 
         composer_row = QHBoxLayout()
         composer_row.setContentsMargins(24, 6, 24, 2)
@@ -229,6 +233,7 @@ class MainWindow(QMainWindow):
         self.composer.stopRequested.connect(c.stop)
         self.chat_view.editSubmitted.connect(c.edit_message)
         self.chat_view.regenerateRequested.connect(c.regenerate)
+        self.chat_view.continueRequested.connect(c.continue_answer)
         self.chat_view.versionRequested.connect(c.show_version)
         self.sidebar.newRequested.connect(self.new_chat)
         self.sidebar.conversationSelected.connect(self.open_conversation)
@@ -393,7 +398,7 @@ class MainWindow(QMainWindow):
             self.model_chip.setToolTip(
                 f"{name} ({info.name})\n{info.path}\nruntime: {info.runtime_name}"
             )
-            placeholder = f"Message {name}…"
+            placeholder = f"Message {name}…" if len(name) <= 32 else "Message the model…"
         elif loading:
             placeholder = "Loading the model…"
         else:

@@ -58,6 +58,7 @@ class ScriptedEngine:
         self.requests: list[Request] = []
         self.answers: list[list[str]] = []
         self.hold = False
+        self.finish_reason = "eos"  # how an answer that is not held ends
         self.open: tuple[Generate, list[str]] | None = None
         self.closed = False
 
@@ -76,7 +77,7 @@ class ScriptedEngine:
             if self.hold:
                 self.open = (request, pieces)
             else:
-                self._finish(request, pieces, "eos")
+                self._finish(request, pieces, self.finish_reason)
 
     def cancel(self) -> None:
         if self.open is not None:
