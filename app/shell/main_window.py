@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
@@ -42,6 +43,7 @@ from app.conversion.demo_conversion import DemoConversion, DemoOutcome, DemoProg
 from app.models.model_library import display_name
 from app.settings.app_settings import AppSettings
 from app.settings.settings_store import SettingsStore
+from app.shell.quit_signals import CLOSE_WITHOUT_ASKING
 from app.shell.welcome_view import WelcomeView
 from engine.messages import EngineError, ModelLoaded, ServerState
 
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         self.controller = ChatController(store, bridge, options=self._chat_options, parent=self)
         self.settings_dialog: Any = None
+        self.close_box: QMessageBox | None = None  # "stop the conversion and quit?"
         self._load_request: int | None = None
         self.demo = DemoConversion(self)  # "Try the demo model": fetch, convert, cancel
 
@@ -488,7 +491,41 @@ class MainWindow(QMainWindow):
 
     # --- closing -----------------------------------------------------------------------------
 
+    def ask_to_stop_conversion(self) -> None:
+        """Closing while Settings converts a model: ask (a sheet on macOS); "Stop and Quit"
+        cancels the conversion, removes what it wrote, and closes."""
+        if self.close_box is not None:
+            self.close_box.raise_()
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Quit coreml-chat",
+            "A model is still being converted. Stop the conversion and quit?",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        box.setInformativeText("Nothing of the conversion is kept; it has to start again.")
+        stop = box.addButton("Stop and Quit", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep Converting", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.buttonClicked.connect(lambda button: _close_box_result(self, button, stop))
+        self.close_box = box
+        box.open()
+
+    def _converter_pane(self) -> Any:
+        """The Settings dialog's Converter tab, if the dialog was opened."""
+        return self.settings_dialog.converter_pane if self.settings_dialog is not None else None
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        pane = self._converter_pane()
+        converting = pane is not None and pane.is_running()
+        if converting and not self.property(CLOSE_WITHOUT_ASKING):
+            event.ignore()  # asked first: a conversion can have run for many minutes
+            self.ask_to_stop_conversion()
+            return
+        if converting:
+            pane.process.wait_closed()  # stopped, and its staging folder removed, before we go
         self.demo.wait_closed()  # no converter outlives the window, nothing half-written stays
         self.controller.save_interrupted()  # before the bridge's signals are blocked
         self.settings_store.save_now()
@@ -496,6 +533,13 @@ class MainWindow(QMainWindow):
         self.bridge.close()
         self.store.close()
         super().closeEvent(event)
+
+
+def _close_box_result(window: MainWindow, button: Any, stop: Any) -> None:
+    window.close_box = None
+    if button is stop:
+        window.setProperty(CLOSE_WITHOUT_ASKING, True)
+        window.close()
 
 
 def _server_fields(settings: AppSettings) -> tuple:
