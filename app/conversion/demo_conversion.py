@@ -21,9 +21,9 @@ from typing import Literal
 
 from PySide6.QtCore import QObject, Signal
 
-from app.conversion.converter_pane import STAGE_TITLES
 from app.conversion.converter_process import ConversionOutcome, ConverterProcess
 from app.conversion.demo_setup import demo_request, is_model_folder
+from app.conversion.progress_words import stage_line
 from app.shell.background import BackgroundCall
 from converter.demo_model import DEMO_MODEL_ID, fetch_demo_gguf
 from converter.progress import ConversionCancelled
@@ -141,12 +141,11 @@ class DemoConversion(QObject):
     def _on_converter_progress(self) -> None:
         tracker = self.process.tracker
         stage = tracker.stage(tracker.current_stage)
-        message = f"Converting {DEMO_NAME}"
+        overall, running = tracker.shown()
+        message = f"Converting {DEMO_NAME}…"
         if stage is not None:
-            message += f" · {STAGE_TITLES.get(stage.name, stage.name)}"
-            if stage.message:
-                message += f": {stage.message}"
-        self.progressChanged.emit(DemoProgress("convert", tracker.overall, message + "…"))
+            message = f"Converting {DEMO_NAME} · {stage_line(stage.name, running, stage.message)}"
+        self.progressChanged.emit(DemoProgress("convert", overall, message))
 
     def _on_converted(self, outcome: ConversionOutcome) -> None:
         if outcome.status == "done":

@@ -103,7 +103,7 @@ def _start_demo(qtbot, window) -> int:
     panel = window.welcome.demo_progress
     assert panel.isVisible() and panel.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: (panel.fraction or 0) > 0.3, timeout=30_000)
-    assert "Converting SmolLM2-135M-Instruct · Convert: working" in panel.label.text()
+    assert "Converting SmolLM2-135M-Instruct · Building the Core ML program… " in panel.label.text()
     assert not window.welcome.buttons["demo"].isEnabled()  # one set-up at a time
     pids = _staging_pids()
     assert len(pids) == 1 and _alive(pids[0])
