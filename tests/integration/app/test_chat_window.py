@@ -293,7 +293,9 @@ def test_a_loaded_model_is_remembered_and_settings_open_on_the_asked_tab(
     qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=ANSWER_TIMEOUT_MS)
     assert window.current_page == "chat"
     assert load_settings().model_path == str(tiny_chat_model)
-    assert "TinyMistral" in window.model_chip.text() and "256" in window.model_chip.text()
+    chip = window.model_chip  # the folder's name; the package's in its tooltip
+    assert chip.text().startswith(f"{tiny_chat_model.name} · ") and "256" in chip.text()
+    assert "TinyMistral" in chip.toolTip()
 
     window.settings_action.trigger()
     dialog = window.settings_dialog
@@ -343,7 +345,7 @@ def test_escape_stops_and_an_empty_chat_shows_its_hint(
     window = make_window(tiny_chat_model, max_new_tokens=200)
     window.new_chat()
     assert window.chat_view.empty_state.isVisibleTo(window)
-    assert "TinyMistral" in window.chat_view.empty_state.text()
+    assert tiny_chat_model.name in window.chat_view.empty_state.text()
     seen: list[str] = []
     window.controller.answerText.connect(seen.append)
     _send(qtbot, window, "Go on and on")

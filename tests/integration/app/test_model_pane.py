@@ -91,7 +91,7 @@ def test_the_loaded_model_is_marked_and_cannot_be_deleted(qtbot, tiny_model: Pat
     pane = _pane(qtbot)
     pane.set_model_info(_info(loaded))
     texts = [pane.local_list.item(i).text() for i in range(pane.local_list.count())]
-    assert texts[0].startswith("● TinyMistral") and texts[0].endswith("· loaded")
+    assert texts[0].startswith("● Loaded-int4 (TinyMistral)") and texts[0].endswith("· loaded")
     assert "loaded" not in texts[1]
     _select(pane, loaded)
     assert not pane.delete_button.isEnabled() and pane.reveal_button.isEnabled()
