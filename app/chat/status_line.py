@@ -29,7 +29,8 @@ def describe_stats(stats: LiveStats) -> str:
     if stats.tokens_per_second:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.generated_tokens and not stats.generating:
-        parts.append(f"{stats.generated_tokens} tokens")
+        count = stats.generated_tokens
+        parts.append(f"{count} token{'s' if count != 1 else ''}")
     return "  ·  ".join(parts)
 
 

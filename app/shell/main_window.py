@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -33,6 +32,7 @@ from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
 from app.chat.elided_label import ElidedLabel
 from app.chat.engine_bridge import EngineBridge, default_worker_factory
+from app.chat.model_switcher import ModelSwitcher
 from app.chat.status_line import StatusLine
 from app.chat.system_prompt_dialog import SystemPromptEditor
 from app.conversations.conversation_list_model import ConversationListModel
@@ -112,8 +112,8 @@ class MainWindow(QMainWindow):
         self.banner = ErrorBanner()
         # User and model text, cut with "…" at a narrow window (the whole text in the tooltip).
         self.title_label = ElidedLabel("New chat", objectName="chatTitle")
-        self.model_chip = ElidedLabel("No model", objectName="modelChip")
-        self.model_chip.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+        self.model_chip = ModelSwitcher()  # a menu of the library's models
+        self.model_chip.set_model("No model")
         self.model_chip.setMaximumWidth(CHIP_MAX_WIDTH)  # the chat's title comes first
 
         header = QWidget(objectName="chatHeader")
@@ -228,6 +228,8 @@ class MainWindow(QMainWindow):
         c.answerText.connect(self.chat_view.update_answer)
         c.answerFinished.connect(self._on_answer_finished)
         c.busyChanged.connect(self._on_busy)
+        self.model_chip.modelChosen.connect(self.switch_model)
+        self.model_chip.manageRequested.connect(lambda: self.open_settings("model"))
         c.statsChanged.connect(self.status_line.set_stats)
         c.notice.connect(self.status_line.show_notice)
         c.errorOccurred.connect(self.banner.show_message)
@@ -325,6 +327,7 @@ class MainWindow(QMainWindow):
 
     def _on_busy(self, busy: bool) -> None:
         self.composer.set_busy(busy)
+        self.model_chip.set_blocked("Stop the answer first" if busy else "")
 
     def _refresh_sidebar(self) -> None:
         self.sidebar.refresh(current=self.controller.current_conversation_id)
@@ -359,7 +362,7 @@ class MainWindow(QMainWindow):
             hub_endpoint=self.settings.hub_endpoint or None,
         )
         name = Path(path).name
-        self.model_chip.setText(f"Loading {name}…")
+        self.model_chip.set_model(f"Loading {name}…", loaded_path=self._loaded_path())
         self.welcome.set_status(f"Loading {name}…", busy=True)
         self.status_line.set_model(None, loading=f"Loading {name}…")
         self._update_model_state()
@@ -404,17 +407,31 @@ class MainWindow(QMainWindow):
         loading = self._load_request is not None
         if info is not None:
             name = display_name(info.path)
-            self.model_chip.setText(f"{name} · {info.quantization} · {info.context_length:,} ctx")
-            self.model_chip.setToolTip(
-                f"{name} ({info.name})\n{info.path}\nruntime: {info.runtime_name}"
+            self.model_chip.set_model(
+                f"{name} · {info.quantization} · {info.context_length:,} ctx",
+                loaded_path=info.path,
+                tooltip=f"{name} ({info.name})\n{info.path}\nruntime: {info.runtime_name}\n"
+                "Click to switch models",
             )
             placeholder = f"Message {name}…" if len(name) <= 32 else "Message the model…"
         elif loading:
             placeholder = "Loading the model…"
         else:
-            self.model_chip.setText("No model")
+            self.model_chip.set_model("No model")
             placeholder = "Load a model to chat (Settings → Model)"
         self.composer.set_can_send(info is not None, placeholder=placeholder)
+
+    def switch_model(self, path: str) -> None:
+        """Another model from the header's menu: loaded for the chat that shows, which stays
+        (its next answer is the new model's, labelled so)."""
+        if self.controller.busy:
+            self.banner.show_message("An answer is being written: stop it before switching models")
+            return
+        self.load_model(path)
+
+    def _loaded_path(self) -> str:
+        info = self.bridge.model_info
+        return info.path if info is not None else ""
 
     def choose_local_model(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a model folder or .mlpackage")
