@@ -1,7 +1,8 @@
 """One message of the conversation: a right-aligned bubble for the user, an avatar and markdown for
 the model, its actions (copy, edit, regenerate, versions) and a long answer rendered in parts.
 
-Each message body is a ``SafeTextBrowser``, which refuses every resource load, so rendered model
+Each message body is a ``SafeTextBrowser`` (an answer's: an ``AnswerPart`` of them, its code
+blocks in views of their own that scroll sideways), which refuses every resource load, so rendered model
 output can never make the app fetch anything. Every widget of a row is created with its parent: a
 parentless widget made visible becomes a top-level window for a moment (it stole the main window's
 activation, and its shortcuts with it). The per-message buttons take no Tab focus, so Tab from the
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.answer_part import AnswerPart
 from app.chat.answer_versions import VersionSwitcher
 from app.chat.elided_label import ElidedLabel
 from app.chat.markdown_render import (
@@ -76,7 +78,7 @@ class MessageRow(QWidget):
         self.message: StoredMessage | None = None
         self.text = ""
         self._renderer = renderer
-        self.frozen: list[tuple[str, SafeTextBrowser]] = []  # finished parts of a long answer
+        self.frozen: list[tuple[str, Any]] = []  # finished parts of a long answer (AnswerParts)
         self.body = self._new_browser()  # the part that is still changing
         self._shown: str | None = None  # the text the browsers show (at most MAX_SHOWN_CHARS)
         self.more_note = QLabel(objectName="finishNote")
@@ -167,15 +169,16 @@ class MessageRow(QWidget):
 
     # --- content -----------------------------------------------------------------------------
 
-    def _new_browser(self) -> SafeTextBrowser:
+    def _new_browser(self) -> Any:
+        """A user message's view, or a part of an answer (markdown and code block views)."""
+        if self.role != "user":
+            return AnswerPart(self._renderer, self)
         browser = SafeTextBrowser(self)
         browser.document().setDefaultStyleSheet(self._renderer.stylesheet())
         return browser
 
-    def _render_into(self, browser: SafeTextBrowser, text: str) -> None:
-        rendered = self._renderer.render(text)
-        browser.code_blocks = rendered.code_blocks
-        browser.setHtml(rendered.html)
+    def _render_into(self, part: AnswerPart, text: str) -> None:
+        part.set_markdown(text)
 
     def set_text(self, text: str) -> None:
         """Show ``text``; a long markdown answer is cut into parts and only the last part is
@@ -262,16 +265,14 @@ class MessageRow(QWidget):
         """Render again with ``renderer`` (the app switched between light and dark)."""
         self._renderer = renderer
         style = renderer.stylesheet()
-        for part, browser in self.frozen:
-            browser.document().setDefaultStyleSheet(style)
-            self._render_into(browser, part)
-        self.body.document().setDefaultStyleSheet(style)
         text, self.text = self.text, ""
         if self.role == "user":
+            self.body.document().setDefaultStyleSheet(style)
             self.set_text(text)
         else:
-            frozen_text = "".join(part for part, _ in self.frozen)
-            self._render_into(self.body, text[len(frozen_text) :])
+            for _, part in self.frozen:
+                part.restyle(renderer)
+            self.body.restyle(renderer)
             self.text = text
 
     # --- editing a user message --------------------------------------------------------------
