@@ -17,6 +17,7 @@ MAX_VISIBLE_LINES = 8
 class ComposerInput(QPlainTextEdit):
     submitted = Signal()
     escapePressed = Signal()
+    editLastRequested = Signal()  # ↑ in an empty box: edit the last message (as in ChatGPT)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -29,6 +30,9 @@ class ComposerInput(QPlainTextEdit):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self.escapePressed.emit()
+            return
+        if event.key() == Qt.Key.Key_Up and not self.toPlainText():
+            self.editLastRequested.emit()
             return
         is_return = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         if is_return and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:

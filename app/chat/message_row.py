@@ -43,6 +43,12 @@ from app.conversations.conversation_store import StoredMessage
 
 logger = logging.getLogger(__name__)
 
+# A user's bubble is as wide as its longest line (measured up to BUBBLE_MEASURED_CHARS), plus its
+# padding, and at most BUBBLE_MAX_SHARE of the row.
+BUBBLE_MAX_SHARE = 0.8
+BUBBLE_MIN_WIDTH = 60
+BUBBLE_PADDING = 14 * 2 + 2 * 2 + 10  # the bubble's margins, the document's, and slack
+BUBBLE_MEASURED_CHARS = 400
 FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this size
 # A message shows at most this much (about 0.3-0.7 s of Qt layout); beyond it a note says how much
 # more there is, and a streaming answer past it costs no re-render. Stored text and Copy keep all.
@@ -115,11 +121,17 @@ class MessageRow(QWidget):
         self.actions_row.addWidget(self.retry_button)
         if role != "user":
             self.actions_row.addStretch(1)
-        self.edit_button.setHidden(role != "user")  # hidden, never shown before it has a parent
-        for button in (self.regenerate_button, self.retry_button, self.continue_button):
-            button.hide()
+        # Which actions this message has (``_show_actions`` shows them): Copy, Edit and Regenerate
+        # are drawn only while the pointer or the focus is on the message, or it is the last one
+        # (quiet: the style sheet draws them clear, in their place, so nothing moves when they
+        # appear). Retry and Continue, when wanted, always show.
+        self._wanted = {self.copy_button: True, self.edit_button: role == "user"}
+        self._wanted |= {self.regenerate_button: False, self.retry_button: False}
+        self._wanted[self.continue_button] = False
+        self._hovered = self._focused = self._last = False
         self._editor: QPlainTextEdit | None = None
         self._edit_box: QWidget | None = None
+        self._show_actions()  # hidden, never shown before it has a parent
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 6, 0, 6)
@@ -132,7 +144,7 @@ class MessageRow(QWidget):
             self.bubble = bubble
             line = QHBoxLayout()
             line.addStretch(1)
-            line.addWidget(bubble, 6)
+            line.addWidget(bubble, 100)  # up to its maximum: its text's width (``_fit_bubble``)
             outer.addLayout(line)
         else:
             header = QHBoxLayout()
@@ -196,6 +208,7 @@ class MessageRow(QWidget):
         self._shown = text
         if self.role == "user":
             self.body.setHtml(plain_text_html(text))
+            self._fit_bubble()
             return
         frozen_text = "".join(part for part, _ in self.frozen)
         if not text.startswith(frozen_text):
@@ -242,15 +255,79 @@ class MessageRow(QWidget):
     def set_last(self, last: bool) -> None:
         """The actions only the last message has, once no answer is being written: Regenerate;
         Retry on a question left unanswered (stopped before its first token, failed); Continue
-        on an answer cut at the token limit."""
+        on an answer cut at the token limit. The last message shows its actions at all times."""
         message = self.message
-        self.regenerate_button.setVisible(self.role == "assistant" and last)
-        self.retry_button.setVisible(self.role == "user" and last and message is not None)
-        self.continue_button.setVisible(
+        self._last = last
+        self._wanted[self.regenerate_button] = self.role == "assistant" and last
+        self._wanted[self.retry_button] = self.role == "user" and last and message is not None
+        self._wanted[self.continue_button] = (
             self.role == "assistant" and last and message is not None
             and message.finish_reason == "max_tokens" and not message.interrupted
         )  # fmt: skip
         self.versions.set_switchable(last)
+        self._show_actions()
+
+    # --- quiet actions: on hover or focus --------------------------------------------------------
+
+    @property
+    def actions_shown(self) -> bool:
+        return self._hovered or self._focused or self._last or self._edit_box is not None
+
+    def set_focus_within(self, focused: bool) -> None:
+        """The keyboard is in this message (its text selected, its editor): show its actions."""
+        if focused != self._focused:
+            self._focused = focused
+            self._show_actions()
+
+    def enterEvent(self, event: Any) -> None:
+        self._hovered = True
+        self._show_actions()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event: Any) -> None:
+        self._hovered = False
+        self._show_actions()
+        super().leaveEvent(event)
+
+    def _show_actions(self) -> None:
+        quiet = not self.actions_shown
+        for button, wanted in self._wanted.items():
+            button.setVisible(wanted)
+            value = (
+                "true"
+                if quiet and button not in (self.retry_button, self.continue_button)
+                else "false"
+            )
+            if button.property("quiet") != value:
+                button.setProperty("quiet", value)
+                button.style().unpolish(button)
+                button.style().polish(button)
+
+    def action_drawn(self, button: QToolButton) -> bool:
+        """Whether ``button`` is on screen and drawn (not quiet): what a user sees."""
+        return button.isVisible() and button.property("quiet") != "true"
+
+    # --- the user's bubble: as wide as its text --------------------------------------------------
+
+    def _fit_bubble(self) -> None:
+        if self.bubble is None:
+            return
+        limit = max(BUBBLE_MIN_WIDTH, int(self.width() * BUBBLE_MAX_SHARE))
+        if self._edit_box is not None:
+            self.bubble.setMaximumWidth(limit)  # the editor takes the room it can
+            return
+        lines = self.text[:MAX_SHOWN_CHARS].split("\n")
+        if any(len(line) > BUBBLE_MEASURED_CHARS for line in lines):
+            natural = limit  # a long line wraps at the limit anyway: no need to measure it
+        else:
+            metrics = self.body.fontMetrics()
+            natural = max((metrics.horizontalAdvance(line) for line in lines), default=0)
+            natural += BUBBLE_PADDING
+        self.bubble.setMaximumWidth(max(BUBBLE_MIN_WIDTH, min(natural, limit)))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_bubble()
 
     def _on_continue(self) -> None:
         if self.message is not None:
@@ -304,6 +381,8 @@ class MessageRow(QWidget):
         parent_layout = self.bubble.layout() if self.bubble is not None else self.layout()
         parent_layout.addWidget(box)
         self._editor, self._edit_box = editor, box
+        self._fit_bubble()
+        self._show_actions()
         editor.setFocus()
 
     def end_edit(self) -> None:
@@ -313,6 +392,8 @@ class MessageRow(QWidget):
         for _, browser in self.frozen:
             browser.show()
         self.body.show()
+        self._fit_bubble()
+        self._show_actions()
 
     def _submit_edit(self) -> None:
         if self._editor is None or self.message is None:

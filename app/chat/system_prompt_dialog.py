@@ -45,7 +45,7 @@ class SystemPromptButton(QToolButton):
         super().__init__(parent)
         self.setObjectName("systemPromptButton")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setAutoRaise(True)  # reads as a line of the header; a frame on hover
+        # A control, framed like the model chip beside it (the style sheet): it opens the editor.
         self.setAccessibleName("This chat's system prompt")
         self.show_prompt(None, "")
 
@@ -73,6 +73,7 @@ class SystemPromptDialog(QDialog):
         self.follow_global = QCheckBox("Use the global system prompt (Settings → Generation)")
         self.follow_global.setChecked(own is None)
         self.editor = QPlainTextEdit(global_prompt if own is None else own)
+        self.editor.setTabChangesFocus(True)  # Tab moves on, as in the Settings' prompt box
         self.editor.setAccessibleName("System prompt of this chat")
         self.editor.setPlaceholderText("No system prompt for this chat")
         self.note = QLabel(objectName="hint", wordWrap=True)

@@ -192,6 +192,11 @@ class MainWindow(QMainWindow):
         )
         self.stop_action = action("Stop", "Esc", self.controller.stop)
         self.regenerate_action = action("Regenerate", "Ctrl+R", self.controller.regenerate)
+        self.copy_answer_action = action(
+            "Copy Last Answer", "Ctrl+Shift+C", self.chat_view.copy_last_answer
+        )
+        self.edit_last_action = action("Edit Last Message", [], self._edit_last_message)
+        self.edit_last_action.setToolTip("Or ↑ in an empty message box")
         self.search_action = action(
             "Search Chats", QKeySequence.StandardKey.Find, self._focus_search
         )
@@ -215,7 +220,8 @@ class MainWindow(QMainWindow):
         for item in (self.settings_action, self.quit_action):
             file_menu.addAction(item)
         chat_menu = menu.addMenu("&Chat")
-        for item in (self.stop_action, self.regenerate_action, self.search_action):
+        for item in (self.stop_action, self.regenerate_action, self.copy_answer_action,
+                     self.edit_last_action, self.search_action):  # fmt: skip
             chat_menu.addAction(item)
         chat_menu.addAction(self.system_prompt_action)
         menu.setNativeMenuBar(True)
@@ -236,6 +242,7 @@ class MainWindow(QMainWindow):
         c.conversationsChanged.connect(self._refresh_sidebar)
         self.composer.sendRequested.connect(self._send)
         self.composer.stopRequested.connect(c.stop)
+        self.composer.input.editLastRequested.connect(self._edit_last_message)
         self.chat_view.editSubmitted.connect(c.edit_message)
         self.chat_view.regenerateRequested.connect(c.regenerate)
         self.chat_view.continueRequested.connect(c.continue_answer)
@@ -296,6 +303,10 @@ class MainWindow(QMainWindow):
     def open_conversation(self, conversation_id: str) -> None:
         self.controller.open_conversation(conversation_id)
         self.show_page("chat")
+
+    def _edit_last_message(self) -> None:
+        if self.current_page == "chat" and not self.controller.busy:
+            self.chat_view.edit_last_message()
 
     def _focus_search(self) -> None:
         self.sidebar.search.setFocus()
