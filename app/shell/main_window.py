@@ -243,6 +243,7 @@ class MainWindow(QMainWindow):
         self.composer.sendRequested.connect(self._send)
         self.composer.stopRequested.connect(c.stop)
         self.composer.input.editLastRequested.connect(self._edit_last_message)
+        self.composer.attachmentRefused.connect(self.banner.show_message)
         self.chat_view.editSubmitted.connect(c.edit_message)
         self.chat_view.regenerateRequested.connect(c.regenerate)
         self.chat_view.continueRequested.connect(c.continue_answer)
@@ -431,6 +432,7 @@ class MainWindow(QMainWindow):
             self.model_chip.set_model("No model")
             placeholder = "Load a model to chat (Settings → Model)"
         self.composer.set_can_send(info is not None, placeholder=placeholder)
+        self.composer.set_context_length(info.context_length if info is not None else None)
 
     def switch_model(self, path: str) -> None:
         """Another model from the header's menu: loaded for the chat that shows, which stays
