@@ -2,8 +2,8 @@
 checked), then "Manage Models…". Choosing one loads it; the chat stays as it is.
 
 A view: it lists what ``models`` returns (the app's models folder by default, read when the menu
-opens) and says what was chosen (``modelChosen``); the window loads it. Its text is cut with "…" to
-the width it gets (the whole of it in ``text()`` and the tooltip), like ``ElidedLabel``.
+opens) and says what was chosen (``modelChosen``); the window loads it. A ``MenuChip``: its text is
+cut with "…" to the width it gets.
 """
 
 from __future__ import annotations
@@ -13,89 +13,42 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QResizeEvent
-from PySide6.QtWidgets import QMenu, QSizePolicy, QToolButton
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu
 
+from app.chat.menu_chip import MenuChip
 from app.models.model_library import ModelSummary, is_same_or_inside, local_models
 
 logger = logging.getLogger(__name__)
 
-ARROW = " ▾"
-MINIMUM_TEXT = "Mmmm…"
-PADDING = 24  # the style sheet's padding and border, both sides
-SLACK = 6  # text widths do not add up exactly (kerning, rounding): a whole text never elides
 
-
-class ModelSwitcher(QToolButton):
+class ModelSwitcher(MenuChip):
     modelChosen = Signal(str)  # a model folder to load
     manageRequested = Signal()  # Settings → Model
 
     def __init__(
         self, *, models: Callable[[], list[ModelSummary]] = local_models, parent: Any = None
     ) -> None:
-        super().__init__(parent)
-        self.setObjectName("modelChip")
+        super().__init__("modelChip", parent)
         self.models = models
-        self._full_text = ""
         self._loaded_path = ""
         self._blocked = ""  # why switching is not possible now ("" when it is)
-        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setAccessibleName("Model")
-        menu = QMenu(self)
-        menu.setToolTipsVisible(True)
-        menu.aboutToShow.connect(self._fill)
-        self.setMenu(menu)
 
     # --- what it shows ---------------------------------------------------------------------------
 
     def set_model(self, text: str, *, loaded_path: str = "", tooltip: str = "") -> None:
-        self._full_text = text
         self._loaded_path = loaded_path
-        self.setToolTip(tooltip or text)
-        self._elide()
-        self.updateGeometry()
+        self.set_label(text, tooltip)
 
     def set_blocked(self, reason: str) -> None:
         """Why no other model can be chosen now ("" : it can), e.g. an answer is being written."""
         self._blocked = reason
 
-    def text(self) -> str:  # type: ignore[override]
-        """The whole text, not the part that fits."""
-        return self._full_text
-
-    def shown_text(self) -> str:
-        return super().text().removesuffix(ARROW)
-
-    def textFormat(self) -> Qt.TextFormat:
-        """A tool button draws its text as it is, never as markup (model names are file names)."""
-        return Qt.TextFormat.PlainText
-
-    def sizeHint(self) -> QSize:
-        width = self.fontMetrics().horizontalAdvance(self._full_text + ARROW) + PADDING + SLACK
-        return QSize(width, super().sizeHint().height())
-
-    def minimumSizeHint(self) -> QSize:
-        width = self.fontMetrics().horizontalAdvance(MINIMUM_TEXT + ARROW) + PADDING
-        return QSize(width, super().minimumSizeHint().height())
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        room = self.width() - PADDING - self.fontMetrics().horizontalAdvance(ARROW)
-        shown = self.fontMetrics().elidedText(
-            self._full_text, Qt.TextElideMode.ElideRight, max(room, 0)
-        )
-        super().setText(shown + ARROW)
-
     # --- the menu --------------------------------------------------------------------------------
 
-    def _fill(self) -> None:
+    def fill_menu(self) -> None:
         menu = self.menu()
         menu.clear()
         try:
@@ -150,5 +103,5 @@ class ModelSwitcher(QToolButton):
 
     def model_actions(self) -> list[QAction]:
         """The menu's model entries as it would show now (fills it): for tests and the keyboard."""
-        self._fill()
+        self.fill_menu()
         return [a for a in self.menu().actions() if a.data() is not None]

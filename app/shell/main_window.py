@@ -33,6 +33,7 @@ from app.chat.composer import Composer
 from app.chat.elided_label import ElidedLabel
 from app.chat.engine_bridge import EngineBridge, default_worker_factory
 from app.chat.model_switcher import ModelSwitcher
+from app.chat.preset_switcher import PresetSwitcher
 from app.chat.status_line import StatusLine
 from app.chat.system_prompt_dialog import SystemPromptEditor
 from app.conversations.conversation_list_model import ConversationListModel
@@ -42,6 +43,7 @@ from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
 from app.conversion.demo_conversion import DemoConversion, DemoOutcome, DemoProgress
 from app.models.model_library import display_name
 from app.settings.app_settings import AppSettings
+from app.settings.presets import chat_preset, find_preset, with_chat_preset
 from app.settings.settings_store import SettingsStore
 from app.shell.quit_signals import CLOSE_WITHOUT_ASKING
 from app.shell.welcome_view import WelcomeView
@@ -50,7 +52,10 @@ from engine.messages import EngineError, ModelLoaded, ServerState
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "coreml-chat"
-CHIP_MAX_WIDTH = 300  # the model chip in the header; a longer name ends in "…" (whole in its tip)
+CHIP_MAX_WIDTH = 300
+PRESET_CHIP_MAX_WIDTH = (
+    160  # the model chip in the header; a longer name ends in "…" (whole in its tip)
+)
 ANSWERED = ("eos", "stop_string", "max_tokens")  # finish reasons of an answer that came through
 
 
@@ -99,6 +104,7 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         self.controller = ChatController(store, bridge, options=self._chat_options, parent=self)
         self.settings_dialog: Any = None
+        self._pending_preset = ""  # chosen for a new chat before its first message
         self.close_box: QMessageBox | None = None  # "stop the conversion and quit?"
         self._load_request: int | None = None
         self.demo = DemoConversion(self)  # "Try the demo model": fetch, convert, cancel
@@ -124,6 +130,9 @@ class MainWindow(QMainWindow):
         header_layout.addStretch(1)
         self.system_prompt = SystemPromptEditor(self.controller, settings, self)
         header_layout.addWidget(self.system_prompt.button)
+        self.preset_chip = PresetSwitcher()  # this chat's generation preset
+        self.preset_chip.setMaximumWidth(PRESET_CHIP_MAX_WIDTH)
+        header_layout.addWidget(self.preset_chip)
         header_layout.addWidget(self.model_chip)
 
         composer_row = QHBoxLayout()
@@ -169,6 +178,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._connect()
         self._update_model_state()
+        self._show_preset()
         self.show_page("chat" if self.settings.model_path else "welcome")
 
     # --- set-up ------------------------------------------------------------------------------
@@ -236,6 +246,8 @@ class MainWindow(QMainWindow):
         c.busyChanged.connect(self._on_busy)
         self.model_chip.modelChosen.connect(self.switch_model)
         self.model_chip.manageRequested.connect(lambda: self.open_settings("model"))
+        self.preset_chip.presetChosen.connect(self.choose_preset)
+        self.preset_chip.manageRequested.connect(lambda: self.open_settings("generation"))
         c.statsChanged.connect(self.status_line.set_stats)
         c.notice.connect(self.status_line.show_notice)
         c.errorOccurred.connect(self.banner.show_message)
@@ -252,6 +264,7 @@ class MainWindow(QMainWindow):
         self.sidebar.conversationSelected.connect(self.open_conversation)
         self.sidebar.searchHitChosen.connect(lambda _, m: self.chat_view.scroll_to_message(m))
         self.sidebar.deleteRequested.connect(c.delete_conversation)
+        self.sidebar.deleteRequested.connect(self._forget_preset)
         self.sidebar.settingsRequested.connect(lambda: self.open_settings("model"))
         self.conversations.dataChanged.connect(lambda *_: self._update_title())
         self.welcome.demoRequested.connect(self.start_demo_model)
@@ -278,7 +291,38 @@ class MainWindow(QMainWindow):
         return self.settings_store.settings
 
     def _chat_options(self) -> ChatOptions:
-        return ChatOptions(self.settings.system_prompt, self.settings.generation)
+        """What the current chat's next turn uses: its preset's, or Settings → Generation."""
+        settings = self.settings
+        preset = find_preset(settings.presets, self._current_preset())
+        if preset is not None:
+            return ChatOptions(preset.system_prompt, preset.generation)
+        return ChatOptions(settings.system_prompt, settings.generation)
+
+    def _current_preset(self) -> str:
+        conversation_id = self.controller.current_conversation_id
+        if conversation_id is None:
+            return self._pending_preset
+        return chat_preset(self.settings.chat_presets, conversation_id)
+
+    def choose_preset(self, name: str) -> None:
+        """The header's preset menu: this chat uses ``name`` ("" : Settings → Generation). A new
+        chat, not stored yet, takes it when its first message is sent."""
+        conversation_id = self.controller.current_conversation_id
+        if conversation_id is None:
+            self._pending_preset = name
+        else:
+            chats = with_chat_preset(self.settings.chat_presets, conversation_id, name)
+            self.settings_store.update(chat_presets=chats)
+        self._show_preset()
+
+    def _forget_preset(self, conversation_id: str) -> None:
+        """A deleted chat's preset choice goes with it."""
+        if chat_preset(self.settings.chat_presets, conversation_id):
+            chats = with_chat_preset(self.settings.chat_presets, conversation_id, "")
+            self.settings_store.update(chat_presets=chats)
+
+    def _show_preset(self) -> None:
+        self.preset_chip.show_presets(self.settings.presets, self._current_preset())
 
     # --- pages and conversations -------------------------------------------------------------
 
@@ -319,6 +363,14 @@ class MainWindow(QMainWindow):
             self.show_page("chat")
 
     def _on_conversation_opened(self, conversation_id: str | None, messages: list) -> None:
+        if conversation_id is not None and self._pending_preset and not messages:
+            chats = with_chat_preset(
+                self.settings.chat_presets, conversation_id, self._pending_preset
+            )  # the new chat was just stored: it keeps the preset chosen for it
+            self.settings_store.update(chat_presets=chats)
+        if conversation_id is not None:
+            self._pending_preset = ""
+        self._show_preset()
         self.chat_view.set_messages(messages)
         self.sidebar.select(conversation_id)
         self._update_title()
@@ -502,6 +554,8 @@ class MainWindow(QMainWindow):
 
     def _on_settings_changed(self, previous: AppSettings, settings: AppSettings) -> None:
         units_changed = settings.compute_units != previous.compute_units
+        if (settings.presets, settings.chat_presets) != (previous.presets, previous.chat_presets):
+            self._show_preset()
         if settings.hf_token != previous.hf_token:
             self.bridge.replace_worker_factory(default_worker_factory(hf_token=settings.hf_token))
         if _server_fields(settings) != _server_fields(previous):
