@@ -153,7 +153,7 @@ class ConversionTracker:
             return None
         if event.event == "progress":
             self._on_progress(event, time.monotonic() if now is None else now)
-        elif event.event == "log":
+        elif event.event == "log":  # the converter's own words: as a sentence
             level = "WARNING" if event.level == "warning" else "INFO"
             self._log(log_sentence(f"{level} converter: {event.message}"))
         elif event.event in ("done", "error", "cancelled"):
@@ -163,7 +163,7 @@ class ConversionTracker:
                 for stage in self.stages:
                     stage.fraction = 1.0
             elif event.event == "error" and event.message:
-                self._log(f"Error: {log_sentence(event.message)}")
+                self._log(log_sentence(f"ERROR converter: {event.message}"))
         else:
             self._log(log_sentence(line))
         return event

@@ -4,8 +4,8 @@ The converter speaks in its own terms (``resolve``, ``trace``), passes on coreml
 ("Converting PyTorch Frontend ==> MIL Ops") and, on stderr, Python logger lines
 ("INFO converter.convert: loaded 2 layers"). The Converter tab shows none of that as is: each stage
 has a short title and a sentence saying what happens, a library's own title gives way to the
-stage's sentence, and each log line becomes a sentence (logger prefixes dropped, a warning said
-to be one).
+stage's sentence, and each logger line becomes a sentence (its prefix dropped, a warning said to
+be one); other lines (a traceback) are kept as written.
 """
 
 from __future__ import annotations
@@ -68,16 +68,18 @@ def stage_line(stage: str, fraction: float, message: str) -> str:
 
 
 def log_sentence(line: str) -> str | None:
-    """A converter log line as a sentence; None for a line not worth showing (debug chatter)."""
-    text = line.strip()
-    if not text:
+    """A converter logger line as a sentence ("INFO converter.convert: loaded 2 layers" → "Loaded
+    2 layers."); None for a line not worth showing (debug chatter). Any other line is kept as it
+    is: a traceback or a library's own complaint is read as written."""
+    text = line.rstrip()
+    if not text.strip():
         return None
-    level = ""
-    logged = LOGGER_LINE.match(text)
-    if logged:
-        level, text = logged.group("level"), logged.group("text").strip()
-        if level == "DEBUG" or not text:
-            return None
+    logged = LOGGER_LINE.match(text.strip())
+    if not logged:
+        return text
+    level, text = logged.group("level"), logged.group("text").strip()
+    if level == "DEBUG" or not text:
+        return None
     sentence = _capitalized(text)
     if sentence[-1] not in ".!?…:)" and not sentence.endswith("..."):
         sentence += "."

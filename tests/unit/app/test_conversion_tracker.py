@@ -110,7 +110,7 @@ def test_tracker_folds_progress_logs_and_non_json_lines() -> None:
     assert tracker.stage("convert").fraction == 0.25
     assert tracker.stage("quantize").fraction == 0.0
     assert tracker.overall == pytest.approx(0.4)
-    assert tracker.log == ["Loading something without JSON.", "Warning: Odd tokenizer."]
+    assert tracker.log == ["Loading something without JSON", "Warning: Odd tokenizer."]
     tracker.handle_line(_line(event="done", message="converted in 3s", output="/m", overall=1.0))
     outcome = tracker.outcome(EXIT_OK, seconds=3.0, cancelled=False)
     assert outcome.status == "done" and outcome.output == "/m"
@@ -161,6 +161,8 @@ def test_stage_lines_and_the_log_are_in_the_users_words() -> None:
         "Warning: Odd block size."
     )
     assert log_sentence("DEBUG converter.convert: step 3") is None
+    traceback = '  File "converter/convert.py", line 3, in convert'
+    assert log_sentence(traceback) == traceback  # not a logger line: kept as written
     tracker = ConversionTracker()
     tracker.handle_line("INFO converter.source: resolved owner/model")
     tracker.handle_line(_line(event="error", message="no weights found in the folder"))
