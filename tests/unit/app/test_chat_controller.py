@@ -173,9 +173,13 @@ def test_no_first_token_time_is_shown_when_no_token_came(qtbot, chat):
     engine.hold = False
     engine.answers.append(["Twice"])
     _answer(qtbot, controller, controller.regenerate)
-    assert "First token 0.05 s" in describe_stats(controller.stats)
+    assert "First token 50 ms" in describe_stats(controller.stats)
     assert controller.show_version(controller.messages()[-1].id, -1)
     assert "First token" not in describe_stats(controller.stats)
+    from app.chat.status_line import format_seconds
+
+    # a real measurement never reads "0.00 s"
+    assert [format_seconds(s) for s in (0.0004, 0.085, 1.4242)] == ["1 ms", "85 ms", "1.42 s"]
 
 
 def test_switching_conversations_mid_answer_saves_it_where_it_belongs(qtbot, chat):
