@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -39,6 +39,7 @@ class ComposerInput(QPlainTextEdit):
     submitted = Signal()
     escapePressed = Signal()
     editLastRequested = Signal()  # ↑ in an empty box: edit the last message (as in ChatGPT)
+    filesDropped = Signal(list)  # local file paths dropped on the box: attached, not typed
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -47,6 +48,20 @@ class ComposerInput(QPlainTextEdit):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.document().contentsChanged.connect(self._fit_height)
         self._fit_height()
+
+    def _dropped_files(self, mime: QMimeData) -> list[str]:
+        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return bool(self._dropped_files(source)) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        """Files dropped (or pasted from Finder) become attachments, not their paths as text."""
+        files = self._dropped_files(source)
+        if files:
+            self.filesDropped.emit(files)
+            return
+        super().insertFromMimeData(source)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:
@@ -117,6 +132,7 @@ class Composer(QFrame):
         self.attach_button.setAccessibleName("Attach a file")
         self.attach_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.attach_button.clicked.connect(self.choose_files)
+        self.input.filesDropped.connect(self.attach_files)
         self.attachments: list[Attachment] = []
         self.context_length: int | None = None  # the loaded model's, for the token line
         self.attachments_box = QWidget(self)

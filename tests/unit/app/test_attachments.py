@@ -75,3 +75,22 @@ def test_files_larger_than_the_context_are_flagged(qtbot, tmp_path) -> None:
     assert window.composer.tokens_label.text().endswith(": more than fits")
     window.composer.chips()[0].remove_button.click()
     assert window.composer.attachments == []
+
+
+def test_a_file_dropped_or_pasted_on_the_box_is_attached_not_typed(qtbot, tmp_path) -> None:
+    from PySide6.QtCore import QMimeData, QUrl
+
+    window, _engine = scripted_window(qtbot, tmp_path / "Model")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Buy milk.")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(notes))])
+    box = window.composer.input
+    assert box.canInsertFromMimeData(mime)
+    box.insertFromMimeData(mime)  # what a drop and a paste of a Finder file both call
+    assert box.toPlainText() == ""
+    assert [a.name for a in window.composer.attachments] == ["notes.txt"]
+    text = QMimeData()
+    text.setText("just words")
+    box.insertFromMimeData(text)
+    assert box.toPlainText() == "just words"
