@@ -18,22 +18,19 @@ PADDING = 24  # the style sheet's padding and border, both sides
 SLACK = 6  # text widths do not add up exactly (kerning, rounding): a whole text never elides
 
 
-class MenuChip(QToolButton):
+class ElidedToolButton(QToolButton):
+    """A header chip whose text is cut with "…" to the width it gets (``suffix`` kept whole);
+    ``text()`` is the whole text, the tooltip too unless one is given."""
+
+    suffix = ""
+
     def __init__(self, object_name: str, parent: Any = None) -> None:
         super().__init__(parent)
         self.setObjectName(object_name)
         self._full_text = ""
-        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        menu = QMenu(self)
-        menu.setToolTipsVisible(True)
-        menu.aboutToShow.connect(self.fill_menu)
-        self.setMenu(menu)
-
-    def fill_menu(self) -> None:
-        """Subclasses list their choices (the menu is filled each time it opens)."""
 
     def set_label(self, text: str, tooltip: str = "") -> None:
         self._full_text = text
@@ -46,18 +43,18 @@ class MenuChip(QToolButton):
         return self._full_text
 
     def shown_text(self) -> str:
-        return super().text().removesuffix(ARROW)
+        return super().text().removesuffix(self.suffix)
 
     def textFormat(self) -> Qt.TextFormat:
         """A tool button draws its text as it is, never as markup (names are file names)."""
         return Qt.TextFormat.PlainText
 
     def sizeHint(self) -> QSize:
-        width = self.fontMetrics().horizontalAdvance(self._full_text + ARROW) + PADDING + SLACK
-        return QSize(width, super().sizeHint().height())
+        width = self.fontMetrics().horizontalAdvance(self._full_text + self.suffix)
+        return QSize(width + PADDING + SLACK, super().sizeHint().height())
 
     def minimumSizeHint(self) -> QSize:
-        width = self.fontMetrics().horizontalAdvance(MINIMUM_TEXT + ARROW) + PADDING
+        width = self.fontMetrics().horizontalAdvance(MINIMUM_TEXT + self.suffix) + PADDING
         return QSize(width, super().minimumSizeHint().height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:
@@ -65,8 +62,25 @@ class MenuChip(QToolButton):
         self._elide()
 
     def _elide(self) -> None:
-        room = self.width() - PADDING - self.fontMetrics().horizontalAdvance(ARROW)
+        room = self.width() - PADDING - self.fontMetrics().horizontalAdvance(self.suffix)
         shown = self.fontMetrics().elidedText(
             self._full_text, Qt.TextElideMode.ElideRight, max(room, 0)
         )
-        super().setText(shown + ARROW)
+        super().setText(shown + self.suffix)
+
+
+class MenuChip(ElidedToolButton):
+    """An ``ElidedToolButton`` that opens a menu, filled each time it opens (``fill_menu``)."""
+
+    suffix = ARROW
+
+    def __init__(self, object_name: str, parent: Any = None) -> None:
+        super().__init__(object_name, parent)
+        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        menu.aboutToShow.connect(self.fill_menu)
+        self.setMenu(menu)
+
+    def fill_menu(self) -> None:
+        """Subclasses list their choices."""

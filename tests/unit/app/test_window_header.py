@@ -29,6 +29,10 @@ def test_at_the_minimum_size_the_title_and_model_chip_end_in_an_ellipsis(qtbot, 
         frame = QRect(label.mapTo(header, label.rect().topLeft()), label.size())
         assert header.rect().contains(frame)
     assert window.model_chip.text().startswith(LONG_FOLDER)
+    for chip in (window.system_prompt.button, window.preset_chip):  # they shrink too
+        frame = QRect(chip.mapTo(header, chip.rect().topLeft()), chip.size())
+        assert header.rect().contains(frame), chip.objectName()
+    assert window.title_label.width() >= window.title_label.minimumSizeHint().width()
     answer = window.chat_view.rows[-1]  # its author line is cut too, never widening the column
     assert answer.author_label.shown_text().endswith("…")
     assert window.chat_view.horizontalScrollBar().maximum() == 0
