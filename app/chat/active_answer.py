@@ -29,6 +29,8 @@ class ActiveAnswer:
     replaces: int | None = None  # the shown answer a regenerate makes a new version of
     model: str = ""  # the name of the model writing it
     generation: str = ""  # its generation settings, JSON
+    prefix: str = ""  # Continue: the stored answer this one carries on (``message_id`` is its row)
+    continued_finish: str = ""  # Continue: that answer's own end, kept when no new token comes
 
     def provenance(self) -> dict[str, Any]:
         """What the store keeps with the answer: which model wrote it, with which settings."""
@@ -36,7 +38,13 @@ class ActiveAnswer:
 
     @property
     def text(self) -> str:
-        return "".join(self.pieces)
+        """The answer as stored and shown: a continued answer's earlier text, then the new."""
+        new = "".join(self.pieces)
+        if not (self.prefix and new):
+            return self.prefix or new
+        # The model starts a new turn: its first word would stick to the last one.
+        joiner = "" if self.prefix[-1].isspace() or new[0].isspace() else " "
+        return self.prefix + joiner + new
 
 
 def generation_json(config: GenerationConfig) -> str:

@@ -21,7 +21,8 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from app.chat.active_answer import ActiveAnswer, generation_json
 from app.chat.engine_bridge import EngineBridge
 from app.chat.live_stats import LiveStats, estimate_context_tokens
-from app.conversations.store import ConversationStore, StoredMessage
+from app.conversations.store import ConversationStore, StoredMessage, title_from_text
+from app.models.model_library import display_name
 from app.ui.keyboard import shortcut_text
 from engine.messages import (
     ChatMessage,
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 ERROR_GRACE_MS = 250  # how long a failed answer waits for the engine's GenerationFinished
 SAVE_INTERVAL_SECONDS = 1.0  # a streaming answer is written to the store this often
+# Continue asks for the rest of an answer cut at the token limit with this turn after it (the
+# engine renders every request as a new answer); the reply joins the answer, the turn is not kept.
+CONTINUE_PROMPT = "Continue exactly where your last answer stopped, without repeating anything."
 
 
 @dataclass(frozen=True)
@@ -127,14 +131,18 @@ class ChatController(QObject):
         if self._active is not None:
             self.stop()  # its partial answer is saved into its own conversation
         self.current_conversation_id = conversation_id
-        used, estimated = self._context_used(conversation_id)
+        self._show_context_only()
+        self.conversationOpened.emit(conversation_id, self.messages())
+
+    def _show_context_only(self) -> None:
+        """The status line without an answer's figures: the chat's context, nothing measured."""
+        used, estimated = self._context_used(self.current_conversation_id)
         self._stats = LiveStats(
             context_used=used,
             context_estimated=estimated,
             context_length=self.model_info.context_length if self.model_info else None,
         )
         self.statsChanged.emit(self._stats)
-        self.conversationOpened.emit(conversation_id, self.messages())
 
     def delete_conversation(self, conversation_id: str) -> None:
         if self._active is not None and self._active.conversation_id == conversation_id:
@@ -214,6 +222,19 @@ class ChatController(QObject):
         self._start_answer(replaces=replaces)
         return True
 
+    def continue_answer(self, message_id: int) -> bool:
+        """Carry on the last answer, cut at the token limit: the new text joins it, in its row."""
+        messages = self.messages()
+        if not messages or messages[-1].id != message_id or messages[-1].role != "assistant":
+            self.errorOccurred.emit("only the last answer can be continued")
+            return False
+        if not self._can_generate():
+            return False
+        answer = messages[-1]
+        self.conversationOpened.emit(self.current_conversation_id, messages[:-1])
+        self._start_answer(continues=answer)
+        return True
+
     def show_version(self, message_id: int, step: int) -> bool:
         """Show the answer version ``step`` places away from ``message_id`` (‹ -1, › +1); the
         shown version is what the next turn continues from. Only the last answer switches: the
@@ -228,6 +249,7 @@ class ChatController(QObject):
             return False
         self.store.show_version(versions[index].id)
         self.conversationOpened.emit(self.current_conversation_id, self.messages())
+        self._show_context_only()  # the figures of the last answer are not this version's
         return True
 
     def edit_message(self, message_id: int, new_text: str) -> bool:
@@ -242,12 +264,24 @@ class ChatController(QObject):
             return False
         if not new_text or not self._can_generate():
             return False
+        retitle = self._title_follows(target, messages)
         self.store.truncate_from(target.conversation_id, target.position)
         self.store.append_message(target.conversation_id, "user", new_text)
+        if retitle:
+            self.store.rename_conversation(target.conversation_id, title_from_text(new_text))
         self.conversationOpened.emit(self.current_conversation_id, self.messages())
         self.conversationsChanged.emit()
         self._start_answer()
         return True
+
+    def _title_follows(self, target: StoredMessage, messages: list[StoredMessage]) -> bool:
+        """Whether editing ``target`` retitles its chat: it is the first user message and the
+        title is still the one made from it (a title the user gave stays)."""
+        first_user = next((m for m in messages if m.role == "user"), None)
+        if first_user is None or first_user.id != target.id:
+            return False
+        conversation = self.store.conversation(target.conversation_id)
+        return conversation is not None and conversation.title == title_from_text(target.content)
 
     def _can_generate(self) -> bool:
         if self._active is not None:
@@ -260,7 +294,9 @@ class ChatController(QObject):
             return False
         return True
 
-    def _start_answer(self, *, replaces: int | None = None) -> None:
+    def _start_answer(
+        self, *, replaces: int | None = None, continues: StoredMessage | None = None
+    ) -> None:
         conversation_id = self.current_conversation_id
         assert conversation_id is not None
         options = self._options()
@@ -273,6 +309,8 @@ class ChatController(QObject):
             for m in self.store.messages(conversation_id)
             if m.content and m.role in ("user", "assistant") and m.id != replaces
         )
+        if continues is not None:
+            history.append(ChatMessage("user", CONTINUE_PROMPT))
         request_id = self.bridge.generate(conversation_id, tuple(history), options.generation)
         self._active = ActiveAnswer(
             request_id,
@@ -280,9 +318,13 @@ class ChatController(QObject):
             time.perf_counter(),
             context_base=self._cache_lengths.get(conversation_id, 0),
             replaces=replaces,
-            model=self.model_info.name if self.model_info else "",
+            model=display_name(self.model_info.path) if self.model_info else "",
             generation=generation_json(options.generation),
         )
+        if continues is not None:
+            self._active.message_id = continues.id
+            self._active.prefix = continues.content
+            self._active.continued_finish = continues.finish_reason
         info = self.model_info
         used, estimated = self._context_used(conversation_id)
         self._stats = LiveStats(
@@ -374,18 +416,23 @@ class ChatController(QObject):
         stats = event.stats
         active = self._active
         assert active is not None
-        self._cache_lengths[active.conversation_id] = stats.cache_length
+        counted = stats.context_length > 0  # 0: an end the app made up (the engine died)
+        if counted:
+            self._cache_lengths[active.conversation_id] = stats.cache_length
         shown = self._shows_active()
         self._stats = LiveStats(
             generating=False,
-            time_to_first_token=stats.time_to_first_token,
+            time_to_first_token=_first_token_seconds(active, stats.time_to_first_token),
             tokens_per_second=stats.decode_tokens_per_second or self._stats.tokens_per_second,
             generated_tokens=stats.generated_tokens,
-            context_used=stats.cache_length,
-            context_length=stats.context_length,
+            context_used=stats.cache_length if counted else self._stats.context_used,
+            context_length=stats.context_length if counted else self._stats.context_length,
+            context_estimated=not counted and self._stats.context_estimated,
             finish_reason=stats.finish_reason,
         )
-        self._finish(event.text or active.text, stats.finish_reason, shown=shown)
+        if event.text:
+            active.pieces = [event.text]  # the engine's own whole text (stop strings cut)
+        self._finish(active.text, stats.finish_reason, shown=shown)
         if shown:
             self.statsChanged.emit(self._stats)
 
@@ -448,6 +495,8 @@ class ChatController(QObject):
     ) -> StoredMessage | None:
         """The answer's final text into its row (made at the first token, or now)."""
         interrupted = finish_reason == "interrupted"
+        if active.prefix and active.tokens == 0:  # a Continue that added nothing: as it was
+            text, finish_reason, interrupted = active.prefix, active.continued_finish, False
         try:
             if active.message_id is not None:
                 self.store.update_message(
@@ -466,3 +515,14 @@ class ChatController(QObject):
         except ValueError:  # the conversation was deleted while it answered
             logger.info("answer dropped: conversation %s is gone", active.conversation_id)
         return None
+
+
+def _first_token_seconds(active: ActiveAnswer, reported: float) -> float | None:
+    """The time to the first token, or None when no token came: the engine reports 0.0 then (a
+    stop before the first token, an error), and so does the end the app makes up after a crash,
+    where the app's own measurement at the first token is the figure."""
+    if active.first_token_at is None:
+        return None
+    if reported > 0:
+        return reported
+    return active.first_token_at - active.started_at

@@ -11,7 +11,15 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.chat.markdown_render import MarkdownRenderer
 from app.chat.message_row import MessageRow
@@ -35,7 +43,8 @@ class ChatView(QScrollArea):
     """The message column; follows the bottom while an answer streams (unless scrolled up)."""
 
     editSubmitted = Signal(int, str)
-    regenerateRequested = Signal()
+    regenerateRequested = Signal()  # Regenerate, or Retry an unanswered question
+    continueRequested = Signal(int)  # message id
     versionRequested = Signal(int, int)  # message id, step
 
     def __init__(self, parent: Any = None) -> None:
@@ -70,6 +79,7 @@ class ChatView(QScrollArea):
         self.setWidget(outer)
         self._refresh = QTimer(self, singleShot=True, interval=STREAM_REFRESH_MS)
         self._refresh.timeout.connect(self._apply_pending_text)
+        QApplication.instance().focusChanged.connect(self._on_focus_changed)
         bar = self.verticalScrollBar()
         bar.rangeChanged.connect(self._on_range_changed)
         bar.valueChanged.connect(self._on_scrolled)
@@ -139,6 +149,7 @@ class ChatView(QScrollArea):
         row = MessageRow(role, renderer=self.renderer, assistant_name=self.assistant_name)
         row.editSubmitted.connect(self.editSubmitted)
         row.regenerateRequested.connect(self.regenerateRequested)
+        row.continueRequested.connect(self.continueRequested)
         row.versionRequested.connect(self.versionRequested)
         self._layout.insertWidget(self._layout.count() - 1, row)
         self.rows.append(row)
@@ -147,11 +158,32 @@ class ChatView(QScrollArea):
 
     def _update_regenerate(self) -> None:
         for index, row in enumerate(self.rows):
-            last = index == len(self.rows) - 1
-            row.regenerate_button.setVisible(
-                row.role == "assistant" and last and self.streaming_row is None
-            )
-            row.versions.set_switchable(last and self.streaming_row is None)
+            row.set_last(index == len(self.rows) - 1 and self.streaming_row is None)
+
+    def _on_focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        """A message with the keyboard in it (its text, its editor) shows its actions."""
+        for row in self.rows:
+            row.set_focus_within(new is not None and row.isAncestorOf(new))
+
+    def last_row(self, role: str) -> MessageRow | None:
+        return next((row for row in reversed(self.rows) if row.role == role), None)
+
+    def copy_last_answer(self) -> bool:
+        """Chat → Copy Last Answer: the keyboard's way to the last answer's Copy."""
+        row = self.last_row("assistant")
+        if row is None or row is self.streaming_row:
+            return False
+        row.copy_text()
+        return True
+
+    def edit_last_message(self) -> bool:
+        """Chat → Edit Last Message (↑ in an empty message box): the last question's Edit."""
+        row = self.last_row("user")
+        if row is None or self.streaming_row is not None:
+            return False
+        self.ensureWidgetVisible(row)
+        row.begin_edit()
+        return True
 
     # --- streaming ---------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 markdown-it-py runs with raw HTML disabled, so ``<script>`` or ``<img src=…>`` from the model is
 escaped and shown as text. Markdown images are rendered as a text link (never an ``<img>``), and
-links keep only http(s)/mailto targets. Code blocks become monospaced boxes, syntax-coloured
+links keep only http(s)/mailto targets. A top-level code block is cut out of the markdown
+(``split_code_blocks``) and shown by a view of its own that scrolls sideways (``code_block_view``);
+one inside a list or a quote stays here: a monospaced box, syntax-coloured
 (``app.chat.code_highlight``) and wrapped (a long line never pushes the box, or its "Copy" link
 ``copy:N``, out of sight), with the Copy link that the view turns into a clipboard copy. Tables get
 borders and padding, quotes a bar at the left; every colour comes from the palette. The views also refuse every resource load
@@ -191,6 +193,41 @@ def break_long_words(markup: str) -> str:
 def plain_text_html(text: str) -> str:
     """A user message: shown exactly as typed (escaped, line breaks kept; long words can wrap)."""
     return break_long_words("<p>" + html.escape(text).replace("\n", "<br>") + "</p>")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of an answer shown by one widget: markdown (prose, lists, tables) or a code block."""
+
+    kind: str  # "markdown" | "code"
+    text: str  # the markdown, or the code itself (no fence lines)
+    language: str = ""
+
+
+_SEGMENTER = MarkdownIt("commonmark", {"html": False})
+
+
+def split_code_blocks(text: str) -> list[Segment]:
+    """``text`` cut around its top-level code blocks (fenced or indented), in order. A code block
+    is shown by a widget of its own that scrolls sideways instead of wrapping; a block inside a
+    list or a quote stays in its markdown (wrapped). An unclosed fence (an answer still being
+    written) runs to the end, as markdown-it reads it."""
+    lines = text.split("\n")
+    segments: list[Segment] = []
+    taken = 0  # lines already in a segment
+    for token in _SEGMENTER.parse(text):
+        if token.level != 0 or token.type not in ("fence", "code_block") or not token.map:
+            continue
+        start, end = token.map
+        if start > taken:
+            segments.append(Segment("markdown", "\n".join(lines[taken:start])))
+        language = token.info.split()[0] if token.info.strip() else ""
+        segments.append(Segment("code", token.content.rstrip("\n"), language))
+        taken = end
+    rest = "\n".join(lines[taken:])
+    if rest.strip() or not segments:
+        segments.append(Segment("markdown", rest))
+    return segments
 
 
 FENCE_MARKERS = ("```", "~~~")

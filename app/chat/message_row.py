@@ -1,7 +1,8 @@
 """One message of the conversation: a right-aligned bubble for the user, an avatar and markdown for
 the model, its actions (copy, edit, regenerate, versions) and a long answer rendered in parts.
 
-Each message body is a ``SafeTextBrowser``, which refuses every resource load, so rendered model
+Each message body is a ``SafeTextBrowser`` (an answer's: an ``AnswerPart`` of them, its code
+blocks in views of their own that scroll sideways), which refuses every resource load, so rendered model
 output can never make the app fetch anything. Every widget of a row is created with its parent: a
 parentless widget made visible becomes a top-level window for a moment (it stole the main window's
 activation, and its shortcuts with it). The per-message buttons take no Tab focus, so Tab from the
@@ -26,7 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.answer_part import AnswerPart
 from app.chat.answer_versions import VersionSwitcher
+from app.chat.elided_label import ElidedLabel
 from app.chat.markdown_render import (
     COPIED_LABEL,
     COPY_LABEL,
@@ -40,10 +43,17 @@ from app.conversations.store import StoredMessage
 
 logger = logging.getLogger(__name__)
 
+# A user's bubble is as wide as its longest line (measured up to BUBBLE_MEASURED_CHARS), plus its
+# padding, and at most BUBBLE_MAX_SHARE of the row.
+BUBBLE_MAX_SHARE = 0.8
+BUBBLE_MIN_WIDTH = 60
+BUBBLE_PADDING = 14 * 2 + 2 * 2 + 10  # the bubble's margins, the document's, and slack
+BUBBLE_MEASURED_CHARS = 400
 FREEZE_CHUNK_CHARS = 1000  # a long answer is rendered in parts of at least this size
 # A message shows at most this much (about 0.3-0.7 s of Qt layout); beyond it a note says how much
 # more there is, and a streaming answer past it costs no re-render. Stored text and Copy keep all.
 MAX_SHOWN_CHARS = 100_000
+UNKNOWN_AUTHOR = "Assistant"  # an answer stored without its model's name (older versions)
 FINISH_NOTES = {
     "cancelled": "Stopped",
     "max_tokens": "Reached the token limit",
@@ -57,7 +67,8 @@ class MessageRow(QWidget):
     """One message: a right-aligned bubble for the user, an avatar and markdown for the model."""
 
     editSubmitted = Signal(int, str)  # message id, new text
-    regenerateRequested = Signal()
+    regenerateRequested = Signal()  # also Retry: the last user message went unanswered
+    continueRequested = Signal(int)  # message id (an answer cut at the token limit)
     versionRequested = Signal(int, int)  # message id, step (‹ -1, › +1)
 
     def __init__(
@@ -73,7 +84,7 @@ class MessageRow(QWidget):
         self.message: StoredMessage | None = None
         self.text = ""
         self._renderer = renderer
-        self.frozen: list[tuple[str, SafeTextBrowser]] = []  # finished parts of a long answer
+        self.frozen: list[tuple[str, Any]] = []  # finished parts of a long answer (AnswerParts)
         self.body = self._new_browser()  # the part that is still changing
         self._shown: str | None = None  # the text the browsers show (at most MAX_SHOWN_CHARS)
         self.more_note = QLabel(objectName="finishNote")
@@ -89,6 +100,10 @@ class MessageRow(QWidget):
         self.copy_button = self._action("Copy", self.copy_text)
         self.edit_button = self._action("Edit", self.begin_edit)
         self.regenerate_button = self._action("Regenerate", self.regenerateRequested.emit)
+        self.retry_button = self._action("Retry", self.regenerateRequested.emit)
+        self.retry_button.setToolTip("Ask for an answer to this message again")
+        self.continue_button = self._action("Continue", self._on_continue)
+        self.continue_button.setToolTip("Carry on from where the answer stopped")
         self.finish_note = QLabel(self, objectName="finishNote")
         self.finish_note.hide()
         self.typing = QLabel("Thinking…", self, objectName="typingIndicator")
@@ -102,12 +117,21 @@ class MessageRow(QWidget):
         for button in (self.copy_button, self.edit_button, self.regenerate_button):
             self.actions_row.addWidget(button)
         self.actions_row.addWidget(self.finish_note)
+        self.actions_row.addWidget(self.continue_button)
+        self.actions_row.addWidget(self.retry_button)
         if role != "user":
             self.actions_row.addStretch(1)
-        self.edit_button.setHidden(role != "user")  # hidden, never shown before it has a parent
-        self.regenerate_button.hide()
+        # Which actions this message has (``_show_actions`` shows them): Copy, Edit and Regenerate
+        # are drawn only while the pointer or the focus is on the message, or it is the last one
+        # (quiet: the style sheet draws them clear, in their place, so nothing moves when they
+        # appear). Retry and Continue, when wanted, always show.
+        self._wanted = {self.copy_button: True, self.edit_button: role == "user"}
+        self._wanted |= {self.regenerate_button: False, self.retry_button: False}
+        self._wanted[self.continue_button] = False
+        self._hovered = self._focused = self._last = False
         self._editor: QPlainTextEdit | None = None
         self._edit_box: QWidget | None = None
+        self._show_actions()  # hidden, never shown before it has a parent
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 6, 0, 6)
@@ -120,7 +144,7 @@ class MessageRow(QWidget):
             self.bubble = bubble
             line = QHBoxLayout()
             line.addStretch(1)
-            line.addWidget(bubble, 6)
+            line.addWidget(bubble, 100)  # up to its maximum: its text's width (``_fit_bubble``)
             outer.addLayout(line)
         else:
             header = QHBoxLayout()
@@ -131,8 +155,8 @@ class MessageRow(QWidget):
             avatar.setTextFormat(Qt.TextFormat.PlainText)
             header.addWidget(avatar)
             self.avatar = avatar
-            self.author_label = QLabel(assistant_name, objectName="roleLabel")
-            self.author_label.setTextFormat(Qt.TextFormat.PlainText)  # a model's name
+            # A model's name (a folder's: it can be long), cut with "…" rather than widening the row.
+            self.author_label = ElidedLabel(assistant_name, self, objectName="roleLabel")
             header.addWidget(self.author_label)
             header.addWidget(self.typing)
             header.addStretch(1)
@@ -157,15 +181,16 @@ class MessageRow(QWidget):
 
     # --- content -----------------------------------------------------------------------------
 
-    def _new_browser(self) -> SafeTextBrowser:
+    def _new_browser(self) -> Any:
+        """A user message's view, or a part of an answer (markdown and code block views)."""
+        if self.role != "user":
+            return AnswerPart(self._renderer, self)
         browser = SafeTextBrowser(self)
         browser.document().setDefaultStyleSheet(self._renderer.stylesheet())
         return browser
 
-    def _render_into(self, browser: SafeTextBrowser, text: str) -> None:
-        rendered = self._renderer.render(text)
-        browser.code_blocks = rendered.code_blocks
-        browser.setHtml(rendered.html)
+    def _render_into(self, part: AnswerPart, text: str) -> None:
+        part.set_markdown(text)
 
     def set_text(self, text: str) -> None:
         """Show ``text``; a long markdown answer is cut into parts and only the last part is
@@ -183,6 +208,7 @@ class MessageRow(QWidget):
         self._shown = text
         if self.role == "user":
             self.body.setHtml(plain_text_html(text))
+            self._fit_bubble()
             return
         frozen_text = "".join(part for part, _ in self.frozen)
         if not text.startswith(frozen_text):
@@ -210,9 +236,13 @@ class MessageRow(QWidget):
         self.message = message
         self.set_text(message.content)
         self.versions.set_message(message)
-        if message.model and self.role == "assistant":  # labelled with the model that wrote it
-            self.author_label.setText(message.model)
-            self.avatar.setText(message.model[:1].upper())
+        if self.role == "assistant":  # labelled with the model that wrote it, never another
+            author = message.model or UNKNOWN_AUTHOR
+            self.author_label.setText(author)
+            self.author_label.setToolTip(
+                author if message.model else "Saved without the name of the model that wrote it"
+            )
+            self.avatar.setText(author[:1].upper())
         note = FINISH_NOTES.get("interrupted" if message.interrupted else message.finish_reason, "")
         self.finish_note.setText(note)
         self.finish_note.setVisible(bool(note))
@@ -221,6 +251,87 @@ class MessageRow(QWidget):
         self.typing.setVisible(streaming)
         for button in (self.copy_button, self.regenerate_button):
             button.setEnabled(not streaming)
+
+    def set_last(self, last: bool) -> None:
+        """The actions only the last message has, once no answer is being written: Regenerate;
+        Retry on a question left unanswered (stopped before its first token, failed); Continue
+        on an answer cut at the token limit. The last message shows its actions at all times."""
+        message = self.message
+        self._last = last
+        self._wanted[self.regenerate_button] = self.role == "assistant" and last
+        self._wanted[self.retry_button] = self.role == "user" and last and message is not None
+        self._wanted[self.continue_button] = (
+            self.role == "assistant" and last and message is not None
+            and message.finish_reason == "max_tokens" and not message.interrupted
+        )  # fmt: skip
+        self.versions.set_switchable(last)
+        self._show_actions()
+
+    # --- quiet actions: on hover or focus --------------------------------------------------------
+
+    @property
+    def actions_shown(self) -> bool:
+        return self._hovered or self._focused or self._last or self._edit_box is not None
+
+    def set_focus_within(self, focused: bool) -> None:
+        """The keyboard is in this message (its text selected, its editor): show its actions."""
+        if focused != self._focused:
+            self._focused = focused
+            self._show_actions()
+
+    def enterEvent(self, event: Any) -> None:
+        self._hovered = True
+        self._show_actions()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event: Any) -> None:
+        self._hovered = False
+        self._show_actions()
+        super().leaveEvent(event)
+
+    def _show_actions(self) -> None:
+        quiet = not self.actions_shown
+        for button, wanted in self._wanted.items():
+            button.setVisible(wanted)
+            value = (
+                "true"
+                if quiet and button not in (self.retry_button, self.continue_button)
+                else "false"
+            )
+            if button.property("quiet") != value:
+                button.setProperty("quiet", value)
+                button.style().unpolish(button)
+                button.style().polish(button)
+
+    def action_drawn(self, button: QToolButton) -> bool:
+        """Whether ``button`` is on screen and drawn (not quiet): what a user sees."""
+        return button.isVisible() and button.property("quiet") != "true"
+
+    # --- the user's bubble: as wide as its text --------------------------------------------------
+
+    def _fit_bubble(self) -> None:
+        if self.bubble is None:
+            return
+        limit = max(BUBBLE_MIN_WIDTH, int(self.width() * BUBBLE_MAX_SHARE))
+        if self._edit_box is not None:
+            self.bubble.setMaximumWidth(limit)  # the editor takes the room it can
+            return
+        lines = self.text[:MAX_SHOWN_CHARS].split("\n")
+        if any(len(line) > BUBBLE_MEASURED_CHARS for line in lines):
+            natural = limit  # a long line wraps at the limit anyway: no need to measure it
+        else:
+            metrics = self.body.fontMetrics()
+            natural = max((metrics.horizontalAdvance(line) for line in lines), default=0)
+            natural += BUBBLE_PADDING
+        self.bubble.setMaximumWidth(max(BUBBLE_MIN_WIDTH, min(natural, limit)))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_bubble()
+
+    def _on_continue(self) -> None:
+        if self.message is not None:
+            self.continueRequested.emit(self.message.id)
 
     def copy_text(self) -> None:
         QGuiApplication.clipboard().setText(self.text)
@@ -231,16 +342,14 @@ class MessageRow(QWidget):
         """Render again with ``renderer`` (the app switched between light and dark)."""
         self._renderer = renderer
         style = renderer.stylesheet()
-        for part, browser in self.frozen:
-            browser.document().setDefaultStyleSheet(style)
-            self._render_into(browser, part)
-        self.body.document().setDefaultStyleSheet(style)
         text, self.text = self.text, ""
         if self.role == "user":
+            self.body.document().setDefaultStyleSheet(style)
             self.set_text(text)
         else:
-            frozen_text = "".join(part for part, _ in self.frozen)
-            self._render_into(self.body, text[len(frozen_text) :])
+            for _, part in self.frozen:
+                part.restyle(renderer)
+            self.body.restyle(renderer)
             self.text = text
 
     # --- editing a user message --------------------------------------------------------------
@@ -272,6 +381,8 @@ class MessageRow(QWidget):
         parent_layout = self.bubble.layout() if self.bubble is not None else self.layout()
         parent_layout.addWidget(box)
         self._editor, self._edit_box = editor, box
+        self._fit_bubble()
+        self._show_actions()
         editor.setFocus()
 
     def end_edit(self) -> None:
@@ -281,6 +392,8 @@ class MessageRow(QWidget):
         for _, browser in self.frozen:
             browser.show()
         self.body.show()
+        self._fit_bubble()
+        self._show_actions()
 
     def _submit_edit(self) -> None:
         if self._editor is None or self.message is None:

@@ -25,12 +25,20 @@ def describe_stats(stats: LiveStats) -> str:
         else:
             parts.append("Starting…")
     if stats.time_to_first_token is not None:
-        parts.append(f"First token {stats.time_to_first_token:.2f} s")
+        parts.append(f"First token {format_seconds(stats.time_to_first_token)}")
     if stats.tokens_per_second:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.generated_tokens and not stats.generating:
-        parts.append(f"{stats.generated_tokens} tokens")
+        count = stats.generated_tokens
+        parts.append(f"{count} token{'s' if count != 1 else ''}")
     return "  ·  ".join(parts)
+
+
+def format_seconds(seconds: float) -> str:
+    """A short time as people read it: "85 ms" (never "0.00 s" for a real measurement), "1.42 s"."""
+    if seconds < 1.0:
+        return f"{max(1, round(seconds * 1000))} ms"
+    return f"{seconds:.2f} s"
 
 
 def describe_context(stats: LiveStats) -> str:

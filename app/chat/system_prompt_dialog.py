@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
     QLabel,
     QPlainTextEdit,
-    QToolButton,
     QVBoxLayout,
 )
+
+from app.chat.menu_chip import ElidedToolButton
 
 logger = logging.getLogger(__name__)
 
@@ -38,23 +39,22 @@ def describe_prompt(own: str | None, global_prompt: str) -> str:
     return f"System prompt: “{line}”"
 
 
-class SystemPromptButton(QToolButton):
-    """Shows the current chat's system prompt (its start; all of it in the tooltip)."""
+class SystemPromptButton(ElidedToolButton):
+    """Shows the current chat's system prompt (its start; all of it in the tooltip), cut with "…"
+    when the window is narrow."""
 
     def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("systemPromptButton")
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setAutoRaise(True)  # reads as a line of the header; a frame on hover
+        super().__init__("systemPromptButton", parent)
+        # A control, framed like the model chip beside it (the style sheet): it opens the editor.
         self.setAccessibleName("This chat's system prompt")
         self.show_prompt(None, "")
 
     def show_prompt(self, own: str | None, global_prompt: str) -> None:
-        self.setText(describe_prompt(own, global_prompt))
         effective = global_prompt if own is None else own
         source = "the global one (Settings → Generation)" if own is None else "this chat's own"
-        self.setToolTip(
-            f"System prompt: {source}\n\n{effective.strip() or '(empty)'}\n\nClick to edit."
+        self.set_label(
+            describe_prompt(own, global_prompt),
+            f"System prompt: {source}\n\n{effective.strip() or '(empty)'}\n\nClick to edit.",
         )
 
 
@@ -73,6 +73,7 @@ class SystemPromptDialog(QDialog):
         self.follow_global = QCheckBox("Use the global system prompt (Settings → Generation)")
         self.follow_global.setChecked(own is None)
         self.editor = QPlainTextEdit(global_prompt if own is None else own)
+        self.editor.setTabChangesFocus(True)  # Tab moves on, as in the Settings' prompt box
         self.editor.setAccessibleName("System prompt of this chat")
         self.editor.setPlaceholderText("No system prompt for this chat")
         self.note = QLabel(objectName="hint", wordWrap=True)

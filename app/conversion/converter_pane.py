@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.conversion.converter_process import ConversionOutcome, ConverterProcess, stage_list
+from app.conversion.progress_words import stage_line, stage_sentence, stage_title
 from app.ui.pane_widgets import Card, label, monospace_font, page_layout, row
 from converter.naming import default_model_name, name_problem
 from converter.options import (
@@ -45,15 +46,6 @@ INT4_RECIPE_CHOICES = (
     ("searched-symmetric", "Searched scale, symmetric"),
     ("linear-symmetric", "coremltools max-abs scale"),
 )
-STAGE_TITLES = {
-    "resolve": "Resolve",
-    "load": "Load weights",
-    "trace": "Trace",
-    "convert": "Convert",
-    "quantize": "Quantize",
-    "save": "Save",
-    "verify": "Verify",
-}
 LOG_LIMIT = 5000  # lines kept in the log view
 
 
@@ -86,6 +78,7 @@ class ConverterPane(QWidget):
         self._token_source = token_source or (lambda: "")
         self._name_edited = False
         self._converted_folder = ""
+        self._cancelling = False
         self.process = ConverterProcess(self, executable=executable)
         layout = page_layout(self)
         layout.addWidget(self._source_card(output_dir))
@@ -93,6 +86,7 @@ class ConverterPane(QWidget):
         self.elapsed_timer = QTimer(self)
         self.elapsed_timer.setInterval(500)
         self.elapsed_timer.timeout.connect(self._update_elapsed)
+        self.elapsed_timer.timeout.connect(self._update_progress)  # the bars creep between reports
         self.process.progressChanged.connect(self._update_progress)
         self.process.logLine.connect(self._append_log)
         self.process.finished.connect(self._on_finished)
@@ -254,9 +248,9 @@ class ConverterPane(QWidget):
             bar.setRange(0, 1000)
             bar.setMinimumWidth(70)
             self.stage_grid.addWidget(mark, line, column)
-            self.stage_grid.addWidget(
-                label(STAGE_TITLES.get(stage.name, stage.name), name="Hint"), line, column + 1
-            )
+            title = label(stage_title(stage.name), name="Hint")
+            title.setToolTip(stage_sentence(stage.name))
+            self.stage_grid.addWidget(title, line, column + 1)
             self.stage_grid.addWidget(bar, line, column + 2)
             self.stage_bars[stage.name] = bar
             self.stage_marks[stage.name] = mark
@@ -321,6 +315,7 @@ class ConverterPane(QWidget):
             self._set_status(str(error), error=True)
             return False
         self._set_running(True)
+        self._cancelling = False
         self._set_status(f"Converting into {request.output_dir}…")
         self.elapsed_timer.start()
         self._update_elapsed()
@@ -329,6 +324,7 @@ class ConverterPane(QWidget):
     def cancel(self) -> None:
         if self.process.is_running():
             self.cancel_button.setEnabled(False)
+            self._cancelling = True
             self._set_status("Cancelling…")
             self.process.cancel()
 
@@ -397,12 +393,14 @@ class ConverterPane(QWidget):
 
     def _update_progress(self) -> None:
         tracker = self.process.tracker
-        self.overall_bar.setValue(int(tracker.overall * 1000))
+        overall, running = tracker.shown()
+        self.overall_bar.setValue(int(overall * 1000))
         for stage in tracker.stages:
             bar = self.stage_bars.get(stage.name)
             if bar is None:
                 continue
-            bar.setValue(int(stage.fraction * 1000))
+            shown = running if stage.name == tracker.current_stage else stage.fraction
+            bar.setValue(int(shown * 1000))
             if stage.fraction >= 1.0:
                 state = "done"
             elif stage.name == tracker.current_stage:
@@ -411,8 +409,8 @@ class ConverterPane(QWidget):
                 state = "pending"
             _set_mark(self.stage_marks[stage.name], state)
         current = tracker.stage(tracker.current_stage)
-        if current is not None and current.message:
-            self._set_status(f"{STAGE_TITLES.get(current.name, current.name)}: {current.message}")
+        if current is not None and self.process.is_running() and not self._cancelling:
+            self._set_status(stage_line(current.name, running, current.message))
 
     def _append_log(self, line: str) -> None:
         self.log_view.appendPlainText(line)

@@ -15,6 +15,7 @@ its command line are the converter's torch-free contract, ``converter.options``.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 import time
@@ -24,12 +25,18 @@ from typing import Any, Literal
 
 from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+from app.conversion.progress_words import log_sentence
 from converter.options import ConversionRequest, problems, stages_for, sweep_staging
-from converter.progress import EXIT_CANCELLED, EXIT_OK, ProgressEvent
+from converter.progress import EXIT_CANCELLED, EXIT_OK, STAGES, ProgressEvent
 
 logger = logging.getLogger(__name__)
 
 CANCEL_GRACE_MS = 5000
+# Between two reports a stage's bar creeps on towards (never to) the stage's end, so every stage
+# shows movement, also one that reports nothing for a minute (a download in Resolve): at most
+# CREEP_CEILING of what is left, half of that after CREEP_SECONDS · ln 2.
+CREEP_SECONDS = 30.0
+CREEP_CEILING = 0.8
 MIRRORED_LOG_LINE = re.compile(r"^(?:INFO|DEBUG) [\w.]+: (.*)$")
 # What libraries print on stderr that tells the user nothing: progress bars (tqdm redraws with a
 # carriage return, or "Fetching 3 files:  33%|███▎      | 1/3 [00:01<00:02, 1.2it/s]"), Python
@@ -96,6 +103,22 @@ class ConversionOutcome:
     leftovers: tuple[str, ...] = ()  # partial files that could not be removed (should be empty)
 
 
+def outcome_sentence(outcome: ConversionOutcome) -> str:
+    """The log's last line."""
+    took = _duration(outcome.seconds)
+    if outcome.status == "done":
+        return f"Converted in {took}."
+    if outcome.status == "cancelled":
+        left = f" Could not remove: {', '.join(outcome.leftovers)}." if outcome.leftovers else ""
+        return f"Cancelled after {took}; nothing of it was kept.{left}"
+    return f"Stopped after {took} with an error."
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 def stage_list(request: ConversionRequest) -> list[StageProgress]:
     """The stages ``request`` runs, as the converter reports them (``stages_for``)."""
     return [StageProgress(name) for name in stages_for(request)]
@@ -103,44 +126,82 @@ def stage_list(request: ConversionRequest) -> list[StageProgress]:
 
 @dataclass
 class ConversionTracker:
-    """Folds the converter's stdout lines into per-stage progress, log lines and a final event."""
+    """Folds the converter's stdout lines into per-stage progress, log sentences and a final
+    event; ``shown`` is what the bars draw (the reported progress, crept on between reports)."""
 
     stages: list[StageProgress] = field(default_factory=list)  # stage_list(request)
     overall: float = 0.0
     current_stage: str = ""
     log: list[str] = field(default_factory=list)
     final_event: ProgressEvent | None = None
+    reported_at: float = 0.0  # time.monotonic() of the last progress report
+    _shown_stage: float = 0.0
+    _shown_overall: float = 0.0
 
     def stage(self, name: str) -> StageProgress | None:
         return next((s for s in self.stages if s.name == name), None)
 
-    def handle_line(self, line: str) -> ProgressEvent | None:
-        """Fold one stdout line in; a non-JSON line becomes a log line (returns None)."""
+    def handle_line(self, line: str, *, now: float | None = None) -> ProgressEvent | None:
+        """Fold one stdout line in; a non-JSON line becomes a log sentence (returns None)."""
         line = line.rstrip("\r\n")
         if not line.strip():
             return None
         try:
             event = ProgressEvent.from_json(line)
         except (ValueError, TypeError):
-            self.log.append(line)
+            self._log(log_sentence(line))
             return None
         if event.event == "progress":
-            self._on_progress(event)
-        elif event.event == "log":
-            prefix = "" if event.level == "info" else f"{event.level}: "
-            self.log.append(prefix + event.message)
+            self._on_progress(event, time.monotonic() if now is None else now)
+        elif event.event == "log":  # the converter's own words: as a sentence
+            level = "WARNING" if event.level == "warning" else "INFO"
+            self._log(log_sentence(f"{level} converter: {event.message}"))
         elif event.event in ("done", "error", "cancelled"):
             self.final_event = event
             if event.event == "done":
-                self.overall = 1.0
+                self.overall = self._shown_overall = 1.0
                 for stage in self.stages:
                     stage.fraction = 1.0
-            self.log.append(f"{event.event}: {event.message}" if event.message else event.event)
+            elif event.event == "error" and event.message:
+                self._log(log_sentence(f"ERROR converter: {event.message}"))
         else:
-            self.log.append(line)
+            self._log(log_sentence(line))
         return event
 
-    def _on_progress(self, event: ProgressEvent) -> None:
+    def _log(self, sentence: str | None) -> None:
+        if sentence:
+            self.log.append(sentence)
+
+    def shown(self, now: float | None = None) -> tuple[float, float]:
+        """(overall, running stage) fractions for the bars: as reported, crept on towards the
+        stage's end while no report comes; they never go back."""
+        stage = self.stage(self.current_stage)
+        if stage is None or self.final_event is not None:
+            return self.overall, stage.fraction if stage else 0.0
+        now = time.monotonic() if now is None else now
+        waited = max(0.0, now - self.reported_at)
+        creep = (1.0 - stage.fraction) * CREEP_CEILING * (1.0 - math.exp(-waited / CREEP_SECONDS))
+        self._shown_stage = max(self._shown_stage, stage.fraction + creep)
+        start, share = self._span(stage.name)
+        self._shown_overall = max(
+            self._shown_overall, self.overall, start + share * self._shown_stage
+        )
+        return self._shown_overall, self._shown_stage
+
+    def _span(self, name: str) -> tuple[float, float]:
+        """Where stage ``name`` starts in the overall fraction, and its share (as the converter
+        weighs them, over the stages of this run)."""
+        weights = dict(STAGES)
+        total = sum(weights.get(s.name, 0.0) for s in self.stages) or 1.0
+        start = 0.0
+        for stage in self.stages:
+            share = weights.get(stage.name, 0.0) / total
+            if stage.name == name:
+                return start, share
+            start += share
+        return start, 0.0
+
+    def _on_progress(self, event: ProgressEvent, now: float) -> None:
         stage = self.stage(event.stage)
         if stage is None:  # a stage this app does not know: keep it, at the end
             stage = StageProgress(event.stage)
@@ -150,7 +211,10 @@ class ConversionTracker:
             earlier.fraction = 1.0  # stages run in order: the ones before are done
         stage.fraction = min(max(event.stage_fraction, 0.0), 1.0)
         stage.message = event.message
+        if stage.name != self.current_stage:
+            self._shown_stage = 0.0
         self.current_stage = stage.name
+        self.reported_at = now
         self.overall = max(self.overall, min(max(event.overall, 0.0), 1.0))
 
     def outcome(
@@ -264,7 +328,7 @@ class ConverterProcess(QObject):
         if self._process is None or self._cancelled:
             return
         self._cancelled = True
-        self._emit_log("cancelling…")
+        self._emit_log("Cancelling…")
         self._process.terminate()
         self._kill_timer.start(CANCEL_GRACE_MS)
 
@@ -284,10 +348,14 @@ class ConverterProcess(QObject):
 
     # process plumbing
     def _kill(self) -> None:
-        if self._process is not None:
+        if self._process is None:
+            return
+        if self.tracker.final_event is not None:  # it said it stopped, then did not exit
+            logger.info("the converter reported its end but had not exited; killing it")
+        else:
             logger.warning("the converter did not stop after SIGTERM; killing it")
-            self._emit_log("the converter did not stop in time; killing it")
-            self._process.kill()
+            self._emit_log("The converter did not stop in time, so it was ended.")
+        self._process.kill()
 
     def _emit_log(self, line: str) -> None:
         self.tracker.log.append(line)
@@ -308,6 +376,12 @@ class ConverterProcess(QObject):
             self.logLine.emit(new_line)
         if event is not None and event.event == "progress":
             self.progressChanged.emit()
+        elif (
+            event is not None and event is self.tracker.final_event and self._kill_timer.isActive()
+        ):
+            # It stopped and is cleaning up (freeing memory, removing its staging folder): a
+            # fresh grace period for that, rather than a kill in the middle of it.
+            self._kill_timer.start(CANCEL_GRACE_MS)
 
     def _read_stderr(self) -> None:
         if self._process is None:
@@ -319,11 +393,11 @@ class ConverterProcess(QObject):
             if self._noise.is_noise(text):
                 logger.debug("converter (library noise): %s", text)
                 continue
-            mirrored = MIRRORED_LOG_LINE.match(text)
-            if mirrored and mirrored.group(1) in self.tracker.log:
+            sentence = log_sentence(text)
+            if MIRRORED_LOG_LINE.match(text) and sentence in self.tracker.log:
                 continue  # the CLI logs to stderr what its JSON "log" lines already said
-            if text:
-                self._emit_log(text)
+            if sentence:
+                self._emit_log(sentence)
 
     def _on_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart and self._process is not None:
@@ -359,10 +433,7 @@ class ConverterProcess(QObject):
             )
         if process is not None:
             process.deleteLater()
-        self._emit_log(
-            f"{outcome.status} after {outcome.seconds:.0f} s"
-            + (f": {outcome.message}" if outcome.status == "error" else "")
-        )
+        self._emit_log(outcome_sentence(outcome))
         self.finished.emit(outcome)
 
     def _remove_partial_output(self) -> tuple[str, ...]:

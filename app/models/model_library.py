@@ -62,6 +62,29 @@ class ModelSummary:
     size_bytes: int
     has_tokenizer: bool
 
+    @property
+    def display_name(self) -> str:
+        """What the user calls it: its folder's name (two copies of one model differ there)."""
+        return display_name(self.folder)
+
+
+def display_name(path: str | Path) -> str:
+    """The name the window shows for the model at ``path``: the folder's name, which the user
+    chose (the package's own name is the same for every copy of a model); a package opened
+    alone, its name without ``.mlpackage``."""
+    location = Path(path)
+    return location.stem if location.suffix == ".mlpackage" else location.name
+
+
+def library_row_text(summary: ModelSummary, *, loaded: bool) -> str:
+    """A model's line in the Model tab's list: its folder's name, then what tells copies apart."""
+    package = f" ({summary.name})" if summary.name != summary.display_name else ""
+    return (
+        f"{'● ' if loaded else ''}{summary.display_name}{package}    {summary.quantization} · "
+        f"{summary.context_length:,} tokens · {format_size(summary.size_bytes)}"
+        + ("    · loaded" if loaded else "")
+    )
+
 
 def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
@@ -183,8 +206,10 @@ def model_info_rows(info: ModelInfo | None) -> list[tuple[str, str]]:
     """(label, value) rows describing the loaded model, for the Model tab."""
     if info is None:
         return [("Model", "No model loaded")]
-    rows = [
-        ("Model", info.name),
+    rows = [("Model", display_name(info.path))]
+    if info.name != rows[0][1]:
+        rows.append(("Package", info.name))
+    rows += [
         ("Context", f"{info.context_length:,} tokens"),
         ("Quantization", info.quantization or "unknown"),
         ("Architecture", info.architecture or "unknown"),

@@ -42,6 +42,7 @@ from app.models.model_library import (
     format_size,
     inspect_model,
     is_same_or_inside,
+    library_row_text,
     local_models,
     model_info_rows,
 )
@@ -202,12 +203,7 @@ class ModelPane(QWidget):
             folder = str(summary.folder)
             self._summaries[folder] = summary
             loaded = self.is_loaded(folder)
-            text = (
-                f"{summary.name}    {summary.quantization} · "
-                f"{summary.context_length:,} tokens · {format_size(summary.size_bytes)}"
-                + ("    · loaded" if loaded else "")
-            )
-            item = QListWidgetItem(("● " if loaded else "") + text)
+            item = QListWidgetItem(library_row_text(summary, loaded=loaded))
             item.setData(Qt.ItemDataRole.UserRole, folder)
             item.setToolTip(folder + ("\nloaded now" if loaded else ""))
             if loaded:
@@ -266,7 +262,7 @@ class ModelPane(QWidget):
         box = QMessageBox(
             QMessageBox.Icon.Warning,
             "Delete model",
-            f"Delete “{summary.name}” ({format_size(summary.size_bytes)})?",
+            f"Delete “{summary.display_name}” ({format_size(summary.size_bytes)})?",
             QMessageBox.StandardButton.Cancel,
             self,
         )
@@ -288,9 +284,9 @@ class ModelPane(QWidget):
         try:
             freed = delete_model(summary.folder, loaded=self._loaded_path)
         except (ModelDeleteError, OSError) as error:
-            self._set_local_status(f"{summary.name} was not deleted: {error}", error=True)
+            self._set_local_status(f"{summary.display_name} was not deleted: {error}", error=True)
         else:
-            self._set_local_status(f"Deleted {summary.name}: {format_size(freed)} freed")
+            self._set_local_status(f"Deleted {summary.display_name}: {format_size(freed)} freed")
         self.refresh_local_models()
 
     def _set_local_status(self, text: str, *, error: bool = False) -> None:

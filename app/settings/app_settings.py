@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args
 
+from app.settings.presets import MAX_PRESET_NAME, MAX_PRESETS, Preset
 from app.settings.stop_strings import stop_strings_problem
 from engine import paths
 from engine.messages import ContextPolicy, GenerationConfig
@@ -55,6 +56,8 @@ class AppSettings:
     server_api_key: str = ""
     server_cors_origins: tuple[str, ...] = ()
     theme: str = "auto"
+    presets: tuple[Preset, ...] = ()  # named generation settings + system prompt
+    chat_presets: tuple[tuple[str, str], ...] = ()  # (conversation id, preset name)
 
 
 def settings_path() -> Path:
@@ -90,6 +93,17 @@ def settings_to_dict(settings: AppSettings) -> dict[str, Any]:
         "server_api_key": settings.server_api_key,
         "server_cors_origins": list(settings.server_cors_origins),
         "theme": settings.theme,
+        "presets": [
+            {
+                "name": preset.name,
+                "system_prompt": preset.system_prompt,
+                "generation": settings_to_dict(AppSettings(generation=preset.generation))[
+                    "generation"
+                ],
+            }
+            for preset in settings.presets
+        ],
+        "chat_presets": dict(settings.chat_presets),
     }
 
 
@@ -212,6 +226,43 @@ def _generation_from_dict(data: Any, source: Path) -> GenerationConfig:
     return replace(default, **values)
 
 
+def _presets_from_list(data: Any, source: Path) -> tuple[Preset, ...]:
+    """The presets of the file; a bad one is skipped (and logged), the others kept."""
+    if not isinstance(data, list):
+        logger.warning("%s: presets: expected a list, found %r; no presets", source, data)
+        return ()
+    presets: list[Preset] = []
+    for index, entry in enumerate(data[:MAX_PRESETS]):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        prompt = entry.get("system_prompt", "") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_PRESET_NAME:
+            logger.warning(
+                "%s: presets[%d]: expected a name, found %r; skipped", source, index, name
+            )
+            continue
+        if not isinstance(prompt, str) or name in {p.name for p in presets}:
+            logger.warning(
+                "%s: presets[%d] (%s): a bad or repeated entry; skipped", source, index, name
+            )
+            continue
+        generation = _generation_from_dict(entry.get("generation", {}), source)
+        presets.append(Preset(name, prompt, generation))
+    return tuple(presets)
+
+
+def _chat_presets_from_dict(
+    data: Any, names: set[str], source: Path
+) -> tuple[tuple[str, str], ...]:
+    if not isinstance(data, dict):
+        logger.warning("%s: chat_presets: expected an object, found %r; none", source, data)
+        return ()
+    return tuple(
+        (chat, name)
+        for chat, name in data.items()
+        if isinstance(chat, str) and isinstance(name, str) and name in names
+    )
+
+
 def settings_from_dict(data: Any, *, source: Path | None = None) -> AppSettings:
     """Settings from parsed JSON; bad fields fall back to their defaults (each logged)."""
     where = source or settings_path()
@@ -242,6 +293,11 @@ def settings_from_dict(data: Any, *, source: Path | None = None) -> AppSettings:
         values[name] = tuple(data[name]) if name == "server_cors_origins" else data[name]
     if "generation" in data:
         values["generation"] = _generation_from_dict(data["generation"], where)
+    if "presets" in data:
+        values["presets"] = _presets_from_list(data["presets"], where)
+    if "chat_presets" in data:
+        names = {p.name for p in values.get("presets", ())}
+        values["chat_presets"] = _chat_presets_from_dict(data["chat_presets"], names, where)
     known = {f.name for f in fields(AppSettings)} | {"version"}
     unknown = sorted(set(data) - known)
     if unknown:

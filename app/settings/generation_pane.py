@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QInputDialog,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -54,14 +55,34 @@ def _int_spin(name: str, *, step: int = 1, suffix: str = "", tip: str = "") -> Q
 
 class GenerationPane(QWidget):
     changed = Signal()
+    presetSaved = Signal(str)  # the name to save this tab's settings under
+    presetDeleted = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
         layout = page_layout(self)
+        presets_card = Card(
+            "Presets",
+            "Save these settings and system prompt under a name; choose one per chat from the "
+            "chat's header. Chats without one use the settings below.",
+        )
+        self.presets_box = QComboBox()
+        self.presets_box.setAccessibleName("Presets")
+        self.presets_box.setMinimumWidth(180)
+        self.save_preset_button = QPushButton("Save as Preset…")
+        self.save_preset_button.clicked.connect(self._ask_preset_name)
+        self.delete_preset_button = QPushButton("Delete")
+        self.delete_preset_button.clicked.connect(
+            lambda: self.presetDeleted.emit(str(self.presets_box.currentData() or ""))
+        )
+        presets_card.add(row(self.presets_box, self.delete_preset_button, self.save_preset_button))
+        layout.addWidget(presets_card)
+        self.set_presets(())
         prompt_card = Card("System prompt", "Sent first in every conversation.")
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setPlaceholderText("You are a helpful assistant.")
         self.system_prompt.setFixedHeight(84)
+        self.system_prompt.setTabChangesFocus(True)  # Tab moves on, as in every Mac field
         prompt_card.add(self.system_prompt)
         layout.addWidget(prompt_card)
 
@@ -116,6 +137,7 @@ class GenerationPane(QWidget):
         self.stop_strings.setAccessibleName("Stop strings")
         self.stop_strings.setPlaceholderText("One a line, for example: </answer>")
         self.stop_strings.setFixedHeight(76)
+        self.stop_strings.setTabChangesFocus(True)  # a typed tab made a stop string never match
         self.stop_strings.setToolTip("The answer ends where one of these appears (it is not shown)")
         self.stop_strings_error = label("", name="ErrorText", word_wrap=True)
         self.stop_strings_error.hide()
@@ -169,6 +191,26 @@ class GenerationPane(QWidget):
         finally:
             for widget in widgets:
                 widget.blockSignals(False)
+
+    def set_presets(self, presets: tuple) -> None:
+        """The saved presets (``app.settings.presets.Preset``), listed by name."""
+        chosen = self.presets_box.currentData()
+        self.presets_box.clear()
+        for preset in presets:
+            self.presets_box.addItem(preset.name, preset.name)
+        if not presets:
+            self.presets_box.addItem("No presets yet", None)
+        index = self.presets_box.findData(chosen)
+        self.presets_box.setCurrentIndex(max(index, 0))
+        self.presets_box.setEnabled(bool(presets))
+        self.delete_preset_button.setEnabled(bool(presets))
+
+    def _ask_preset_name(self) -> None:
+        name, accepted = QInputDialog.getText(
+            self, "Save as Preset", "Name for these generation settings and system prompt:"
+        )
+        if accepted and name.strip():
+            self.presetSaved.emit(name.strip())
 
     def system_prompt_text(self) -> str:
         return self.system_prompt.toPlainText().strip()

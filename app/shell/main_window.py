@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -29,7 +30,10 @@ from PySide6.QtWidgets import (
 from app.chat.chat_controller import ChatController, ChatOptions
 from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
+from app.chat.elided_label import ElidedLabel
 from app.chat.engine_bridge import EngineBridge, default_worker_factory
+from app.chat.model_switcher import ModelSwitcher
+from app.chat.preset_switcher import PresetSwitcher
 from app.chat.status_line import StatusLine
 from app.chat.system_prompt_dialog import SystemPromptEditor
 from app.conversations.conversation_list_model import ConversationListModel
@@ -38,14 +42,21 @@ from app.conversations.search_highlight import show_search_hit
 from app.conversations.sidebar import SIDEBAR_WIDTH, Sidebar
 from app.conversations.store import ConversationStore, StoredMessage
 from app.conversion.demo_conversion import DemoConversion, DemoOutcome, DemoProgress
+from app.models.model_library import display_name
 from app.settings.app_settings import AppSettings
+from app.settings.presets import chat_preset, find_preset, with_chat_preset
 from app.settings.settings_store import SettingsStore
+from app.shell.quit_signals import CLOSE_WITHOUT_ASKING
 from app.shell.welcome_view import WelcomeView
 from engine.messages import EngineError, ModelLoaded, ServerState
 
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "coreml-chat"
+CHIP_MAX_WIDTH = 300
+PRESET_CHIP_MAX_WIDTH = (
+    160  # the model chip in the header; a longer name ends in "…" (whole in its tip)
+)
 ANSWERED = ("eos", "stop_string", "max_tokens")  # finish reasons of an answer that came through
 
 
@@ -94,6 +105,8 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         self.controller = ChatController(store, bridge, options=self._chat_options, parent=self)
         self.settings_dialog: Any = None
+        self._pending_preset = ""  # chosen for a new chat before its first message
+        self.close_box: QMessageBox | None = None  # "stop the conversion and quit?"
         self._load_request: int | None = None
         self.demo = DemoConversion(self)  # "Try the demo model": fetch, convert, cancel
 
@@ -104,10 +117,11 @@ class MainWindow(QMainWindow):
         self.composer = Composer()
         self.status_line = StatusLine()
         self.banner = ErrorBanner()
-        self.title_label = QLabel("New chat", objectName="chatTitle")
-        self.model_chip = QLabel("No model", objectName="modelChip")
-        for shows_names in (self.title_label, self.model_chip):  # user and model text
-            shows_names.setTextFormat(Qt.TextFormat.PlainText)
+        # User and model text, cut with "…" at a narrow window (the whole text in the tooltip).
+        self.title_label = ElidedLabel("New chat", objectName="chatTitle")
+        self.model_chip = ModelSwitcher()  # a menu of the library's models
+        self.model_chip.set_model("No model")
+        self.model_chip.setMaximumWidth(CHIP_MAX_WIDTH)  # the chat's title comes first
 
         header = QWidget(objectName="chatHeader")
         header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
@@ -117,6 +131,9 @@ class MainWindow(QMainWindow):
         header_layout.addStretch(1)
         self.system_prompt = SystemPromptEditor(self.controller, settings, self)
         header_layout.addWidget(self.system_prompt.button)
+        self.preset_chip = PresetSwitcher()  # this chat's generation preset
+        self.preset_chip.setMaximumWidth(PRESET_CHIP_MAX_WIDTH)
+        header_layout.addWidget(self.preset_chip)
         header_layout.addWidget(self.model_chip)
 
         composer_row = QHBoxLayout()
@@ -162,6 +179,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._connect()
         self._update_model_state()
+        self._show_preset()
         self.show_page("chat" if self.settings.model_path else "welcome")
 
     # --- set-up ------------------------------------------------------------------------------
@@ -185,6 +203,11 @@ class MainWindow(QMainWindow):
         )
         self.stop_action = action("Stop", "Esc", self.controller.stop)
         self.regenerate_action = action("Regenerate", "Ctrl+R", self.controller.regenerate)
+        self.copy_answer_action = action(
+            "Copy Last Answer", "Ctrl+Shift+C", self.chat_view.copy_last_answer
+        )
+        self.edit_last_action = action("Edit Last Message", [], self._edit_last_message)
+        self.edit_last_action.setToolTip("Or ↑ in an empty message box")
         self.search_action = action(
             "Search Chats", QKeySequence.StandardKey.Find, self._focus_search
         )
@@ -208,7 +231,8 @@ class MainWindow(QMainWindow):
         for item in (self.settings_action, self.quit_action):
             file_menu.addAction(item)
         chat_menu = menu.addMenu("&Chat")
-        for item in (self.stop_action, self.regenerate_action, self.search_action):
+        for item in (self.stop_action, self.regenerate_action, self.copy_answer_action,
+                     self.edit_last_action, self.search_action):  # fmt: skip
             chat_menu.addAction(item)
         chat_menu.addAction(self.system_prompt_action)
         menu.setNativeMenuBar(True)
@@ -221,14 +245,21 @@ class MainWindow(QMainWindow):
         c.answerText.connect(self.chat_view.update_answer)
         c.answerFinished.connect(self._on_answer_finished)
         c.busyChanged.connect(self._on_busy)
+        self.model_chip.modelChosen.connect(self.switch_model)
+        self.model_chip.manageRequested.connect(lambda: self.open_settings("model"))
+        self.preset_chip.presetChosen.connect(self.choose_preset)
+        self.preset_chip.manageRequested.connect(lambda: self.open_settings("generation"))
         c.statsChanged.connect(self.status_line.set_stats)
         c.notice.connect(self.status_line.show_notice)
         c.errorOccurred.connect(self.banner.show_message)
         c.conversationsChanged.connect(self._refresh_sidebar)
         self.composer.sendRequested.connect(self._send)
         self.composer.stopRequested.connect(c.stop)
+        self.composer.input.editLastRequested.connect(self._edit_last_message)
+        self.composer.attachmentRefused.connect(self.banner.show_message)
         self.chat_view.editSubmitted.connect(c.edit_message)
         self.chat_view.regenerateRequested.connect(c.regenerate)
+        self.chat_view.continueRequested.connect(c.continue_answer)
         self.chat_view.versionRequested.connect(c.show_version)
         self.sidebar.newRequested.connect(self.new_chat)
         self.sidebar.conversationSelected.connect(self.open_conversation)
@@ -236,6 +267,7 @@ class MainWindow(QMainWindow):
             lambda _, message, words: show_search_hit(self.chat_view, message, words)
         )
         self.sidebar.deleteRequested.connect(c.delete_conversation)
+        self.sidebar.deleteRequested.connect(self._forget_preset)
         self.sidebar.settingsRequested.connect(lambda: self.open_settings("model"))
         self.conversations.dataChanged.connect(lambda *_: self._update_title())
         self.welcome.demoRequested.connect(self.start_demo_model)
@@ -262,7 +294,38 @@ class MainWindow(QMainWindow):
         return self.settings_store.settings
 
     def _chat_options(self) -> ChatOptions:
-        return ChatOptions(self.settings.system_prompt, self.settings.generation)
+        """What the current chat's next turn uses: its preset's, or Settings → Generation."""
+        settings = self.settings
+        preset = find_preset(settings.presets, self._current_preset())
+        if preset is not None:
+            return ChatOptions(preset.system_prompt, preset.generation)
+        return ChatOptions(settings.system_prompt, settings.generation)
+
+    def _current_preset(self) -> str:
+        conversation_id = self.controller.current_conversation_id
+        if conversation_id is None:
+            return self._pending_preset
+        return chat_preset(self.settings.chat_presets, conversation_id)
+
+    def choose_preset(self, name: str) -> None:
+        """The header's preset menu: this chat uses ``name`` ("" : Settings → Generation). A new
+        chat, not stored yet, takes it when its first message is sent."""
+        conversation_id = self.controller.current_conversation_id
+        if conversation_id is None:
+            self._pending_preset = name
+        else:
+            chats = with_chat_preset(self.settings.chat_presets, conversation_id, name)
+            self.settings_store.update(chat_presets=chats)
+        self._show_preset()
+
+    def _forget_preset(self, conversation_id: str) -> None:
+        """A deleted chat's preset choice goes with it."""
+        if chat_preset(self.settings.chat_presets, conversation_id):
+            chats = with_chat_preset(self.settings.chat_presets, conversation_id, "")
+            self.settings_store.update(chat_presets=chats)
+
+    def _show_preset(self) -> None:
+        self.preset_chip.show_presets(self.settings.presets, self._current_preset())
 
     # --- pages and conversations -------------------------------------------------------------
 
@@ -274,6 +337,13 @@ class MainWindow(QMainWindow):
         return "welcome" if self.pages.currentWidget() is self.welcome else "chat"
 
     def new_chat(self) -> None:
+        """A new chat; without a model (none loaded or loading) the welcome page instead, where
+        one is chosen: a chat there could never be answered."""
+        if self.bridge.model_info is None and self._load_request is None:
+            self.show_page("welcome")
+            self.welcome.setFocus()
+            self.welcome.set_status("Choose a model first: a chat needs one to answer.")
+            return
         self.controller.new_conversation()
         self.show_page("chat")
         self.composer.input.setFocus()
@@ -281,6 +351,10 @@ class MainWindow(QMainWindow):
     def open_conversation(self, conversation_id: str) -> None:
         self.controller.open_conversation(conversation_id)
         self.show_page("chat")
+
+    def _edit_last_message(self) -> None:
+        if self.current_page == "chat" and not self.controller.busy:
+            self.chat_view.edit_last_message()
 
     def _focus_search(self) -> None:
         self.sidebar.search.setFocus()
@@ -292,6 +366,14 @@ class MainWindow(QMainWindow):
             self.show_page("chat")
 
     def _on_conversation_opened(self, conversation_id: str | None, messages: list) -> None:
+        if conversation_id is not None and self._pending_preset and not messages:
+            chats = with_chat_preset(
+                self.settings.chat_presets, conversation_id, self._pending_preset
+            )  # the new chat was just stored: it keeps the preset chosen for it
+            self.settings_store.update(chat_presets=chats)
+        if conversation_id is not None:
+            self._pending_preset = ""
+        self._show_preset()
         self.chat_view.set_messages(messages)
         self.sidebar.select(conversation_id)
         self._update_title()
@@ -312,6 +394,7 @@ class MainWindow(QMainWindow):
 
     def _on_busy(self, busy: bool) -> None:
         self.composer.set_busy(busy)
+        self.model_chip.set_blocked("Stop the answer first" if busy else "")
 
     def _refresh_sidebar(self) -> None:
         self.sidebar.refresh(current=self.controller.current_conversation_id)
@@ -346,7 +429,7 @@ class MainWindow(QMainWindow):
             hub_endpoint=self.settings.hub_endpoint or None,
         )
         name = Path(path).name
-        self.model_chip.setText(f"Loading {name}…")
+        self.model_chip.set_model(f"Loading {name}…", loaded_path=self._loaded_path())
         self.welcome.set_status(f"Loading {name}…", busy=True)
         self.status_line.set_model(None, loading=f"Loading {name}…")
         self._update_model_state()
@@ -360,11 +443,12 @@ class MainWindow(QMainWindow):
         self.welcome.set_status("")
         if self.settings_store.update(model_path=info.path):
             self.settings_store.save_now()
-        self.chat_view.assistant_name = info.name
+        name = display_name(info.path)
+        self.chat_view.assistant_name = name
         self.chat_view.set_empty_text(
-            "How can I help?", f"{info.name} runs on this computer: nothing leaves it."
+            "How can I help?", f"{name} runs on this computer: nothing leaves it."
         )
-        self.status_line.set_model(info, loading=f"{info.name} ready ({event.seconds:.1f} s)")
+        self.status_line.set_model(info, loading=f"{name} ready ({event.seconds:.1f} s)")
         self._apply_server_settings()
         if self.settings_dialog is not None:
             self.settings_dialog.set_model_info(info)
@@ -389,17 +473,33 @@ class MainWindow(QMainWindow):
         info = self.bridge.model_info
         loading = self._load_request is not None
         if info is not None:
-            self.model_chip.setText(
-                f"{info.name} · {info.quantization} · {info.context_length:,} ctx"
+            name = display_name(info.path)
+            self.model_chip.set_model(
+                f"{name} · {info.quantization} · {info.context_length:,} ctx",
+                loaded_path=info.path,
+                tooltip=f"{name} ({info.name})\n{info.path}\nruntime: {info.runtime_name}\n"
+                "Click to switch models",
             )
-            self.model_chip.setToolTip(f"{info.path}\nruntime: {info.runtime_name}")
-            placeholder = f"Message {info.name}…"
+            placeholder = f"Message {name}…" if len(name) <= 32 else "Message the model…"
         elif loading:
             placeholder = "Loading the model…"
         else:
-            self.model_chip.setText("No model")
+            self.model_chip.set_model("No model")
             placeholder = "Load a model to chat (Settings → Model)"
         self.composer.set_can_send(info is not None, placeholder=placeholder)
+        self.composer.set_context_length(info.context_length if info is not None else None)
+
+    def switch_model(self, path: str) -> None:
+        """Another model from the header's menu: loaded for the chat that shows, which stays
+        (its next answer is the new model's, labelled so)."""
+        if self.controller.busy:
+            self.banner.show_message("An answer is being written: stop it before switching models")
+            return
+        self.load_model(path)
+
+    def _loaded_path(self) -> str:
+        info = self.bridge.model_info
+        return info.path if info is not None else ""
 
     def choose_local_model(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a model folder or .mlpackage")
@@ -457,6 +557,8 @@ class MainWindow(QMainWindow):
 
     def _on_settings_changed(self, previous: AppSettings, settings: AppSettings) -> None:
         units_changed = settings.compute_units != previous.compute_units
+        if (settings.presets, settings.chat_presets) != (previous.presets, previous.chat_presets):
+            self._show_preset()
         if settings.hf_token != previous.hf_token:
             self.bridge.replace_worker_factory(default_worker_factory(hf_token=settings.hf_token))
         if _server_fields(settings) != _server_fields(previous):
@@ -483,7 +585,41 @@ class MainWindow(QMainWindow):
 
     # --- closing -----------------------------------------------------------------------------
 
+    def ask_to_stop_conversion(self) -> None:
+        """Closing while Settings converts a model: ask (a sheet on macOS); "Stop and Quit"
+        cancels the conversion, removes what it wrote, and closes."""
+        if self.close_box is not None:
+            self.close_box.raise_()
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Quit coreml-chat",
+            "A model is still being converted. Stop the conversion and quit?",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        box.setInformativeText("Nothing of the conversion is kept; it has to start again.")
+        stop = box.addButton("Stop and Quit", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep Converting", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.buttonClicked.connect(lambda button: _close_box_result(self, button, stop))
+        self.close_box = box
+        box.open()
+
+    def _converter_pane(self) -> Any:
+        """The Settings dialog's Converter tab, if the dialog was opened."""
+        return self.settings_dialog.converter_pane if self.settings_dialog is not None else None
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        pane = self._converter_pane()
+        converting = pane is not None and pane.is_running()
+        if converting and not self.property(CLOSE_WITHOUT_ASKING):
+            event.ignore()  # asked first: a conversion can have run for many minutes
+            self.ask_to_stop_conversion()
+            return
+        if converting:
+            pane.process.wait_closed()  # stopped, and its staging folder removed, before we go
         self.demo.wait_closed()  # no converter outlives the window, nothing half-written stays
         self.controller.save_interrupted()  # before the bridge's signals are blocked
         self.settings_store.save_now()
@@ -491,6 +627,13 @@ class MainWindow(QMainWindow):
         self.bridge.close()
         self.store.close()
         super().closeEvent(event)
+
+
+def _close_box_result(window: MainWindow, button: Any, stop: Any) -> None:
+    window.close_box = None
+    if button is stop:
+        window.setProperty(CLOSE_WITHOUT_ASKING, True)
+        window.close()
 
 
 def _server_fields(settings: AppSettings) -> tuple:

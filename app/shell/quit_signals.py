@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QWidget
 logger = logging.getLogger(__name__)
 
 WAKE_INTERVAL_MS = 200
+# A window property: close without asking (nobody may be there to answer; the system quits us).
+CLOSE_WITHOUT_ASKING = "closeWithoutAsking"
 
 
 def quit_on_sigterm(window: QWidget) -> QTimer:
@@ -29,6 +31,7 @@ def quit_on_sigterm(window: QWidget) -> QTimer:
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         logger.info("%s received: quitting like the Quit menu", signal.Signals(signum).name)
+        window.setProperty(CLOSE_WITHOUT_ASKING, True)  # nobody is there to answer a question
         QTimer.singleShot(0, window.close)
 
     signal.signal(signal.SIGTERM, handle)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
     QHBoxLayout,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QToolButton,
@@ -27,6 +28,7 @@ from app.models.model_pane import ModelPane
 from app.settings.app_settings import AppSettings
 from app.settings.general_pane import GeneralPane
 from app.settings.generation_pane import GenerationPane
+from app.settings.presets import Preset, preset_name_problem, with_preset, without_preset
 from app.settings.server_pane import ServerSettingsPane
 from app.settings.settings_store import SettingsStore
 from app.ui.palette import current_palette
@@ -74,6 +76,7 @@ class SettingsDialog(QDialog):
         )
         self.generation_pane = GenerationPane()
         self.generation_pane.set_values(settings.system_prompt, settings.generation)
+        self.generation_pane.set_presets(settings.presets)
         self.converter_pane = ConverterPane(
             output_dir=settings.converter_output_dir,
             token_source=self.model_pane.token,
@@ -128,6 +131,8 @@ class SettingsDialog(QDialog):
 
         self.general_pane.themeChanged.connect(lambda theme: self._update(theme=theme))
         self.generation_pane.changed.connect(self._on_generation_changed)
+        self.generation_pane.presetSaved.connect(self.save_preset)
+        self.generation_pane.presetDeleted.connect(self.delete_preset)
         self.model_pane.computeUnitsChanged.connect(lambda units: self._update(compute_units=units))
         self.model_pane.tokenChanged.connect(lambda token: self._update(hf_token=token))
         self.model_pane.endpointChanged.connect(lambda url: self._update(hub_endpoint=url))
@@ -135,7 +140,7 @@ class SettingsDialog(QDialog):
         self.converter_pane.outputDirChanged.connect(
             lambda folder: self._update(converter_output_dir=folder)
         )
-        self.converter_pane.modelConverted.connect(self._on_model_chosen)
+        self.converter_pane.modelConverted.connect(self._use_converted_model)
         self.converter_pane.process.finished.connect(
             lambda _outcome: self.model_pane.refresh_local_models()  # a new model may be there
         )
@@ -179,6 +184,32 @@ class SettingsDialog(QDialog):
             return
         self._update(model_path=path)
         self.modelChosen.emit(path)
+
+    def _use_converted_model(self, path: str) -> None:
+        """ "Use This Model": load it and get out of the way (the chat is where it is used)."""
+        self._on_model_chosen(path)
+        if path:
+            self.accept()
+
+    def save_preset(self, name: str) -> str | None:
+        """The Generation tab's settings and system prompt as preset ``name`` (replacing one of
+        that name); returns why not, when it cannot be."""
+        settings = self.store.settings
+        problem = preset_name_problem(name, settings.presets)
+        if problem is not None:
+            QMessageBox.warning(self, "Save as Preset", problem)
+            return problem
+        pane = self.generation_pane
+        preset = Preset(name.strip(), pane.system_prompt_text(), pane.config())
+        self._update(presets=with_preset(settings.presets, preset))
+        self.generation_pane.set_presets(self.store.settings.presets)
+        return None
+
+    def delete_preset(self, name: str) -> None:
+        settings = self.store.settings
+        presets, chats = without_preset(settings.presets, settings.chat_presets, name)
+        self._update(presets=presets, chat_presets=chats)
+        self.generation_pane.set_presets(presets)
 
     def save_now(self) -> None:
         """Take what is still being typed (token, output folder), then write the file."""

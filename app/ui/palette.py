@@ -40,7 +40,7 @@ class Palette:
     # accent and states
     accent: str
     accent_hover: str
-    accent_muted: str  # a disabled primary button
+    accent_muted: str  # accent on a quiet background (no longer a disabled button: too alike)
     focus_ring: str
     badge_background: str
     badge_text: str

@@ -67,7 +67,7 @@ QPushButton:focus { border-color: ${focus_ring}; }
 QPushButton:disabled { color: ${text_disabled}; border-color: ${border}; }
 QPushButton#PrimaryButton { background: ${accent}; color: ${text_on_accent}; border-color: ${accent}; }
 QPushButton#PrimaryButton:hover { background: ${accent_hover}; }
-QPushButton#PrimaryButton:disabled { background: ${accent_muted}; border-color: ${accent_muted}; }
+QPushButton#PrimaryButton:disabled { background: ${chip}; border-color: ${chip}; color: ${text_disabled}; }
 QPushButton#DestructiveButton { color: ${error}; }
 QPushButton#DestructiveButton:disabled { color: ${text_disabled}; }
 QLineEdit, QPlainTextEdit {

@@ -82,7 +82,7 @@ def test_regenerate_keeps_versions_that_flip_continue_and_survive_a_restart(
     conversation_id = window.controller.current_conversation_id
     first = window.store.messages(conversation_id)[-1]
     assert not window.chat_view.rows[-1].versions.isVisibleTo(window)  # one version: no ‹ ›
-    assert first.model == window.bridge.model_info.name  # stored with the answer
+    assert first.model == tiny_chat_model.name  # stored with the answer: the model's folder name
     assert json.loads(first.generation)["max_new_tokens"] == 6
 
     window.settings_store.update(  # a different answer this time (sampled, fixed seed)
@@ -130,5 +130,6 @@ def test_each_answer_is_labelled_with_the_model_that_wrote_it(qtbot, make_window
     window.chat_view.assistant_name = "TinyMistral"  # as if another model were loaded now
     window.open_conversation(chat.id)
     labels = [row.author_label.text() for row in window.chat_view.rows if row.role == "assistant"]
-    assert labels == ["Mistral-7B-Instruct", "SmolLM2-135M-Instruct", "TinyMistral"]
+    # the last was stored without a model name: not credited to the one loaded now (issue 24)
+    assert labels == ["Mistral-7B-Instruct", "SmolLM2-135M-Instruct", "Assistant"]
     assert window.chat_view.rows[1].avatar.text() == "M"

@@ -221,10 +221,8 @@ def test_malicious_markdown_is_shown_as_text_and_nothing_is_loaded(qtbot, make_w
     assert "[image: pixel] (http://evil.example/pixel.gif)" in text
     assert "evil.example" not in "".join(answer_row.body.refused_resources)
     assert answer_row.body.loadResource(2, "http://evil.example/x.png") is None
-    # the code block's Copy link copies the code only
-    from PySide6.QtCore import QUrl
-
-    answer_row.body.anchorClicked.emit(QUrl("copy:0"))
+    # the code block's Copy copies the code only
+    answer_row.body.code_views[0].copy_button.click()
     assert QGuiApplication.clipboard().text() == "rm -rf /tmp/x"
 
 
@@ -294,7 +292,9 @@ def test_a_loaded_model_is_remembered_and_settings_open_on_the_asked_tab(
     qtbot.waitUntil(lambda: window.bridge.model_info is not None, timeout=ANSWER_TIMEOUT_MS)
     assert window.current_page == "chat"
     assert load_settings().model_path == str(tiny_chat_model)
-    assert "TinyMistral" in window.model_chip.text() and "256" in window.model_chip.text()
+    chip = window.model_chip  # the folder's name; the package's in its tooltip
+    assert chip.text().startswith(f"{tiny_chat_model.name} · ") and "256" in chip.text()
+    assert "TinyMistral" in chip.toolTip()
 
     window.settings_action.trigger()
     dialog = window.settings_dialog
@@ -344,7 +344,7 @@ def test_escape_stops_and_an_empty_chat_shows_its_hint(
     window = make_window(tiny_chat_model, max_new_tokens=200)
     window.new_chat()
     assert window.chat_view.empty_state.isVisibleTo(window)
-    assert "TinyMistral" in window.chat_view.empty_state.text()
+    assert tiny_chat_model.name in window.chat_view.empty_state.text()
     seen: list[str] = []
     window.controller.answerText.connect(seen.append)
     _send(qtbot, window, "Go on and on")

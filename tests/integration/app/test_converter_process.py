@@ -36,8 +36,8 @@ def test_non_json_stdout_and_failure_exit_reach_the_log(qtbot, tmp_path: Path) -
         process.start(ConversionRequest("owner/model", tmp_path / "out"))
     outcome = finished.args[0]
     assert outcome.status == "error" and outcome.message == "no weights found in the folder"
-    assert "a stray line" in logged and "Traceback: a real problem" in logged
-    assert logged.count("loaded 2 layers") == 1  # stderr's copy of a JSON log line is dropped
+    assert "a stray line" in logged and "Traceback: a real problem" in logged  # as written
+    assert logged.count("Loaded 2 layers.") == 1  # stderr's copy of a JSON log line is dropped
     assert not any(line.startswith("INFO ") for line in logged)
     assert process.tracker.stage("load").fraction == 0.5
     assert not (tmp_path / "out").exists()
@@ -76,7 +76,7 @@ def test_cancel_kills_a_stubborn_converter_and_removes_its_staging(
         process.cancel()
     outcome = finished.args[0]
     assert outcome.status == "cancelled" and outcome.leftovers == ()
-    assert "the converter did not stop in time; killing it" in process.tracker.log
+    assert "The converter did not stop in time, so it was ended." in process.tracker.log
     assert list(parent.iterdir()) == []
 
 
@@ -92,4 +92,41 @@ def test_quitting_mid_conversion_leaves_nothing(
     process.wait_closed(timeout_ms=300)
     assert not process.is_running()
     assert [o.status for o in outcomes] == ["cancelled"]
+    assert list(parent.iterdir()) == []
+
+
+SLOW_TO_EXIT_CONVERTER = """
+import json, os, signal, sys, time
+from pathlib import Path
+output = Path(sys.argv[sys.argv.index("-o") + 1]).resolve()
+staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+staging.mkdir(parents=True)
+
+def on_term(signum, frame):
+    print(json.dumps({"event": "cancelled", "message": "conversion cancelled"}), flush=True)
+    time.sleep(0.6)  # freeing memory, as a real one does after it said so
+    sys.exit(130)
+
+signal.signal(signal.SIGTERM, on_term)
+print(json.dumps({"event": "progress", "stage": "convert", "stage_fraction": 0.3}), flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_converter_that_said_cancelled_is_not_reported_as_stuck(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24: Cancel ended with "did not stop in time; killing it" after the converter had
+    already said "cancelled"."""
+    monkeypatch.setattr("app.conversion.converter_process.CANCEL_GRACE_MS", 400)
+    process = ConverterProcess(executable=stand_in_converter(tmp_path, SLOW_TO_EXIT_CONVERTER))
+    parent = tmp_path / "models"
+    with qtbot.waitSignal(process.progressChanged, timeout=20000):
+        process.start(ConversionRequest("owner/model", parent / "model-int4"))
+    with qtbot.waitSignal(process.finished, timeout=20000) as finished:
+        process.cancel()
+    assert finished.args[0].status == "cancelled"
+    log = process.tracker.log
+    assert not any("did not stop" in line for line in log), log
+    assert log[0] == "Cancelling…" and log[-1].startswith("Cancelled after ")
     assert list(parent.iterdir()) == []

@@ -103,7 +103,7 @@ def _start_demo(qtbot, window) -> int:
     panel = window.welcome.demo_progress
     assert panel.isVisible() and panel.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: (panel.fraction or 0) > 0.3, timeout=30_000)
-    assert "Converting SmolLM2-135M-Instruct · Convert: working" in panel.label.text()
+    assert "Converting SmolLM2-135M-Instruct · Building the Core ML program… " in panel.label.text()
     assert not window.welcome.buttons["demo"].isEnabled()  # one set-up at a time
     pids = _staging_pids()
     assert len(pids) == 1 and _alive(pids[0])
@@ -212,3 +212,27 @@ def test_the_download_command_ends_when_cancelled() -> None:
     with pytest.raises(ConversionCancelled, match="download was cancelled"):
         _run_cancellable([sys.executable, "-c", "import time; time.sleep(60)"], cancelled)
     assert _run_cancellable([sys.executable, "-c", "print('ok')"], None) == (0, "")
+
+
+def test_an_offline_demo_download_says_the_index_cannot_be_reached(
+    qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24: offline, the Hub's Look Up said so at once; the demo's download ended in pip's
+    own words ("No matching distribution found"). The real pip here, against an index nothing
+    listens on."""
+    for name, value in {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+        "PIP_EXTRA_INDEX_URL": "",
+        "PIP_FIND_LINKS": "",
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    demo = DemoConversion()
+    with qtbot.waitSignal(demo.finished, timeout=60_000) as finished:
+        demo.start()
+    outcome = finished.args[0]
+    assert outcome.status == "error"
+    assert "cannot be reached from this computer" in outcome.message, outcome.message
+    assert "Check the network connection" in outcome.message

@@ -91,7 +91,7 @@ def test_the_loaded_model_is_marked_and_cannot_be_deleted(qtbot, tiny_model: Pat
     pane = _pane(qtbot)
     pane.set_model_info(_info(loaded))
     texts = [pane.local_list.item(i).text() for i in range(pane.local_list.count())]
-    assert texts[0].startswith("● TinyMistral") and texts[0].endswith("· loaded")
+    assert texts[0].startswith("● Loaded-int4 (TinyMistral)") and texts[0].endswith("· loaded")
     assert "loaded" not in texts[1]
     _select(pane, loaded)
     assert not pane.delete_button.isEnabled() and pane.reveal_button.isEnabled()
@@ -121,7 +121,7 @@ def test_delete_asks_first_then_frees_the_folder_and_its_compiled_copy(
     qtbot.mouseClick(pane.delete_button, Qt.MouseButton.LeftButton)
     box = pane.delete_box
     assert box is not None and box.isVisible()
-    assert "TinyMistral" in box.text() and "cannot be undone" in box.informativeText()
+    assert "Doomed-int4" in box.text() and "cannot be undone" in box.informativeText()
     assert str(doomed) in box.informativeText()
     box.button(QMessageBox.StandardButton.Cancel).click()  # asked, and said no
     assert doomed.is_dir() and compiled.is_dir()
@@ -131,7 +131,7 @@ def test_delete_asks_first_then_frees_the_folder_and_its_compiled_copy(
     assert not doomed.exists() and not compiled.exists()
     assert kept.is_dir() and kept_compiled.is_dir()
     assert [p.name for p in paths.models_dir().iterdir()] == ["Kept-int4"]  # nothing hidden left
-    assert pane.local_status.text().startswith("Deleted TinyMistral: ")
+    assert pane.local_status.text().startswith("Deleted Doomed-int4: ")
     assert _listed(pane) == [str(kept)]
 
 

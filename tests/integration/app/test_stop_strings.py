@@ -33,7 +33,7 @@ def test_one_a_line_with_escapes_round_trips() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("ok\n   \n", "expected visible text or a line break in each stop string, found '   '"),
+        ("ok\n\\s\\s\n", "expected visible text or a line break in each stop string, found '  '"),
         ("x" * (MAX_STOP_STRING_LENGTH + 1), f"at most {MAX_STOP_STRING_LENGTH} characters"),
         ("\n".join(f"s{i}" for i in range(MAX_STOP_STRINGS + 1)), f"at most {MAX_STOP_STRINGS}"),
         ("User:\nUser:", "expected each stop string once"),
@@ -61,6 +61,31 @@ def _dialog(qtbot, settings: AppSettings):
     dialog = SettingsDialog(SettingsStore(settings))
     qtbot.addWidget(dialog)
     return dialog
+
+
+def test_whitespace_typed_at_the_end_of_a_line_is_dropped_and_escaped_whitespace_kept() -> None:
+    assert parse_stop_strings("Paris\t\nUser: \n   \n") == (("Paris", "User:"), None)
+    strings = ("User: ", "end\t", " lead")
+    assert format_stop_strings(strings) == "User:\\s\nend\\t\n lead"
+    assert parse_stop_strings(format_stop_strings(strings)) == (strings, None)
+
+
+def test_tab_leaves_the_stop_strings_and_system_prompt_boxes(qtbot) -> None:
+    """Issue 24: Tab moved focus nowhere and typed a tab: "Paris" + Tab saved "Paris\\t"."""
+    dialog = _dialog(qtbot, AppSettings())
+    pane = dialog.generation_pane
+    dialog.show_tab("generation")
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    for box in (pane.system_prompt, pane.stop_strings):
+        box.setFocus()
+        qtbot.waitUntil(box.hasFocus)
+        qtbot.keyClicks(box, "Paris")
+        qtbot.keyClick(box, Qt.Key.Key_Tab)
+        assert box.toPlainText() == "Paris"
+        assert not box.hasFocus()
+    assert dialog.store.settings.generation.stop_strings == ("Paris",)
+    assert dialog.store.settings.system_prompt == "Paris"
 
 
 def test_the_generation_tab_edits_checks_and_saves_them(qtbot) -> None:

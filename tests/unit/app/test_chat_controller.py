@@ -17,97 +17,13 @@ from app.chat.engine_bridge import EngineBridge
 from app.conversations.store import ConversationStore
 from engine.messages import (
     ContextTrimmed,
-    EngineError,
     Event,
-    Generate,
     GenerationConfig,
     GenerationFinished,
     GenerationStats,
-    LoadModel,
-    ModelInfo,
-    ModelLoaded,
-    PrefillProgress,
-    Request,
     TokenText,
 )
-
-CONTEXT_LENGTH = 256
-INFO = ModelInfo(
-    "Scripted", "/models/scripted", CONTEXT_LENGTH, "int4", "mistral", "reference", "cpu_only"
-)
-
-
-def _stats(request: Generate, generated: int, finish_reason: str) -> GenerationStats:
-    prompt = 10 * len(request.messages)
-    return GenerationStats(
-        prompt_tokens=prompt,
-        tokens_fed=prompt,
-        generated_tokens=generated,
-        time_to_first_token=0.05,
-        prefill_tokens_per_second=200.0,
-        decode_tokens_per_second=25.0,
-        cache_length=prompt + generated,
-        context_length=CONTEXT_LENGTH,
-        finish_reason=finish_reason,  # type: ignore[arg-type]
-    )
-
-
-class ScriptedEngine:
-    """A fake engine client (the bridge's ``Worker``): answers a ``Generate`` with prefill progress
-    and one ``TokenText`` per piece of the next scripted answer, then ``GenerationFinished``
-    unless ``hold`` is set; a held answer ends on ``cancel()`` (as ``cancelled``, with the text so
-    far, as the engine does) or on ``fail()``. Events go through ``on_event`` like the engine
-    process's reader thread sends them, so the bridge queues them to the GUI thread."""
-
-    def __init__(self, on_event: Callable[[Event], None]) -> None:
-        self.on_event = on_event
-        self.requests: list[Request] = []
-        self.answers: list[list[str]] = []
-        self.hold = False
-        self.open: tuple[Generate, list[str]] | None = None
-        self.closed = False
-
-    def submit(self, request: Request) -> None:
-        self.requests.append(request)
-        if isinstance(request, LoadModel):
-            self.on_event(ModelLoaded(request.request_id, INFO, 0.1))
-        elif isinstance(request, Generate):
-            pieces = self.answers.pop(0)
-            total = 10 * len(request.messages)
-            self.on_event(PrefillProgress(request.request_id, total, total))
-            for index, piece in enumerate(pieces):
-                self.on_event(TokenText(request.request_id, piece, 100 + index))
-            if self.hold:
-                self.open = (request, pieces)
-            else:
-                self._finish(request, pieces, "eos")
-
-    def cancel(self) -> None:
-        if self.open is not None:
-            request, pieces = self.open
-            self._finish(request, pieces, "cancelled")
-
-    def fail(self, message: str, *, then_finish: str | None = None) -> None:
-        assert self.open is not None
-        request, pieces = self.open
-        self.on_event(EngineError(request.request_id, message))
-        if then_finish is not None:
-            self._finish(request, pieces, then_finish)
-        else:
-            self.open = None
-
-    def close(self, timeout: float = 10.0) -> None:
-        self.closed = True
-
-    def _finish(self, request: Generate, pieces: list[str], reason: str) -> None:
-        self.open = None
-        text = "".join(pieces)
-        self.on_event(
-            GenerationFinished(request.request_id, text, _stats(request, len(pieces), reason))
-        )
-
-    def generates(self) -> list[Generate]:
-        return [r for r in self.requests if isinstance(r, Generate)]
+from tests.unit.app.scripted_engine import CONTEXT_LENGTH, INFO, ScriptedEngine, scripted_stats
 
 
 @pytest.fixture
@@ -228,6 +144,44 @@ def test_stop_keeps_the_partial_answer_marked_cancelled(qtbot, chat):
     assert not controller.busy
 
 
+def test_no_first_token_time_is_shown_when_no_token_came(qtbot, chat):
+    """Issue 24: "First token 0.00 s" after Esc before the first token, after an engine crash
+    and after flipping versions: the engine's placeholder 0.0 was shown as a measurement."""
+    from app.chat.status_line import describe_stats
+
+    controller, engine, _store = chat
+    engine.hold = True
+    engine.answers.append([])
+    controller.send("Tell me a story")
+    with qtbot.waitSignal(controller.answerFinished):
+        controller.stop()
+    assert controller.stats.time_to_first_token is None
+    assert "First token" not in describe_stats(controller.stats)
+
+    engine.answers.append(["Once"])  # the engine dies after a token: the app makes up the end
+    with qtbot.waitSignal(controller.answerText):
+        controller.send("Again")
+    request, _pieces = engine.open
+    engine.open = None
+    made_up = GenerationStats(0, 0, 1, 0.0, 0.0, 0.0, 0, 0, "interrupted")
+    with qtbot.waitSignal(controller.answerFinished):
+        engine.on_event(GenerationFinished(request.request_id, "Once", made_up))
+    measured = controller.stats.time_to_first_token
+    assert measured is not None and measured > 0  # the app's own measurement, not 0.00
+    assert controller.stats.context_length == CONTEXT_LENGTH  # not the made-up 0
+
+    engine.hold = False
+    engine.answers.append(["Twice"])
+    _answer(qtbot, controller, controller.regenerate)
+    assert "First token 50 ms" in describe_stats(controller.stats)
+    assert controller.show_version(controller.messages()[-1].id, -1)
+    assert "First token" not in describe_stats(controller.stats)
+    from app.chat.status_line import format_seconds
+
+    # a real measurement never reads "0.00 s"
+    assert [format_seconds(s) for s in (0.0004, 0.085, 1.4242)] == ["1 ms", "85 ms", "1.42 s"]
+
+
 def test_switching_conversations_mid_answer_saves_it_where_it_belongs(qtbot, chat):
     controller, engine, store = chat
     engine.answers.append(["A's answer"])
@@ -283,6 +237,27 @@ def test_regenerate_and_edit_send_the_history_without_what_they_drop(qtbot, chat
     assert errors == [f"only a user message of this conversation can be edited (id {answer.id})"]
 
 
+def test_editing_the_first_message_retitles_the_chat_unless_the_user_named_it(qtbot, chat):
+    """Issue 24: the chat kept the old first message's title after it was edited."""
+    controller, engine, store = chat
+    engine.answers += [["One"], ["Two"], ["Three"], ["Four"], ["Five"]]
+    _answer(qtbot, controller, lambda: controller.send("What is the capital of France?"))
+    _answer(qtbot, controller, lambda: controller.send("And of Italy?"))
+    conversation_id = controller.current_conversation_id
+    first, _, second, _ = controller.messages()
+    _answer(qtbot, controller, lambda: controller.edit_message(second.id, "And of Spain?"))
+    assert store.conversation(conversation_id).title == "What is the capital of France?"
+    changed: list[None] = []
+    controller.conversationsChanged.connect(lambda: changed.append(None))
+    _answer(qtbot, controller, lambda: controller.edit_message(first.id, "Capital of Peru?"))
+    assert store.conversation(conversation_id).title == "Capital of Peru?"
+    assert changed  # the sidebar and the header read it again
+    controller.rename_conversation(conversation_id, "Capitals")
+    first = controller.messages()[0]
+    _answer(qtbot, controller, lambda: controller.edit_message(first.id, "Capital of Chile?"))
+    assert store.conversation(conversation_id).title == "Capitals"
+
+
 def test_an_engine_error_without_a_finish_ends_the_answer_as_failed(qtbot, chat):
     controller, engine, _store = chat
     engine.hold = True
@@ -324,7 +299,7 @@ def test_events_of_another_request_are_ignored_and_a_trim_is_a_notice(qtbot, cha
     stale = request.request_id - 1
     with qtbot.waitSignal(controller.notice):
         engine.on_event(TokenText(stale, " not mine", 7))
-        engine.on_event(GenerationFinished(stale, "old", _stats(request, 1, "eos")))
+        engine.on_event(GenerationFinished(stale, "old", scripted_stats(request, 1, "eos")))
         engine.on_event(ContextTrimmed(request.request_id, 2, "dropped the 2 oldest messages"))
     assert controller.busy and notices == ["dropped the 2 oldest messages"]
     with qtbot.waitSignal(controller.answerFinished) as finished:

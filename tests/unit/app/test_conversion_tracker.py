@@ -110,11 +110,63 @@ def test_tracker_folds_progress_logs_and_non_json_lines() -> None:
     assert tracker.stage("convert").fraction == 0.25
     assert tracker.stage("quantize").fraction == 0.0
     assert tracker.overall == pytest.approx(0.4)
-    assert tracker.log == ["Loading something without JSON", "warning: odd tokenizer"]
+    assert tracker.log == ["Loading something without JSON", "Warning: Odd tokenizer."]
     tracker.handle_line(_line(event="done", message="converted in 3s", output="/m", overall=1.0))
     outcome = tracker.outcome(EXIT_OK, seconds=3.0, cancelled=False)
     assert outcome.status == "done" and outcome.output == "/m"
     assert all(s.fraction == 1.0 for s in tracker.stages)
+
+
+def test_the_overall_bar_moves_in_every_stage_and_never_goes_back() -> None:
+    """Issue 24: the overall bar sat at 0% for a minute in Resolve (a download reports nothing
+    between "downloading" and its end)."""
+    tracker = ConversionTracker(stages=stage_list(ConversionRequest("a/b", Path("out"))))
+    tracker.handle_line(
+        _line(event="progress", stage="resolve", stage_fraction=0.1, overall=0.005), now=100.0
+    )
+    at_start, stage_at_start = tracker.shown(100.0)
+    assert (at_start, stage_at_start) == (pytest.approx(0.005, abs=1e-3), pytest.approx(0.1))
+    after_a_minute, stage_after_a_minute = tracker.shown(160.0)
+    assert stage_after_a_minute > 0.6  # the stage's bar moved most of the way
+    assert after_a_minute > 0.03  # and so did the overall one: a few pixels at least
+    assert stage_after_a_minute < 1.0 and after_a_minute < 0.05  # never past Resolve's end
+    assert tracker.shown(161.0)[1] >= stage_after_a_minute
+    tracker.handle_line(
+        _line(event="progress", stage="resolve", stage_fraction=0.2, overall=0.01), now=162.0
+    )
+    assert tracker.shown(162.0)[1] >= stage_after_a_minute  # a report below it: no step back
+    tracker.handle_line(
+        _line(event="progress", stage="load", stage_fraction=0.0, overall=0.05), now=170.0
+    )
+    overall, stage = tracker.shown(170.0)
+    assert stage == 0.0 and overall >= after_a_minute
+    assert tracker.shown(200.0)[1] > 0.3  # Load moves too, before its first report
+
+
+def test_stage_lines_and_the_log_are_in_the_users_words() -> None:
+    """Issue 24: the stage line read "Converting PyTorch Frontend ==> MIL Ops" and the log showed
+    raw logger lines."""
+    from app.conversion.progress_words import log_sentence, stage_line
+
+    line = stage_line("convert", 0.42, "Converting PyTorch Frontend ==> MIL Ops")
+    assert line == "Building the Core ML program… 42%"
+    assert stage_line("resolve", 0.1, "downloading owner/model") == (
+        "Finding the model and its files… 10% · Downloading owner/model"
+    )
+    assert stage_line("quantize", 1.0, "Running compression pass linear_quantize_weights") == (
+        "Compressing the weights… 100%"
+    )
+    assert log_sentence("INFO converter.convert: loaded 2 layers") == "Loaded 2 layers."
+    assert log_sentence("WARNING converter.gguf_import: odd block size") == (
+        "Warning: Odd block size."
+    )
+    assert log_sentence("DEBUG converter.convert: step 3") is None
+    traceback = '  File "converter/convert.py", line 3, in convert'
+    assert log_sentence(traceback) == traceback  # not a logger line: kept as written
+    tracker = ConversionTracker()
+    tracker.handle_line("INFO converter.source: resolved owner/model")
+    tracker.handle_line(_line(event="error", message="no weights found in the folder"))
+    assert tracker.log == ["Resolved owner/model.", "Error: No weights found in the folder."]
 
 
 def test_tracker_outcomes_for_errors_cancel_and_crashes() -> None:
