@@ -96,11 +96,6 @@ class SafeTextBrowser(QTextBrowser):
         if cursor is not None:  # None: the part was rendered again meanwhile
             cursor.insertText(text, cursor.charFormat())
 
-    def copy_link_label(self, number: int) -> str:
-        """The text the Copy link of code block ``number`` shows now ("" when there is none)."""
-        cursor = self._copy_link_cursor(number)
-        return cursor.selectedText() if cursor is not None else ""
-
     def _fit_height(self) -> None:
         self.document().setTextWidth(max(50, self.viewport().width()))
         height = int(self.document().size().height()) + 4

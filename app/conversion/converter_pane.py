@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.conversion.converter_process import ConversionOutcome, ConverterProcess, stage_list
 from app.conversion.progress_words import stage_line, stage_sentence, stage_title
-from app.ui.pane_widgets import Card, label, monospace_font, page_layout, row
+from app.ui.pane_widgets import Card, clear_layout, label, monospace_font, page_layout, row
 from converter.naming import default_model_name, name_problem
 from converter.options import (
     MAX_BLOCK_SIZE,
@@ -230,12 +230,7 @@ class ConverterPane(QWidget):
         return card
 
     def _build_stage_rows(self, request: ConversionRequest) -> None:
-        while self.stage_grid.count():
-            item = self.stage_grid.takeAt(0)
-            widget = item.widget()
-            if widget is not None:  # hide now: deleteLater leaves it painted until the next loop
-                widget.hide()
-                widget.deleteLater()
+        clear_layout(self.stage_grid)
         self.stage_bars: dict[str, QProgressBar] = {}
         self.stage_marks: dict[str, QLabel] = {}
         for index, stage in enumerate(stage_list(request)):

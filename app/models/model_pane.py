@@ -46,7 +46,7 @@ from app.models.model_library import (
     local_models,
     model_info_rows,
 )
-from app.ui.pane_widgets import Card, hint, label, page_layout, row
+from app.ui.pane_widgets import Card, clear_layout, hint, label, page_layout, row
 from engine import paths
 from engine.messages import ModelInfo
 from engine.package.model import ModelLoadError
@@ -179,12 +179,7 @@ class ModelPane(QWidget):
         if loaded != self._loaded_path:
             self._loaded_path = loaded
             self.refresh_local_models()  # move the "loaded" mark
-        while self.details.count():
-            item = self.details.takeAt(0)
-            widget = item.widget()
-            if widget is not None:  # hide now: deleteLater leaves it painted until the next loop
-                widget.hide()
-                widget.deleteLater()
+        clear_layout(self.details)
         rows = model_info_rows(info)
         self.model_name.setText(rows[0][1])
         for index, (name, value) in enumerate(rows[1:]):

@@ -189,17 +189,6 @@ _TOP_LEVEL_CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
-def generation_problems(config: GenerationConfig) -> list[str]:
-    """What is out of range in ``config`` (empty when it is valid), one line per field."""
-    data = settings_to_dict(AppSettings(generation=config))["generation"]
-    problems = []
-    for name, check in _GENERATION_CHECKS.items():
-        problem = check(data[name])
-        if problem:
-            problems.append(f"{name}: {problem}")
-    return problems
-
-
 def _generation_from_dict(data: Any, source: Path) -> GenerationConfig:
     default = GenerationConfig()
     if not isinstance(data, dict):
@@ -346,7 +335,9 @@ def save_settings(settings: AppSettings) -> None:
         prefix=f".{SETTINGS_FILE_NAME}.", suffix=".tmp", dir=path.parent
     )
     try:
-        os.fchmod(descriptor, 0o600)  # mkstemp already creates 0600; stated for the reader
+        os.fchmod(
+            descriptor, paths.PRIVATE_MODE
+        )  # mkstemp already creates 0600; said for the reader
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()

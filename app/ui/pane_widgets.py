@@ -183,3 +183,14 @@ def page_layout(page: QWidget) -> QVBoxLayout:
     layout.setContentsMargins(20, 16, 20, 16)
     layout.setSpacing(14)
     return layout
+
+
+def clear_layout(layout: QLayout) -> None:
+    """Take every item out of ``layout``; its widgets are hidden at once (``deleteLater`` alone
+    leaves them painted until the next event loop turn) and deleted."""
+    while layout.count():
+        item = layout.takeAt(0)
+        widget = item.widget()
+        if widget is not None:
+            widget.hide()
+            widget.deleteLater()

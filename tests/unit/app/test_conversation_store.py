@@ -69,6 +69,23 @@ def test_messages_keep_their_order_and_the_first_user_message_names_the_conversa
     assert store.conversation(conversation.id).title == "How do tides work?"
 
 
+def test_showing_a_version_hides_the_others_at_its_position(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    conversation = store.create_conversation()
+    store.append_message(conversation.id, "user", "Name a colour.")
+    first = store.append_message(conversation.id, "assistant", "Blue.")
+    second = store.append_message(conversation.id, "assistant", "Red.", replaces=first.id)
+    third = store.append_message(conversation.id, "assistant", "Green.", replaces=second.id)
+    assert [m.content for m in store.versions(first.id)] == ["Blue.", "Red.", "Green."]
+    for shown in (first, second, third, first):
+        store.show_version(shown.id)
+        answers = [m for m in store.messages(conversation.id) if m.role == "assistant"]
+        assert [m.id for m in answers] == [shown.id]  # one version at the position, the chosen one
+    assert len(store.versions(first.id)) == 3  # the others stay stored
+    with pytest.raises(ValueError, match="no message with id"):
+        store.show_version(10_000)
+
+
 def test_search_matches_titles_and_message_text_and_escapes_wildcards(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "c.sqlite3")
     first = store.create_conversation("Recipes")

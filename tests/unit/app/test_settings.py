@@ -13,7 +13,6 @@ import pytest
 
 from app.settings.app_settings import (
     AppSettings,
-    generation_problems,
     load_settings,
     save_settings,
     settings_path,
@@ -112,16 +111,6 @@ def test_a_failed_write_keeps_the_old_file(monkeypatch: pytest.MonkeyPatch) -> N
             save_settings(AppSettings(system_prompt="new"))
     assert load_settings().system_prompt == "old"
     assert [p.name for p in settings_path().parent.iterdir()] == ["settings.json"]
-
-
-def test_generation_problems_name_the_field() -> None:
-    assert generation_problems(GenerationConfig()) == []
-    problems = generation_problems(GenerationConfig(temperature=-1, top_k=5000, seed=-3))
-    assert problems == [
-        "temperature: must be 0 (greedy) or a finite number from 0.001 to 5.0, not -1",
-        "top_k: must be a whole number from 0 to 1000 (0 disables), not 5000",
-        "seed: must be none or a whole number from 0 to 2147483647, not -3",
-    ]
 
 
 # --- The store: the one owner while the app runs ----------------------------------------------------
