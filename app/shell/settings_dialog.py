@@ -7,7 +7,7 @@ which tells the window and saves shortly after (at once when the dialog closes).
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
@@ -66,8 +66,15 @@ class SettingsDialog(QDialog):
         self.setStyleSheet(settings_style_sheet(self._palette_shown))
         self.resize(740, 820)
         self.store = store
-        settings = store.settings
+        self._make_panes(store.settings, hub_endpoint, converter_executable)
+        self._lay_out()
+        self._connect_panes()
+        self.set_model_info(model_info)
+        self.show_tab("model")
 
+    def _make_panes(
+        self, settings: Any, hub_endpoint: str | None, converter_executable: str | None
+    ) -> None:
         self.general_pane = GeneralPane(theme=settings.theme)
         self.model_pane = ModelPane(
             compute_units=settings.compute_units,
@@ -83,8 +90,9 @@ class SettingsDialog(QDialog):
             executable=converter_executable,
         )
         self.server_pane = ServerSettingsPane(settings)
-        self.server_pane.changed.connect(lambda changes: self._update(**changes))
-        self.pages = QStackedWidget()
+
+    def _segments(self) -> QHBoxLayout:
+        """The segmented control over the pages (one button a tab)."""
         self.segment_group = QButtonGroup(self)
         self.segment_group.setExclusive(True)
         segments = QHBoxLayout()
@@ -102,6 +110,11 @@ class SettingsDialog(QDialog):
             self.segment_group.addButton(button, index)
             segments.addWidget(button)
         segments.addStretch(1)
+        return segments
+
+    def _lay_out(self) -> None:
+        self.pages = QStackedWidget()
+        segments = self._segments()
         for page in (
             self.model_pane,
             self.generation_pane,
@@ -111,7 +124,6 @@ class SettingsDialog(QDialog):
         ):
             self.pages.addWidget(scrolling(page))
         self.segment_group.idClicked.connect(self.pages.setCurrentIndex)
-
         close_button = QPushButton("Done")
         close_button.setObjectName("PrimaryButton")
         close_button.setDefault(True)
@@ -129,6 +141,8 @@ class SettingsDialog(QDialog):
         layout.addLayout(footer)
         QShortcut(QKeySequence.StandardKey.Close, self, activated=self.accept)
 
+    def _connect_panes(self) -> None:
+        self.server_pane.changed.connect(lambda changes: self._update(**changes))
         self.general_pane.themeChanged.connect(lambda theme: self._update(theme=theme))
         self.generation_pane.changed.connect(self._on_generation_changed)
         self.generation_pane.presetSaved.connect(self.save_preset)
@@ -144,8 +158,6 @@ class SettingsDialog(QDialog):
         self.converter_pane.process.finished.connect(
             lambda _outcome: self.model_pane.refresh_local_models()  # a new model may be there
         )
-        self.set_model_info(model_info)
-        self.show_tab("model")
 
     # --- the interface the chat window uses ------------------------------------------------------
 
