@@ -1,11 +1,12 @@
-"""Scoped control of NumPy's BLAS thread count, for the reference runtime's decode steps.
+"""Scoped control of NumPy's BLAS thread count, for the reference runtime's calls.
 
 A decode step multiplies one row by each weight matrix (a matrix-vector product bound by memory
 bandwidth). Splitting that over OpenBLAS threads gains little, and when the cores are busy (other
 processes, the app's own threads) the threads wait for each other: on a loaded 2-core machine a
-decode step ran 2-40× slower with two BLAS threads than with one. So small calls run on one BLAS
-thread, through OpenBLAS's thread-local ``openblas_set_num_threads_local`` (OpenBLAS ≥ 0.3.27, which
-NumPy ≥ 2 wheels bundle), restored afterwards; larger calls (prefill) keep the library's default.
+decode step ran 2-40× slower with two BLAS threads than with one, and a prefill chunk of 64 tokens
+8× slower. So calls run on one BLAS thread, through OpenBLAS's thread-local
+``openblas_set_num_threads_local`` (OpenBLAS ≥ 0.3.27, which NumPy ≥ 2 wheels bundle), restored
+afterwards.
 
 Where NumPy does not use OpenBLAS (Accelerate on macOS, MKL builds), this does nothing.
 """

@@ -20,7 +20,6 @@ import gc
 import logging
 import time
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -51,9 +50,11 @@ from engine.runtime.reference.ops import MIL_DTYPES, OPS, RUNTIME_OPS, linear_pr
 
 logger = logging.getLogger(__name__)
 
-# A call whose smallest flexible input dimension (the tokens fed) is at most this runs its matrix
-# products on one BLAS thread: see engine.runtime.reference.blas.
-SINGLE_THREAD_MAX_ROWS = 8
+# Every call runs its matrix products on one BLAS thread (see engine.runtime.reference.blas):
+# decode steps always did; prefill chunks of 64 tokens ran 8× slower on OpenBLAS's default two
+# threads than on one while other processes shared the 2 cores (3.5 vs 28.7 prompt tokens/s,
+# benchmarks/reference_decode.py, one run).
+BLAS_THREADS = 1
 
 
 @dataclass
@@ -147,18 +148,13 @@ class ReferenceModel:
         if self._description.states and state is None:
             raise ValueError("this model is stateful: pass the state from make_state()")
         registers: list[Any] = [None] * self._register_count
-        rows = None
         for check in self._checks:
             value = check_input(check, inputs, self._checks)
             registers[self._input_slots[check.name]] = value
-            for size, (low, high) in zip(value.shape, check.ranges, strict=True):
-                if low != high:
-                    rows = size if rows is None else min(rows, size)
-        threads = blas_threads(1) if rows is not None and rows <= SINGLE_THREAD_MAX_ROWS else None
         # inf and NaN are what Core ML would produce too: reproduce them without warnings.
         with (
             np.errstate(over="ignore", invalid="ignore", divide="ignore"),
-            threads or nullcontext(),
+            blas_threads(BLAS_THREADS),
         ):
             return self._run(registers, state)
 
