@@ -1,7 +1,8 @@
 """The OpenAI-compatible HTTP API as a Starlette app (run by ``engine.server.host``).
 
-``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/completions``, streamed as
-server-sent events (ending with ``data: [DONE]``) or answered whole. Every request needs
+``GET /v1/models`` (+ ``/{id}``), ``POST /v1/chat/completions`` and ``POST /v1/completions``,
+the same without ``/v1`` (clients differ on the base URL), streamed as server-sent events (ending
+with ``data: [DONE]``) or answered whole, and a public ``GET /health``. Every other request needs
 ``Authorization: Bearer <key>`` (compared in constant time); every failure is OpenAI's error
 object with its status code, and the server keeps serving. The HTTP parsing is uvicorn's; this
 module maps requests to the engine's ``Generate`` and its events back to OpenAI's shapes.
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -38,6 +40,7 @@ from engine.server.host import RequestStream, ServerHost
 from engine.server.requests import (
     ApiError,
     ParsedRequest,
+    check_json_value,
     param_for,
     parse_chat_request,
     parse_completion_request,
@@ -48,6 +51,12 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 4 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 4 * MAX_BODY_BYTES  # an oversized body is read this far, then dropped
 DISCONNECT_POLL_SECONDS = 0.25
+# The content types a browser may send cross-origin without asking first (CORS "simple" requests):
+# a body sent as one of them is never read as JSON, whatever it holds.
+_SIMPLE_CONTENT_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+# OpenAI's SDKs send x-stainless-* headers (language, version, retry count...): a web page using
+# them from an allowed origin must pass the preflight.
+_SDK_HEADER_PREFIX = "x-stainless-"
 _FINISH_REASONS: dict[FinishReason, str] = {
     "eos": "stop",
     "stop_string": "stop",
@@ -60,8 +69,8 @@ def _error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status)
 
 
-def _model_names(info: ModelInfo) -> set[str]:
-    return {name for name in (info.name, info.source_model_id) if name}
+def _model_object(info: ModelInfo) -> dict[str, Any]:
+    return {"id": info.name, "object": "model", "created": 0, "owned_by": "local"}
 
 
 def _usage(stats: GenerationStats) -> dict[str, Any]:
@@ -99,6 +108,13 @@ class _Api:
         self.host = host
         self.api_key = api_key.encode()
         self.max_body_bytes = max_body_bytes
+        self.ignored_fields: set[str] = set()  # logged once each
+
+    def log_ignored(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            if name not in self.ignored_fields and len(self.ignored_fields) < 1000:
+                self.ignored_fields.add(name)
+                logger.info("ignoring the request field %r (not used by this server)", name[:80])
 
     # --- checks --------------------------------------------------------------------------------
 
@@ -125,6 +141,14 @@ class _Api:
         return info
 
     async def read_json(self, request: Request) -> Any:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in _SIMPLE_CONTENT_TYPES:
+            raise ApiError(
+                415,
+                f"expected a JSON body with 'Content-Type: application/json', found "
+                f"{content_type!r}",
+                code="unsupported_media_type",
+            )
         too_large = ApiError(
             413,
             f"the request body should be at most {self.max_body_bytes} bytes",
@@ -141,9 +165,13 @@ class _Api:
         ):
             raise too_large
         try:
-            return json.loads(body)
+            value = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise ApiError(400, f"the request body is not valid JSON: {error}") from error
+        except RecursionError as error:  # nesting deeper than the interpreter's stack allows
+            raise ApiError(400, "the request body nests too deeply to be read") from error
+        check_json_value(value)
+        return value
 
     # --- endpoints -----------------------------------------------------------------------------
 
@@ -153,10 +181,22 @@ class _Api:
             info = self.host.model_info
         except ApiError as error:
             return _error_response(error)
-        data = []
-        if info is not None:
-            data.append({"id": info.name, "object": "model", "created": 0, "owned_by": "local"})
+        data = [] if info is None else [_model_object(info)]
         return JSONResponse({"object": "list", "data": data})
+
+    async def model(self, request: Request) -> Response:
+        """Any id names the loaded model (as completions do): its object, under its own name."""
+        try:
+            self.check_key(request)
+            return JSONResponse(_model_object(self.loaded_model()))
+        except ApiError as error:
+            return _error_response(error)
+
+    async def health(self, request: Request) -> Response:
+        """Public (no key), and says nothing but whether a model is loaded."""
+        if self.host.model_info is None:
+            return JSONResponse({"status": "no model loaded"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._complete(request, chat=True)
@@ -169,14 +209,8 @@ class _Api:
             self.check_key(request)
             body = await self.read_json(request)
             parsed = parse_chat_request(body) if chat else parse_completion_request(body)
+            self.log_ignored(parsed.ignored)
             info = self.loaded_model()
-            if parsed.model not in _model_names(info):
-                raise ApiError(
-                    404,
-                    f"the model {parsed.model!r} is not loaded; this server has {info.name!r}",
-                    param="model",
-                    code="model_not_found",
-                )
         except ApiError as error:
             return _error_response(error)
         stream = self.host.open_request(parsed.messages, parsed.config)
@@ -316,6 +350,37 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return _error_response(ApiError(status, message, code="not_found" if status == 404 else None))
 
 
+async def _internal_error(request: Request, error: Exception) -> Response:
+    """Anything unforeseen: logged with its traceback here, never sent to the client."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=error)
+    message = f"{request.method} {request.url.path}: internal error ({type(error).__name__})"
+    return _error_response(ApiError(500, message, type_="server_error"))
+
+
+class _Cors(CORSMiddleware):
+    """Starlette's CORS with the OpenAI SDKs' ``x-stainless-*`` headers allowed by prefix."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        requested = request_headers.get("access-control-request-headers", "")
+        names = [name.strip().lower() for name in requested.split(",") if name.strip()]
+        sdk = [name for name in names if name.startswith(_SDK_HEADER_PREFIX)]
+        if not sdk:
+            return super().preflight_response(request_headers)
+        rest = MutableHeaders(raw=list(request_headers.raw))
+        others = [name for name in names if name not in sdk]
+        if others:
+            rest["access-control-request-headers"] = ", ".join(others)
+        else:
+            del rest["access-control-request-headers"]
+        response = super().preflight_response(rest)
+        if response.status_code == 200:
+            allowed = response.headers.get("access-control-allow-headers", "")
+            response.headers["access-control-allow-headers"] = ", ".join(
+                [name for name in (allowed, *sdk) if name]
+            )
+        return response
+
+
 def create_app(
     host: ServerHost,
     *,
@@ -326,21 +391,26 @@ def create_app(
     if not api_key:
         raise ValueError("the server needs an API key: every request must carry it")
     api = _Api(host, api_key, max_body_bytes=max_body_bytes)
-    routes = [
-        Route("/v1/models", api.models, methods=["GET"]),
-        Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
-        Route("/v1/completions", api.completions, methods=["POST"]),
-    ]
+    routes = [Route("/health", api.health, methods=["GET"])]
+    for prefix in ("/v1", ""):
+        routes += [
+            Route(f"{prefix}/models", api.models, methods=["GET"]),
+            Route(f"{prefix}/models/{{model_id:path}}", api.model, methods=["GET"]),
+            Route(f"{prefix}/chat/completions", api.chat_completions, methods=["POST"]),
+            Route(f"{prefix}/completions", api.completions, methods=["POST"]),
+        ]
     middleware = []
     if cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                _Cors,
                 allow_origins=list(cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],
             )
         )
     return Starlette(
-        routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error}
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )

@@ -1,16 +1,20 @@
 """OpenAI request bodies checked and turned into the engine's messages and sampler settings.
 
-Every field a client may send is either mapped (``max_tokens``, ``temperature``, ``top_p``,
-``seed``, ``stop``, ``stream_options.include_usage``, our extras ``top_k``, ``min_p``,
-``repetition_penalty``), accepted because it changes nothing for one local model (``user``,
-``n`` = 1, a zero penalty, ...), or refused with a 400 that names it: a client that asked for
-tools or five answers should learn at once that it will not get them, not get one plain answer.
+Lenient where clients expect it, strict where it matters. A field this server knows is either
+mapped (``max_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop``,
+``stream_options.include_usage``, our extras ``top_k``, ``min_p``, ``repetition_penalty``),
+accepted because it changes nothing for one local model (``user``, ``n`` = 1, a zero penalty,
+...), or, with a value it cannot honour or a bad one, refused with a 400 that names it: a client
+that asked for five answers should learn at once that it will not get them. A field it does not
+know (``cache_prompt``, ``reasoning_effort``: every server has its extras) is ignored and listed in
+``ParsedRequest.ignored`` for the caller to log. Any ``model`` name is served by the loaded model.
 Nothing here imports Starlette: it is plain data in, plain data out.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +22,19 @@ from engine.messages import GENERATION_RANGES, ChatMessage, GenerationConfig
 
 DEFAULT_MAX_TOKENS = 512
 
+MAX_JSON_DEPTH = 64  # a JSON schema nests deepest of what clients send; none nears this
+
 # Fields accepted and ignored: they do not change what one local model answers.
-_IGNORED = {"model", "stream", "stream_options", "user", "metadata", "store", "service_tier"}
+_IGNORED = {
+    "model",
+    "stream",
+    "stream_options",
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "modalities",
+}
 # Fields accepted only with the value that means "nothing special" (OpenAI's defaults).
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "n": (1, None),
@@ -81,11 +96,56 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class ParsedRequest:
-    model: str
+    model: str  # as the client named it ("" when it did not): the loaded model serves any name
     messages: tuple[ChatMessage, ...]
     config: GenerationConfig
     stream: bool
     include_usage: bool
+    ignored: tuple[str, ...] = ()  # fields this server does not know, ignored
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _path(parts: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "body"
+
+
+def check_json_value(body: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse what parsed as JSON but no text field can hold: nesting deeper than ``max_depth``
+    and lone UTF-16 surrogates (``"\\ud800"`` decodes to a str that is not text: the tokenizer
+    and any UTF-8 encoder fail on it). Iterative, so a deep body cannot exhaust the stack."""
+    pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, ())]
+    while pending:
+        value, where = pending.pop()
+        if len(where) > max_depth:
+            raise ApiError(
+                400,
+                f"the request body nests deeper than {max_depth} levels (at {_path(where[:3])}...)",
+                param=_path(where[:1]),
+            )
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise ApiError(
+                    400,
+                    f"{_path(where)} holds a lone UTF-16 surrogate (such as \\ud800): "
+                    "expected text",
+                    param=_path(where),
+                )
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise ApiError(
+                        400,
+                        f"a key in {_path(where)} holds a lone UTF-16 surrogate",
+                        param=_path(where),
+                    )
+                pending.append((item, (*where, key)))
+        elif isinstance(value, list):
+            pending.extend((item, (*where, index)) for index, item in enumerate(value))
 
 
 def _number(body: dict, name: str, default: float) -> float:
@@ -110,7 +170,10 @@ def _integer(body: dict, name: str, low: int, high: int | None = None) -> int | 
     return value
 
 
-def _check_fields(body: dict, known: set[str]) -> None:
+def _check_fields(body: dict, known: set[str]) -> tuple[str, ...]:
+    """The names of the fields this server does not know (ignored); a known field with a value
+    it cannot honour is a 400 naming it."""
+    unknown = []
     for name, value in body.items():
         if name in _IGNORED or name in _SAMPLER_FIELDS or name in known:
             continue
@@ -120,7 +183,8 @@ def _check_fields(body: dict, known: set[str]) -> None:
             raise ApiError(
                 400, f"{name}={value!r} is not supported by this server", param=name, code=None
             )
-        raise ApiError(400, f"unsupported field {name!r}", param=name)
+        unknown.append(name)
+    return tuple(unknown)
 
 
 def _stop_strings(body: dict) -> tuple[str, ...]:
@@ -180,8 +244,10 @@ def _common(body: Any) -> tuple[str, bool, bool]:
             400, f"the request body should be a JSON object, found {type(body).__name__}"
         )
     model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise ApiError(400, "model should be the name of the loaded model", param="model")
+    if model is None:
+        model = ""
+    if not isinstance(model, str):
+        raise ApiError(400, f"model should be a string, found {model!r}", param="model")
     stream = body.get("stream", False)
     if not isinstance(stream, bool | None):
         raise ApiError(400, f"stream should be true or false, found {stream!r}", param="stream")
@@ -220,7 +286,7 @@ def _content(value: Any, index: int) -> str:
 
 def parse_chat_request(body: Any) -> ParsedRequest:
     model, stream, include_usage = _common(body)
-    _check_fields(body, {"messages"})
+    ignored = _check_fields(body, {"messages"})
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise ApiError(400, "messages should be a non-empty list", param="messages")
@@ -236,24 +302,24 @@ def parse_chat_request(body: Any) -> ParsedRequest:
                 f"found {item.get('role')!r}",
                 param=f"messages[{index}].role",
             )
-        extra = set(item) - {"role", "content", "name"}
-        if extra:
-            raise ApiError(
-                400,
-                f"messages[{index}] has unsupported fields: {', '.join(sorted(extra))}",
-                param=f"messages[{index}]",
-            )
+        for name in ("tool_calls", "function_call"):
+            if item.get(name):
+                raise ApiError(
+                    400,
+                    f"messages[{index}].{name}: tool calls are not supported by this server",
+                    param=f"messages[{index}].{name}",
+                )
         messages.append(ChatMessage(role, _content(item.get("content"), index)))  # type: ignore[arg-type]
     if messages[-1].role != "user":
         raise ApiError(400, "the last message should be the user's", param="messages")
-    return ParsedRequest(model, tuple(messages), _config(body), stream, include_usage)
+    return ParsedRequest(model, tuple(messages), _config(body), stream, include_usage, ignored)
 
 
 def parse_completion_request(body: Any) -> ParsedRequest:
     """A legacy completion: the prompt is answered as one user message through the model's chat
     template (coreml-chat loads chat models only; their raw continuation is not what they do)."""
     model, stream, include_usage = _common(body)
-    _check_fields(body, {"prompt"})
+    ignored = _check_fields(body, {"prompt"})
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
@@ -265,4 +331,4 @@ def parse_completion_request(body: Any) -> ParsedRequest:
     config = _config(body)
     if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
         config = GenerationConfig(**{**config.__dict__, "max_new_tokens": 16})  # OpenAI's default
-    return ParsedRequest(model, messages, config, stream, include_usage)
+    return ParsedRequest(model, messages, config, stream, include_usage, ignored)
