@@ -78,6 +78,16 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class RawPrompt:
+    """Text to continue as it is, with no chat template (OpenAI's legacy completions): tokenized as
+    text, with the BOS the tokenizer adds. With ``suffix``, the middle between ``text`` and it is
+    asked for, in the tokenizer's fill-in-the-middle format (a tokenizer without one refuses)."""
+
+    text: str
+    suffix: str | None = None
+
+
+@dataclass(frozen=True)
 class GenerationConfig:
     max_new_tokens: int = 512
     temperature: float = 0.7  # 0 is greedy
@@ -176,6 +186,12 @@ class Generate:
     conversation_id: str
     messages: tuple[ChatMessage, ...]
     config: GenerationConfig = field(default_factory=GenerationConfig)
+    raw_prompt: RawPrompt | None = None  # continue this text instead (``messages`` unused)
+
+    @property
+    def prompt(self) -> tuple[ChatMessage, ...] | RawPrompt:
+        """What the model is given: the raw prompt when there is one, else the conversation."""
+        return self.messages if self.raw_prompt is None else self.raw_prompt
 
 
 @dataclass(frozen=True)
@@ -225,6 +241,7 @@ class ModelInfo:
     runtime_name: str  # "coreml" or "reference"
     compute_units: str
     source_model_id: str = ""
+    fill_in_middle: bool = False  # the tokenizer has FIM tokens: a raw prompt may take a suffix
 
 
 @dataclass(frozen=True)

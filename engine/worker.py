@@ -278,6 +278,7 @@ class EngineWorker:
             runtime_name=model.description.runtime_name,
             compute_units=request.compute_units,
             source_model_id=metadata.get(meta.SOURCE_MODEL_ID, ""),
+            fill_in_middle=session.tokenizer.fill_in_middle is not None,
         )
         self._emit(ModelLoaded(request.request_id, self._info, time.perf_counter() - started))
 
@@ -308,7 +309,7 @@ class EngineWorker:
         for response in stream_generate(
             session,
             cache,
-            request.messages,
+            request.prompt,
             request.config,
             cancel=self._cancel,
             on_prefill=on_prefill,

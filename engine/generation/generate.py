@@ -18,7 +18,13 @@ import numpy as np
 from engine.generation.detokenizer import StreamingDetokenizer
 from engine.generation.sampling import Sampler, make_sampler
 from engine.generation.session import Cancelled, ChatSession, ContextFullError, ConversationCache
-from engine.messages import ChatMessage, FinishReason, GenerationConfig, GenerationStats
+from engine.messages import (
+    ChatMessage,
+    FinishReason,
+    GenerationConfig,
+    GenerationStats,
+    RawPrompt,
+)
 from engine.text.chat_template import ChatTemplateCancelled, rendering_cancelled_by
 
 
@@ -123,14 +129,15 @@ class _Progress:
 def stream_generate(
     session: ChatSession,
     cache: ConversationCache | Callable[[list[int]], ConversationCache],
-    messages: tuple[ChatMessage, ...],
+    messages: tuple[ChatMessage, ...] | RawPrompt,
     config: GenerationConfig,
     *,
     cancel: threading.Event | None = None,
     on_prefill: Callable[[int, int], None] | None = None,
 ) -> Iterator[GenerationResponse]:
-    """Answer the conversation: one response per token (its text may be "" while a character or a
-    possible stop string is incomplete); the last one carries the finish reason.
+    """Answer the conversation (or continue a ``RawPrompt``): one response per token (its text may
+    be "" while a character or a possible stop string is incomplete); the last one carries the
+    finish reason.
 
     ``cache`` is the conversation's state, or a function that chooses one by the rendered prompt's
     tokens (the engine's ``StateCache.for_prompt``: the prompt is rendered once, then the state
@@ -229,7 +236,7 @@ class _StopStrings:
 
 def generate(
     session: ChatSession,
-    messages: tuple[ChatMessage, ...],
+    messages: tuple[ChatMessage, ...] | RawPrompt,
     config: GenerationConfig,
     *,
     cache: ConversationCache | None = None,

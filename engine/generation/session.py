@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.messages import ChatMessage, GenerationConfig
+from engine.messages import ChatMessage, GenerationConfig, RawPrompt
 from engine.package import metadata as meta
 from engine.package.model import Model, check_chat_model
 from engine.text.tokenizer import ChatTokenizer
@@ -100,12 +100,15 @@ class ChatSession:
 
     def plan(
         self,
-        messages: tuple[ChatMessage, ...],
+        messages: tuple[ChatMessage, ...] | RawPrompt,
         config: GenerationConfig,
         *,
         already_dropped: int = 0,
     ) -> PromptPlan:
         """Render ``messages``; when they do not fit, apply ``config.context_policy``.
+
+        A ``RawPrompt`` is tokenized as it is (no template, nothing to drop): it fits or it is a
+        ``ContextFullError``; a suffix it cannot take is a ``NoFillInMiddleError``.
 
         ``drop_oldest`` drops whole exchanges (never the system prompt) until the prompt fills at
         most three quarters of what is left after the answer's reserve, so that the next turns fit
@@ -114,6 +117,8 @@ class ChatSession:
         """
         reserve = min(config.max_new_tokens, self.context_length // 4)
         budget = self.context_length - reserve
+        if isinstance(messages, RawPrompt):
+            return self._plan_raw(messages, budget, reserve)
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system) :])
         dropped = min(already_dropped, max(0, len(turns) - 1))
@@ -139,6 +144,20 @@ class ChatSession:
             f"the last message alone is {len(tokens)} tokens; the model's context is "
             f"{self.context_length} (with {reserve} kept for the answer): shorten it"
         )
+
+    def _plan_raw(self, prompt: RawPrompt, budget: int, reserve: int) -> PromptPlan:
+        if prompt.suffix is None:
+            tokens = self.tokenizer.encode_text(prompt.text)
+        else:
+            tokens = self.tokenizer.encode_fill_in_middle(prompt.text, prompt.suffix)
+        if not tokens:
+            raise ValueError("the prompt is empty: expected text to continue")
+        if len(tokens) > budget:
+            raise ContextFullError(
+                f"the prompt is {len(tokens)} tokens; the model's context is "
+                f"{self.context_length} (with {reserve} kept for the answer): shorten it"
+            )
+        return PromptPlan(tokens, (), 0)
 
     # --- feeding -------------------------------------------------------------------------------
 

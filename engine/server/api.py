@@ -34,6 +34,7 @@ from engine.messages import (
     GenerationFinished,
     GenerationStats,
     ModelInfo,
+    RawPrompt,
     TokenText,
 )
 from engine.server.host import RequestStream, ServerHost
@@ -211,9 +212,19 @@ class _Api:
             parsed = parse_chat_request(body) if chat else parse_completion_request(body)
             self.log_ignored(parsed.ignored)
             info = self.loaded_model()
+            raw = parsed.raw_prompt
+            if raw is not None and raw.suffix == "" and not info.fill_in_middle:
+                raw = RawPrompt(raw.text)  # an empty suffix asks for nothing a model lacks
+            if raw is not None and raw.suffix is not None and not info.fill_in_middle:
+                raise ApiError(
+                    400,
+                    f"suffix needs a model whose tokenizer has fill-in-the-middle tokens; "
+                    f"{info.name} has none",
+                    param="suffix",
+                )
         except ApiError as error:
             return _error_response(error)
-        stream = self.host.open_request(parsed.messages, parsed.config)
+        stream = self.host.open_request(parsed.messages, parsed.config, raw_prompt=raw)
         try:
             first = await self._next_event(stream, request)
             if first is None:  # the client went away while the prompt was read
@@ -227,14 +238,15 @@ class _Api:
             self.host.close_request(stream)
             raise
         shape = _Shape(chat=chat, model=info.name)
+        echoed = raw.text if parsed.echo and raw is not None else ""
         if parsed.stream:
             return StreamingResponse(
-                self._sse(stream, request, parsed, shape, first),
+                self._sse(stream, request, parsed, shape, first, echoed),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         try:
-            return await self._whole(stream, request, shape, first)
+            return await self._whole(stream, request, shape, first, echoed)
         finally:
             self.host.close_request(stream)
 
@@ -257,7 +269,7 @@ class _Api:
                 return event
 
     async def _whole(
-        self, stream: RequestStream, request: Request, shape: _Shape, event: Any
+        self, stream: RequestStream, request: Request, shape: _Shape, event: Any, echoed: str
     ) -> Response:
         pieces: list[str] = []
         while not isinstance(event, GenerationFinished):
@@ -269,7 +281,8 @@ class _Api:
         if event.stats.finish_reason == "cancelled":
             return _error_response(ApiError(503, "the request was cancelled", type_="server_error"))
         self.host.served()
-        return JSONResponse(shape.whole(event.text or "".join(pieces), event.stats))
+        text = echoed + (event.text or "".join(pieces))
+        return JSONResponse(shape.whole(text, event.stats))
 
     async def _sse(
         self,
@@ -278,10 +291,13 @@ class _Api:
         parsed: ParsedRequest,
         shape: _Shape,
         event: Any,
+        echoed: str,
     ) -> AsyncIterator[str]:
         try:
             if shape.chat:
                 yield shape.sse(shape.chunk({"role": "assistant", "content": ""}, None))
+            if echoed:
+                yield shape.sse(shape.chunk(echoed, None))
             while not isinstance(event, GenerationFinished):
                 if event is None:
                     return

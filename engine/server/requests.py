@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from engine.messages import GENERATION_RANGES, ChatMessage, GenerationConfig
+from engine.messages import GENERATION_RANGES, ChatMessage, GenerationConfig, RawPrompt
 
 DEFAULT_MAX_TOKENS = 512
 
@@ -41,8 +41,6 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "best_of": (1, None),
     "logprobs": (False, None),
     "top_logprobs": (0, None),
-    "echo": (False, None),
-    "suffix": (None, ""),
     "presence_penalty": (0, 0.0, None),
     "frequency_penalty": (0, 0.0, None),
     "logit_bias": (None,),
@@ -102,6 +100,8 @@ class ParsedRequest:
     stream: bool
     include_usage: bool
     ignored: tuple[str, ...] = ()  # fields this server does not know, ignored
+    raw_prompt: RawPrompt | None = None  # a legacy completion: continue this (no template)
+    echo: bool = False  # a legacy completion's answer starts with its prompt
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -316,10 +316,11 @@ def parse_chat_request(body: Any) -> ParsedRequest:
 
 
 def parse_completion_request(body: Any) -> ParsedRequest:
-    """A legacy completion: the prompt is answered as one user message through the model's chat
-    template (coreml-chat loads chat models only; their raw continuation is not what they do)."""
+    """A legacy completion: a raw continuation of ``prompt`` (no chat template), the text between
+    it and ``suffix`` when one is given (fill in the middle), ``echo`` to answer with the prompt
+    first; ``max_tokens`` defaults to 16, as OpenAI's."""
     model, stream, include_usage = _common(body)
-    ignored = _check_fields(body, {"prompt"})
+    ignored = _check_fields(body, {"prompt", "suffix", "echo"})
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
@@ -327,8 +328,22 @@ def parse_completion_request(body: Any) -> ParsedRequest:
         raise ApiError(
             400, f"prompt should be one non-empty string, found {prompt!r}", param="prompt"
         )
-    messages = (ChatMessage("user", prompt),)
+    suffix = body.get("suffix")
+    if suffix is not None and not isinstance(suffix, str):
+        raise ApiError(400, f"suffix should be a string, found {suffix!r}", param="suffix")
+    echo = body.get("echo")
+    if not isinstance(echo, bool | None):
+        raise ApiError(400, f"echo should be true or false, found {echo!r}", param="echo")
     config = _config(body)
     if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
         config = GenerationConfig(**{**config.__dict__, "max_new_tokens": 16})  # OpenAI's default
-    return ParsedRequest(model, messages, config, stream, include_usage, ignored)
+    return ParsedRequest(
+        model,
+        (),
+        config,
+        stream,
+        include_usage,
+        ignored,
+        raw_prompt=RawPrompt(prompt, suffix),
+        echo=bool(echo),
+    )

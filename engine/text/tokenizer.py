@@ -51,6 +51,30 @@ def _align(parts: list[tuple[str, bool]], plain: str) -> list[tuple[str, bool]]:
     return aligned if cursor == len(plain) else parts
 
 
+@dataclass(frozen=True)
+class FillInMiddleFormat:
+    """A tokenizer's fill-in-the-middle markup: its three control tokens, and whether the suffix
+    comes first (Mistral's Codestral: ``[SUFFIX]…[PREFIX]…``, no middle token)."""
+
+    prefix: str
+    suffix: str
+    middle: str | None
+    suffix_first: bool = False
+
+
+# The formats of the FIM-trained families, by their control tokens: StarCoder and SmolLM's,
+# Qwen2.5-Coder's, Mistral's (v3 tokenizers and later).
+FILL_IN_MIDDLE_FORMATS = (
+    FillInMiddleFormat("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
+    FillInMiddleFormat("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
+    FillInMiddleFormat("[PREFIX]", "[SUFFIX]", None, suffix_first=True),
+)
+
+
+class NoFillInMiddleError(ValueError):
+    """The tokenizer has none of ``FILL_IN_MIDDLE_FORMATS``' control tokens."""
+
+
 @dataclass
 class ChatTokenizer:
     tokenizer: Any  # tokenizers.Tokenizer
@@ -161,6 +185,49 @@ class ChatTokenizer:
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` as transformers' apply_chat_template makes them (no extra specials)."""
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def encode_text(self, text: str) -> list[int]:
+        """A raw prompt's ids: all of ``text`` as text (a control token's text too) with the
+        specials the tokenizer's own post-processor adds around it (Mistral's BOS; none for
+        SmolLM2), as ``tokenizer(text)`` gives them."""
+        first, _ = self._literal_tokenizers
+        return list(first.encode(text, add_special_tokens=True).ids)
+
+    @cached_property
+    def fill_in_middle(self) -> FillInMiddleFormat | None:
+        """The tokenizer's fill-in-the-middle format, None when it has none."""
+        for form in FILL_IN_MIDDLE_FORMATS:
+            names = (form.prefix, form.suffix) + ((form.middle,) if form.middle else ())
+            if all(self.tokenizer.token_to_id(name) is not None for name in names):
+                return form
+        return None
+
+    def encode_fill_in_middle(self, prefix: str, suffix: str) -> list[int]:
+        """The ids asking for the text between ``prefix`` and ``suffix`` (both encoded as text),
+        after the specials the post-processor puts first (a BOS)."""
+        form = self.fill_in_middle
+        if form is None:
+            wanted = ", ".join(f"{f.prefix} {f.suffix}" for f in FILL_IN_MIDDLE_FORMATS)
+            raise NoFillInMiddleError(
+                f"this model's tokenizer has no fill-in-the-middle tokens (expected one of: "
+                f"{wanted}): it cannot take a suffix"
+            )
+        _, rest = self._literal_tokenizers
+        marked = self.tokenizer.encode("x", add_special_tokens=True).ids
+        plain = self.tokenizer.encode("x", add_special_tokens=False).ids
+        leading = list(marked[: marked.index(plain[0])]) if plain and plain[0] in marked else []
+
+        def text(value: str) -> list[int]:
+            return list(rest.encode(value, add_special_tokens=False).ids) if value else []
+
+        def token(name: str) -> list[int]:
+            return [self.tokenizer.token_to_id(name)]
+
+        if form.suffix_first:
+            body = token(form.suffix) + text(suffix) + token(form.prefix) + text(prefix)
+        else:
+            body = token(form.prefix) + text(prefix) + token(form.suffix) + text(suffix)
+        return leading + body + (token(form.middle) if form.middle else [])
 
     def encode_chat(
         self, messages: list[ChatMessage], *, add_generation_prompt: bool = True
