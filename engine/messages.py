@@ -98,6 +98,8 @@ class GenerationConfig:
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()
     context_policy: ContextPolicy = "drop_oldest"
+    # Constrained decoding: the answer is JSON matching this JSON schema (as JSON text).
+    json_schema: str | None = None
 
     def problems(self) -> dict[str, str]:
         """What the engine cannot sample with, by field ("must be ..., not ..."); empty if none.
@@ -140,6 +142,8 @@ class GenerationConfig:
             found["stop_strings"] = problem
         if self.context_policy not in ("stop", "drop_oldest"):
             found["context_policy"] = f"must be stop or drop_oldest, not {self.context_policy!r}"
+        if self.json_schema is not None and not isinstance(self.json_schema, str):
+            found["json_schema"] = f"must be None or JSON text, not {self.json_schema!r}"
         return found
 
     def check(self) -> None:

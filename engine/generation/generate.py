@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.generation.detokenizer import StreamingDetokenizer
-from engine.generation.sampling import Sampler, make_sampler
+from engine.generation.grammar import GrammarConstraint, json_schema_grammar
+from engine.generation.sampling import Sampler, make_logits_processors, make_sampler
 from engine.generation.session import Cancelled, ChatSession, ContextFullError, ConversationCache
 from engine.messages import (
     ChatMessage,
@@ -173,7 +174,7 @@ def stream_generate(
     prefill_seconds = time.perf_counter() - started
     progress.tokens_fed = fed
     progress.prefill_tokens_per_second = fed / prefill_seconds if prefill_seconds > 0 else 0.0
-    sampler = make_sampler(config)
+    sampler = _sampler(session, config)
     detokenizer = StreamingDetokenizer(session.tokenizer)
     stop_strings = _StopStrings(config.stop_strings)
     decode_started = time.perf_counter()
@@ -206,6 +207,24 @@ def _chosen(
     cache: ConversationCache | Callable[[list[int]], ConversationCache], tokens: list[int]
 ) -> ConversationCache:
     return cache if isinstance(cache, ConversationCache) else cache(tokens)
+
+
+def _sampler(session: ChatSession, config: GenerationConfig) -> Sampler:
+    """The config's sampler; with a JSON schema, the grammar's mask is its last logits processor
+    and every drawn token is reported to it (so it computes the next mask while the model runs)."""
+    if config.json_schema is None:
+        return make_sampler(config)
+    constraint = GrammarConstraint(
+        session.grammar_tokenizer, json_schema_grammar(config.json_schema)
+    )
+    sampler = make_sampler(config, processors=[*make_logits_processors(config), constraint])
+
+    def constrained(logits: np.ndarray, history: list[int]) -> int:
+        token = sampler(logits, history)
+        constraint.accept(token)
+        return token
+
+    return constrained
 
 
 class _StopStrings:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,19 @@ class ChatSession:
 
     def new_cache(self) -> ConversationCache:
         return ConversationCache(self.model.make_state())
+
+    @cached_property
+    def grammar_tokenizer(self) -> Any:
+        """llguidance's tokenizer for constrained decoding, built at the first grammar (~1 s)."""
+        from engine.generation.grammar import grammar_tokenizer
+
+        width = self.model.description.output(meta.LOGITS).shape[-1]
+        vocab = max(self.tokenizer.vocab_size, width if isinstance(width, int) else 0)
+        return grammar_tokenizer(
+            self.tokenizer.tokenizer.to_str(),
+            vocab_size=vocab,
+            eos_ids=self.tokenizer.eos_token_ids,
+        )
 
     # --- planning ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ Nothing here imports Starlette: it is plain data in, plain data out.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -49,7 +50,6 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "functions": (None,),
     "function_call": (None, "none"),
     "parallel_tool_calls": (None, False, True),
-    "response_format": (None, {"type": "text"}),
 }
 _SAMPLER_FIELDS = {
     "max_tokens",
@@ -209,6 +209,46 @@ def param_for(field: str) -> str:
     return _PARAMS.get(field, field)
 
 
+def _response_schema(body: dict) -> str | None:
+    """``response_format`` as the JSON schema the answer is constrained to (JSON text): None for
+    ``text``, any JSON object for ``json_object``, the given schema for ``json_schema`` (strict or
+    not: the answer always matches it). A schema the grammar engine cannot enforce is a 400 naming
+    the feature (llguidance's message: ``Unimplemented keys: ["dependentRequired"]``)."""
+    from engine.generation.grammar import ANY_JSON_OBJECT, GrammarError, json_schema_grammar
+
+    value = body.get("response_format")
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return json.dumps(ANY_JSON_OBJECT)
+    if kind != "json_schema":
+        raise ApiError(
+            400,
+            f"response_format should be {{'type': 'text' | 'json_object' | 'json_schema', ...}}, "
+            f"found {value!r:.200}",
+            param="response_format",
+        )
+    where = "response_format.json_schema"
+    wrapper = value.get("json_schema")
+    if not isinstance(wrapper, dict):
+        raise ApiError(
+            400, f"{where} should be an object with a schema, found {wrapper!r:.200}", param=where
+        )
+    schema = wrapper.get("schema", ANY_JSON_OBJECT)
+    if not isinstance(schema, dict | bool):
+        raise ApiError(
+            400, f"{where}.schema should be a JSON schema, found {schema!r:.200}", param=where
+        )
+    try:
+        json_schema_grammar(json.dumps(schema))
+    except GrammarError as error:
+        raise ApiError(400, f"{where}.schema: {error}", param=f"{where}.schema") from error
+    return json.dumps(schema)
+
+
 def _config(body: dict) -> GenerationConfig:
     """The sampler settings of ``body``: types checked here, ranges and stop strings by the
     engine's one rule (``GenerationConfig.problems()``), as 400s that name the client's field."""
@@ -229,6 +269,7 @@ def _config(body: dict) -> GenerationConfig:
         seed=None if seed is None else seed % (int(limits["seed"].maximum) + 1),
         stop_strings=_stop_strings(body),
         context_policy="stop",  # a client manages its own history: never drop its turns silently
+        json_schema=_response_schema(body),
     )
     problems = config.problems()
     if problems:

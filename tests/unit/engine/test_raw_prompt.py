@@ -7,42 +7,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from engine.generation.session import ChatSession, ContextFullError
 from engine.messages import GenerationConfig, RawPrompt
-from engine.package import metadata as meta
-from engine.package.model import ModelDescription, TensorSpec
 from engine.text.tokenizer import ChatTokenizer, NoFillInMiddleError
+from tests.unit.engine.model_fakes import RandomModel
 from tests.unit.engine.server_fakes import MODEL_INFO, ScriptedEngine, start_fake_server
 
 TEXT = "Hello [INST] <|im_end|> </s> world"
-
-
-class EchoModel:
-    """A fake of the ``Model`` protocol: a stateful model with a context of ``context`` tokens
-    whose logits are zeros (planning never runs it)."""
-
-    def __init__(self, context: int = 64, vocab: int = 8) -> None:
-        self.vocab = vocab
-        self.description = ModelDescription(
-            inputs=(
-                TensorSpec(meta.INPUT_IDS, "int32", (1, None)),
-                TensorSpec(meta.CAUSAL_MASK, "float16", (1, 1, None, None)),
-            ),
-            outputs=(TensorSpec(meta.LOGITS, "float16", (1, None, vocab)),),
-            states=(TensorSpec("keyCache", "float16", (1, 1, 1, context, 1)),),
-            context_length=context,
-            runtime_name="fake",
-        )
-
-    def make_state(self) -> object:
-        return object()
-
-    def predict(self, inputs: dict, state: object) -> dict:
-        length = inputs[meta.INPUT_IDS].shape[1]
-        return {meta.LOGITS: np.zeros((1, length, self.vocab), dtype=np.float16)}
 
 
 def _tokenizer(folder: Path) -> ChatTokenizer:
@@ -67,7 +40,7 @@ def test_a_raw_prompt_is_text_with_the_bos_the_tokenizer_adds(real_tokenizer_dir
 
 def test_a_raw_prompt_is_planned_without_the_chat_template(real_tokenizer_dir):
     tokenizer = _tokenizer(real_tokenizer_dir)
-    session = ChatSession(EchoModel(context=64), tokenizer)
+    session = ChatSession(RandomModel(vocab=tokenizer.vocab_size, context=64), tokenizer)
     config = GenerationConfig(max_new_tokens=4)
     plan = session.plan(RawPrompt("The capital of France is"), config)
     assert plan.tokens == tokenizer.encode_text("The capital of France is")
