@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 ContextPolicy = Literal["stop", "drop_oldest"]
 FinishReason = Literal[
     "eos", "stop_string", "max_tokens", "cancelled", "context_full", "error", "interrupted"
@@ -72,9 +72,20 @@ def stop_strings_problem(value: object) -> str | None:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call an assistant message made (OpenAI's ``tool_calls`` item)."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text of the arguments object, as OpenAI carries it
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant's calls
+    tool_call_id: str = ""  # a tool message: the call it answers
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,12 @@ class GenerationConfig:
     context_policy: ContextPolicy = "drop_oldest"
     # Constrained decoding: the answer is JSON matching this JSON schema (as JSON text).
     json_schema: str | None = None
+    # Tools the model may call (OpenAI's ``tools`` list as JSON text), rendered by its template;
+    # tool_choice "auto", "none", "required" or a function's name (the last two: the answer is
+    # that call, under constrained decoding in the model's own call format).
+    tools: str | None = None
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
 
     def problems(self) -> dict[str, str]:
         """What the engine cannot sample with, by field ("must be ..., not ..."); empty if none.
@@ -142,8 +159,10 @@ class GenerationConfig:
             found["stop_strings"] = problem
         if self.context_policy not in ("stop", "drop_oldest"):
             found["context_policy"] = f"must be stop or drop_oldest, not {self.context_policy!r}"
-        if self.json_schema is not None and not isinstance(self.json_schema, str):
-            found["json_schema"] = f"must be None or JSON text, not {self.json_schema!r}"
+        for name in ("json_schema", "tools"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                found[name] = f"must be None or text, not {value!r:.80}"
         return found
 
     def check(self) -> None:
@@ -246,6 +265,7 @@ class ModelInfo:
     compute_units: str
     source_model_id: str = ""
     fill_in_middle: bool = False  # the tokenizer has FIM tokens: a raw prompt may take a suffix
+    tool_format: str = "generic"  # how its tool calls are written (engine.text.tool_calls)
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,7 @@ class EngineWorker:
             compute_units=request.compute_units,
             source_model_id=metadata.get(meta.SOURCE_MODEL_ID, ""),
             fill_in_middle=session.tokenizer.fill_in_middle is not None,
+            tool_format=session.tokenizer.tool_format,
         )
         self._emit(ModelLoaded(request.request_id, self._info, time.perf_counter() - started))
 

@@ -8,6 +8,7 @@ record the worker sends to the app as it is); ``generate`` joins their text.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.generation.detokenizer import StreamingDetokenizer
-from engine.generation.grammar import GrammarConstraint, json_schema_grammar
+from engine.generation.grammar import GrammarConstraint, json_schema_grammar, lark_grammar
 from engine.generation.sampling import Sampler, make_logits_processors, make_sampler
 from engine.generation.session import Cancelled, ChatSession, ContextFullError, ConversationCache
 from engine.messages import (
@@ -27,6 +28,7 @@ from engine.messages import (
     RawPrompt,
 )
 from engine.text.chat_template import ChatTemplateCancelled, rendering_cancelled_by
+from engine.text.tool_calls import forced_call_grammar
 
 
 @dataclass(frozen=True)
@@ -212,11 +214,10 @@ def _chosen(
 def _sampler(session: ChatSession, config: GenerationConfig) -> Sampler:
     """The config's sampler; with a JSON schema, the grammar's mask is its last logits processor
     and every drawn token is reported to it (so it computes the next mask while the model runs)."""
-    if config.json_schema is None:
+    grammar = _grammar(session, config)
+    if grammar is None:
         return make_sampler(config)
-    constraint = GrammarConstraint(
-        session.grammar_tokenizer, json_schema_grammar(config.json_schema)
-    )
+    constraint = GrammarConstraint(session.grammar_tokenizer, grammar)
     sampler = make_sampler(config, processors=[*make_logits_processors(config), constraint])
 
     def constrained(logits: np.ndarray, history: list[int]) -> int:
@@ -225,6 +226,24 @@ def _sampler(session: ChatSession, config: GenerationConfig) -> Sampler:
         return token
 
     return constrained
+
+
+def _grammar(session: ChatSession, config: GenerationConfig) -> str | None:
+    """The grammar the answer must follow: a forced tool call (``tool_choice`` "required" or a
+    function's name) in the model's own call format, else ``json_schema``'s JSON, else none."""
+    if config.tools and config.tool_choice not in ("auto", "none"):
+        name = None if config.tool_choice == "required" else config.tool_choice
+        lark = forced_call_grammar(
+            session.tokenizer.tool_format,
+            json.loads(config.tools),
+            name=name,
+            parallel=config.parallel_tool_calls,
+            token_id=session.tokenizer.tokenizer.token_to_id,
+        )
+        return lark_grammar(lark)
+    if config.json_schema is not None:
+        return json_schema_grammar(config.json_schema)
+    return None
 
 
 class _StopStrings:

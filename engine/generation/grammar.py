@@ -59,6 +59,18 @@ def json_schema_grammar(schema: dict[str, Any] | str) -> str:
     return grammar
 
 
+def lark_grammar(lark: str) -> str:
+    """The llguidance grammar of ``lark`` (llguidance's Lark: ``%json {schema}``, ``<[id]>`` for a
+    control token); ``GrammarError`` naming what it cannot honour."""
+    import llguidance
+
+    grammar = llguidance.LLMatcher.grammar_from_lark(lark)
+    problem = llguidance.LLMatcher.validate_grammar(grammar)
+    if problem:
+        raise GrammarError(f"the grammar cannot be enforced: {problem}")
+    return grammar
+
+
 def grammar_tokenizer(tokenizer_json: str, *, vocab_size: int, eos_ids: Sequence[int]) -> Any:
     """llguidance's view of a ``tokenizers`` tokenizer (its JSON, ``Tokenizer.to_str()``); about a
     second to build: build it once per model. ``vocab_size`` is the model's logits width."""

@@ -9,6 +9,7 @@ never visible, because the mask's width is the cache length after the call.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,12 +134,13 @@ class ChatSession:
         budget = self.context_length - reserve
         if isinstance(messages, RawPrompt):
             return self._plan_raw(messages, budget, reserve)
+        tools = json.loads(config.tools) if config.tools else None
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system) :])
         dropped = min(already_dropped, max(0, len(turns) - 1))
-        while dropped < len(turns) - 1 and turns[dropped].role == "assistant":
+        while dropped < len(turns) - 1 and turns[dropped].role in ("assistant", "tool"):
             dropped += 1  # a conversation starts with a user message
-        tokens = self.tokenizer.encode_chat(system + turns[dropped:])
+        tokens = self.tokenizer.encode_chat(system + turns[dropped:], tools=tools)
         if len(tokens) <= budget:
             return PromptPlan(tokens, tuple(system + turns[dropped:]), dropped)
         if config.context_policy == "stop":
@@ -151,7 +153,7 @@ class ChatSession:
             # Drop the oldest exchange: a user message and the answer after it.
             rest = turns[dropped:]
             dropped += 2 if len(rest) > 2 and rest[1].role == "assistant" else 1
-            tokens = self.tokenizer.encode_chat(system + turns[dropped:])
+            tokens = self.tokenizer.encode_chat(system + turns[dropped:], tools=tools)
         if len(tokens) <= budget:
             return PromptPlan(tokens, tuple(system + turns[dropped:]), dropped)
         raise ContextFullError(

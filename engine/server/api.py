@@ -46,6 +46,13 @@ from engine.server.requests import (
     parse_chat_request,
     parse_completion_request,
 )
+from engine.server.tool_output import (
+    ToolCallSplitter,
+    call_deltas,
+    message_calls,
+    split_calls,
+)
+from engine.text.tool_calls import ParsedCall, ToolFormat
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +244,9 @@ class _Api:
         except BaseException:
             self.host.close_request(stream)
             raise
-        shape = _Shape(chat=chat, model=info.name)
+        calls_possible = chat and parsed.config.tools and parsed.config.tool_choice != "none"
+        tool_format = info.tool_format if calls_possible else None
+        shape = _Shape(chat=chat, model=info.name, tool_format=tool_format)  # type: ignore[arg-type]
         echoed = raw.text if parsed.echo and raw is not None else ""
         if parsed.stream:
             return StreamingResponse(
@@ -282,7 +291,10 @@ class _Api:
             return _error_response(ApiError(503, "the request was cancelled", type_="server_error"))
         self.host.served()
         text = echoed + (event.text or "".join(pieces))
-        return JSONResponse(shape.whole(text, event.stats))
+        if shape.tool_format is None:
+            return JSONResponse(shape.whole(text, event.stats))
+        content, calls = split_calls(text, shape.tool_format)
+        return JSONResponse(shape.whole(content, event.stats, calls))
 
     async def _sse(
         self,
@@ -298,17 +310,27 @@ class _Api:
                 yield shape.sse(shape.chunk({"role": "assistant", "content": ""}, None))
             if echoed:
                 yield shape.sse(shape.chunk(echoed, None))
+            splitter = None if shape.tool_format is None else ToolCallSplitter(shape.tool_format)
             while not isinstance(event, GenerationFinished):
                 if event is None:
                     return
                 if isinstance(event, TokenText) and event.text:
-                    yield shape.sse(shape.chunk(event.text, None))
+                    shown = event.text if splitter is None else splitter.add(event.text)
+                    if shown:
+                        yield shape.sse(shape.chunk(shown, None))
                 event = await self._next_event(stream, request)
             reason = _FINISH_REASONS.get(event.stats.finish_reason)
             if reason is None:  # cancelled (the server stopped)
                 error = ApiError(503, "the request was cancelled", type_="server_error")
                 yield shape.sse(error.body())
                 return
+            if splitter is not None:
+                rest, calls = splitter.finish()
+                if rest:
+                    yield shape.sse(shape.chunk(rest, None))
+                for delta in call_deltas(calls):
+                    yield shape.sse(shape.chunk(delta, None))
+                reason = "tool_calls" if calls else reason
             yield shape.sse(shape.chunk("" if not shape.chat else {}, reason))
             if parsed.include_usage:
                 yield shape.sse(
@@ -323,9 +345,10 @@ class _Api:
 class _Shape:
     """OpenAI's response objects for chat or legacy completions."""
 
-    def __init__(self, *, chat: bool, model: str) -> None:
+    def __init__(self, *, chat: bool, model: str, tool_format: ToolFormat | None = None) -> None:
         self.chat = chat
         self.model = model
+        self.tool_format = tool_format  # the answer may be tool calls, written this way
         self.id = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
         self.created = int(time.time())
 
@@ -344,10 +367,19 @@ class _Shape:
             choice = {"index": 0, "text": delta, "logprobs": None}
         return {**self.header("chunk"), "choices": [{**choice, "finish_reason": finish_reason}]}
 
-    def whole(self, text: str, stats: GenerationStats) -> dict[str, Any]:
+    def whole(
+        self,
+        text: str,
+        stats: GenerationStats,
+        calls: list[tuple[str, ParsedCall]] | None = None,
+    ) -> dict[str, Any]:
         reason = _FINISH_REASONS.get(stats.finish_reason, "stop")
+        if calls:
+            reason = "tool_calls"
         if self.chat:
-            message = {"role": "assistant", "content": text}
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if calls:
+                message = {**message, "content": text or None, "tool_calls": message_calls(calls)}
             choice = {"index": 0, "message": message, "logprobs": None}
         else:
             choice = {"index": 0, "text": text, "logprobs": None}

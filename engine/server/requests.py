@@ -13,13 +13,20 @@ Nothing here imports Starlette: it is plain data in, plain data out.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from engine.messages import GENERATION_RANGES, ChatMessage, GenerationConfig, RawPrompt
+from engine.messages import (
+    GENERATION_RANGES,
+    ChatMessage,
+    GenerationConfig,
+    RawPrompt,
+    ToolCall,
+)
 
 DEFAULT_MAX_TOKENS = 512
 
@@ -45,11 +52,8 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "presence_penalty": (0, 0.0, None),
     "frequency_penalty": (0, 0.0, None),
     "logit_bias": (None,),
-    "tools": (None,),
-    "tool_choice": (None, "none"),
     "functions": (None,),
     "function_call": (None, "none"),
-    "parallel_tool_calls": (None, False, True),
 }
 _SAMPLER_FIELDS = {
     "max_tokens",
@@ -62,7 +66,13 @@ _SAMPLER_FIELDS = {
     "min_p",
     "repetition_penalty",
 }
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 
 
 class ApiError(Exception):
@@ -325,35 +335,157 @@ def _content(value: Any, index: int) -> str:
     )
 
 
+def _tool_calls(value: Any, index: int) -> tuple[ToolCall, ...]:
+    """An assistant message's ``tool_calls``: each ``{id, type: function, function: {name,
+    arguments}}``, arguments as JSON text (OpenAI's) or an object."""
+    where = f"messages[{index}].tool_calls"
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ApiError(400, f"{where} should be a list, found {value!r:.100}", param=where)
+    calls = []
+    for number, item in enumerate(value):
+        function = item.get("function") if isinstance(item, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ApiError(
+                400,
+                f"{where}[{number}] should be {{'id', 'type': 'function', 'function': {{'name', "
+                f"'arguments'}}}}, found {item!r:.100}",
+                param=f"{where}[{number}]",
+            )
+        arguments = function.get("arguments", "{}")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        call_id = item.get("id") if isinstance(item.get("id"), str) else f"call_{index}_{number}"
+        calls.append(ToolCall(call_id, name, arguments))
+    return tuple(calls)
+
+
+def _message(item: Any, index: int) -> ChatMessage:
+    if not isinstance(item, dict):
+        raise ApiError(400, f"messages[{index}] should be an object", param="messages")
+    role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+    if role is None:
+        raise ApiError(
+            400,
+            f"messages[{index}].role should be system, developer, user, assistant or tool, "
+            f"found {item.get('role')!r}",
+            param=f"messages[{index}].role",
+        )
+    if item.get("function_call"):
+        raise ApiError(
+            400,
+            f"messages[{index}].function_call: the legacy function call is not supported; "
+            "send tool_calls",
+            param=f"messages[{index}].function_call",
+        )
+    calls = _tool_calls(item.get("tool_calls"), index) if role == "assistant" else ()
+    content = item.get("content")
+    text = "" if content is None and (calls or role == "assistant") else _content(content, index)
+    call_id = ""
+    if role == "tool":
+        call_id = item.get("tool_call_id")
+        if not isinstance(call_id, str):
+            raise ApiError(
+                400,
+                f"messages[{index}].tool_call_id should be the id of the call this answers, "
+                f"found {call_id!r:.100}",
+                param=f"messages[{index}].tool_call_id",
+            )
+    return ChatMessage(role, text, calls, call_id)  # type: ignore[arg-type]
+
+
+def _tools(body: dict) -> dict[str, Any]:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls`` as GenerationConfig's fields; each
+    function's parameters must be a schema the grammar engine can enforce (a forced call is
+    decoded under it), else a 400 naming the tool and the feature."""
+    from engine.generation.grammar import GrammarError, json_schema_grammar
+
+    tools = body.get("tools") or None
+    choice = body.get("tool_choice")
+    parallel = body.get("parallel_tool_calls")
+    if not isinstance(parallel, bool | None):
+        raise ApiError(
+            400,
+            f"parallel_tool_calls should be true or false, found {parallel!r}",
+            param="parallel_tool_calls",
+        )
+    if tools is not None and not isinstance(tools, list):
+        raise ApiError(400, f"tools should be a list, found {tools!r:.100}", param="tools")
+    names = []
+    for index, tool in enumerate(tools or []):
+        where = f"tools[{index}]"
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if (
+            not isinstance(tool, dict)
+            or tool.get("type", "function") != "function"
+            or not (isinstance(function, dict) and isinstance(function.get("name"), str))
+        ):
+            raise ApiError(
+                400,
+                f"{where} should be {{'type': 'function', 'function': {{'name', 'description', "
+                f"'parameters'}}}}, found {tool!r:.100}",
+                param=where,
+            )
+        parameters = function.get("parameters")
+        if parameters is not None:
+            if not isinstance(parameters, dict):
+                raise ApiError(
+                    400,
+                    f"{where}.function.parameters should be a JSON schema, found "
+                    f"{parameters!r:.100}",
+                    param=f"{where}.function.parameters",
+                )
+            try:
+                json_schema_grammar(json.dumps(parameters))
+            except GrammarError as error:
+                raise ApiError(
+                    400,
+                    f"{where}.function.parameters ({function['name']}): {error}",
+                    param=f"{where}.function.parameters",
+                ) from error
+        names.append(function["name"])
+    if choice is None or choice in ("auto", "none", "required"):
+        mode = choice or "auto"
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        mode = choice["function"].get("name")
+        if mode not in names:
+            raise ApiError(
+                400,
+                f"tool_choice names the function {mode!r}, which is not among the tools "
+                f"({', '.join(names) or 'none'})",
+                param="tool_choice",
+            )
+    else:
+        raise ApiError(
+            400,
+            "tool_choice should be 'auto', 'none', 'required' or {'type': 'function', "
+            f"'function': {{'name': ...}}}}, found {choice!r:.100}",
+            param="tool_choice",
+        )
+    if mode == "required" and not names:
+        raise ApiError(400, "tool_choice is 'required' but there are no tools", param="tool_choice")
+    return {
+        "tools": json.dumps(tools, ensure_ascii=False) if tools else None,
+        "tool_choice": mode,
+        "parallel_tool_calls": True if parallel is None else parallel,
+    }
+
+
 def parse_chat_request(body: Any) -> ParsedRequest:
     model, stream, include_usage = _common(body)
-    ignored = _check_fields(body, {"messages"})
+    ignored = _check_fields(body, {"messages", "tools", "tool_choice", "parallel_tool_calls"})
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise ApiError(400, "messages should be a non-empty list", param="messages")
-    messages = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise ApiError(400, f"messages[{index}] should be an object", param="messages")
-        role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
-        if role is None:
-            raise ApiError(
-                400,
-                f"messages[{index}].role should be system, user or assistant, "
-                f"found {item.get('role')!r}",
-                param=f"messages[{index}].role",
-            )
-        for name in ("tool_calls", "function_call"):
-            if item.get(name):
-                raise ApiError(
-                    400,
-                    f"messages[{index}].{name}: tool calls are not supported by this server",
-                    param=f"messages[{index}].{name}",
-                )
-        messages.append(ChatMessage(role, _content(item.get("content"), index)))  # type: ignore[arg-type]
-    if messages[-1].role != "user":
-        raise ApiError(400, "the last message should be the user's", param="messages")
-    return ParsedRequest(model, tuple(messages), _config(body), stream, include_usage, ignored)
+    messages = tuple(_message(item, index) for index, item in enumerate(raw))
+    if messages[-1].role not in ("user", "tool"):
+        raise ApiError(
+            400, "the last message should be the user's (or a tool's result)", param="messages"
+        )
+    config = dataclasses.replace(_config(body), **_tools(body))
+    return ParsedRequest(model, messages, config, stream, include_usage, ignored)
 
 
 def parse_completion_request(body: Any) -> ParsedRequest:

@@ -14,7 +14,15 @@ from typing import Any
 from engine.messages import ChatMessage
 from engine.package import metadata as meta
 from engine.package.model import ModelLoadError
-from engine.text.chat_template import render_chat_template
+from engine.text.chat_template import ChatTemplateError, render_chat_template
+from engine.text.tool_calls import (
+    ToolFormat,
+    detect_format,
+    generic_messages,
+    has_tool_history,
+    history_as_text,
+    template_payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -144,17 +152,51 @@ class ChatTokenizer:
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size(with_added_tokens=True)
 
-    def render(self, messages: list[ChatMessage], *, add_generation_prompt: bool = True) -> str:
-        payload = [{"role": m.role, "content": m.content} for m in messages]
+    @cached_property
+    def tool_format(self) -> ToolFormat:
+        """The tool-call format the chat template speaks (``generic``: none of its own)."""
+        return detect_format(self.chat_template)
+
+    def render(
+        self,
+        messages: list[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> str:
         return render_chat_template(
             self.chat_template,
-            payload,
+            [template_payload(m) for m in messages],
             add_generation_prompt=add_generation_prompt,
             special_tokens=self.special_tokens,
+            tools=tools,
         )
 
+    def _with_tools(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
+    ) -> tuple[list[ChatMessage], list[dict[str, Any]] | None]:
+        """The messages and tools to render: a template with no tools gets them described in the
+        system prompt and its history of calls as text (``tool_calls.generic_messages``); a
+        template that has tools but cannot render a history of calls (it raises) gets that
+        history as text. Done before the markers go in: all of it is encoded as text."""
+        if self.tool_format == "generic":
+            if tools:
+                return generic_messages(messages, tools), None
+            return (history_as_text(messages) if has_tool_history(messages) else messages), None
+        if has_tool_history(messages):
+            try:
+                self.render(messages, tools=tools)
+            except ChatTemplateError:
+                logger.info("the chat template cannot render tool calls: they go in as text")
+                return history_as_text(messages), tools
+        return messages, tools
+
     def render_parts(
-        self, messages: list[ChatMessage], *, add_generation_prompt: bool = True
+        self,
+        messages: list[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
     ) -> list[tuple[str, bool]]:
         """The rendered conversation as (text, written by a person) parts, in order.
 
@@ -162,10 +204,14 @@ class ChatTokenizer:
         (its markup, which may hold control tokens) and what a user or client wrote (text only)
         can be told apart afterwards; the markers are then removed.
         """
+        messages, tools = self._with_tools(messages, tools)
         nonce = secrets.token_hex(8)
         opening, closing = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue003"
-        marked = [ChatMessage(m.role, f"{opening}{m.content}{closing}") for m in messages]
-        rendered = self.render(marked, add_generation_prompt=add_generation_prompt)
+        marked = [
+            ChatMessage(m.role, f"{opening}{m.content}{closing}", m.tool_calls, m.tool_call_id)
+            for m in messages
+        ]
+        rendered = self.render(marked, add_generation_prompt=add_generation_prompt, tools=tools)
         parts: list[tuple[str, bool]] = []
         pattern = re.compile(f"{re.escape(opening)}(.*?){re.escape(closing)}", re.DOTALL)
         position = 0
@@ -180,7 +226,8 @@ class ChatTokenizer:
             for text, written in parts
             if text
         ]
-        return _align(parts, self.render(messages, add_generation_prompt=add_generation_prompt))
+        plain = self.render(messages, add_generation_prompt=add_generation_prompt, tools=tools)
+        return _align(parts, plain)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` as transformers' apply_chat_template makes them (no extra specials)."""
@@ -230,7 +277,11 @@ class ChatTokenizer:
         return leading + body + (token(form.middle) if form.middle else [])
 
     def encode_chat(
-        self, messages: list[ChatMessage], *, add_generation_prompt: bool = True
+        self,
+        messages: list[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
     ) -> list[int]:
         """The conversation's ids; control tokens come only from the template's own markup.
 
@@ -240,7 +291,9 @@ class ChatTokenizer:
         between them normalized and pre-tokenized on its own), except that special tokens are
         looked for only in the markup: a person's text is encoded as text.
         """
-        parts = self.render_parts(messages, add_generation_prompt=add_generation_prompt)
+        parts = self.render_parts(
+            messages, add_generation_prompt=add_generation_prompt, tools=tools
+        )
         specials = self._special_pattern
         if specials is None or not any(written and specials.search(t) for t, written in parts):
             return self.encode("".join(text for text, _ in parts))
