@@ -38,6 +38,7 @@ from engine.messages import (
     TokenText,
 )
 from engine.server.host import RequestStream, ServerHost
+from engine.server.ollama import OllamaApi
 from engine.server.requests import (
     ApiError,
     ParsedRequest,
@@ -229,21 +230,12 @@ class _Api:
                     f"{info.name} has none",
                     param="suffix",
                 )
+            opened = await self.open_generation(request, parsed, raw)
         except ApiError as error:
             return _error_response(error)
-        stream = self.host.open_request(parsed.messages, parsed.config, raw_prompt=raw)
-        try:
-            first = await self._next_event(stream, request)
-            if first is None:  # the client went away while the prompt was read
-                self.host.close_request(stream)
-                return Response(status_code=499)
-            if isinstance(first, EngineError):
-                stream.finished = True  # the worker is done with it (any finish event is dropped)
-                self.host.close_request(stream)
-                return _error_response(_engine_error(first))
-        except BaseException:
-            self.host.close_request(stream)
-            raise
+        if opened is None:  # the client went away while the prompt was read
+            return Response(status_code=499)
+        stream, first = opened
         calls_possible = chat and parsed.config.tools and parsed.config.tool_choice != "none"
         tool_format = info.tool_format if calls_possible else None
         shape = _Shape(chat=chat, model=info.name, tool_format=tool_format)  # type: ignore[arg-type]
@@ -259,9 +251,30 @@ class _Api:
         finally:
             self.host.close_request(stream)
 
+    async def open_generation(
+        self, request: Request, parsed: ParsedRequest, raw: RawPrompt | None
+    ) -> tuple[RequestStream, Any] | None:
+        """Submit the request and wait for its first token (or its end): (stream, event); None
+        when the client went away meanwhile; an engine error before the first token is raised as
+        the ``ApiError`` a client can act on. The caller closes the stream."""
+        stream = self.host.open_request(parsed.messages, parsed.config, raw_prompt=raw)
+        try:
+            first = await self.next_event(stream, request)
+        except BaseException:
+            self.host.close_request(stream)
+            raise
+        if first is None:
+            self.host.close_request(stream)
+            return None
+        if isinstance(first, EngineError):
+            stream.finished = True  # the worker is done with it (any finish event is dropped)
+            self.host.close_request(stream)
+            raise _engine_error(first)
+        return stream, first
+
     # --- engine events -------------------------------------------------------------------------
 
-    async def _next_event(self, stream: RequestStream, request: Request) -> Any:
+    async def next_event(self, stream: RequestStream, request: Request) -> Any:
         """The next TokenText, EngineError or GenerationFinished (progress events skipped); None
         when the client disconnected meanwhile."""
         while True:
@@ -286,7 +299,7 @@ class _Api:
                 return Response(status_code=499)
             if isinstance(event, TokenText):
                 pieces.append(event.text)
-            event = await self._next_event(stream, request)
+            event = await self.next_event(stream, request)
         if event.stats.finish_reason == "cancelled":
             return _error_response(ApiError(503, "the request was cancelled", type_="server_error"))
         self.host.served()
@@ -318,7 +331,7 @@ class _Api:
                     shown = event.text if splitter is None else splitter.add(event.text)
                     if shown:
                         yield shape.sse(shape.chunk(shown, None))
-                event = await self._next_event(stream, request)
+                event = await self.next_event(stream, request)
             reason = _FINISH_REASONS.get(event.stats.finish_reason)
             if reason is None:  # cancelled (the server stopped)
                 error = ApiError(503, "the request was cancelled", type_="server_error")
@@ -447,6 +460,7 @@ def create_app(
             Route(f"{prefix}/chat/completions", api.chat_completions, methods=["POST"]),
             Route(f"{prefix}/completions", api.completions, methods=["POST"]),
         ]
+    routes += OllamaApi(api).routes()
     middleware = []
     if cors_origins:
         middleware.append(
