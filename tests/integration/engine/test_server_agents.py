@@ -75,7 +75,7 @@ def test_a_required_call_streams_in_pieces(served):
             tools=[WEATHER],
             tool_choice="required",
             stream=True,
-            max_tokens=60,
+            max_tokens=120,
             temperature=0,
         )
     )
