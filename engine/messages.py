@@ -44,6 +44,13 @@ GENERATION_RANGES: dict[str, NumberRange] = {
     "seed": NumberRange(0, 2**31 - 1),
 }
 
+# Knobs only API clients turn (the window has no control for them): OpenAI's ranges.
+CLIENT_RANGES: dict[str, NumberRange] = {
+    "presence_penalty": NumberRange(-2.0, 2.0),  # 0 disables
+    "frequency_penalty": NumberRange(-2.0, 2.0),  # 0 disables
+    "logit_bias": NumberRange(-100.0, 100.0),  # each bias, added to a token's logit
+}
+
 
 # Stop strings: the engine holds back as much streamed text as the longest one is long, so they are
 # few and short, and never empty (an empty one would stop every answer before its first character).
@@ -106,6 +113,9 @@ class GenerationConfig:
     top_p: float = 1.0  # 1 disables
     min_p: float = 0.0  # 0 disables
     repetition_penalty: float = 1.0  # 1 disables
+    presence_penalty: float = 0.0  # subtracted once from each token already in the answer
+    frequency_penalty: float = 0.0  # subtracted per time a token is already in the answer
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()
     context_policy: ContextPolicy = "drop_oldest"
@@ -151,6 +161,7 @@ class GenerationConfig:
         number("min_p", self.min_p, f"a number {span('min_p')} (0 disables)")
         number("repetition_penalty", self.repetition_penalty,
                f"a number {span('repetition_penalty')} (1 disables)")  # fmt: skip
+        found.update(self._client_problems())
         if self.seed is not None:
             whole("seed", self.seed, f"none or a whole number {span('seed')}")
         if not isinstance(self.stop_strings, tuple):
@@ -163,6 +174,34 @@ class GenerationConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 found[name] = f"must be None or text, not {value!r:.80}"
+        return found
+
+    def _client_problems(self) -> dict[str, str]:
+        """The knobs of ``CLIENT_RANGES`` (penalties, logit bias)."""
+        found: dict[str, str] = {}
+
+        def fits(name: str, value: object) -> bool:
+            limits = CLIENT_RANGES[name]
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            return ok and math.isfinite(value) and limits.contains(value)  # type: ignore[arg-type]
+
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not fits(name, getattr(self, name)):
+                limits = CLIENT_RANGES[name]
+                found[name] = (
+                    f"must be a number from {limits.minimum} to {limits.maximum} (0 disables), "
+                    f"not {getattr(self, name)!r}"
+                )
+        pairs = self.logit_bias if isinstance(self.logit_bias, tuple) else (self.logit_bias,)
+        for pair in pairs:
+            good = isinstance(pair, tuple) and len(pair) == 2
+            token = pair[0] if good else None
+            if not isinstance(token, int) or isinstance(token, bool) or token < 0:
+                found["logit_bias"] = f"must be (token id, bias) pairs, not {pair!r:.60}"
+                break
+            if not fits("logit_bias", pair[1]):
+                found["logit_bias"] = f"must hold biases from -100 to 100, not {pair[1]!r}"
+                break
         return found
 
     def check(self) -> None:

@@ -11,12 +11,15 @@ module maps requests to the engine's ``Generate`` and its events back to OpenAI'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import hmac
 import json
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from engine.messages import (
+    GENERATION_RANGES,
     EngineError,
     FinishReason,
     GenerationFinished,
@@ -235,21 +239,23 @@ class _Api:
             return _error_response(error)
         if opened is None:  # the client went away while the prompt was read
             return Response(status_code=499)
-        stream, first = opened
         calls_possible = chat and parsed.config.tools and parsed.config.tool_choice != "none"
         tool_format = info.tool_format if calls_possible else None
-        shape = _Shape(chat=chat, model=info.name, tool_format=tool_format)  # type: ignore[arg-type]
+        shape = _Shape(
+            chat=chat,
+            model=info.name,
+            tool_format=tool_format,  # type: ignore[arg-type]
+            fingerprint=_fingerprint(info),
+        )
+        answers = _Answers(self, request, parsed, raw, opened)
         echoed = raw.text if parsed.echo and raw is not None else ""
         if parsed.stream:
             return StreamingResponse(
-                self._sse(stream, request, parsed, shape, first, echoed),
+                self._sse(answers, parsed, shape, echoed),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        try:
-            return await self._whole(stream, request, shape, first, echoed)
-        finally:
-            self.host.close_request(stream)
+        return await self._whole(answers, shape, echoed)
 
     async def open_generation(
         self, request: Request, parsed: ParsedRequest, raw: RawPrompt | None
@@ -290,78 +296,155 @@ class _Api:
             if isinstance(event, TokenText | EngineError):
                 return event
 
-    async def _whole(
-        self, stream: RequestStream, request: Request, shape: _Shape, event: Any, echoed: str
-    ) -> Response:
-        pieces: list[str] = []
-        while not isinstance(event, GenerationFinished):
-            if event is None:
-                return Response(status_code=499)
-            if isinstance(event, TokenText):
-                pieces.append(event.text)
-            event = await self.next_event(stream, request)
-        if event.stats.finish_reason == "cancelled":
-            return _error_response(ApiError(503, "the request was cancelled", type_="server_error"))
+    async def _whole(self, answers: _Answers, shape: _Shape, echoed: str) -> Response:
+        choices, usage = [], None
+        async with aclosing(answers.each()) as each:
+            async for index, stream, event in each:
+                pieces: list[str] = []
+                while not isinstance(event, GenerationFinished):
+                    if event is None:
+                        return Response(status_code=499)
+                    if isinstance(event, TokenText):
+                        pieces.append(event.text)
+                    event = await self.next_event(stream, answers.request)
+                if event.stats.finish_reason == "cancelled":
+                    error = ApiError(503, "the request was cancelled", type_="server_error")
+                    return _error_response(error)
+                text = echoed + (event.text or "".join(pieces))
+                calls: list[tuple[str, ParsedCall]] = []
+                if shape.tool_format is not None:
+                    text, calls = split_calls(text, shape.tool_format)
+                choices.append(shape.choice(index, text, event.stats, calls))
+                usage = _added(usage, event.stats)
+        if answers.error is not None:
+            return _error_response(answers.error)
+        if answers.gone:
+            return Response(status_code=499)
         self.host.served()
-        text = echoed + (event.text or "".join(pieces))
-        if shape.tool_format is None:
-            return JSONResponse(shape.whole(text, event.stats))
-        content, calls = split_calls(text, shape.tool_format)
-        return JSONResponse(shape.whole(content, event.stats, calls))
+        return JSONResponse({**shape.header("whole"), "choices": choices, "usage": usage})
 
     async def _sse(
+        self, answers: _Answers, parsed: ParsedRequest, shape: _Shape, echoed: str
+    ) -> AsyncIterator[str]:
+        usage = None
+        async with aclosing(answers.each()) as each:
+            async for index, stream, event in each:
+                if shape.chat:
+                    yield shape.sse(shape.chunk({"role": "assistant", "content": ""}, None, index))
+                if echoed:
+                    yield shape.sse(shape.chunk(echoed, None, index))
+                splitter = (
+                    None if shape.tool_format is None else ToolCallSplitter(shape.tool_format)
+                )
+                while not isinstance(event, GenerationFinished):
+                    if event is None:
+                        return
+                    if isinstance(event, TokenText) and event.text:
+                        shown = event.text if splitter is None else splitter.add(event.text)
+                        if shown:
+                            yield shape.sse(shape.chunk(shown, None, index))
+                    event = await self.next_event(stream, answers.request)
+                reason = _FINISH_REASONS.get(event.stats.finish_reason)
+                if reason is None:  # cancelled (the server stopped)
+                    error = ApiError(503, "the request was cancelled", type_="server_error")
+                    yield shape.sse(error.body())
+                    return
+                if splitter is not None:
+                    rest, calls = splitter.finish()
+                    if rest:
+                        yield shape.sse(shape.chunk(rest, None, index))
+                    for delta in call_deltas(calls):
+                        yield shape.sse(shape.chunk(delta, None, index))
+                    reason = "tool_calls" if calls else reason
+                yield shape.sse(shape.chunk("" if not shape.chat else {}, reason, index))
+                usage = _added(usage, event.stats)
+        if answers.error is not None:
+            yield shape.sse(answers.error.body())
+            return
+        if answers.gone:
+            return
+        if parsed.include_usage:
+            yield shape.sse({**shape.header("chunk"), "choices": [], "usage": usage})
+        yield "data: [DONE]\n\n"
+        self.host.served()
+
+
+def _fingerprint(info: ModelInfo) -> str:
+    """OpenAI's system_fingerprint: what answered (model, weights, runtime), as a short hash."""
+    seen = "|".join((info.name, info.path, info.quantization, info.runtime_name))
+    return "fp_" + hashlib.sha256(seen.encode()).hexdigest()[:10]
+
+
+def _added(usage: dict[str, Any] | None, stats: GenerationStats) -> dict[str, Any]:
+    """Usage over the choices: the prompt counted once, the completions added up."""
+    if usage is None:
+        return _usage(stats)
+    completion = usage["completion_tokens"] + stats.generated_tokens
+    return {
+        **usage,
+        "completion_tokens": completion,
+        "total_tokens": usage["prompt_tokens"] + completion,
+    }
+
+
+class _Answers:
+    """The ``n`` answers of one request, one after the other (each a ``Generate`` of its own, its
+    seed the request's plus its index): ``each()`` yields (index, stream, first event). Each stream is
+    closed when the loop moves on or stops (``aclosing``: at once, even on a return from the loop);
+    ``error`` or ``gone`` says why it stopped early."""
+
+    def __init__(
         self,
-        stream: RequestStream,
+        api: _Api,
         request: Request,
         parsed: ParsedRequest,
-        shape: _Shape,
-        event: Any,
-        echoed: str,
-    ) -> AsyncIterator[str]:
-        try:
-            if shape.chat:
-                yield shape.sse(shape.chunk({"role": "assistant", "content": ""}, None))
-            if echoed:
-                yield shape.sse(shape.chunk(echoed, None))
-            splitter = None if shape.tool_format is None else ToolCallSplitter(shape.tool_format)
-            while not isinstance(event, GenerationFinished):
-                if event is None:
+        raw: RawPrompt | None,
+        first: tuple[RequestStream, Any],
+    ) -> None:
+        self.api, self.request, self.parsed, self.raw, self.first = api, request, parsed, raw, first
+        self.error: ApiError | None = None
+        self.gone = False
+
+    async def each(self) -> AsyncIterator[tuple[int, RequestStream, Any]]:
+        for index in range(self.parsed.n):
+            if index == 0:
+                opened: tuple[RequestStream, Any] | None = self.first
+            else:
+                config = self.parsed.config
+                if config.seed is not None:
+                    seed = (config.seed + index) % (GENERATION_RANGES["seed"].maximum + 1)
+                    config = dataclasses.replace(config, seed=int(seed))
+                parsed = dataclasses.replace(self.parsed, config=config)
+                try:
+                    opened = await self.api.open_generation(self.request, parsed, self.raw)
+                except ApiError as error:
+                    self.error = error
                     return
-                if isinstance(event, TokenText) and event.text:
-                    shown = event.text if splitter is None else splitter.add(event.text)
-                    if shown:
-                        yield shape.sse(shape.chunk(shown, None))
-                event = await self.next_event(stream, request)
-            reason = _FINISH_REASONS.get(event.stats.finish_reason)
-            if reason is None:  # cancelled (the server stopped)
-                error = ApiError(503, "the request was cancelled", type_="server_error")
-                yield shape.sse(error.body())
+            if opened is None:
+                self.gone = True
                 return
-            if splitter is not None:
-                rest, calls = splitter.finish()
-                if rest:
-                    yield shape.sse(shape.chunk(rest, None))
-                for delta in call_deltas(calls):
-                    yield shape.sse(shape.chunk(delta, None))
-                reason = "tool_calls" if calls else reason
-            yield shape.sse(shape.chunk("" if not shape.chat else {}, reason))
-            if parsed.include_usage:
-                yield shape.sse(
-                    {**shape.header("chunk"), "choices": [], "usage": _usage(event.stats)}
-                )
-            yield "data: [DONE]\n\n"
-            self.host.served()
-        finally:
-            self.host.close_request(stream)
+            stream, event = opened
+            try:
+                yield index, stream, event
+            finally:
+                self.api.host.close_request(stream)
 
 
 class _Shape:
     """OpenAI's response objects for chat or legacy completions."""
 
-    def __init__(self, *, chat: bool, model: str, tool_format: ToolFormat | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        chat: bool,
+        model: str,
+        tool_format: ToolFormat | None = None,
+        fingerprint: str = "",
+    ) -> None:
         self.chat = chat
         self.model = model
         self.tool_format = tool_format  # the answer may be tool calls, written this way
+        self.fingerprint = fingerprint
         self.id = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
         self.created = int(time.time())
 
@@ -370,34 +453,38 @@ class _Shape:
             name = "chat.completion.chunk" if kind == "chunk" else "chat.completion"
         else:
             name = "text_completion"
-        return {"id": self.id, "object": name, "created": self.created, "model": self.model}
+        return {
+            "id": self.id,
+            "object": name,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.fingerprint,
+        }
 
-    def chunk(self, delta: Any, finish_reason: str | None) -> dict[str, Any]:
+    def chunk(self, delta: Any, finish_reason: str | None, index: int = 0) -> dict[str, Any]:
         if self.chat:
             content = delta if isinstance(delta, dict) else {"content": delta}
-            choice = {"index": 0, "delta": content, "logprobs": None}
+            choice = {"index": index, "delta": content, "logprobs": None}
         else:
-            choice = {"index": 0, "text": delta, "logprobs": None}
+            choice = {"index": index, "text": delta, "logprobs": None}
         return {**self.header("chunk"), "choices": [{**choice, "finish_reason": finish_reason}]}
 
-    def whole(
+    def choice(
         self,
+        index: int,
         text: str,
         stats: GenerationStats,
         calls: list[tuple[str, ParsedCall]] | None = None,
     ) -> dict[str, Any]:
-        reason = _FINISH_REASONS.get(stats.finish_reason, "stop")
-        if calls:
-            reason = "tool_calls"
+        reason = "tool_calls" if calls else _FINISH_REASONS.get(stats.finish_reason, "stop")
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if calls:
                 message = {**message, "content": text or None, "tool_calls": message_calls(calls)}
-            choice = {"index": 0, "message": message, "logprobs": None}
+            choice = {"index": index, "message": message, "logprobs": None}
         else:
-            choice = {"index": 0, "text": text, "logprobs": None}
-        choices = [{**choice, "finish_reason": reason}]
-        return {**self.header("whole"), "choices": choices, "usage": _usage(stats)}
+            choice = {"index": index, "text": text, "logprobs": None}
+        return {**choice, "finish_reason": reason}
 
     @staticmethod
     def sse(payload: dict[str, Any]) -> str:

@@ -63,6 +63,8 @@ _OPTIONS = {
     "seed": "seed",
     "stop": "stop",
     "repeat_penalty": "repetition_penalty",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
 }
 
 

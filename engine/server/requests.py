@@ -29,6 +29,8 @@ from engine.messages import (
 )
 
 DEFAULT_MAX_TOKENS = 512
+MAX_LOGIT_BIASES = 300  # OpenAI's limit
+MAX_CHOICES = 8  # n: answers run one after the other, each as long as one answer
 
 MAX_JSON_DEPTH = 64  # a JSON schema nests deepest of what clients send; none nears this
 
@@ -45,13 +47,9 @@ _IGNORED = {
 }
 # Fields accepted only with the value that means "nothing special" (OpenAI's defaults).
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (1, None),
     "best_of": (1, None),
     "logprobs": (False, None),
     "top_logprobs": (0, None),
-    "presence_penalty": (0, 0.0, None),
-    "frequency_penalty": (0, 0.0, None),
-    "logit_bias": (None,),
     "functions": (None,),
     "function_call": (None, "none"),
 }
@@ -65,6 +63,9 @@ _SAMPLER_FIELDS = {
     "top_k",
     "min_p",
     "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
 }
 _ROLES = {
     "system": "system",
@@ -111,6 +112,7 @@ class ParsedRequest:
     include_usage: bool
     ignored: tuple[str, ...] = ()  # fields this server does not know, ignored
     raw_prompt: RawPrompt | None = None  # a legacy completion: continue this (no template)
+    n: int = 1  # answers asked for (each a generation of its own)
     echo: bool = False  # a legacy completion's answer starts with its prompt
 
 
@@ -219,6 +221,27 @@ def param_for(field: str) -> str:
     return _PARAMS.get(field, field)
 
 
+def _logit_bias(body: dict) -> tuple[tuple[int, float], ...]:
+    """OpenAI's ``{"token id": bias}``; the range of each bias is the engine's rule."""
+    value = body.get("logit_bias")
+    if value is None:
+        return ()
+    pairs = []
+    if isinstance(value, dict) and len(value) <= MAX_LOGIT_BIASES:
+        for key, bias in value.items():
+            if not key.isdigit() or isinstance(bias, bool) or not isinstance(bias, int | float):
+                break
+            pairs.append((int(key), float(bias)))
+        else:
+            return tuple(pairs)
+    raise ApiError(
+        400,
+        f"logit_bias should map up to {MAX_LOGIT_BIASES} token ids (as strings) to numbers from "
+        f"-100 to 100, found {value!r:.100}",
+        param="logit_bias",
+    )
+
+
 def _response_schema(body: dict) -> str | None:
     """``response_format`` as the JSON schema the answer is constrained to (JSON text): None for
     ``text``, any JSON object for ``json_object``, the given schema for ``json_schema`` (strict or
@@ -275,6 +298,9 @@ def _config(body: dict) -> GenerationConfig:
         top_k=_integer(body, "top_k", 0) or 0,
         min_p=_number(body, "min_p", 0.0),
         repetition_penalty=_number(body, "repetition_penalty", 1.0),
+        presence_penalty=_number(body, "presence_penalty", 0.0),
+        frequency_penalty=_number(body, "frequency_penalty", 0.0),
+        logit_bias=_logit_bias(body),
         # any 64-bit seed, folded into the seeds the engine takes
         seed=None if seed is None else seed % (int(limits["seed"].maximum) + 1),
         stop_strings=_stop_strings(body),
@@ -287,6 +313,10 @@ def _config(body: dict) -> GenerationConfig:
         param = param_for(field)
         raise ApiError(400, f"{param} {text}", param=param)
     return config
+
+
+def _choices(body: dict) -> int:
+    return _integer(body, "n", 1, MAX_CHOICES) or 1
 
 
 def _common(body: Any) -> tuple[str, bool, bool]:
@@ -475,7 +505,7 @@ def _tools(body: dict) -> dict[str, Any]:
 
 def parse_chat_request(body: Any) -> ParsedRequest:
     model, stream, include_usage = _common(body)
-    ignored = _check_fields(body, {"messages", "tools", "tool_choice", "parallel_tool_calls"})
+    ignored = _check_fields(body, {"messages", "tools", "tool_choice", "parallel_tool_calls", "n"})
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise ApiError(400, "messages should be a non-empty list", param="messages")
@@ -485,7 +515,7 @@ def parse_chat_request(body: Any) -> ParsedRequest:
             400, "the last message should be the user's (or a tool's result)", param="messages"
         )
     config = dataclasses.replace(_config(body), **_tools(body))
-    return ParsedRequest(model, messages, config, stream, include_usage, ignored)
+    return ParsedRequest(model, messages, config, stream, include_usage, ignored, n=_choices(body))
 
 
 def parse_completion_request(body: Any) -> ParsedRequest:
@@ -493,7 +523,7 @@ def parse_completion_request(body: Any) -> ParsedRequest:
     it and ``suffix`` when one is given (fill in the middle), ``echo`` to answer with the prompt
     first; ``max_tokens`` defaults to 16, as OpenAI's."""
     model, stream, include_usage = _common(body)
-    ignored = _check_fields(body, {"prompt", "suffix", "echo"})
+    ignored = _check_fields(body, {"prompt", "suffix", "echo", "n"})
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
@@ -519,4 +549,5 @@ def parse_completion_request(body: Any) -> ParsedRequest:
         ignored,
         raw_prompt=RawPrompt(prompt, suffix),
         echo=bool(echo),
+        n=_choices(body),
     )

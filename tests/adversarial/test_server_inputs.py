@@ -132,7 +132,7 @@ def test_a_prompt_longer_than_the_context_is_a_400(served):  # noqa: F811
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"n": 2}, "n"),
+        ({"n": 9}, "n"),
         ({"tools": [{"type": "function"}]}, "tools[0]"),
         ({"logprobs": True}, "logprobs"),
         ({"temperature": 9}, "temperature"),

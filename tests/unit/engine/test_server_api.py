@@ -86,7 +86,7 @@ def test_unknown_fields_are_ignored_and_logged_once_per_name(server, caplog):
         ({"stream": "yes"}, "stream"),
         ({"model": 7}, "model"),
         ({"stop": 3}, "stop"),
-        ({"n": 2}, "n"),
+        ({"n": 9}, "n"),
     ],
 )
 def test_a_known_field_with_a_bad_value_is_a_400_naming_it(server, extra, named):
