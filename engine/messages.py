@@ -44,6 +44,8 @@ GENERATION_RANGES: dict[str, NumberRange] = {
     "seed": NumberRange(0, 2**31 - 1),
 }
 
+MAX_TOP_LOGPROBS = 20  # OpenAI's
+
 # Knobs only API clients turn (the window has no control for them): OpenAI's ranges.
 CLIENT_RANGES: dict[str, NumberRange] = {
     "presence_penalty": NumberRange(-2.0, 2.0),  # 0 disables
@@ -88,6 +90,16 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """A sampled token's text and log-probability, and the most probable tokens' (OpenAI's
+    ``logprobs.content`` item)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
@@ -127,6 +139,8 @@ class GenerationConfig:
     tools: str | None = None
     tool_choice: str = "auto"
     parallel_tool_calls: bool = True
+    # Report each sampled token's log-probability and this many alternatives' (None: none).
+    top_logprobs: int | None = None
 
     def problems(self) -> dict[str, str]:
         """What the engine cannot sample with, by field ("must be ..., not ..."); empty if none.
@@ -162,6 +176,13 @@ class GenerationConfig:
         number("repetition_penalty", self.repetition_penalty,
                f"a number {span('repetition_penalty')} (1 disables)")  # fmt: skip
         found.update(self._client_problems())
+        if self.top_logprobs is not None and not (
+            isinstance(self.top_logprobs, int) and 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS
+        ):
+            found["top_logprobs"] = (
+                f"must be None or a whole number from 0 to {MAX_TOP_LOGPROBS}, "
+                f"not {self.top_logprobs!r}"
+            )
         if self.seed is not None:
             whole("seed", self.seed, f"none or a whole number {span('seed')}")
         if not isinstance(self.stop_strings, tuple):
@@ -323,11 +344,13 @@ class PrefillProgress:
 
 @dataclass(frozen=True)
 class TokenText:
-    """A piece of the answer: whole UTF-8 characters only."""
+    """A piece of the answer: whole UTF-8 characters only. ``logprobs``: the tokens sampled since
+    the last piece, when the request asked for them (``GenerationConfig.top_logprobs``)."""
 
     request_id: int
     text: str
     token_id: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -325,9 +325,11 @@ class EngineWorker:
                         "were left out of what the model sees.",
                     )
                 )
-            if response.text:
+            if response.text or response.logprobs:
                 pieces.append(response.text)
-                self._emit(TokenText(request.request_id, response.text, response.token))
+                self._emit(
+                    TokenText(request.request_id, response.text, response.token, response.logprobs)
+                )
             if response.stats is not None:
                 if response.finish_reason == "context_full" and response.message:
                     error = EngineError(request.request_id, response.message, kind="context_full")

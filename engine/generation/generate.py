@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.generation.detokenizer import StreamingDetokenizer
 from engine.generation.grammar import GrammarConstraint, json_schema_grammar, lark_grammar
+from engine.generation.logprobs import LogprobRecorder
 from engine.generation.sampling import Sampler, make_logits_processors, make_sampler
 from engine.generation.session import Cancelled, ChatSession, ContextFullError, ConversationCache
 from engine.messages import (
@@ -26,6 +27,7 @@ from engine.messages import (
     GenerationConfig,
     GenerationStats,
     RawPrompt,
+    TokenLogprob,
 )
 from engine.text.chat_template import ChatTemplateCancelled, rendering_cancelled_by
 from engine.text.tool_calls import forced_call_grammar
@@ -39,6 +41,7 @@ class GenerationResponse:
     newly_dropped: bool  # this turn dropped more than the previous one (say so once)
     stats: GenerationStats | None = None  # on the last response only: the answer's record
     message: str = ""  # why it finished, for context_full
+    logprobs: tuple[TokenLogprob, ...] = ()  # tokens sampled since the last response, if asked
 
     @property
     def finish_reason(self) -> FinishReason | None:
@@ -110,6 +113,7 @@ class _Progress:
         token: int = -1,
         finish_reason: FinishReason | None = None,
         message: str = "",
+        logprobs: tuple[TokenLogprob, ...] = (),
     ) -> GenerationResponse:
         stats = None
         if finish_reason is not None:
@@ -125,7 +129,7 @@ class _Progress:
                 finish_reason=finish_reason,
             )
         return GenerationResponse(
-            text, token, self.dropped_messages, self.newly_dropped, stats, message
+            text, token, self.dropped_messages, self.newly_dropped, stats, message, logprobs
         )
 
 
@@ -177,6 +181,12 @@ def stream_generate(
     progress.tokens_fed = fed
     progress.prefill_tokens_per_second = fed / prefill_seconds if prefill_seconds > 0 else 0.0
     sampler = _sampler(session, config)
+    recorder = None
+    if config.top_logprobs is not None:
+        recorder = LogprobRecorder(
+            session.tokenizer, config.top_logprobs, skip=session.tokenizer.eos_token_ids
+        )
+        sampler = recorder.wrap(sampler)
     detokenizer = StreamingDetokenizer(session.tokenizer)
     stop_strings = _StopStrings(config.stop_strings)
     decode_started = time.perf_counter()
@@ -200,9 +210,11 @@ def stream_generate(
             message = ""
             if reason == "context_full":
                 message = f"the answer filled the model's context ({session.context_length} tokens)"
-            yield progress.response(cache, piece, token, reason, message)
+            taken = recorder.take() if recorder is not None else ()
+            yield progress.response(cache, piece, token, reason, message, taken)
             return
-        yield progress.response(cache, piece, token)  # every token, even with no text yet
+        taken = recorder.take() if recorder is not None else ()
+        yield progress.response(cache, piece, token, logprobs=taken)  # every token, even textless
 
 
 def _chosen(

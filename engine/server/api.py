@@ -39,6 +39,7 @@ from engine.messages import (
     GenerationStats,
     ModelInfo,
     RawPrompt,
+    TokenLogprob,
     TokenText,
 )
 from engine.server.host import RequestStream, ServerHost
@@ -301,11 +302,13 @@ class _Api:
         async with aclosing(answers.each()) as each:
             async for index, stream, event in each:
                 pieces: list[str] = []
+                logprobs: list[TokenLogprob] = []
                 while not isinstance(event, GenerationFinished):
                     if event is None:
                         return Response(status_code=499)
                     if isinstance(event, TokenText):
                         pieces.append(event.text)
+                        logprobs.extend(event.logprobs)
                     event = await self.next_event(stream, answers.request)
                 if event.stats.finish_reason == "cancelled":
                     error = ApiError(503, "the request was cancelled", type_="server_error")
@@ -314,7 +317,9 @@ class _Api:
                 calls: list[tuple[str, ParsedCall]] = []
                 if shape.tool_format is not None:
                     text, calls = split_calls(text, shape.tool_format)
-                choices.append(shape.choice(index, text, event.stats, calls))
+                wanted = answers.parsed.config.top_logprobs is not None
+                record = shape.logprobs(logprobs) if wanted else None
+                choices.append(shape.choice(index, text, event.stats, calls, record))
                 usage = _added(usage, event.stats)
         if answers.error is not None:
             return _error_response(answers.error)
@@ -339,10 +344,11 @@ class _Api:
                 while not isinstance(event, GenerationFinished):
                     if event is None:
                         return
-                    if isinstance(event, TokenText) and event.text:
+                    if isinstance(event, TokenText) and (event.text or event.logprobs):
                         shown = event.text if splitter is None else splitter.add(event.text)
-                        if shown:
-                            yield shape.sse(shape.chunk(shown, None, index))
+                        record = shape.logprobs(event.logprobs) if event.logprobs else None
+                        if shown or record:
+                            yield shape.sse(shape.chunk(shown, None, index, record))
                     event = await self.next_event(stream, answers.request)
                 reason = _FINISH_REASONS.get(event.stats.finish_reason)
                 if reason is None:  # cancelled (the server stopped)
@@ -461,12 +467,18 @@ class _Shape:
             "system_fingerprint": self.fingerprint,
         }
 
-    def chunk(self, delta: Any, finish_reason: str | None, index: int = 0) -> dict[str, Any]:
+    def chunk(
+        self,
+        delta: Any,
+        finish_reason: str | None,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         if self.chat:
             content = delta if isinstance(delta, dict) else {"content": delta}
-            choice = {"index": index, "delta": content, "logprobs": None}
+            choice = {"index": index, "delta": content, "logprobs": logprobs}
         else:
-            choice = {"index": index, "text": delta, "logprobs": None}
+            choice = {"index": index, "text": delta, "logprobs": logprobs}
         return {**self.header("chunk"), "choices": [{**choice, "finish_reason": finish_reason}]}
 
     def choice(
@@ -475,16 +487,40 @@ class _Shape:
         text: str,
         stats: GenerationStats,
         calls: list[tuple[str, ParsedCall]] | None = None,
+        logprobs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         reason = "tool_calls" if calls else _FINISH_REASONS.get(stats.finish_reason, "stop")
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if calls:
                 message = {**message, "content": text or None, "tool_calls": message_calls(calls)}
-            choice = {"index": index, "message": message, "logprobs": None}
+            choice = {"index": index, "message": message, "logprobs": logprobs}
         else:
-            choice = {"index": index, "text": text, "logprobs": None}
+            choice = {"index": index, "text": text, "logprobs": logprobs}
         return {**choice, "finish_reason": reason}
+
+    def logprobs(self, tokens: list[TokenLogprob] | tuple[TokenLogprob, ...]) -> dict[str, Any]:
+        """OpenAI's logprobs object: chat's ``content`` list, or the legacy parallel lists."""
+        if self.chat:
+
+            def entry(token: str, logprob: float) -> dict[str, Any]:
+                return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+            content = [
+                {**entry(t.token, t.logprob), "top_logprobs": [entry(*alt) for alt in t.top]}
+                for t in tokens
+            ]
+            return {"content": content, "refusal": None}
+        offsets, offset = [], 0
+        for t in tokens:
+            offsets.append(offset)
+            offset += len(t.token)
+        return {
+            "tokens": [t.token for t in tokens],
+            "token_logprobs": [t.logprob for t in tokens],
+            "top_logprobs": [dict(t.top) for t in tokens],
+            "text_offset": offsets,
+        }
 
     @staticmethod
     def sse(payload: dict[str, Any]) -> str:

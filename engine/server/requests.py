@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.messages import (
     GENERATION_RANGES,
+    MAX_TOP_LOGPROBS,
     ChatMessage,
     GenerationConfig,
     RawPrompt,
@@ -48,8 +49,6 @@ _IGNORED = {
 # Fields accepted only with the value that means "nothing special" (OpenAI's defaults).
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "best_of": (1, None),
-    "logprobs": (False, None),
-    "top_logprobs": (0, None),
     "functions": (None,),
     "function_call": (None, "none"),
 }
@@ -315,6 +314,19 @@ def _config(body: dict) -> GenerationConfig:
     return config
 
 
+def _top_logprobs(body: dict, *, chat: bool) -> int | None:
+    """Chat: ``logprobs`` true, ``top_logprobs`` 0-20 alternatives; legacy: ``logprobs`` 0-5."""
+    if not chat:
+        return _integer(body, "logprobs", 0, 5)
+    wanted = body.get("logprobs")
+    if not isinstance(wanted, bool | None):
+        raise ApiError(400, f"logprobs should be true or false, found {wanted!r}", param="logprobs")
+    top = _integer(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+    if top and not wanted:
+        raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+    return (top or 0) if wanted else None
+
+
 def _choices(body: dict) -> int:
     return _integer(body, "n", 1, MAX_CHOICES) or 1
 
@@ -514,7 +526,9 @@ def parse_chat_request(body: Any) -> ParsedRequest:
         raise ApiError(
             400, "the last message should be the user's (or a tool's result)", param="messages"
         )
-    config = dataclasses.replace(_config(body), **_tools(body))
+    config = dataclasses.replace(
+        _config(body), **_tools(body), top_logprobs=_top_logprobs(body, chat=True)
+    )
     return ParsedRequest(model, messages, config, stream, include_usage, ignored, n=_choices(body))
 
 
@@ -523,7 +537,7 @@ def parse_completion_request(body: Any) -> ParsedRequest:
     it and ``suffix`` when one is given (fill in the middle), ``echo`` to answer with the prompt
     first; ``max_tokens`` defaults to 16, as OpenAI's."""
     model, stream, include_usage = _common(body)
-    ignored = _check_fields(body, {"prompt", "suffix", "echo", "n"})
+    ignored = _check_fields(body, {"prompt", "suffix", "echo", "n", "logprobs"})
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
@@ -537,7 +551,7 @@ def parse_completion_request(body: Any) -> ParsedRequest:
     echo = body.get("echo")
     if not isinstance(echo, bool | None):
         raise ApiError(400, f"echo should be true or false, found {echo!r}", param="echo")
-    config = _config(body)
+    config = dataclasses.replace(_config(body), top_logprobs=_top_logprobs(body, chat=False))
     if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
         config = GenerationConfig(**{**config.__dict__, "max_new_tokens": 16})  # OpenAI's default
     return ParsedRequest(

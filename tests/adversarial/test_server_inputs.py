@@ -134,7 +134,6 @@ def test_a_prompt_longer_than_the_context_is_a_400(served):  # noqa: F811
     [
         ({"n": 9}, "n"),
         ({"tools": [{"type": "function"}]}, "tools[0]"),
-        ({"logprobs": True}, "logprobs"),
         ({"temperature": 9}, "temperature"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),

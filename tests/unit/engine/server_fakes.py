@@ -19,6 +19,7 @@ from engine.messages import (
     GenerationStats,
     ModelInfo,
     StartServer,
+    TokenLogprob,
     TokenText,
 )
 from engine.server.api import create_app
@@ -58,8 +59,13 @@ class ScriptedEngine:
 
     def _answer(self, request: Generate) -> None:
         assert self.host is not None
+        top = request.config.top_logprobs
         for index, piece in enumerate(self.pieces):
-            self.host.on_event(TokenText(request.request_id, piece, index))
+            logprobs = ()
+            if top is not None:  # one token per piece, its alternatives made up
+                alternatives = tuple((f"alt{n}", -1.0 - n) for n in range(top))
+                logprobs = (TokenLogprob(piece, -0.25 * (index + 1), alternatives),)
+            self.host.on_event(TokenText(request.request_id, piece, index, logprobs))
         stats = GenerationStats(10, 10, len(self.pieces), 0.01, 100.0, 10.0, 13, 2048, "eos")
         self.host.on_event(GenerationFinished(request.request_id, "".join(self.pieces), stats))
 
