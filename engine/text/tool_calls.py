@@ -28,6 +28,9 @@ MISTRAL_CALLS_TOKEN = "[TOOL_CALLS]"
 HERMES_OPEN, HERMES_CLOSE = "<tool_call>", "</tool_call>"
 # Compact JSON in a forced call: a small model given free whitespace spends its tokens on it.
 _COMPACT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+# Calls in one forced answer with parallel_tool_calls: a small model, free to go on, repeats its
+# call until max_tokens; four is room for real parallel calls and ends the loop.
+MAX_PARALLEL_CALLS = 4
 GENERIC_TOOLS_PROMPT = (
     "You may call functions to answer. The functions, as JSON:\n{tools}\n\n"
     "To call a function, answer with nothing but\n"
@@ -166,12 +169,15 @@ def parse_tool_calls(text: str, form: ToolFormat) -> tuple[str, list[ParsedCall]
         )
         calls = []
         for match in pattern.finditer(text, start):
+            closed = match.group(0).endswith(HERMES_CLOSE)
             try:
                 call = _call(json.loads(match.group(1)), ("arguments", "parameters"))
             except ValueError:
-                return text, []
+                call = None
             if call is None:
-                return text, []
+                if closed or not calls:
+                    return text, []
+                break  # the answer was cut inside its last call: the whole ones stand
             calls.append(call)
         return text[:start].strip(), calls
     if form == "mistral":
@@ -245,9 +251,12 @@ def forced_call_grammar(
     options = [_call_schema(function, key) for function in functions]
     call = {"anyOf": options} if len(options) > 1 else options[0]
     if form == "mistral":
-        calls = {"type": "array", "items": call, "minItems": 1}
-        if not parallel:
-            calls["maxItems"] = 1
+        calls = {
+            "type": "array",
+            "items": call,
+            "minItems": 1,
+            "maxItems": MAX_PARALLEL_CALLS if parallel else 1,
+        }
         opening = token_id(MISTRAL_CALLS_TOKEN)
         head = f"<[{opening}]> " if opening is not None else ""
         return f"start: {head}calls\ncalls: %json {json.dumps({**calls, 'x-guidance': _COMPACT})}"
@@ -255,5 +264,6 @@ def forced_call_grammar(
     if form == "llama3":
         return f"start: call\ncall: %json {schema}"
     block = f'block: "{HERMES_OPEN}\\n" call "\\n{HERMES_CLOSE}"'
-    start = 'start: block ("\\n" block)*' if parallel else "start: block"
+    more = ' ("\\n" block)?' * (MAX_PARALLEL_CALLS - 1) if parallel else ""
+    start = f"start: block{more}"
     return f"{start}\n{block}\ncall: %json {schema}"

@@ -148,3 +148,20 @@ def test_a_forced_call_always_parses_and_validates(session, choice):
             WeatherArguments.model_validate_json(calls[0].arguments)
         else:
             assert choice == "required" and calls[0] == ParsedCall("get_time", "{}")
+
+
+def test_an_answer_cut_inside_its_last_call_keeps_the_whole_ones():
+    whole = '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>\n'
+    _, calls = parse_tool_calls(whole * 2 + '<tool_call>\n{"name": "f", "argu', "generic")
+    assert calls == [ParsedCall("f", "{}")] * 2
+
+
+def test_parallel_forced_calls_end_by_the_cap(session):
+    from engine.text.tool_calls import MAX_PARALLEL_CALLS
+
+    config = GenerationConfig(
+        max_new_tokens=400, temperature=0, tools=json.dumps(TOOLS), tool_choice="required"
+    )
+    text, last = generate(session, ASK, config)
+    _, calls = parse_tool_calls(text, session.tokenizer.tool_format)
+    assert 1 <= len(calls) <= MAX_PARALLEL_CALLS and last.finish_reason == "eos"
