@@ -5,7 +5,9 @@ the same without ``/v1`` (clients differ on the base URL), streamed as server-se
 with ``data: [DONE]``) or answered whole, and a public ``GET /health``. Every other request needs
 ``Authorization: Bearer <key>`` (compared in constant time); every failure is OpenAI's error
 object with its status code, and the server keeps serving. The HTTP parsing is uvicorn's; this
-module maps requests to the engine's ``Generate`` and its events back to OpenAI's shapes.
+module maps requests to the engine's ``Generate`` and its events back to OpenAI's shapes (tool
+calls through ``tool_output``). Ollama's dialect (``ollama.py``) is mounted on the same app and
+shares ``open_generation`` and the checks.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """OpenAI request bodies checked and turned into the engine's messages and sampler settings.
 
 Lenient where clients expect it, strict where it matters. A field this server knows is either
-mapped (``max_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop``,
-``stream_options.include_usage``, our extras ``top_k``, ``min_p``, ``repetition_penalty``),
-accepted because it changes nothing for one local model (``user``, ``n`` = 1, a zero penalty,
-...), or, with a value it cannot honour or a bad one, refused with a 400 that names it: a client
-that asked for five answers should learn at once that it will not get them. A field it does not
+mapped (sampling: ``max_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop``, penalties,
+``logit_bias``, our extras ``top_k``, ``min_p``, ``repetition_penalty``; ``n``, ``logprobs``,
+``response_format``, ``tools`` and ``tool_choice``, ``stream_options.include_usage``), accepted
+because it changes nothing for one local model (``user``, ``store``, ``best_of`` = 1, ...), or,
+with a value it cannot honour or a bad one, refused with a 400 that names it. A field it does not
 know (``cache_prompt``, ``reasoning_effort``: every server has its extras) is ignored and listed in
 ``ParsedRequest.ignored`` for the caller to log. Any ``model`` name is served by the loaded model.
 Nothing here imports Starlette: it is plain data in, plain data out.
