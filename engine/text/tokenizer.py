@@ -183,6 +183,7 @@ class ChatTokenizer:
             if tools:
                 return generic_messages(messages, tools), None
             return (history_as_text(messages) if has_tool_history(messages) else messages), None
+        self._refuse_control_text(messages, tools)
         if has_tool_history(messages):
             try:
                 self.render(messages, tools=tools)
@@ -190,6 +191,33 @@ class ChatTokenizer:
                 logger.info("the chat template cannot render tool calls: they go in as text")
                 return history_as_text(messages), tools
         return messages, tools
+
+    def _refuse_control_text(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
+    ) -> None:
+        """A template with tools writes them, and the calls in a history, as its own markup: text
+        there that spells a control token (``[INST]``, ``<|im_end|>``) would become one. Such a
+        request is refused (``ValueError``, naming where), never encoded as markup."""
+        specials = self._special_pattern
+        if specials is None:
+            return
+        pending: list[tuple[str, Any]] = [("tools", tools or [])]
+        for index, message in enumerate(messages):
+            for number, call in enumerate(message.tool_calls):
+                where = f"messages[{index}].tool_calls[{number}]"
+                pending += [(f"{where}.name", call.name), (f"{where}.arguments", call.arguments)]
+        while pending:
+            where, value = pending.pop()
+            if isinstance(value, dict):
+                pending += [(f"{where}.{key}", key) for key in value]
+                pending += [(f"{where}.{key}", item) for key, item in value.items()]
+            elif isinstance(value, list):
+                pending += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+            elif isinstance(value, str) and (found := specials.search(value)):
+                raise ValueError(
+                    f"{where} holds {found.group(0)!r}, this model's control token: expected "
+                    "plain text in tools and tool calls (the template writes them as markup)"
+                )
 
     def render_parts(
         self,
