@@ -5,11 +5,16 @@ OpenAI client does; the server matches it to the kept kv-cache state), and the H
 most 0.5 ms per token over the in-process path (the same chat through ``EngineWorker`` directly,
 as the window uses it). Per token = (last token's arrival - first token's arrival) ÷ (tokens - 1)
 per turn, median over the turns; greedy, so both paths produce the same tokens.
-Runs on the demo model (SmolLM2-135M-Instruct int4); prints one JSON object.
+Then a tool-calling conversation over HTTP (a forced call, its result, the answer; three rounds,
+as an agent drives it; it fits a context of 512): its tokens fed ÷ new tokens too (goal ≤ 1.1: the replayed call and result
+render to the tokens the state holds).
+Runs on the demo model (SmolLM2-135M-Instruct int4, or ``--model FOLDER``; ``--tools-only``: the
+tool conversation alone); prints one JSON object.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import statistics
@@ -96,6 +101,64 @@ def http_chat(url: str, model: str) -> dict:
     return {"fed": fed, "new": new, "per_token": per_token}
 
 
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "maxLength": 30},
+                "unit": {"enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+TOOL_QUESTIONS = ("Weather in Paris?", "And in Rome?", "What about Oslo?")
+
+
+def http_tool_chat(url: str, model: str) -> dict:
+    """Four rounds of: a question, the forced call, its result, the model's answer."""
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key=API_KEY, max_retries=0)
+    messages: list[dict] = []
+    fed = new = previous_prompt = 0
+    calls_valid = 0
+
+    def count(usage) -> None:
+        nonlocal fed, new, previous_prompt
+        cached = usage.prompt_tokens_details.cached_tokens
+        fed += usage.prompt_tokens - cached + usage.completion_tokens
+        new += (usage.prompt_tokens - previous_prompt) + usage.completion_tokens
+        previous_prompt = usage.prompt_tokens + usage.completion_tokens
+
+    for round_number, question in enumerate(TOOL_QUESTIONS):
+        messages.append({"role": "user", "content": question})
+        called = client.chat.completions.create(
+            model=model, messages=messages, tools=[WEATHER_TOOL], temperature=0, max_tokens=60,
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            parallel_tool_calls=False,
+        )  # fmt: skip
+        count(called.usage)
+        (call,) = called.choices[0].message.tool_calls
+        arguments = json.loads(call.function.arguments)
+        calls_valid += isinstance(arguments.get("city"), str)
+        messages.append(called.choices[0].message.model_dump(exclude_none=True))
+        result = {"city": arguments.get("city"), "celsius": 18 + round_number, "sky": "clear"}
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+        answered = client.chat.completions.create(
+            model=model, messages=messages, tools=[WEATHER_TOOL], tool_choice="none",
+            temperature=0, max_tokens=16,
+        )  # fmt: skip
+        count(answered.usage)
+        messages.append({"role": "assistant", "content": answered.choices[0].message.content})
+    return {"fed": fed, "new": new, "calls_valid": calls_valid}
+
+
 def in_process_chat(folder: Path) -> list[float]:
     from engine.worker import EngineWorker
 
@@ -129,16 +192,37 @@ def in_process_chat(folder: Path) -> list[float]:
 
 
 def main() -> int:
-    folder = demo_model_folder()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, default=None, help="model folder (the demo)")
+    parser.add_argument("--tools-only", action="store_true", help="the tool conversation alone")
+    args = parser.parse_args()
+    folder = args.model or demo_model_folder()
     from engine.package.model import find_package
 
     model = find_package(folder).stem
     server, url = _start_server(folder)
     try:
-        http = http_chat(url, model)
+        tools = http_tool_chat(url, model)
+        http = None if args.tools_only else http_chat(url, model)
     finally:
         server.terminate()
         server.wait(30)
+    tool_report = {
+        "tool_rounds": len(TOOL_QUESTIONS),
+        "tool_tokens_fed": tools["fed"],
+        "tool_new_tokens": tools["new"],
+        "tool_fed_over_new": round(tools["fed"] / tools["new"], 3),
+        "tool_calls_valid": tools["calls_valid"],
+    }
+    if http is None:
+        report(
+            "server_reuse",
+            {"tool_fed_over_new": at_most(tools["fed"] / tools["new"], 1.1)},
+            tool_report,
+        )
+        return 0
     in_process = in_process_chat(folder)
     http_ms = statistics.median(http["per_token"]) * 1000
     in_process_ms = statistics.median(in_process) * 1000
@@ -147,6 +231,7 @@ def main() -> int:
         {
             "fed_over_new": at_most(http["fed"] / http["new"], 1.1),
             "added_ms_per_token": at_most(http_ms - in_process_ms, 0.5, "ms"),
+            "tool_fed_over_new": at_most(tools["fed"] / tools["new"], 1.1),
         },
         {
             "turns": len(QUESTIONS),
@@ -154,6 +239,7 @@ def main() -> int:
             "new_tokens": http["new"],
             "http_ms_per_token": round(http_ms, 3),
             "in_process_ms_per_token": round(in_process_ms, 3),
+            **tool_report,
         },
     )
     return 0

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 ContextPolicy = Literal["stop", "drop_oldest"]
 FinishReason = Literal[
     "eos", "stop_string", "max_tokens", "cancelled", "context_full", "error", "interrupted"
@@ -44,6 +44,15 @@ GENERATION_RANGES: dict[str, NumberRange] = {
     "seed": NumberRange(0, 2**31 - 1),
 }
 
+MAX_TOP_LOGPROBS = 20  # OpenAI's
+
+# Knobs only API clients turn (the window has no control for them): OpenAI's ranges.
+CLIENT_RANGES: dict[str, NumberRange] = {
+    "presence_penalty": NumberRange(-2.0, 2.0),  # 0 disables
+    "frequency_penalty": NumberRange(-2.0, 2.0),  # 0 disables
+    "logit_bias": NumberRange(-100.0, 100.0),  # each bias, added to a token's logit
+}
+
 
 # Stop strings: the engine holds back as much streamed text as the longest one is long, so they are
 # few and short, and never empty (an empty one would stop every answer before its first character).
@@ -72,9 +81,40 @@ def stop_strings_problem(value: object) -> str | None:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call an assistant message made (OpenAI's ``tool_calls`` item)."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text of the arguments object, as OpenAI carries it
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A sampled token's text and log-probability, and the most probable tokens' (OpenAI's
+    ``logprobs.content`` item)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant's calls
+    tool_call_id: str = ""  # a tool message: the call it answers
+
+
+@dataclass(frozen=True)
+class RawPrompt:
+    """Text to continue as it is, with no chat template (OpenAI's legacy completions): tokenized as
+    text, with the BOS the tokenizer adds. With ``suffix``, the middle between ``text`` and it is
+    asked for, in the tokenizer's fill-in-the-middle format (a tokenizer without one refuses)."""
+
+    text: str
+    suffix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,9 +125,22 @@ class GenerationConfig:
     top_p: float = 1.0  # 1 disables
     min_p: float = 0.0  # 0 disables
     repetition_penalty: float = 1.0  # 1 disables
+    presence_penalty: float = 0.0  # subtracted once from each token already in the answer
+    frequency_penalty: float = 0.0  # subtracted per time a token is already in the answer
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()
     context_policy: ContextPolicy = "drop_oldest"
+    # Constrained decoding: the answer is JSON matching this JSON schema (as JSON text).
+    json_schema: str | None = None
+    # Tools the model may call (OpenAI's ``tools`` list as JSON text), rendered by its template;
+    # tool_choice "auto", "none", "required" or a function's name (the last two: the answer is
+    # that call, under constrained decoding in the model's own call format).
+    tools: str | None = None
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
+    # Report each sampled token's log-probability and this many alternatives' (None: none).
+    top_logprobs: int | None = None
 
     def problems(self) -> dict[str, str]:
         """What the engine cannot sample with, by field ("must be ..., not ..."); empty if none.
@@ -122,6 +175,14 @@ class GenerationConfig:
         number("min_p", self.min_p, f"a number {span('min_p')} (0 disables)")
         number("repetition_penalty", self.repetition_penalty,
                f"a number {span('repetition_penalty')} (1 disables)")  # fmt: skip
+        found.update(self._client_problems())
+        if self.top_logprobs is not None and not (
+            isinstance(self.top_logprobs, int) and 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS
+        ):
+            found["top_logprobs"] = (
+                f"must be None or a whole number from 0 to {MAX_TOP_LOGPROBS}, "
+                f"not {self.top_logprobs!r}"
+            )
         if self.seed is not None:
             whole("seed", self.seed, f"none or a whole number {span('seed')}")
         if not isinstance(self.stop_strings, tuple):
@@ -130,6 +191,38 @@ class GenerationConfig:
             found["stop_strings"] = problem
         if self.context_policy not in ("stop", "drop_oldest"):
             found["context_policy"] = f"must be stop or drop_oldest, not {self.context_policy!r}"
+        for name in ("json_schema", "tools"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                found[name] = f"must be None or text, not {value!r:.80}"
+        return found
+
+    def _client_problems(self) -> dict[str, str]:
+        """The knobs of ``CLIENT_RANGES`` (penalties, logit bias)."""
+        found: dict[str, str] = {}
+
+        def fits(name: str, value: object) -> bool:
+            limits = CLIENT_RANGES[name]
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            return ok and math.isfinite(value) and limits.contains(value)  # type: ignore[arg-type]
+
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not fits(name, getattr(self, name)):
+                limits = CLIENT_RANGES[name]
+                found[name] = (
+                    f"must be a number from {limits.minimum} to {limits.maximum} (0 disables), "
+                    f"not {getattr(self, name)!r}"
+                )
+        pairs = self.logit_bias if isinstance(self.logit_bias, tuple) else (self.logit_bias,)
+        for pair in pairs:
+            good = isinstance(pair, tuple) and len(pair) == 2
+            token = pair[0] if good else None
+            if not isinstance(token, int) or isinstance(token, bool) or token < 0:
+                found["logit_bias"] = f"must be (token id, bias) pairs, not {pair!r:.60}"
+                break
+            if not fits("logit_bias", pair[1]):
+                found["logit_bias"] = f"must hold biases from -100 to 100, not {pair[1]!r}"
+                break
         return found
 
     def check(self) -> None:
@@ -176,6 +269,12 @@ class Generate:
     conversation_id: str
     messages: tuple[ChatMessage, ...]
     config: GenerationConfig = field(default_factory=GenerationConfig)
+    raw_prompt: RawPrompt | None = None  # continue this text instead (``messages`` unused)
+
+    @property
+    def prompt(self) -> tuple[ChatMessage, ...] | RawPrompt:
+        """What the model is given: the raw prompt when there is one, else the conversation."""
+        return self.messages if self.raw_prompt is None else self.raw_prompt
 
 
 @dataclass(frozen=True)
@@ -225,6 +324,8 @@ class ModelInfo:
     runtime_name: str  # "coreml" or "reference"
     compute_units: str
     source_model_id: str = ""
+    fill_in_middle: bool = False  # the tokenizer has FIM tokens: a raw prompt may take a suffix
+    tool_format: str = "generic"  # how its tool calls are written (engine.text.tool_calls)
 
 
 @dataclass(frozen=True)
@@ -243,11 +344,13 @@ class PrefillProgress:
 
 @dataclass(frozen=True)
 class TokenText:
-    """A piece of the answer: whole UTF-8 characters only."""
+    """A piece of the answer: whole UTF-8 characters only. ``logprobs``: the tokens sampled since
+    the last piece, when the request asked for them (``GenerationConfig.top_logprobs``)."""
 
     request_id: int
     text: str
     token_id: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)

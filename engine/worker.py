@@ -278,6 +278,8 @@ class EngineWorker:
             runtime_name=model.description.runtime_name,
             compute_units=request.compute_units,
             source_model_id=metadata.get(meta.SOURCE_MODEL_ID, ""),
+            fill_in_middle=session.tokenizer.fill_in_middle is not None,
+            tool_format=session.tokenizer.tool_format,
         )
         self._emit(ModelLoaded(request.request_id, self._info, time.perf_counter() - started))
 
@@ -308,7 +310,7 @@ class EngineWorker:
         for response in stream_generate(
             session,
             cache,
-            request.messages,
+            request.prompt,
             request.config,
             cancel=self._cancel,
             on_prefill=on_prefill,
@@ -323,9 +325,11 @@ class EngineWorker:
                         "were left out of what the model sees.",
                     )
                 )
-            if response.text:
+            if response.text or response.logprobs:
                 pieces.append(response.text)
-                self._emit(TokenText(request.request_id, response.text, response.token))
+                self._emit(
+                    TokenText(request.request_id, response.text, response.token, response.logprobs)
+                )
             if response.stats is not None:
                 if response.finish_reason == "context_full" and response.message:
                     error = EngineError(request.request_id, response.message, kind="context_full")

@@ -8,6 +8,7 @@ record the worker sends to the app as it is); ``generate`` joins their text.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +17,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.generation.detokenizer import StreamingDetokenizer
-from engine.generation.sampling import Sampler, make_sampler
+from engine.generation.grammar import GrammarConstraint, json_schema_grammar, lark_grammar
+from engine.generation.logprobs import LogprobRecorder
+from engine.generation.sampling import Sampler, make_logits_processors, make_sampler
 from engine.generation.session import Cancelled, ChatSession, ContextFullError, ConversationCache
-from engine.messages import ChatMessage, FinishReason, GenerationConfig, GenerationStats
+from engine.messages import (
+    ChatMessage,
+    FinishReason,
+    GenerationConfig,
+    GenerationStats,
+    RawPrompt,
+    TokenLogprob,
+)
 from engine.text.chat_template import ChatTemplateCancelled, rendering_cancelled_by
+from engine.text.tool_calls import forced_call_grammar
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class GenerationResponse:
     newly_dropped: bool  # this turn dropped more than the previous one (say so once)
     stats: GenerationStats | None = None  # on the last response only: the answer's record
     message: str = ""  # why it finished, for context_full
+    logprobs: tuple[TokenLogprob, ...] = ()  # tokens sampled since the last response, if asked
 
     @property
     def finish_reason(self) -> FinishReason | None:
@@ -101,6 +113,7 @@ class _Progress:
         token: int = -1,
         finish_reason: FinishReason | None = None,
         message: str = "",
+        logprobs: tuple[TokenLogprob, ...] = (),
     ) -> GenerationResponse:
         stats = None
         if finish_reason is not None:
@@ -116,21 +129,22 @@ class _Progress:
                 finish_reason=finish_reason,
             )
         return GenerationResponse(
-            text, token, self.dropped_messages, self.newly_dropped, stats, message
+            text, token, self.dropped_messages, self.newly_dropped, stats, message, logprobs
         )
 
 
 def stream_generate(
     session: ChatSession,
     cache: ConversationCache | Callable[[list[int]], ConversationCache],
-    messages: tuple[ChatMessage, ...],
+    messages: tuple[ChatMessage, ...] | RawPrompt,
     config: GenerationConfig,
     *,
     cancel: threading.Event | None = None,
     on_prefill: Callable[[int, int], None] | None = None,
 ) -> Iterator[GenerationResponse]:
-    """Answer the conversation: one response per token (its text may be "" while a character or a
-    possible stop string is incomplete); the last one carries the finish reason.
+    """Answer the conversation (or continue a ``RawPrompt``): one response per token (its text may
+    be "" while a character or a possible stop string is incomplete); the last one carries the
+    finish reason.
 
     ``cache`` is the conversation's state, or a function that chooses one by the rendered prompt's
     tokens (the engine's ``StateCache.for_prompt``: the prompt is rendered once, then the state
@@ -166,7 +180,13 @@ def stream_generate(
     prefill_seconds = time.perf_counter() - started
     progress.tokens_fed = fed
     progress.prefill_tokens_per_second = fed / prefill_seconds if prefill_seconds > 0 else 0.0
-    sampler = make_sampler(config)
+    sampler = _sampler(session, config)
+    recorder = None
+    if config.top_logprobs is not None:
+        recorder = LogprobRecorder(
+            session.tokenizer, config.top_logprobs, skip=session.tokenizer.eos_token_ids
+        )
+        sampler = recorder.wrap(sampler)
     detokenizer = StreamingDetokenizer(session.tokenizer)
     stop_strings = _StopStrings(config.stop_strings)
     decode_started = time.perf_counter()
@@ -190,15 +210,52 @@ def stream_generate(
             message = ""
             if reason == "context_full":
                 message = f"the answer filled the model's context ({session.context_length} tokens)"
-            yield progress.response(cache, piece, token, reason, message)
+            taken = recorder.take() if recorder is not None else ()
+            yield progress.response(cache, piece, token, reason, message, taken)
             return
-        yield progress.response(cache, piece, token)  # every token, even with no text yet
+        taken = recorder.take() if recorder is not None else ()
+        yield progress.response(cache, piece, token, logprobs=taken)  # every token, even textless
 
 
 def _chosen(
     cache: ConversationCache | Callable[[list[int]], ConversationCache], tokens: list[int]
 ) -> ConversationCache:
     return cache if isinstance(cache, ConversationCache) else cache(tokens)
+
+
+def _sampler(session: ChatSession, config: GenerationConfig) -> Sampler:
+    """The config's sampler; with a JSON schema, the grammar's mask is its last logits processor
+    and every drawn token is reported to it (so it computes the next mask while the model runs)."""
+    grammar = _grammar(session, config)
+    if grammar is None:
+        return make_sampler(config)
+    constraint = GrammarConstraint(session.grammar_tokenizer, grammar)
+    sampler = make_sampler(config, processors=[*make_logits_processors(config), constraint])
+
+    def constrained(logits: np.ndarray, history: list[int]) -> int:
+        token = sampler(logits, history)
+        constraint.accept(token)
+        return token
+
+    return constrained
+
+
+def _grammar(session: ChatSession, config: GenerationConfig) -> str | None:
+    """The grammar the answer must follow: a forced tool call (``tool_choice`` "required" or a
+    function's name) in the model's own call format, else ``json_schema``'s JSON, else none."""
+    if config.tools and config.tool_choice not in ("auto", "none"):
+        name = None if config.tool_choice == "required" else config.tool_choice
+        lark = forced_call_grammar(
+            session.tokenizer.tool_format,
+            json.loads(config.tools),
+            name=name,
+            parallel=config.parallel_tool_calls,
+            token_id=session.tokenizer.tokenizer.token_to_id,
+        )
+        return lark_grammar(lark)
+    if config.json_schema is not None:
+        return json_schema_grammar(config.json_schema)
+    return None
 
 
 class _StopStrings:
@@ -229,7 +286,7 @@ class _StopStrings:
 
 def generate(
     session: ChatSession,
-    messages: tuple[ChatMessage, ...],
+    messages: tuple[ChatMessage, ...] | RawPrompt,
     config: GenerationConfig,
     *,
     cache: ConversationCache | None = None,

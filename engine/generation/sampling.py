@@ -55,11 +55,47 @@ def repetition_penalty(penalty: float) -> LogitsProcessor:
     return process
 
 
+def presence_frequency_penalty(presence: float, frequency: float) -> LogitsProcessor:
+    """OpenAI's penalties: ``logits[j] -= count[j] * frequency + (count[j] > 0) * presence``,
+    ``count`` the times token j is already in the answer."""
+
+    def process(logits: np.ndarray, history: Sequence[int]) -> np.ndarray:
+        if not history:
+            return logits
+        seen, counts = np.unique(np.asarray(history, dtype=np.int64), return_counts=True)
+        inside = (seen >= 0) & (seen < logits.shape[-1])
+        seen, counts = seen[inside], counts[inside]
+        logits[seen] -= (counts * frequency + presence).astype(np.float32)
+        return logits
+
+    return process
+
+
+def logit_bias(biases: Sequence[tuple[int, float]]) -> LogitsProcessor:
+    """OpenAI's logit_bias: each bias added to its token's logit (ids past the vocabulary are
+    ignored; -100 all but bans a token, +100 all but forces it)."""
+    ids = np.asarray([token for token, _ in biases], dtype=np.int64)
+    values = np.asarray([bias for _, bias in biases], dtype=np.float32)
+
+    def process(logits: np.ndarray, history: Sequence[int]) -> np.ndarray:
+        inside = ids < logits.shape[-1]
+        np.add.at(logits, ids[inside], values[inside])
+        return logits
+
+    return process
+
+
 def make_logits_processors(config: GenerationConfig) -> list[LogitsProcessor]:
     """The processors ``config`` asks for, in the order they apply (before temperature)."""
     processors: list[LogitsProcessor] = []
     if config.repetition_penalty != 1.0:
         processors.append(repetition_penalty(config.repetition_penalty))
+    if config.presence_penalty or config.frequency_penalty:
+        processors.append(
+            presence_frequency_penalty(config.presence_penalty, config.frequency_penalty)
+        )
+    if config.logit_bias:
+        processors.append(logit_bias(config.logit_bias))
     return processors
 
 

@@ -9,14 +9,16 @@ never visible, because the mask's width is the cache length after the call.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from engine.messages import ChatMessage, GenerationConfig
+from engine.messages import ChatMessage, GenerationConfig, RawPrompt
 from engine.package import metadata as meta
 from engine.package.model import Model, check_chat_model
 from engine.text.tokenizer import ChatTokenizer
@@ -96,16 +98,32 @@ class ChatSession:
     def new_cache(self) -> ConversationCache:
         return ConversationCache(self.model.make_state())
 
+    @cached_property
+    def grammar_tokenizer(self) -> Any:
+        """llguidance's tokenizer for constrained decoding, built at the first grammar (~1 s)."""
+        from engine.generation.grammar import grammar_tokenizer
+
+        width = self.model.description.output(meta.LOGITS).shape[-1]
+        vocab = max(self.tokenizer.vocab_size, width if isinstance(width, int) else 0)
+        return grammar_tokenizer(
+            self.tokenizer.tokenizer.to_str(),
+            vocab_size=vocab,
+            eos_ids=self.tokenizer.eos_token_ids,
+        )
+
     # --- planning ------------------------------------------------------------------------------
 
     def plan(
         self,
-        messages: tuple[ChatMessage, ...],
+        messages: tuple[ChatMessage, ...] | RawPrompt,
         config: GenerationConfig,
         *,
         already_dropped: int = 0,
     ) -> PromptPlan:
         """Render ``messages``; when they do not fit, apply ``config.context_policy``.
+
+        A ``RawPrompt`` is tokenized as it is (no template, nothing to drop): it fits or it is a
+        ``ContextFullError``; a suffix it cannot take is a ``NoFillInMiddleError``.
 
         ``drop_oldest`` drops whole exchanges (never the system prompt) until the prompt fills at
         most three quarters of what is left after the answer's reserve, so that the next turns fit
@@ -114,12 +132,15 @@ class ChatSession:
         """
         reserve = min(config.max_new_tokens, self.context_length // 4)
         budget = self.context_length - reserve
+        if isinstance(messages, RawPrompt):
+            return self._plan_raw(messages, budget, reserve)
+        tools = json.loads(config.tools) if config.tools else None
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system) :])
         dropped = min(already_dropped, max(0, len(turns) - 1))
-        while dropped < len(turns) - 1 and turns[dropped].role == "assistant":
+        while dropped < len(turns) - 1 and turns[dropped].role in ("assistant", "tool"):
             dropped += 1  # a conversation starts with a user message
-        tokens = self.tokenizer.encode_chat(system + turns[dropped:])
+        tokens = self.tokenizer.encode_chat(system + turns[dropped:], tools=tools)
         if len(tokens) <= budget:
             return PromptPlan(tokens, tuple(system + turns[dropped:]), dropped)
         if config.context_policy == "stop":
@@ -132,13 +153,27 @@ class ChatSession:
             # Drop the oldest exchange: a user message and the answer after it.
             rest = turns[dropped:]
             dropped += 2 if len(rest) > 2 and rest[1].role == "assistant" else 1
-            tokens = self.tokenizer.encode_chat(system + turns[dropped:])
+            tokens = self.tokenizer.encode_chat(system + turns[dropped:], tools=tools)
         if len(tokens) <= budget:
             return PromptPlan(tokens, tuple(system + turns[dropped:]), dropped)
         raise ContextFullError(
             f"the last message alone is {len(tokens)} tokens; the model's context is "
             f"{self.context_length} (with {reserve} kept for the answer): shorten it"
         )
+
+    def _plan_raw(self, prompt: RawPrompt, budget: int, reserve: int) -> PromptPlan:
+        if prompt.suffix is None:
+            tokens = self.tokenizer.encode_text(prompt.text)
+        else:
+            tokens = self.tokenizer.encode_fill_in_middle(prompt.text, prompt.suffix)
+        if not tokens:
+            raise ValueError("the prompt is empty: expected text to continue")
+        if len(tokens) > budget:
+            raise ContextFullError(
+                f"the prompt is {len(tokens)} tokens; the model's context is "
+                f"{self.context_length} (with {reserve} kept for the answer): shorten it"
+            )
+        return PromptPlan(tokens, (), 0)
 
     # --- feeding -------------------------------------------------------------------------------
 

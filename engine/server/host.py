@@ -28,6 +28,7 @@ from engine.messages import (
     Generate,
     GenerationConfig,
     ModelInfo,
+    RawPrompt,
     Request,
     ServerState,
     StartServer,
@@ -164,12 +165,16 @@ class ServerHost:
         return self.engine.model_info
 
     def open_request(
-        self, messages: tuple[ChatMessage, ...], config: GenerationConfig
+        self,
+        messages: tuple[ChatMessage, ...],
+        config: GenerationConfig,
+        *,
+        raw_prompt: RawPrompt | None = None,
     ) -> RequestStream:
         stream = RequestStream(next(self._ids))
         with self._lock:
             self._streams[stream.request_id] = stream
-        self.engine.submit(Generate(stream.request_id, "", messages, config))
+        self.engine.submit(Generate(stream.request_id, "", messages, config, raw_prompt))
         return stream
 
     def close_request(self, stream: RequestStream) -> None:

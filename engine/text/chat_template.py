@@ -168,6 +168,7 @@ def render_chat_template(
     special_tokens: dict[str, str] | None = None,
     cancel: threading.Event | None = None,
     limits: RenderLimits | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> str:
     """The rendered prompt. ``cancel`` (default: the one of ``rendering_cancelled_by``) stops the
     render with ``ChatTemplateCancelled``; ``limits`` default to ``template_sandbox.DEFAULT_LIMITS``."""
@@ -183,7 +184,7 @@ def render_chat_template(
             for piece in compiled.generate(
                 **(special_tokens or {}),
                 messages=messages,
-                tools=None,  # transformers passes these as None when there are none; templates
+                tools=tools or None,  # transformers passes None when there are none; templates
                 documents=None,  # test ``tools is not none``
                 add_generation_prompt=add_generation_prompt,
             ):

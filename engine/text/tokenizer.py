@@ -14,7 +14,15 @@ from typing import Any
 from engine.messages import ChatMessage
 from engine.package import metadata as meta
 from engine.package.model import ModelLoadError
-from engine.text.chat_template import render_chat_template
+from engine.text.chat_template import ChatTemplateError, render_chat_template
+from engine.text.tool_calls import (
+    ToolFormat,
+    detect_format,
+    generic_messages,
+    has_tool_history,
+    history_as_text,
+    template_payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +57,30 @@ def _align(parts: list[tuple[str, bool]], plain: str) -> list[tuple[str, bool]]:
         else:
             return parts
     return aligned if cursor == len(plain) else parts
+
+
+@dataclass(frozen=True)
+class FillInMiddleFormat:
+    """A tokenizer's fill-in-the-middle markup: its three control tokens, and whether the suffix
+    comes first (Mistral's Codestral: ``[SUFFIX]…[PREFIX]…``, no middle token)."""
+
+    prefix: str
+    suffix: str
+    middle: str | None
+    suffix_first: bool = False
+
+
+# The formats of the FIM-trained families, by their control tokens: StarCoder and SmolLM's,
+# Qwen2.5-Coder's, Mistral's (v3 tokenizers and later).
+FILL_IN_MIDDLE_FORMATS = (
+    FillInMiddleFormat("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
+    FillInMiddleFormat("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
+    FillInMiddleFormat("[PREFIX]", "[SUFFIX]", None, suffix_first=True),
+)
+
+
+class NoFillInMiddleError(ValueError):
+    """The tokenizer has none of ``FILL_IN_MIDDLE_FORMATS``' control tokens."""
 
 
 @dataclass
@@ -120,17 +152,79 @@ class ChatTokenizer:
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size(with_added_tokens=True)
 
-    def render(self, messages: list[ChatMessage], *, add_generation_prompt: bool = True) -> str:
-        payload = [{"role": m.role, "content": m.content} for m in messages]
+    @cached_property
+    def tool_format(self) -> ToolFormat:
+        """The tool-call format the chat template speaks (``generic``: none of its own)."""
+        return detect_format(self.chat_template)
+
+    def render(
+        self,
+        messages: list[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> str:
         return render_chat_template(
             self.chat_template,
-            payload,
+            [template_payload(m) for m in messages],
             add_generation_prompt=add_generation_prompt,
             special_tokens=self.special_tokens,
+            tools=tools,
         )
 
+    def _with_tools(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
+    ) -> tuple[list[ChatMessage], list[dict[str, Any]] | None]:
+        """The messages and tools to render: a template with no tools gets them described in the
+        system prompt and its history of calls as text (``tool_calls.generic_messages``); a
+        template that has tools but cannot render a history of calls (it raises) gets that
+        history as text. Done before the markers go in: all of it is encoded as text."""
+        if self.tool_format == "generic":
+            if tools:
+                return generic_messages(messages, tools), None
+            return (history_as_text(messages) if has_tool_history(messages) else messages), None
+        self._refuse_control_text(messages, tools)
+        if has_tool_history(messages):
+            try:
+                self.render(messages, tools=tools)
+            except ChatTemplateError:
+                logger.info("the chat template cannot render tool calls: they go in as text")
+                return history_as_text(messages), tools
+        return messages, tools
+
+    def _refuse_control_text(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
+    ) -> None:
+        """A template with tools writes them, and the calls in a history, as its own markup: text
+        there that spells a control token (``[INST]``, ``<|im_end|>``) would become one. Such a
+        request is refused (``ValueError``, naming where), never encoded as markup."""
+        specials = self._special_pattern
+        if specials is None:
+            return
+        pending: list[tuple[str, Any]] = [("tools", tools or [])]
+        for index, message in enumerate(messages):
+            for number, call in enumerate(message.tool_calls):
+                where = f"messages[{index}].tool_calls[{number}]"
+                pending += [(f"{where}.name", call.name), (f"{where}.arguments", call.arguments)]
+        while pending:
+            where, value = pending.pop()
+            if isinstance(value, dict):
+                pending += [(f"{where}.{key}", key) for key in value]
+                pending += [(f"{where}.{key}", item) for key, item in value.items()]
+            elif isinstance(value, list):
+                pending += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+            elif isinstance(value, str) and (found := specials.search(value)):
+                raise ValueError(
+                    f"{where} holds {found.group(0)!r}, this model's control token: expected "
+                    "plain text in tools and tool calls (the template writes them as markup)"
+                )
+
     def render_parts(
-        self, messages: list[ChatMessage], *, add_generation_prompt: bool = True
+        self,
+        messages: list[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
     ) -> list[tuple[str, bool]]:
         """The rendered conversation as (text, written by a person) parts, in order.
 
@@ -138,10 +232,14 @@ class ChatTokenizer:
         (its markup, which may hold control tokens) and what a user or client wrote (text only)
         can be told apart afterwards; the markers are then removed.
         """
+        messages, tools = self._with_tools(messages, tools)
         nonce = secrets.token_hex(8)
         opening, closing = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue003"
-        marked = [ChatMessage(m.role, f"{opening}{m.content}{closing}") for m in messages]
-        rendered = self.render(marked, add_generation_prompt=add_generation_prompt)
+        marked = [
+            ChatMessage(m.role, f"{opening}{m.content}{closing}", m.tool_calls, m.tool_call_id)
+            for m in messages
+        ]
+        rendered = self.render(marked, add_generation_prompt=add_generation_prompt, tools=tools)
         parts: list[tuple[str, bool]] = []
         pattern = re.compile(f"{re.escape(opening)}(.*?){re.escape(closing)}", re.DOTALL)
         position = 0
@@ -156,14 +254,62 @@ class ChatTokenizer:
             for text, written in parts
             if text
         ]
-        return _align(parts, self.render(messages, add_generation_prompt=add_generation_prompt))
+        plain = self.render(messages, add_generation_prompt=add_generation_prompt, tools=tools)
+        return _align(parts, plain)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` as transformers' apply_chat_template makes them (no extra specials)."""
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def encode_text(self, text: str) -> list[int]:
+        """A raw prompt's ids: all of ``text`` as text (a control token's text too) with the
+        specials the tokenizer's own post-processor adds around it (Mistral's BOS; none for
+        SmolLM2), as ``tokenizer(text)`` gives them."""
+        first, _ = self._literal_tokenizers
+        return list(first.encode(text, add_special_tokens=True).ids)
+
+    @cached_property
+    def fill_in_middle(self) -> FillInMiddleFormat | None:
+        """The tokenizer's fill-in-the-middle format, None when it has none."""
+        for form in FILL_IN_MIDDLE_FORMATS:
+            names = (form.prefix, form.suffix) + ((form.middle,) if form.middle else ())
+            if all(self.tokenizer.token_to_id(name) is not None for name in names):
+                return form
+        return None
+
+    def encode_fill_in_middle(self, prefix: str, suffix: str) -> list[int]:
+        """The ids asking for the text between ``prefix`` and ``suffix`` (both encoded as text),
+        after the specials the post-processor puts first (a BOS)."""
+        form = self.fill_in_middle
+        if form is None:
+            wanted = ", ".join(f"{f.prefix} {f.suffix}" for f in FILL_IN_MIDDLE_FORMATS)
+            raise NoFillInMiddleError(
+                f"this model's tokenizer has no fill-in-the-middle tokens (expected one of: "
+                f"{wanted}): it cannot take a suffix"
+            )
+        _, rest = self._literal_tokenizers
+        marked = self.tokenizer.encode("x", add_special_tokens=True).ids
+        plain = self.tokenizer.encode("x", add_special_tokens=False).ids
+        leading = list(marked[: marked.index(plain[0])]) if plain and plain[0] in marked else []
+
+        def text(value: str) -> list[int]:
+            return list(rest.encode(value, add_special_tokens=False).ids) if value else []
+
+        def token(name: str) -> list[int]:
+            return [self.tokenizer.token_to_id(name)]
+
+        if form.suffix_first:
+            body = token(form.suffix) + text(suffix) + token(form.prefix) + text(prefix)
+        else:
+            body = token(form.prefix) + text(prefix) + token(form.suffix) + text(suffix)
+        return leading + body + (token(form.middle) if form.middle else [])
+
     def encode_chat(
-        self, messages: list[ChatMessage], *, add_generation_prompt: bool = True
+        self,
+        messages: list[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
     ) -> list[int]:
         """The conversation's ids; control tokens come only from the template's own markup.
 
@@ -173,7 +319,9 @@ class ChatTokenizer:
         between them normalized and pre-tokenized on its own), except that special tokens are
         looked for only in the markup: a person's text is encoded as text.
         """
-        parts = self.render_parts(messages, add_generation_prompt=add_generation_prompt)
+        parts = self.render_parts(
+            messages, add_generation_prompt=add_generation_prompt, tools=tools
+        )
         specials = self._special_pattern
         if specials is None or not any(written and specials.search(t) for t, written in parts):
             return self.encode("".join(text for text, _ in parts))
