@@ -61,6 +61,29 @@ class GenerationPane(QWidget):
     def __init__(self) -> None:
         super().__init__()
         layout = page_layout(self)
+        for card in (
+            self._presets_card(),
+            self._prompt_card(),
+            self._sampling_card(),
+            self._length_card(),
+        ):
+            layout.addWidget(card)
+        self.restore_button = QPushButton("Restore Defaults")
+        self.restore_button.clicked.connect(self._restore_defaults)
+        layout.addLayout(row(self.restore_button))
+        layout.addStretch(1)
+        self._stop_strings: tuple[str, ...] = ()
+
+        for spin in (self.temperature, self.top_p, self.min_p, self.repetition_penalty):
+            spin.valueChanged.connect(self.changed)
+        for spin in (self.top_k, self.seed, self.max_new_tokens):
+            spin.valueChanged.connect(self.changed)
+        self.fixed_seed.toggled.connect(self.changed)
+        self.context_policy.currentIndexChanged.connect(self.changed)
+        self.system_prompt.textChanged.connect(self.changed)
+        self.stop_strings.textChanged.connect(self._on_stop_strings_edited)
+
+    def _presets_card(self) -> Card:
         presets_card = Card(
             "Presets",
             "Save these settings and system prompt under a name; choose one per chat from the "
@@ -76,16 +99,20 @@ class GenerationPane(QWidget):
             lambda: self.presetDeleted.emit(str(self.presets_box.currentData() or ""))
         )
         presets_card.add(row(self.presets_box, self.delete_preset_button, self.save_preset_button))
-        layout.addWidget(presets_card)
         self.set_presets(())
+        return presets_card
+
+    def _prompt_card(self) -> Card:
         prompt_card = Card("System prompt", "Sent first in every conversation.")
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setPlaceholderText("You are a helpful assistant.")
         self.system_prompt.setFixedHeight(84)
         self.system_prompt.setTabChangesFocus(True)  # Tab moves on, as in every Mac field
         prompt_card.add(self.system_prompt)
-        layout.addWidget(prompt_card)
 
+        return prompt_card
+
+    def _sampling_card(self) -> Card:
         sampling = Card("Sampling", "Temperature 0 always picks the most likely token.")
         form = sampling.form()
         self.temperature = _double_spin("temperature", step=0.05, tip="Higher is more varied")
@@ -118,8 +145,10 @@ class GenerationPane(QWidget):
         self.seed = _int_spin("seed")
         self.fixed_seed.toggled.connect(self.seed.setEnabled)
         form.addRow(label("Seed", name="FieldLabel"), row(self.fixed_seed, self.seed))
-        layout.addWidget(sampling)
 
+        return sampling
+
+    def _length_card(self) -> Card:
         length = Card("Length and context")
         form = length.form()
         self.max_new_tokens = _int_spin(
@@ -147,21 +176,7 @@ class GenerationPane(QWidget):
         stop_column.addWidget(hint("One a line; \\n is a line break."))
         stop_column.addWidget(self.stop_strings_error)
         form.addRow(label("Stop strings", name="FieldLabel"), stop_column)
-        layout.addWidget(length)
-        self.restore_button = QPushButton("Restore Defaults")
-        self.restore_button.clicked.connect(self._restore_defaults)
-        layout.addLayout(row(self.restore_button))
-        layout.addStretch(1)
-        self._stop_strings: tuple[str, ...] = ()
-
-        for spin in (self.temperature, self.top_p, self.min_p, self.repetition_penalty):
-            spin.valueChanged.connect(self.changed)
-        for spin in (self.top_k, self.seed, self.max_new_tokens):
-            spin.valueChanged.connect(self.changed)
-        self.fixed_seed.toggled.connect(self.changed)
-        self.context_policy.currentIndexChanged.connect(self.changed)
-        self.system_prompt.textChanged.connect(self.changed)
-        self.stop_strings.textChanged.connect(self._on_stop_strings_edited)
+        return length
 
     def set_values(self, system_prompt: str, config: GenerationConfig) -> None:
         widgets = (self.system_prompt, self.temperature, self.top_k, self.top_p, self.min_p,
