@@ -6,77 +6,14 @@ port for the whole module; requests go through HTTP exactly as an editor's or a 
 
 from __future__ import annotations
 
-import queue
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from engine.messages import LoadModel, ModelLoaded, ServerState, StartServer, StopServer
+from engine.messages import ServerState, StopServer
+from tests.fixtures.server import raw_request, start_served
 
 pytestmark = pytest.mark.slow
-API_KEY = "test-key-0123456789"
-
-
-@dataclass
-class Served:
-    worker: object
-    url: str
-    model: str
-    states: list[ServerState]
-
-    def client(self, *, api_key: str = API_KEY, max_retries: int = 0):
-        import openai
-
-        return openai.OpenAI(base_url=self.url, api_key=api_key, max_retries=max_retries)
-
-
-def start_served(model_dir: Path) -> Served:
-    """A worker with the model loaded, serving on a free port; ServerState events collected."""
-    from engine.worker import EngineWorker
-
-    events: queue.Queue = queue.Queue()
-    states: list[ServerState] = []
-
-    def on_event(event: object) -> None:
-        if isinstance(event, ServerState):
-            states.append(event)
-        events.put(event)
-
-    worker = EngineWorker(on_event)
-    worker.submit(LoadModel(1, str(model_dir)))
-    loaded = events.get(timeout=600)
-    if not isinstance(loaded, ModelLoaded):
-        raise RuntimeError(f"the model did not load: {loaded!r}")
-    worker.submit(StartServer("127.0.0.1", 0, API_KEY))
-    state = events.get(timeout=60)
-    if not isinstance(state, ServerState) or not state.running:
-        raise RuntimeError(f"the server did not start: {state!r}")
-    return Served(worker, state.url, loaded.info.name, states)
-
-
-@pytest.fixture(scope="module")
-def served(smollm2_int4_dir: Path):
-    running = start_served(smollm2_int4_dir)
-    yield running
-    running.worker.close()
-
-
-def raw_request(
-    url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict]:
-    """(status, JSON body) of a request made without the openai client (stdlib only)."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, data=body, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def ask(text: str) -> list[dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from tests.integration.engine.test_server import start_served
+from tests.fixtures.server import start_served
 
 pytestmark = pytest.mark.slow
 
