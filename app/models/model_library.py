@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine import paths
 from engine.messages import ModelInfo
 from engine.package import metadata as meta
+from engine.package.coreml_support import coreml_available
 from engine.package.description import read_description
 from engine.package.model import (
     ModelLoadError,
@@ -43,9 +43,10 @@ COMPUTE_UNIT_TIPS: dict[str, str] = {
 }
 
 RUNTIME_LABELS = {"coreml": "Core ML", "reference": "Reference runtime (NumPy)"}
-# Core ML (and so the compute units, Metal and the Neural Engine) exists only on macOS; elsewhere
-# the engine runs the reference runtime on the CPU and the app does not offer those choices.
-CORE_ML_PLATFORM = sys.platform == "darwin"
+# Core ML (and so the compute units, Metal and the Neural Engine) runs stateful models on macOS 15+
+# only; elsewhere (macOS 14 too) the engine runs the reference runtime on the CPU and the app does
+# not offer those choices. The engine's loader asks the same function.
+CORE_ML_PLATFORM = coreml_available()
 
 
 @dataclass(frozen=True)

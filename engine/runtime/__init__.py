@@ -14,28 +14,16 @@ on ``engine.package.model``, and neither imports the other.
 from __future__ import annotations
 
 import logging
-import platform
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.package.coreml_support import coreml_available
 from engine.package.model import COMPUTE_UNITS, ComputeUnits, Model, find_package
 
 logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "coreml", "reference"]
-
-
-def coreml_available() -> bool:
-    """True where Core ML itself can run stateful models: macOS 15 or newer."""
-    if sys.platform != "darwin":
-        return False
-    release = platform.mac_ver()[0]
-    try:
-        major = int(release.split(".")[0])
-    except ValueError:
-        return False
-    return major >= 15
+__all__ = ["Backend", "coreml_available", "load_model"]
 
 
 def load_model(
