@@ -19,8 +19,9 @@ What a Mac does that this Linux machine would hide, and the stand-in reproduces:
   dtype is refused with a ``RuntimeError``, as ``CoreMLPythonUtils.mm`` refuses what it cannot turn
   into an ``MLMultiArray``; Core ML's own failures reach Python as ``RuntimeError`` too, never as
   the reference runtime's ``ValueError``.
-- the first ``predict`` of a new input shape is slower (Core ML specialises the program for it:
-  ``new_shape_seconds``).
+- the first ``predict`` of a new query length is slower (Core ML specialises the program for the
+  input shape: ``new_shape_seconds``; the mask's growing width is not counted, or every decode
+  step would pay it).
 - Core ML lets go of ``predict``'s input arrays late (``release_seconds``, about a second) on a
   queue of its own, without the GIL (apple/coremltools #2827, #2829). When that drops an array's
   last reference a Mac crashes; the stand-in's release thread checks for exactly that and records
@@ -51,13 +52,14 @@ from typing import Any
 
 import numpy as np
 
+from engine.package import metadata as meta
+from engine.package.coreml_support import STANDIN_ENV
 from engine.package.model import Model, find_package
 from engine.runtime import load_model
 from engine.runtime.coremltools_import import import_coremltools
 
 logger = logging.getLogger(__name__)
 
-STANDIN_ENV = "COREML_CHAT_COREML_STANDIN"
 # The file inside a stand-in ``.mlmodelc`` that names the package it was "compiled" from.
 SOURCE_FILE = "standin-source.txt"
 
@@ -179,7 +181,7 @@ class StandinCompiledModel:
         self._model = model
         self._timings = timings
         self._release = release
-        self._shapes_seen: set[tuple] = set()
+        self._shapes_seen: set[tuple[int, ...]] = set()
 
     def make_state(self) -> Any:
         return self._model.make_state()
@@ -199,7 +201,7 @@ class StandinCompiledModel:
         self._release.hand_over(
             [(name, value) for name, value in data.items() if isinstance(value, np.ndarray)]
         )
-        shapes = tuple(sorted((name, np.shape(value)) for name, value in data.items()))
+        shapes = np.shape(data.get(meta.INPUT_IDS))
         seconds = self._timings.predict_seconds
         if shapes not in self._shapes_seen:
             self._shapes_seen.add(shapes)
