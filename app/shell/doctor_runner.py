@@ -47,7 +47,7 @@ class DoctorRunner(QObject):
         self.report = report
         self._process: subprocess.Popen[str] | None = None
         self._call = BackgroundCall(self._run, name="doctor", parent=self)
-        self._call.succeeded.connect(self.finished)
+        self._call.succeeded.connect(lambda summary: self.finished.emit(str(summary)))
         self._call.failed.connect(lambda error: self.failed.emit(str(error)))
         app = QGuiApplication.instance()
         if app is not None:
