@@ -2,14 +2,14 @@
 
 The doctor compares Core ML with the reference runtime, ``benchmarks/fidelity.py`` a package with
 its source in transformers: the same text and the same figures (top-1 agreement, mean KL of the
-candidate from the reference, max absolute logit difference) for both.
+candidate from the reference, max absolute logit difference) for both. The session (model code)
+is imported only where logits are made: ``app/doctor.py`` imports ``compare`` without it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.generation.session import causal_mask
 from engine.package import metadata as meta
 from engine.package.model import Model
 
@@ -45,6 +45,8 @@ def tokens_of_length(prose_tokens: list[int], length: int) -> list[int]:
 def teacher_forced_logits(model: Model, tokens: list[int]) -> np.ndarray:
     """Logits (positions, vocab) float32 at every position of ``tokens``, from a fresh state: one
     call, or one call per token for a package converted with last-position logits only."""
+    from engine.generation.session import causal_mask  # model code: never in the GUI's process
+
     state = model.make_state()
     inputs = {
         meta.INPUT_IDS: np.array([tokens], np.int32),
