@@ -60,3 +60,32 @@ def test_a_whole_offset_in_range_becomes_a_zero_point_without_refitting() -> Non
     native = native_blocks(whole)
     assert np.array_equal(native.data, whole.data) and native.offset.dtype == np.uint8
     assert np.array_equal(native.dequantize(), whole.dequantize())  # exact
+
+
+def test_a_native_import_reads_every_tensor_in_coremltools_forms(tmp_path) -> None:
+    """The import itself (``read_gguf(form="native")``): each tensor read from the file, rows
+    permuted, in a native form; the same integers when read again (the lazy write reads again);
+    the metadata's recipes say which tensors were re-fitted."""
+    from converter.gguf import exact_import as gguf_import
+    from converter.torch_model import ModelSpec
+    from tests.unit.converter.gguf_synthetic import SMALL_LLAMA_CONFIG
+    from tests.unit.converter.test_gguf_chunked_read import TENSORS, _write_gguf
+
+    path = tmp_path / "small.gguf"
+    _write_gguf(path)
+    spec = ModelSpec.from_config(SMALL_LLAMA_CONFIG)
+    exact = gguf_import.read_gguf(path, spec)
+    native = gguf_import.read_gguf(path, spec, form="native")
+    for gguf_name, _, gguf_type in TENSORS:
+        name = gguf_import.torch_name(gguf_name)
+        got, again, kept = native.blocks(name), native.blocks(name), exact.blocks(name)
+        assert got.offset is None or np.issubdtype(got.offset.dtype, np.integer), gguf_type
+        assert np.array_equal(got.data, again.data) and np.array_equal(got.scale, again.scale)
+        if kept.offset is None:  # Q6_K, Q8_0: exact either way
+            assert np.array_equal(got.dequantize(), kept.dequantize())
+        else:  # Q4_1 (a permuted q projection): re-fitted, in the same row order
+            error = np.abs(got.dequantize().astype(np.float32) - kept.dequantize())
+            assert error.mean() < 0.25 * np.abs(kept.dequantize().astype(np.float32)).mean()
+    recipes = native.recipes()
+    assert recipes["Q4_1"].startswith("1 tensors re-fitted from Q4_1: uint4 block 32")
+    assert recipes["Q6_K"] == "1 tensors exact: int8 block 16, float16 scale"
