@@ -191,7 +191,7 @@ def measure_model(
 
 
 def demo_forms(
-    options: DoctorOptions, *, convert: Callable[[str, Path], Path]
+    options: DoctorOptions, *, convert: Callable[[str, Path | None], Path]
 ) -> list[tuple[str, Path | str]]:
     """(role, folder) for each demo weight form, converted once if missing; (role, error) when it
     could not be made."""
