@@ -107,3 +107,9 @@ notarize:
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache
+
+# The machine report (README: "Running on a Mac for the first time"): doctor-report.json and
+# doctor-report.txt in this folder. Converts the demo model's two weight forms the first time.
+.PHONY: doctor
+doctor: $(STAMP)
+	$(PY) -m app --doctor $(if $(MODEL),--model "$(MODEL)")

@@ -1,6 +1,7 @@
-"""`coreml-chat`: the chat window; `--convert ARGS…` runs the converter; `--self-test` checks a build.
+"""`coreml-chat`: the chat window; `--convert ARGS…` runs the converter; `--self-test` checks a build;
+`--doctor` writes the machine report (`--doctor-probe`: one of its measurement processes).
 
-The two flags are handled before anything imports Qt: a frozen app starts the converter as a
+The flags are handled before anything imports Qt: a frozen app starts the converter as a
 subprocess of its own executable (`--convert`), and the converter must never load Qt.
 """
 
@@ -30,6 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         from engine.process import main as engine_main  # the model runs only in this subprocess
 
         return int(engine_main(args[1:]) or 0)
+    if args[:1] == ["--doctor"]:
+        from app.doctor import main as doctor_main  # measures in probe processes, never here
+
+        return int(doctor_main(args[1:]) or 0)
+    if args[:1] == ["--doctor-probe"]:
+        from engine.diagnostics.probe import main as probe_main  # a model runs in this process
+
+        return int(probe_main(args[1:]) or 0)
     if args[:1] == ["--self-test"]:
         from app.self_test import main as self_test_main
 

@@ -3,7 +3,8 @@
 Three sources, each package measured against ITS OWN source in transformers (float32):
 
 - ``gguf``: the demo GGUF (``gguf_file=``: transformers dequantizes it with gguf's own code, so it
-  runs the weights llama.cpp runs); recipes exact GGUF import, int4 re-quantized, int8.
+  runs the weights llama.cpp runs); recipes exact GGUF import, ``native`` (the GGUF's blocks in
+  coremltools' own forms: ``--gguf-form native``), int4 re-quantized, int8.
 - ``f32``: the same model dequantized by transformers and saved as float32 safetensors. Its
   weights lie exactly on a Q4_1 grid of block 32, so an asymmetric recipe can find that grid again
   almost exactly: its figures flatter the asymmetric recipes.
@@ -21,6 +22,8 @@ packages are made once into ``.cache/bench`` (delete a folder there to remake it
 
     python benchmarks/fidelity.py [--sources gguf,f32,f32-dither] [--recipes exact,int4,int8]
         [--fp-recipes linear-symmetric,searched,...] [--gguf FILE]
+
+``--recipes exact,native`` compares the two forms a GGUF can be imported in.
 """
 
 from __future__ import annotations
@@ -36,27 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make bench ru
 
 from benchmarks._goals import Figure, at_least, at_most, report
 from benchmarks._models import BENCH_CACHE, DEMO_NAME, REPO
+from engine.diagnostics.fidelity import PROSE as TEXT  # the doctor compares on the same text
+from engine.diagnostics.fidelity import compare
 
 CONTEXT = 512
-TEXT = (
-    "The history of the city begins on a small island in the middle of a wide river. Fishermen "
-    "and traders settled there more than two thousand years ago, because the water protected them "
-    "and the river carried their boats to the sea. Over the centuries the settlement grew beyond "
-    "the island, bridges were built, and markets filled the banks on both sides. Kings chose the "
-    "city as their seat, and with them came churches, palaces, schools and libraries. Scholars "
-    "travelled from distant countries to study there, and printers set up their presses near the "
-    "university. In the nineteenth century engineers rebuilt much of the centre: narrow lanes "
-    "gave way to broad avenues lined with trees, sewers and fresh water reached every district, "
-    "and railway stations connected the capital to the rest of the country. Artists were drawn "
-    "by the light and the cafés, and many of the paintings now hanging in the great museums were "
-    "made in its studios. Today the city is home to millions of people. Visitors come to walk "
-    "along the river, climb the towers, taste the bread and cheese sold in the markets, and sit "
-    "for hours in parks where children sail small wooden boats on the ponds. Yet the island "
-    "where it all started is still there, and the old cathedral still stands on it, its bells "
-    "ringing every hour as they have for more than eight hundred years. Historians say that the "
-    "secret of the city has always been its river: it brought food, trade and ideas, and it "
-    "taught the people who lived beside it to look outward, toward the rest of the world."
-)
 CHAT = [
     {"role": "user", "content": "What is the capital of France, and what is it known for?"},
     {
@@ -90,7 +76,9 @@ def package_folder(source: Path, recipe: str, *, source_name: str = "gguf") -> P
         from converter.convert import convert
         from converter.options import ConversionRequest
 
-        if source_name == "gguf":
+        if source_name == "gguf" and recipe == "native":
+            options = {"quantize": "exact", "gguf_form": "native"}
+        elif source_name == "gguf":
             options = {"quantize": recipe}
         else:
             int4_recipe, _, extra = recipe.partition("+")
@@ -192,21 +180,6 @@ def package_logits(folder: Path, sets: dict[str, list[int]]) -> dict[str, np.nda
     return found
 
 
-def compare(source: np.ndarray, package: np.ndarray) -> dict[str, float]:
-    def log_softmax(x: np.ndarray) -> np.ndarray:
-        x = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
-        return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
-
-    p, q = log_softmax(source), log_softmax(package)
-    kl = (np.exp(p) * (p - q)).sum(axis=-1)
-    return {
-        "positions": int(source.shape[0]),
-        "top1_agreement": round(float((source.argmax(-1) == package.argmax(-1)).mean()), 4),
-        "mean_kl": round(float(kl.mean()), 5),
-        "max_abs_logit_difference": round(float(np.abs(source - package).max()), 3),
-    }
-
-
 def package_bytes(folder: Path) -> int:
     (package,) = folder.glob("*.mlpackage")
     return sum(path.stat().st_size for path in package.rglob("*") if path.is_file())
@@ -241,7 +214,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default="gguf,f32,f32-dither")
-    parser.add_argument("--recipes", default="exact,int4,int8", help="on the GGUF source")
+    parser.add_argument("--recipes", default="exact,native,int4,int8", help="on the GGUF source")
     parser.add_argument(
         "--fp-recipes", default=",".join(FP_RECIPES), help="on the full-precision sources"
     )

@@ -217,6 +217,7 @@ def _run_stages(
         request.block_size,
         int4_recipe=request.int4_recipe,
         int8_embeddings=request.int8_embeddings,
+        gguf_form=request.gguf_form,
     )
     with reporter.in_stage(
         "quantize", f"quantizing weights: {label}", done="quantized", cancel=cancel
@@ -262,6 +263,11 @@ def _resolve(
             "--int8-embeddings applies to int4 re-quantization; a GGUF source keeps its own "
             "blocks by default (add --quantize int4 to re-quantize it)"
         )
+    if request.gguf_form != "exact" and not exact:
+        raise ConversionError(
+            f"--gguf-form {request.gguf_form} applies to a GGUF source kept in its own blocks; "
+            f"this one is re-quantized ({request.quantize}) or is not a GGUF file"
+        )
     resolved = resolved_quantization(request.quantize, gguf=source.gguf_file is not None)
     request = replace(request, quantize=resolved)
     _check_against_model(request, spec)
@@ -286,7 +292,9 @@ def _load(resolved: _Resolved, *, reporter: StageReporter, cancel: CancelToken) 
     imported = None
     with cancel.interruptible():  # a signal stops the load at once, not after it
         if resolved.exact:
-            imported = gguf_import.read_gguf(source.folder / source.gguf_file, source.spec)
+            imported = gguf_import.read_gguf(
+                source.folder / source.gguf_file, source.spec, form=request.gguf_form
+            )
             gguf_import.log_recipes(imported, reporter.log)
             weights = gguf_import.module_weights(imported)
         else:

@@ -66,16 +66,22 @@ def resolved_quantization(quantize: str, *, gguf: bool) -> str:
 
 
 def quantization_label(
-    quantize: str, block_size: int, *, int4_recipe: str = "searched", int8_embeddings: bool = False
+    quantize: str,
+    block_size: int,
+    *,
+    int4_recipe: str = "searched",
+    int8_embeddings: bool = False,
+    gguf_form: str = "exact",
 ) -> str:
     """The package metadata's quantization (``quantize`` resolved): ``int4-block32``
     (coremltools' linear_symmetric), ``int4-searched-block32`` / ``int4-searched-symmetric-block32``
-    (``+int8-embeddings`` when kept at 8 bits), ``int8``, ``fp16`` or ``gguf-exact``."""
+    (``+int8-embeddings`` when kept at 8 bits), ``int8``, ``fp16``, ``gguf-exact`` or
+    ``gguf-native`` (``--gguf-form native``)."""
     if quantize == "int4":
         recipe = "" if int4_recipe == "linear-symmetric" else f"{int4_recipe}-"
         suffix = "+int8-embeddings" if int8_embeddings else ""
         return f"int4-{recipe}block{block_size}{suffix}"
-    labels = {"int8": "int8", "none": "fp16", "exact": "gguf-exact"}
+    labels = {"int8": "int8", "none": "fp16", "exact": f"gguf-{gguf_form}"}
     if quantize not in labels:
         raise ValueError(
             f"expected a resolved quantization (int4, int8, none, exact), found {quantize!r}"

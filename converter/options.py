@@ -27,6 +27,7 @@ from converter.naming import name_problem
 from converter.progress import STAGES, ConversionCancelled
 
 __all__ = [
+    "GGUF_FORMS",
     "HUB_ID",
     "INT4_RECIPES",
     "QUANTIZATIONS",
@@ -52,6 +53,12 @@ QUANTIZATIONS: tuple[Quantization, ...] = ("auto", "exact", "int4", "int8", "non
 # "linear-symmetric": coremltools' max-abs scale (int4, 4.5 bits). See converter.quantization.block_quantizer.
 Int4Recipe = Literal["searched", "searched-symmetric", "linear-symmetric"]
 INT4_RECIPES: tuple[Int4Recipe, ...] = ("searched", "searched-symmetric", "linear-symmetric")
+# How a GGUF's blocks are kept (``auto``/``exact`` quantization of a GGUF source): "exact", llama.cpp's
+# own integers (a float16 offset for blocks with a minimum); "native", only forms coremltools itself
+# writes and tests on devices (int4/int8 symmetric, or uint4/uint8 with an integer zero point,
+# re-fitted by the searched recipe where the offset is not whole). converter.quantization.native_form.
+GGUFForm = Literal["exact", "native"]
+GGUF_FORMS: tuple[GGUFForm, ...] = ("exact", "native")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Below 16 the trace (three cached tokens plus two new ones) and any chat are impossible.
 MIN_CONTEXT_LENGTH = 16
@@ -81,6 +88,7 @@ class ConversionRequest:
     block_size: int = 32
     int4_recipe: Int4Recipe = "searched"
     int8_embeddings: bool = False  # the embedding and lm_head at 8 bits (int4 recipes only)
+    gguf_form: GGUFForm = "exact"  # a GGUF's blocks kept exactly, or in coremltools' own forms
     last_logits_only: bool = False
     verify: bool = False
     force: bool = False  # replace an existing output, if it is one of our model folders
@@ -102,6 +110,8 @@ class ConversionRequest:
             args += ["--block-size", str(self.block_size), "--int4-recipe", self.int4_recipe]
         if self.int8_embeddings:
             args.append("--int8-embeddings")
+        if self.gguf_form != "exact":
+            args += ["--gguf-form", self.gguf_form]
         if self.last_logits_only:
             args.append("--last-logits-only")
         if self.verify:
@@ -123,6 +133,7 @@ class ConversionRequest:
             block_size=args.block_size,
             int4_recipe=args.int4_recipe,
             int8_embeddings=args.int8_embeddings,
+            gguf_form=args.gguf_form,
             last_logits_only=args.last_logits_only,
             verify=args.verify,
             force=args.force,
@@ -160,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--int8-embeddings",
         action="store_true",
         help="keep the embedding and lm_head at 8 bits (int4 only; bigger, closer to the source)",
+    )
+    parser.add_argument(
+        "--gguf-form",
+        choices=GGUF_FORMS,
+        default="exact",
+        help="a GGUF source's blocks: exact (default: llama.cpp's own integers and offsets) or "
+        "native (only forms coremltools itself writes and tests on devices: offsets re-fitted "
+        "to integer zero points by the searched recipe)",
     )
     parser.add_argument(
         "--last-logits-only",
@@ -209,6 +228,13 @@ def problems(request: ConversionRequest) -> list[str]:
     if request.int4_recipe not in INT4_RECIPES:
         found.append(
             f"int4 recipe: expected {', '.join(INT4_RECIPES)}, found {request.int4_recipe!r}"
+        )
+    if request.gguf_form not in GGUF_FORMS:
+        found.append(f"GGUF form: expected {', '.join(GGUF_FORMS)}, found {request.gguf_form!r}")
+    elif request.gguf_form != "exact" and request.quantize not in ("auto", "exact"):
+        found.append(
+            f"GGUF form {request.gguf_form}: applies to a GGUF source kept in its own blocks, "
+            f"found quantization {request.quantize}"
         )
     if request.int8_embeddings and request.quantize not in ("int4", "auto"):
         found.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,27 @@ def verify_package(
     quantize: str,
     compute_units: str = "cpu_and_gpu",
 ) -> VerificationReport:
+    with tempfile.TemporaryDirectory(prefix="coreml-chat-verify-") as compiled:
+        # On a Mac, Core ML compiles the package here, not into the app's cache: it sits in the
+        # staging folder, so a cached copy would be named after a place it is about to leave (the
+        # app would compile it again after the move, and the first copy, GBs, would stay).
+        return _run_teacher_forced(
+            package, reference, quantize=quantize, compute_units=compute_units,
+            compile_into=Path(compiled),
+        )  # fmt: skip
+
+
+def _run_teacher_forced(
+    package: Path,
+    reference: ReferenceLogits,
+    *,
+    quantize: str,
+    compute_units: str,
+    compile_into: Path,
+) -> VerificationReport:
     from engine.runtime import load_model
 
-    model = load_model(package, compute_units=compute_units)
+    model = load_model(package, compute_units=compute_units, compile_into=compile_into)
     state = model.make_state()
     rows = []
     for position, token in enumerate(reference.token_ids):

@@ -7,14 +7,13 @@
    Paris: one greedy answer is no measure of a 4-bit 135M model; README, "int4 from
    full-precision sources".)
 2. The frozen executable's ``--self-test`` loads that conversion headless and must answer "Paris".
+3. The frozen executable's ``--doctor --no-demo --model <the conversion>`` (short prompt and decode
+   lengths) measures it in its own probe processes (``--doctor-probe``): every row must be ok. On
+   a Mac that is Core ML on each compute unit against the reference runtime, from the frozen app;
+   elsewhere the reference runtime's rows.
 
-When ``coreml-chat --doctor`` exists (issue 25, another change), it becomes step 3 here: run the
-frozen executable with ``--doctor --model <the conversion> --json FILE`` after the self-test, in
-``main()`` below, and fail on a non-zero exit or a report that is not ok; ``make package`` and CI
-(``.ci/run``) then check it on every build with no other change.
-
-Prints one JSON object: the bundle's size, its largest parts, and both steps' results; exits
-non-zero if either step fails.
+Prints one JSON object: the bundle's size, its largest parts, and the steps' results; exits
+non-zero if a step fails.
 
     .venv/bin/python packaging/smoke_test.py [dist/coreml-chat]
 """
@@ -105,7 +104,23 @@ def main(argv: list[str] | None = None) -> int:
         lines = [line for line in stdout.splitlines() if line.startswith("{")]
         self_test = json.loads(lines[-1]) if lines else {"ok": False, "stderr": stderr[-1500:]}
         report["self_test"] = {"exit_code": code, "seconds": round(seconds, 1), **self_test}
-    ok = code == 0 and bool(report["self_test"].get("ok"))
+        doctor_json = Path(scratch) / "doctor-report.json"
+        doctor_code, _, stderr, seconds = run(
+            [str(program), "--doctor", "--no-demo", "--model", str(output),
+             "--json", str(doctor_json), "--prompt-tokens", "64", "--decode-depth", "128",
+             "--decode-tokens", "8", "--fidelity-tokens", "64"],
+            timeout=1800,
+        )  # fmt: skip
+        doctor = json.loads(doctor_json.read_text()) if doctor_json.is_file() else {}
+        report["doctor"] = {
+            "exit_code": doctor_code,
+            "seconds": round(seconds, 1),
+            "ok": bool(doctor.get("ok")),
+            "summary": doctor_json.with_suffix(".txt").read_text().splitlines()
+            if doctor_json.is_file()
+            else stderr[-1500:],
+        }
+    ok = code == 0 and bool(report["self_test"].get("ok")) and report["doctor"]["ok"]
     print(json.dumps({"ok": ok, **report}, indent=2))
     return 0 if ok else 1
 

@@ -46,6 +46,15 @@ INT4_RECIPE_CHOICES = (
     ("searched-symmetric", "Searched scale, symmetric"),
     ("linear-symmetric", "coremltools max-abs scale"),
 )
+GGUF_FORM_CHOICES = (
+    ("exact", "Exact: the GGUF's own blocks"),
+    ("native", "Core ML's own forms"),
+)
+GGUF_FORM_HINT = (
+    "Core ML's own forms: only what coremltools itself writes and tests on Macs (each block's "
+    "offset rounded to a whole zero point): a little further from the GGUF, the safer choice if "
+    "a model imported exactly misbehaves on your Mac."
+)
 LOG_LIMIT = 5000  # lines kept in the log view
 
 
@@ -171,6 +180,11 @@ class ConverterPane(QWidget):
             label("int4 recipe", name="FieldLabel"),
             row(self.int4_recipe_box, self.int8_embeddings_check),
         )
+        self.gguf_form_box = QComboBox()
+        for key, text in GGUF_FORM_CHOICES:
+            self.gguf_form_box.addItem(text, key)
+        self.gguf_form_box.setToolTip(GGUF_FORM_HINT)
+        form.addRow(label("GGUF blocks", name="FieldLabel"), row(self.gguf_form_box))
         self.last_logits_check = QCheckBox("Last-position logits only")
         self.last_logits_check.setToolTip(
             "Output (1, 1, vocab): less memory per step while prefilling"
@@ -281,6 +295,9 @@ class ConverterPane(QWidget):
             int4_recipe=str(self.int4_recipe_box.currentData()),  # type: ignore[arg-type]
             int8_embeddings=self.int8_embeddings_check.isEnabled()
             and self.int8_embeddings_check.isChecked(),
+            gguf_form=str(self.gguf_form_box.currentData())  # type: ignore[arg-type]
+            if self.gguf_form_box.isEnabled()
+            else "exact",
             last_logits_only=self.last_logits_check.isChecked(),
             verify=self.verify_check.isChecked(),
             force=self.force_check.isChecked(),
@@ -333,6 +350,7 @@ class ConverterPane(QWidget):
         self.cancel_button.setEnabled(running)
         for widget in (self.source_field, self.output_field, self.name_field, self.context_spin,
                        self.quantization_box, self.block_spin, self.int4_recipe_box,
+                       self.gguf_form_box,
                        self.int8_embeddings_check, self.last_logits_check, self.verify_check,
                        self.force_check):  # fmt: skip
             widget.setEnabled(not running)
@@ -360,6 +378,8 @@ class ConverterPane(QWidget):
         self.block_spin.setEnabled(int4)
         self.int4_recipe_box.setEnabled(int4)
         self.int8_embeddings_check.setEnabled(int4 and not gguf_kept)
+        kept = self.quantization_box.currentData() in ("auto", "exact") and self._source_is_gguf()
+        self.gguf_form_box.setEnabled(kept and not self.is_running())
         self._suggest_name()
 
     def _source_is_gguf(self) -> bool:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine import paths
 from engine.messages import ModelInfo
 from engine.package import metadata as meta
+from engine.package.coreml_support import (
+    coreml_available,
+    cpu_only_memory_warning,
+    physical_memory_bytes,
+)
 from engine.package.description import read_description
 from engine.package.model import (
     ModelLoadError,
@@ -38,14 +42,16 @@ COMPUTE_UNIT_LABELS: dict[str, str] = {
 COMPUTE_UNIT_TIPS: dict[str, str] = {
     "cpu_and_gpu": "The GPU through Metal: the fastest choice for most chat models.",
     "all": "Core ML picks per layer, the Neural Engine included. Large stateful models may not fit it.",
-    "cpu_only": "Slowest, but always works: useful to rule out a GPU problem.",
+    "cpu_only": "Slowest: rules out a GPU problem. Core ML expands the weights to float16 in memory "
+    "(about 3.5× the package: ~14 GB for a 7B model).",
     "cpu_and_ne": "The Neural Engine where it can: some stateful models are refused, others run on the CPU.",
 }
 
 RUNTIME_LABELS = {"coreml": "Core ML", "reference": "Reference runtime (NumPy)"}
-# Core ML (and so the compute units, Metal and the Neural Engine) exists only on macOS; elsewhere
-# the engine runs the reference runtime on the CPU and the app does not offer those choices.
-CORE_ML_PLATFORM = sys.platform == "darwin"
+# Core ML (and so the compute units, Metal and the Neural Engine) runs stateful models on macOS 15+
+# only; elsewhere (macOS 14 too) the engine runs the reference runtime on the CPU and the app does
+# not offer those choices. The engine's loader asks the same function.
+CORE_ML_PLATFORM = coreml_available()
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,20 @@ def format_size(size_bytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} TB"
+
+
+def compute_unit_tip(units: str, info: ModelInfo | None) -> str:
+    """The hint under the compute-unit choice; for "CPU only", a warning when the loaded model's
+    weights, expanded to float16 on the CPU, would not fit in this Mac's memory."""
+    tip = COMPUTE_UNIT_TIPS.get(units, "")
+    if units != "cpu_only" or info is None:
+        return tip
+    try:
+        package_bytes = _folder_size(find_package(Path(info.path)))
+    except (ModelLoadError, OSError):
+        return tip
+    warning = cpu_only_memory_warning(package_bytes, info.quantization, physical_memory_bytes())
+    return warning or tip
 
 
 def model_info_rows(info: ModelInfo | None) -> list[tuple[str, str]]:

@@ -38,6 +38,7 @@ from app.models.model_library import (
     CORE_ML_PLATFORM,
     ModelDeleteError,
     ModelSummary,
+    compute_unit_tip,
     delete_model,
     format_size,
     inspect_model,
@@ -66,6 +67,7 @@ class ModelPane(QWidget):
     def __init__(self, *, compute_units: str, token: str, hub_endpoint: str | None = None) -> None:
         super().__init__()
         self._loaded_path = ""
+        self._info: ModelInfo | None = None  # the loaded model (the CPU-only memory warning)
         self._summaries: dict[str, ModelSummary] = {}
         self.delete_box: QMessageBox | None = None
         self.watcher = QFileSystemWatcher(self)
@@ -169,12 +171,14 @@ class ModelPane(QWidget):
     def set_compute_units(self, units: str) -> None:
         index = self.compute_units_box.findData(units)
         self.compute_units_box.setCurrentIndex(max(index, 0))
-        self.compute_units_tip.setText(COMPUTE_UNIT_TIPS.get(self.compute_units(), ""))
+        self.compute_units_tip.setText(compute_unit_tip(self.compute_units(), self._info))
 
     def token(self) -> str:
         return self.hub.token()
 
     def set_model_info(self, info: ModelInfo | None) -> None:
+        self._info = info
+        self.compute_units_tip.setText(compute_unit_tip(self.compute_units(), info))
         loaded = info.path if info is not None else ""
         if loaded != self._loaded_path:
             self._loaded_path = loaded
@@ -361,7 +365,7 @@ class ModelPane(QWidget):
         )
 
     def _on_compute_units(self) -> None:
-        self.compute_units_tip.setText(COMPUTE_UNIT_TIPS.get(self.compute_units(), ""))
+        self.compute_units_tip.setText(compute_unit_tip(self.compute_units(), self._info))
         self.computeUnitsChanged.emit(self.compute_units())
 
     def _on_download_finished(self, outcome: DownloadOutcome) -> None:

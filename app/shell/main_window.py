@@ -46,6 +46,7 @@ from app.models.model_library import display_name
 from app.settings.app_settings import AppSettings
 from app.settings.presets import chat_preset, find_preset, with_chat_preset
 from app.settings.settings_store import SettingsStore
+from app.shell.loading_notice import LoadingNotice
 from app.shell.quit_signals import CLOSE_WITHOUT_ASKING
 from app.shell.welcome_view import WelcomeView
 from engine.messages import EngineError, ModelLoaded, ServerState
@@ -176,6 +177,7 @@ class MainWindow(QMainWindow):
         splitter.setChildrenCollapsible(False)
         self.setCentralWidget(splitter)
 
+        self.loading_notice = LoadingNotice(self._show_loading, parent=self)
         self._make_actions()
         self._connect()
         self._update_model_state()
@@ -235,7 +237,29 @@ class MainWindow(QMainWindow):
                      self.edit_last_action, self.search_action):  # fmt: skip
             chat_menu.addAction(item)
         chat_menu.addAction(self.system_prompt_action)
+        self.doctor_action = QAction("Run Diagnostics…", self)
+        self.doctor_action.triggered.connect(self.run_doctor)
+        menu.addMenu("&Help").addAction(self.doctor_action)
         menu.setNativeMenuBar(True)
+
+    def run_doctor(self) -> None:
+        """Help → Run Diagnostics: ``coreml-chat --doctor`` in the background, then its summary."""
+        from app.doctor import default_report_path
+        from app.shell.doctor_runner import DoctorDialog, DoctorRunner
+
+        if getattr(self, "doctor", None) is None:
+            self.doctor = DoctorRunner(default_report_path(), self)
+            self.doctor.finished.connect(
+                lambda text: DoctorDialog(text, self.doctor.report, self).open()
+            )
+            self.doctor.failed.connect(self.banner.show_message)
+            self.doctor.finished.connect(lambda _: self.doctor_action.setEnabled(True))
+            self.doctor.failed.connect(lambda _: self.doctor_action.setEnabled(True))
+        if self.doctor.start():
+            self.doctor_action.setEnabled(False)
+            self.status_line.show_notice(
+                "Running diagnostics in the background (a few minutes): the report opens when done"
+            )
 
     def _connect(self) -> None:
         c = self.controller
@@ -430,14 +454,18 @@ class MainWindow(QMainWindow):
         )
         name = Path(path).name
         self.model_chip.set_model(f"Loading {name}…", loaded_path=self._loaded_path())
-        self.welcome.set_status(f"Loading {name}…", busy=True)
-        self.status_line.set_model(None, loading=f"Loading {name}…")
+        self.loading_notice.start(path)  # says so when Core ML compiles first (minutes for a 7B)
         self._update_model_state()
+
+    def _show_loading(self, text: str) -> None:
+        self.welcome.set_status(text, busy=True)
+        self.status_line.set_model(None, loading=text)
 
     def _on_model_loaded(self, event: ModelLoaded) -> None:
         if event.request_id != self._load_request:
             return
         self._load_request = None
+        self.loading_notice.stop()
         info = event.info
         self.banner.hide()
         self.welcome.set_status("")
@@ -464,6 +492,7 @@ class MainWindow(QMainWindow):
     def _on_engine_error(self, event: EngineError) -> None:
         if event.request_id is not None and event.request_id == self._load_request:
             self._load_request = None
+            self.loading_notice.stop()
             message = f"Could not load the model: {event.message}"
             self.welcome.set_status(message)
             self.banner.show_message(message)

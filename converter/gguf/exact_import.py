@@ -92,6 +92,7 @@ class GGUFImport:
     spec: ModelSpec
     floats: dict[str, GGUFTensor]
     quantized: dict[str, GGUFTensor]
+    form: str = "exact"  # or "native": converter.quantization.native_form
 
     def recipes(self) -> dict[str, str]:
         """Recipe per tensor group, for the metadata and the log: ``{"Q4_1": "210 tensors,
@@ -105,6 +106,10 @@ class GGUFImport:
             described[gguf_type] = (
                 f"{count} tensors exact: {form.data_type} block {form.block_size}, float16 {offset}"
             )
+            if self.form == "native":
+                from converter.quantization.native_form import describe_native
+
+                described[gguf_type] = describe_native(gguf_type, count, form)
         floats = Counter(tensor.gguf_type for tensor in self.floats.values())
         for gguf_type, count in sorted(floats.items()):
             described[gguf_type] = f"{count} tensors float16"
@@ -155,7 +160,12 @@ class GGUFImport:
         if whole is None:
             raise ConversionError(f"GGUF tensor {tensor.gguf_name} has no rows")
         order = self.row_order(tensor)
-        return whole if order is None else permute_rows(whole, order)
+        whole = whole if order is None else permute_rows(whole, order)
+        if self.form == "native":
+            from converter.quantization.native_form import native_blocks
+
+            return native_blocks(whole)
+        return whole
 
     def float_tensor(self, name: str) -> torch.Tensor:
         from gguf import GGMLQuantizationType
@@ -182,8 +192,9 @@ class GGUFImport:
         return np.arange(rows).reshape(heads, rows // heads // 2, 2).swapaxes(2, 1).reshape(-1)
 
 
-def read_gguf(path: Path, spec: ModelSpec) -> GGUFImport:
-    """Map the file (nothing is read yet) and check every tensor's type before any work."""
+def read_gguf(path: Path, spec: ModelSpec, *, form: str = "exact") -> GGUFImport:
+    """Map the file (nothing is read yet) and check every tensor's type before any work.
+    ``form``: ``exact`` (the GGUF's own blocks) or ``native`` (``converter.quantization.native_form``)."""
     from gguf import GGUFReader
 
     try:
@@ -212,7 +223,7 @@ def read_gguf(path: Path, spec: ModelSpec) -> GGUFImport:
                 f"{', '.join(FLOAT_TYPES + tuple(DECODERS))} (use --quantize int4, int8 or none "
                 "to dequantize and re-quantize it instead)"
             )
-    return GGUFImport(path=path, spec=spec, floats=floats, quantized=quantized)
+    return GGUFImport(path=path, spec=spec, floats=floats, quantized=quantized, form=form)
 
 
 def module_weights(imported: GGUFImport) -> dict[str, torch.Tensor]:

@@ -178,8 +178,9 @@ class ChatSession:
     # --- feeding -------------------------------------------------------------------------------
 
     def feed(self, cache: ConversationCache, tokens: list[int]) -> np.ndarray:
-        """Run ``tokens`` after the cache; returns the last position's logits, shape (vocab,), in
-        the model's output dtype (float16 for our packages)."""
+        """Run ``tokens`` after the cache; returns the last position's logits, shape (vocab,), as
+        the runtime hands them back: float16 on the reference runtime (our packages' output type),
+        float32 on a Mac (coremltools converts every float16 output to float32)."""
         past = cache.length
         if past + len(tokens) > self.context_length:
             raise ContextFullError(

@@ -14,28 +14,16 @@ on ``engine.package.model``, and neither imports the other.
 from __future__ import annotations
 
 import logging
-import platform
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.package.coreml_support import coreml_available
 from engine.package.model import COMPUTE_UNITS, ComputeUnits, Model, find_package
 
 logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "coreml", "reference"]
-
-
-def coreml_available() -> bool:
-    """True where Core ML itself can run stateful models: macOS 15 or newer."""
-    if sys.platform != "darwin":
-        return False
-    release = platform.mac_ver()[0]
-    try:
-        major = int(release.split(".")[0])
-    except ValueError:
-        return False
-    return major >= 15
+__all__ = ["Backend", "coreml_available", "load_model"]
 
 
 def load_model(
@@ -44,12 +32,14 @@ def load_model(
     compute_units: ComputeUnits = "cpu_and_gpu",
     runtime: Backend = "auto",
     coremltools: Any = None,
+    compile_into: Path | None = None,
 ) -> Model:
     """Load ``path`` (an ``.mlpackage``, or a model folder holding one).
 
     ``runtime="auto"`` picks Core ML where it can run (macOS 15+) and the reference runtime elsewhere.
     ``coremltools`` replaces that module on the Core ML path (the named stand-in of tests and
-    benchmarks, ``engine/runtime/coreml_standin.py``).
+    benchmarks, ``engine/runtime/coreml_standin.py``). ``compile_into``: on Core ML, compile into
+    that folder (the caller removes it) instead of the compiled cache, for a package about to move.
     """
     package = find_package(Path(path))
     if compute_units not in COMPUTE_UNITS:
@@ -60,7 +50,12 @@ def load_model(
     if use_coreml:
         from engine.runtime.coreml import load_coreml_model
 
-        return load_coreml_model(package, compute_units=compute_units, coremltools=coremltools)
+        return load_coreml_model(
+            package,
+            compute_units=compute_units,
+            coremltools=coremltools,
+            compile_into=compile_into,
+        )
     from engine.runtime.reference.runtime import load_reference_model
 
     return load_reference_model(package)

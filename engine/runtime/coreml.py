@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -105,11 +106,36 @@ def _process_alive(pid: int) -> bool:
 # the call and without the GIL. If that drops the last reference, the array is freed without the
 # GIL and the process crashes: exactly what a chat does (predict, then idle while the user reads).
 # So float16 inputs are converted to float32 here (coremltools would otherwise make a converted
-# copy that only Core ML holds), and every array handed to ``predict`` stays referenced here for
-# INPUT_RETENTION_SECONDS, trimmed on later calls. Remove once a coremltools release has the fix.
-# The engine runs in its own process (engine/process.py), so a crash that still happens reaches
-# the app only as a restarted engine.
+# copy that only Core ML holds), and every array handed to ``predict`` stays referenced for
+# INPUT_RETENTION_SECONDS by one retention of the whole process, not by the model: a model
+# unloaded (or swapped for another) within a second of its last ``predict`` must not take the
+# references with it. Remove once a coremltools release has the fix. The engine runs in its own
+# process (engine/process.py), so a crash that still happens reaches the app only as a restarted
+# engine.
 INPUT_RETENTION_SECONDS = 30.0
+
+
+class InputRetention:
+    """Keeps every array handed to Core ML's ``predict`` referenced for INPUT_RETENTION_SECONDS."""
+
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held: deque[tuple[float, dict[str, np.ndarray]]] = deque()
+
+    def keep(self, sent: dict[str, np.ndarray]) -> None:
+        """Hold ``sent``; let go of inputs older than INPUT_RETENTION_SECONDS."""
+        now = self._clock() if self._clock is not None else time.monotonic()
+        with self._lock:
+            while self._held and now - self._held[0][0] > INPUT_RETENTION_SECONDS:
+                self._held.popleft()
+            self._held.append((now, sent))
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+PROCESS_RETENTION = InputRetention()  # the one of this process: it outlives every model
 
 
 class CoreMLModel:
@@ -121,13 +147,12 @@ class CoreMLModel:
         description: ModelDescription,
         checks: tuple[InputCheck, ...],
         *,
-        clock: Callable[[], float] | None = None,
+        retention: InputRetention | None = None,
     ):
         self._model = model
         self._description = description
         self._checks = checks
-        self._clock = clock or time.monotonic
-        self._retained: deque[tuple[float, dict[str, np.ndarray]]] = deque()  # see above
+        self._retention = retention if retention is not None else PROCESS_RETENTION  # see above
 
     @property
     def description(self) -> ModelDescription:
@@ -142,31 +167,37 @@ class CoreMLModel:
             name: np.ascontiguousarray(array, np.float32 if array.dtype == np.float16 else None)
             for name, array in checked.items()
         }
-        self._retain(sent)
+        self._retention.keep(sent)
         if state is None:
             return self._model.predict(sent)
         return self._model.predict(sent, state=state)
 
-    def _retain(self, sent: dict[str, np.ndarray]) -> None:
-        """Keep ``sent`` referenced for INPUT_RETENTION_SECONDS; let go of older inputs."""
-        now = self._clock()
-        while self._retained and now - self._retained[0][0] > INPUT_RETENTION_SECONDS:
-            self._retained.popleft()
-        self._retained.append((now, sent))
-
 
 def load_coreml_model(
-    package: Path, *, compute_units: str = "cpu_and_gpu", coremltools: Any = None
+    package: Path,
+    *,
+    compute_units: str = "cpu_and_gpu",
+    coremltools: Any = None,
+    compile_into: Path | None = None,
 ) -> CoreMLModel:
     """Compile (once) and load ``package`` with Core ML. ``coremltools`` replaces the module (the
-    named stand-in, ``engine/runtime/coreml_standin.py``, in tests and benchmarks)."""
+    named stand-in, ``engine/runtime/coreml_standin.py``, in tests and benchmarks).
+
+    ``compile_into`` (a folder the caller removes afterwards) compiles there instead of the cache:
+    for a package that is about to move (the converter's ``--verify`` runs it in its staging
+    folder), whose cached copy would be named after a place it is leaving, never found again, and
+    several GB for a 7B model."""
     if compute_units not in COMPUTE_UNITS:
         raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}")
     ct = coremltools if coremltools is not None else import_coremltools()
     spec, _ = read_spec(package)
     description, checks = describe_spec(spec, runtime_name="coreml")
     try:
-        compiled = compile_cached(package, ct)
+        if compile_into is None:
+            compiled = compile_cached(package, ct)
+        else:
+            destination = Path(compile_into) / f"{package.stem}.mlmodelc"
+            compiled = Path(ct.utils.compile_model(str(package), destination_path=str(destination)))
     except Exception as error:  # Core ML's compiler reports failures as generic errors
         raise ModelLoadError(f"Core ML could not compile {package.name}: {error}") from error
     unit = getattr(ct.ComputeUnit, COMPUTE_UNITS[compute_units])

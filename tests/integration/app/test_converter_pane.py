@@ -61,6 +61,22 @@ def test_quantization_choices_shape_the_request(qtbot, tmp_path: Path) -> None:
     assert [format_elapsed(s) for s in (5, 75, 3725)] == ["0:05", "1:15", "1:02:05"]
 
 
+def test_the_gguf_form_is_offered_for_a_gguf_kept_in_its_blocks(qtbot, tmp_path: Path) -> None:
+    from app.conversion.converter_pane import GGUF_FORM_HINT
+
+    pane = _dialog(qtbot, tmp_path).converter_pane
+    pane.source_field.setText("owner/model")
+    assert not pane.gguf_form_box.isEnabled() and pane.request().gguf_form == "exact"
+    pane.source_field.setText(str(tmp_path / "model.Q4_K_M.gguf"))
+    assert pane.gguf_form_box.isEnabled()
+    pane.gguf_form_box.setCurrentIndex(pane.gguf_form_box.findData("native"))
+    assert pane.request().gguf_form == "native"
+    assert "coremltools itself writes and tests" in GGUF_FORM_HINT
+    assert pane.gguf_form_box.toolTip() == GGUF_FORM_HINT
+    pane.quantization_box.setCurrentIndex(pane.quantization_box.findData("int4"))  # re-quantized
+    assert not pane.gguf_form_box.isEnabled() and pane.request().gguf_form == "exact"
+
+
 def test_the_int4_recipe_and_8_bit_embeddings_reach_the_request(qtbot, tmp_path: Path) -> None:
     pane = _dialog(qtbot, tmp_path).converter_pane
     pane.source_field.setText("mistralai/Mistral-7B-Instruct-v0.3")

@@ -17,15 +17,20 @@ from engine.package import metadata as meta
 from engine.package.model import ModelLoadError
 from engine.paths import package_key
 from engine.runtime import coreml as coreml_runtime
-from engine.runtime.coreml_standin import StandinCompiledModel, StandinCoreMLTools
+from engine.runtime.coreml_standin import (
+    StandinCompiledModel,
+    StandinCoreMLTools,
+    StandinTimings,
+    hold_gil,
+)
 
 
 class RecordingCoreML(StandinCoreMLTools):
     """The stand-in, recording compiles, loads and predict inputs; ``fail_units`` fail to load
     with Core ML's own kind of message (as a stateful int4 model on the Neural Engine does)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, timings: StandinTimings | None = None) -> None:
+        super().__init__(timings or StandinTimings())
         self.compiled: list[str] = []
         self.loaded: list[tuple[str, Any]] = []
         self.predictions: list[dict] = []
@@ -229,7 +234,8 @@ def test_inputs_handed_to_core_ml_stay_referenced_for_30_seconds(
     import weakref
 
     now = [1000.0]
-    monkeypatch.setattr(coreml_runtime.time, "monotonic", lambda: now[0])
+    retention = coreml_runtime.InputRetention(clock=lambda: now[0])
+    monkeypatch.setattr(coreml_runtime, "PROCESS_RETENTION", retention)
     model = coreml_runtime.load_coreml_model(_package(converted_package))
     state = model.make_state()
 
@@ -249,6 +255,7 @@ def test_inputs_handed_to_core_ml_stay_referenced_for_30_seconds(
     assert all(ref() is not None for ref in first + second)
     now[0] += 2.0  # the first call is now 31 s old, the second 2 s
     predict_once()
+    framework.release.wait_idle()  # and Core ML's queue let go of them too
     gc.collect()
     assert all(ref() is None for ref in first)
     assert all(ref() is not None for ref in second)
@@ -298,3 +305,84 @@ def test_a_chat_on_core_ml_float32_logits_answers_as_the_reference_runtime(
     assert {name for name, _ in reference} == {"reference"}
     assert {name for name, _ in coreml} == {"coreml"}
     assert [ids for _, ids in coreml] == [ids for _, ids in reference]
+
+
+def test_inputs_outlive_the_model_that_took_them(converted_package, monkeypatch):
+    """A model unloaded (or swapped for another) within a second of its last predict: Core ML's
+    queue still lets go of that predict's inputs later, without the GIL. Were the references kept
+    by the model, that release would free them (a crash on a Mac); the stand-in records it."""
+    import gc
+
+    framework = RecordingCoreML(StandinTimings(release_seconds=0.5, compile_seconds=0))
+    monkeypatch.setattr(coreml_runtime, "import_coremltools", lambda: framework)
+    package = _package(converted_package)
+    model = coreml_runtime.load_coreml_model(package)
+    other = coreml_runtime.load_coreml_model(package, compute_units="cpu_only")
+    ids, mask = np.zeros((1, 1), np.int32), np.zeros((1, 1, 1, 1), np.float16)
+    model.predict({meta.INPUT_IDS: ids, meta.CAUSAL_MASK: mask}, model.make_state())
+    model = other  # the swap, well within the second Core ML takes to let go of the inputs
+    framework.predictions.clear()  # the recording's references: Core ML keeps none of its own
+    del ids, mask
+    gc.collect()
+    framework.release.wait_idle()
+    assert framework.freed_without_gil == []
+
+
+def test_the_standin_is_as_unkind_as_coremltools(converted_package):
+    """What coremltools 9.0 does on a Mac and a kinder stand-in would hide: dtypes beyond int32,
+    float32 and float64 refused; compiling holds the GIL for a while; the first predict of a new
+    shape is slower; Core ML's failures are RuntimeErrors; inputs the caller drops are freed late,
+    on Core ML's queue."""
+    import threading
+    import time
+
+    timings = StandinTimings(compile_seconds=0.4, new_shape_seconds=0.3, release_seconds=0.1)
+    framework = StandinCoreMLTools(timings)
+    package = _package(converted_package)
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.01)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        hold_gil(0.05)  # let the ticker start
+        compiled = framework.compile_model(str(package))
+    finally:
+        stop.set()
+        ticker.join()
+    assert max(np.diff(ticks)) >= 0.35  # no other thread ran while it compiled
+
+    model = framework.compiled_ml_model(compiled, framework.ComputeUnit.CPU_ONLY)
+    state = model.make_state()
+    with pytest.raises(RuntimeError, match="int64"):
+        model.predict(
+            {meta.INPUT_IDS: np.zeros((1, 1), np.int64), meta.CAUSAL_MASK: np.zeros((1, 1, 1, 1))},
+            state,
+        )
+
+    def timed(length: int) -> float:
+        data = {
+            meta.INPUT_IDS: np.zeros((1, length), np.int32),
+            meta.CAUSAL_MASK: np.zeros((1, 1, length, length), np.float32),
+        }
+        started = time.perf_counter()
+        model.predict(data, model.make_state())
+        return time.perf_counter() - started
+
+    first, again = timed(2), timed(2)
+    assert first >= 0.3 > again
+    with pytest.raises(RuntimeError, match="Error computing NN outputs"):
+        model.predict(  # wider than the context: the reference runtime's ValueError, Core ML's type
+            {
+                meta.INPUT_IDS: np.zeros((1, 1), np.int32),
+                meta.CAUSAL_MASK: np.zeros((1, 1, 1, 999), np.float32),
+            },
+            state,
+        )
+    framework.release.wait_idle()
+    assert meta.INPUT_IDS in framework.freed_without_gil  # nobody kept the inputs: a Mac crashes

@@ -40,10 +40,28 @@ def _parsed(argv: list[str]) -> ConversionRequest:
         ConversionRequest("a/b", Path("/o"), int4_recipe="linear-symmetric", int8_embeddings=True),
         ConversionRequest("a/b", Path("/o"), quantize="int4", int4_recipe="searched-symmetric"),
         ConversionRequest("a/b", Path("/o"), quantize="none", context_length=16),
+        ConversionRequest("/x/model.gguf", Path("/o"), gguf_form="native"),
     ],
 )
 def test_request_survives_its_command_line(request_: ConversionRequest) -> None:
     assert _parsed(request_.to_argv()) == request_
+
+
+def test_the_native_gguf_form_applies_to_a_gguf_kept_in_its_blocks(tmp_path: Path) -> None:
+    from converter.options import problems
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    kept = ConversionRequest(str(gguf), tmp_path / "out", gguf_form="native")
+    assert problems(kept) == []
+    requantized = ConversionRequest(
+        str(gguf), tmp_path / "out", gguf_form="native", quantize="int4"
+    )
+    assert problems(requantized) == [
+        "GGUF form native: applies to a GGUF source kept in its own blocks, found quantization int4"
+    ]
+    unknown = ConversionRequest(str(gguf), tmp_path / "out", gguf_form="approximate")  # type: ignore[arg-type]
+    assert problems(unknown) == ["GGUF form: expected exact, native, found 'approximate'"]
 
 
 def test_int4_recipe_and_int8_embeddings_are_checked() -> None:
