@@ -69,7 +69,7 @@ def folded_file_html(file: Attachment) -> str:
     """An attached file in the user's bubble: its name and size on one line, not its text."""
     lines = len(file.text.splitlines())
     size = f"{lines:,} line{'s' if lines != 1 else ''}"
-    return f"<p>📎 {html.escape(file.name)} · {size}</p>"
+    return f"<p>Attached: {html.escape(file.name)} · {size}</p>"
 
 
 class MessageRow(QWidget):

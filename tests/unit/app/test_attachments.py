@@ -76,7 +76,7 @@ def test_an_attached_file_shows_its_token_cost_and_goes_with_the_message(qtbot, 
     )
     assert engine.generates()[-1].messages[-1].content == question
     bubble = window.chat_view.rows[0]  # the file folded to a line; Copy still takes it all
-    assert bubble.plain_text() == "What does this do?\n📎 hello.py · 2 lines"
+    assert bubble.plain_text() == "What does this do?\nAttached: hello.py · 2 lines"
     bubble.copy_text()
     assert QGuiApplication.clipboard().text() == question
     assert composer.attachments == [] and composer.attachments_box.isHidden()
