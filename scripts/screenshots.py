@@ -97,9 +97,12 @@ def fresh_home() -> None:
     os.environ["COREML_CHAT_HOME"] = tempfile.mkdtemp(prefix="coreml-chat-shots-")
 
 
-def make_window(settings_model_path: str = "", *, home_ready: bool = False):
-    if not home_ready:
-        fresh_home()
+def make_window(settings_model_path: str = ""):
+    """A window in a fresh private home; a model given is linked into its models folder under its
+    plain name (what the window calls it, not the test cache's folder name) and loaded from there."""
+    fresh_home()
+    if settings_model_path:
+        settings_model_path = str(link_models(Path(settings_model_path)))
     from app.chat.engine_bridge import EngineBridge
     from app.conversations.store import ConversationStore
     from app.settings.app_settings import AppSettings
@@ -237,7 +240,7 @@ def capture_answer_versions(out_dir: Path, model: Path) -> list[Path]:
 
 # --- the window of issue 24: switcher, hover actions, code blocks, date groups, attachments -----
 
-LOG_QUESTION = "Count the requests per status code in an nginx access log."
+LOG_QUESTION = "Count the requests per status code in an nginx access log like this one."
 LOG_ANSWER = """Read the file line by line and count the ninth field, the status code:
 
 ```python
@@ -251,7 +254,7 @@ print(count_statuses("access.log").most_common(3))
 ```
 
 `most_common(3)` lists the three most frequent codes first."""
-LOG_FOLLOW_UP = "Here is a sample. Which client gets the most 404s?"
+LOG_FOLLOW_UP = "And in yesterday's log: which client gets the most 404s?"
 ACCESS_LOG = "\n".join(
     f'10.0.0.{ip} - - [08/Dec/2026:06:{minute:02d}:00 +0000] "GET /{page} HTTP/1.1" {code} 512'
     for ip, minute, page, code in [
@@ -345,14 +348,15 @@ def capture_window_features(
 ) -> list[Path]:
     """A chat with a code block (its long line scrolled sideways) and the actions of the message
     under the pointer, the sidebar's date groups with a pinned chat, a text file attached in the
-    composer with its token cost; with ``switcher``, a second shot with the model menu open."""
-    fresh_home()
-    linked = link_models(model)
-    window = make_window(str(linked), home_ready=True)
+    composer with its token cost (and one sent, folded in the question); with ``switcher``, a second shot with the model menu open."""
+    from app.chat.attachments import Attachment, message_with_attachments
+
+    window = make_window(str(model))
     store = window.store
     add_earlier_chats(store)
     chat = store.create_conversation("Status codes in an access log")
-    store.append_message(chat.id, "user", LOG_QUESTION)
+    sent = Attachment("access.log", ACCESS_LOG)  # shown folded to a line in the question
+    store.append_message(chat.id, "user", message_with_attachments(LOG_QUESTION, [sent]))
     store.append_message(chat.id, "assistant", LOG_ANSWER, finish_reason="eos")
     window.show()
     if smallest:
@@ -365,8 +369,8 @@ def capture_window_features(
     coding = _coding_preset()
     window.settings_store.update(presets=(coding,))
     window.choose_preset(coding.name)  # the header names it, and the prompt it brings
-    sample = Path(tempfile.mkdtemp(prefix="coreml-chat-shots-file-")) / "access.log"
-    sample.write_text(ACCESS_LOG + "\n", encoding="utf-8")
+    sample = Path(tempfile.mkdtemp(prefix="coreml-chat-shots-file-")) / "access-2026-12-07.log"
+    sample.write_text(ACCESS_LOG.replace("08/Dec", "07/Dec") + "\n", encoding="utf-8")
     window.composer.attach_files([str(sample)])
     window.composer.input.setPlainText(LOG_FOLLOW_UP)
     wait_until(lambda: False, 0.3)
