@@ -1,11 +1,17 @@
-"""Screenshots of the chat window: the welcome screen and the main window mid-answer, each in the
-light and the dark look, and the window at its minimum size.
+"""Screenshots of the chat window, saved under the names README uses (``--out docs/screenshots``
+replaces them): the welcome screen and the main window mid-answer, each in the light and the dark
+look, and the window at its minimum size.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py [--model FOLDER] [--out DIR]
 
 Runs against a private, temporary app home (your conversations and settings are never touched).
 The mid-answer shots stream a real answer from a converted model (default: the demo model, or the
-test suite's cached SmolLM2 conversion). The small-window shots show the welcome page and a chat
+test suite's cached SmolLM2 conversion, under .cache/tests or $COREML_CHAT_TEST_CACHE). The chat
+shots (chat.png, chat-dark.png, chat-small.png, model-switcher.png) load that model and show a
+code block with a line longer than the block, the actions of the message under the pointer, the
+sidebar's date groups and a pinned chat (chats from past days, imported through the store), a
+preset, a text file attached in the composer with its token cost, and the model menu open
+(``--features-only`` takes just these). The small-window shots show the welcome page and a chat
 whose answer holds a table, a quote and a long code line, at the window's minimum size. Then calls
 ``scripts/screenshots_settings.capture`` (the settings dialog's tabs and the converter pane mid-run)
 when that script is present, in the light look.
@@ -55,7 +61,12 @@ def describe(language: str, typing: str) -> str:
 def find_model() -> Path | None:
     from app.conversion.demo_setup import demo_model_dir, is_model_folder
 
-    candidates = [demo_model_dir(), *sorted((REPO / ".cache/tests/converted").glob("SmolLM2*"))]
+    caches = [
+        REPO / ".cache/tests",
+        Path(os.environ.get("COREML_CHAT_TEST_CACHE", REPO / ".cache/tests")),
+    ]
+    cached = [m for cache in caches for m in sorted((cache / "converted").glob("SmolLM2*"))]
+    candidates = [demo_model_dir(), *cached]
     return next((c for c in candidates if is_model_folder(c)), None)
 
 
@@ -87,7 +98,11 @@ def fresh_home() -> None:
 
 
 def make_window(settings_model_path: str = ""):
+    """A window in a fresh private home; a model given is linked into its models folder under its
+    plain name (what the window calls it, not the test cache's folder name) and loaded from there."""
     fresh_home()
+    if settings_model_path:
+        settings_model_path = str(link_models(Path(settings_model_path)))
     from app.chat.engine_bridge import EngineBridge
     from app.conversations.store import ConversationStore
     from app.settings.app_settings import AppSettings
@@ -148,15 +163,13 @@ def capture_small_chat(out_dir: Path) -> Path:
     wait_until(lambda: False, 0.3)
     window.chat_view.scroll_to_bottom()
     wait_until(lambda: False, 0.2)
-    path = out_dir / "main_window_small.png"
+    path = out_dir / "main-window-small.png"
     window.grab().save(str(path))
     window.close()
     return path
 
 
-def capture_mid_answer(
-    out_dir: Path, model: Path, name: str = "main_window_mid_answer.png"
-) -> Path:
+def capture_mid_answer(out_dir: Path, model: Path, name: str = "main-window.png") -> Path:
     window = make_window(str(model))
     store = window.store
     earlier = store.create_conversation("Trip to Lisbon")
@@ -212,17 +225,177 @@ def capture_answer_versions(out_dir: Path, model: Path) -> list[Path]:
     last = window.store.messages(window.controller.current_conversation_id)[-1]
     window.controller.show_version(last.id, -1)  # ‹: version 2 of 3
     wait_until(lambda: False, 0.3)
-    versions = out_dir / "answer_versions.png"
+    versions = out_dir / "answer-versions.png"
     window.grab().save(str(versions))
 
     dialog = window.transfer.open_export(window.controller.current_conversation_id, window)
     dialog.path_edit.setText(str(Path.home() / "Documents" / "Coffee shop names.md"))
     wait_until(lambda: False, 0.3)
-    export = out_dir / "export_dialog.png"
+    export = out_dir / "export-dialog.png"
     dialog.grab().save(str(export))
     dialog.reject()
     window.close()
     return [versions, export]
+
+
+# --- the window of issue 24: switcher, hover actions, code blocks, date groups, attachments -----
+
+LOG_QUESTION = "Count the requests per status code in an nginx access log like this one."
+LOG_ANSWER = """Read the file line by line and count the ninth field, the status code:
+
+```python
+from collections import Counter
+
+def count_statuses(path: str) -> Counter[str]:
+    with open(path, encoding="utf-8") as log:
+        return Counter(line.split()[8] for line in log if len(line.split()) > 8)  # field 9: the status code, e.g. 200, 404 or 502
+
+print(count_statuses("access.log").most_common(3))
+```
+
+`most_common(3)` lists the three most frequent codes first."""
+LOG_FOLLOW_UP = "And in yesterday's log: which client gets the most 404s?"
+ACCESS_LOG = "\n".join(
+    f'10.0.0.{ip} - - [08/Dec/2026:06:{minute:02d}:00 +0000] "GET /{page} HTTP/1.1" {code} 512'
+    for ip, minute, page, code in [
+        (4, 1, "index.html", 200), (7, 2, "missing.png", 404), (4, 3, "api/items", 200),
+        (9, 4, "old/page", 404), (7, 5, "favicon.ico", 404), (12, 6, "api/items", 502),
+    ]
+)  # fmt: skip
+
+
+def _coding_preset():
+    from app.settings.presets import Preset
+    from engine.messages import GenerationConfig
+
+    return Preset(
+        "Coding",
+        system_prompt="You review Python code: short answers, working examples.",
+        generation=GenerationConfig(max_new_tokens=400, temperature=0.2, seed=0),
+    )
+
+
+DAY = 24 * 3600
+# Earlier chats (title, days ago, pinned): the sidebar's date groups and a pin.
+EARLIER_CHATS = [
+    ("Release checklist", 12, True),
+    ("Trip to Lisbon", 1, False),
+    ("Sourdough starter schedule", 3, False),
+    ("Birthday message for Ana", 5, False),
+    ("Explain Core ML states", 18, False),
+    ("Reverse a list in Python", 40, False),
+]
+
+
+def link_models(model: Path) -> Path:
+    """Show ``model`` (and the test cache's Gemma conversion, when there) in the private home's
+    models folder under plain names, as the library lists them; returns the linked demo model."""
+    from engine import paths
+
+    models = paths.models_dir()
+    models.mkdir(parents=True, exist_ok=True)
+    linked = models / "SmolLM2-135M-Instruct"
+    linked.symlink_to(model.resolve(), target_is_directory=True)
+    gemma = sorted(model.resolve().parent.glob("gemma-3-270m*"))
+    gemma = [g for g in gemma if g.is_dir()]
+    if gemma:
+        (models / "gemma-3-270m-it").symlink_to(gemma[0], target_is_directory=True)
+    return linked
+
+
+def add_earlier_chats(store) -> None:
+    """Chats from past days, written through the store's import (which keeps their times)."""
+    from app.conversations.store.records import Conversation, StoredMessage
+
+    now = time.time()
+    records = []
+    for index, (title, days, pinned) in enumerate(EARLIER_CHATS):
+        when = now - days * DAY - 3600
+        chat = Conversation(f"earlier{index}", title, when, when, pinned=pinned)
+        question = StoredMessage(0, chat.id, 0, "user", title, when)
+        answer = StoredMessage(0, chat.id, 1, "assistant", "…", when, finish_reason="eos")
+        records.append((chat, [question, answer]))
+    store.import_conversations(records)
+    for chat, _messages in records:
+        if chat.pinned:  # the import keeps times, not pins
+            store.set_pinned(chat.id, True)
+
+
+def hover(widget) -> None:
+    """The pointer over ``widget`` (its hover-only actions show)."""
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QEnterEvent
+    from PySide6.QtWidgets import QApplication
+
+    point = QPointF(8, 8)
+    QApplication.sendEvent(widget, QEnterEvent(point, point, widget.mapToGlobal(point)))
+
+
+def grab_with_popup(window, popup, at):
+    """The window with an open menu drawn over it at ``at`` (global): a menu is a window of its
+    own, which the offscreen screen (800 × 600) would push left of where it opens."""
+    from PySide6.QtGui import QPainter
+
+    image = window.grab()
+    painter = QPainter(image)
+    painter.drawPixmap(window.mapFromGlobal(at), popup.grab())
+    painter.end()
+    return image
+
+
+def capture_window_features(
+    out_dir: Path, model: Path, name: str, *, smallest: bool = False, switcher: str = ""
+) -> list[Path]:
+    """A chat with a code block (its long line scrolled sideways) and the actions of the message
+    under the pointer, the sidebar's date groups with a pinned chat, a text file attached in the
+    composer with its token cost (and one sent, folded in the question); with ``switcher``, a second shot with the model menu open."""
+    from app.chat.attachments import Attachment, message_with_attachments
+
+    window = make_window(str(model))
+    store = window.store
+    add_earlier_chats(store)
+    chat = store.create_conversation("Status codes in an access log")
+    sent = Attachment("access.log", ACCESS_LOG)  # shown folded to a line in the question
+    store.append_message(chat.id, "user", message_with_attachments(LOG_QUESTION, [sent]))
+    store.append_message(chat.id, "assistant", LOG_ANSWER, finish_reason="eos")
+    window.show()
+    if smallest:
+        window.resize(window.minimumSize())
+    window.start()
+    if not wait_until(lambda: window.bridge.model_info is not None, 120):
+        raise RuntimeError(f"the model at {model} did not load within 120 s")
+    window.sidebar.refresh(current=chat.id)
+    window.open_conversation(chat.id)
+    coding = _coding_preset()
+    window.settings_store.update(presets=(coding,))
+    window.choose_preset(coding.name)  # the header names it, and the prompt it brings
+    sample = Path(tempfile.mkdtemp(prefix="coreml-chat-shots-file-")) / "access-2026-12-07.log"
+    sample.write_text(ACCESS_LOG.replace("08/Dec", "07/Dec") + "\n", encoding="utf-8")
+    window.composer.attach_files([str(sample)])
+    window.composer.input.setPlainText(LOG_FOLLOW_UP)
+    wait_until(lambda: False, 0.3)
+    window.chat_view.scroll_to_bottom()
+    wait_until(lambda: False, 0.2)
+    hover(window.chat_view.rows[0])  # the question: Copy and Edit show under the pointer
+    wait_until(lambda: False, 0.2)
+    path = out_dir / name
+    window.grab().save(str(path))
+    saved = [path]
+    if switcher:
+        from PySide6.QtCore import QPoint
+
+        chip = window.model_chip
+        menu = chip.menu()
+        at = chip.mapToGlobal(chip.rect().bottomLeft()) + QPoint(0, 1)  # where a click opens it
+        menu.popup(at)
+        wait_until(lambda: menu.isVisible(), 5)
+        wait_until(lambda: False, 0.3)
+        path = out_dir / switcher
+        grab_with_popup(window, menu, at).save(str(path))
+        menu.hide()
+        saved.append(path)
+    window.close()
+    return saved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "screenshots")
     parser.add_argument(
         "--no-settings", action="store_true", help="skip scripts/screenshots_settings.py's shots"
+    )
+    parser.add_argument(
+        "--features-only",
+        action="store_true",
+        help="only the chat shots of the window's features (light, dark, smallest, model menu)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -246,21 +424,38 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication([])
     apply_theme(app, mode="light")
+    if args.features_only:
+        if model is None:
+            parser.error("no converted model found (use --model)")
+        saved = capture_window_features(out_dir, model, "chat.png", switcher="model-switcher.png")
+        use_look("dark")
+        saved += capture_window_features(out_dir, model, "chat-dark.png")
+        use_look("light")
+        saved += capture_window_features(out_dir, model, "chat-small.png", smallest=True)
+        print(*saved, sep="\n")
+        return 0
     saved = [capture_welcome(out_dir)]
     if model is None:
         logger.warning("no converted model found: skipping the mid-answer shots (use --model)")
     else:
         saved.append(capture_mid_answer(out_dir, model))
         saved.extend(capture_answer_versions(out_dir, model))
+        saved.extend(
+            capture_window_features(out_dir, model, "chat.png", switcher="model-switcher.png")
+        )
     use_look("dark")
-    saved.append(capture_welcome(out_dir, "welcome_dark.png"))
-    saved.append(capture_settings(out_dir, "generation", "settings_generation_dark.png"))
-    saved.append(capture_settings(out_dir, "general", "settings_general_dark.png"))
     if model is not None:
-        saved.append(capture_mid_answer(out_dir, model, "main_window_mid_answer_dark.png"))
+        saved.extend(capture_window_features(out_dir, model, "chat-dark.png"))
+    saved.append(capture_welcome(out_dir, "welcome-dark.png"))
+    saved.append(capture_settings(out_dir, "generation", "settings-generation-dark.png"))
+    saved.append(capture_settings(out_dir, "general", "settings-general-dark.png"))
+    if model is not None:
+        saved.append(capture_mid_answer(out_dir, model, "main-window-dark.png"))
     use_look("light")
-    saved.append(capture_welcome(out_dir, "welcome_small.png", smallest=True))
+    saved.append(capture_welcome(out_dir, "welcome-small.png", smallest=True))
     saved.append(capture_small_chat(out_dir))
+    if model is not None:
+        saved.extend(capture_window_features(out_dir, model, "chat-small.png", smallest=True))
     settings_script = REPO / "scripts" / "screenshots_settings.py"
     if settings_script.is_file() and not args.no_settings:
         spec = importlib.util.spec_from_file_location("screenshots_settings", settings_script)

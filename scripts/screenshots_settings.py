@@ -101,7 +101,8 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 def capture(out_dir: Path) -> list[Path]:
-    """Save settings-generation.png, settings-converter.png, settings-converter-running.png and
+    """Save settings-generation.png, settings-converter.png, converter.png (the converter pane
+    mid-run) and
     settings-model.png (the model that conversion made, as loaded) in ``out_dir``."""
     from PySide6.QtWidgets import QApplication
 
@@ -157,7 +158,7 @@ def _capture_all(out_dir: Path, home: Path) -> list[Path]:
     if not midway or not pane.is_running():
         logger.warning("the conversion ended before the mid-run shot: %s", pane.status_label.text())
     wait_until(lambda: False, 0.3)
-    path = out_dir / "settings-converter-running.png"
+    path = out_dir / "converter.png"
     dialog.grab().save(str(path))
     saved.append(path)
     wait_until(lambda: not pane.is_running(), timeout=300)

@@ -10,6 +10,7 @@ line saying what was expected.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,26 @@ def message_with_attachments(text: str, attachments: list[Attachment]) -> str:
     parts = [text.strip()] if text.strip() else []
     parts += [attachment.as_markdown() for attachment in attachments]
     return "\n\n".join(parts)
+
+
+# One file at the end of a message, as ``Attachment.as_markdown`` writes it: its name (with a
+# suffix, so a typed "Example:" before a code block stays as typed), a colon, and its text in a
+# fence that its text does not hold.
+_TRAILING_FILE = re.compile(
+    r"(?:\A|\n\n)(?P<name>[^\n`]{0,250}\.\w{1,12}):\n(?P<fence>`{3,})[\w+#.-]*\n"
+    r"(?P<text>(?:(?!(?P=fence)).)*?)\n(?P=fence)\Z",
+    re.DOTALL,
+)
+
+
+def split_attachments(message: str) -> tuple[str, list[Attachment]]:
+    """A sent message's typed text and the files attached at its end (``message_with_attachments``
+    undone), for showing them folded; a message without files comes back whole."""
+    files: list[Attachment] = []
+    while (match := _TRAILING_FILE.search(message)) is not None:
+        files.insert(0, Attachment(match["name"], match["text"]))
+        message = message[: match.start()]
+    return message, files
 
 
 def describe_tokens(attachments: list[Attachment], context_length: int | None) -> tuple[str, bool]:

@@ -11,6 +11,7 @@ message box does not walk the history.
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.chat.answer_part import AnswerPart
 from app.chat.answer_versions import VersionSwitcher
+from app.chat.attachments import Attachment, split_attachments
 from app.chat.elided_label import ElidedLabel
 from app.chat.markdown_render import (
     COPIED_LABEL,
@@ -61,6 +63,13 @@ FINISH_NOTES = {
     "error": "Interrupted by an error",
     "interrupted": "(interrupted)",
 }
+
+
+def folded_file_html(file: Attachment) -> str:
+    """An attached file in the user's bubble: its name and size on one line, not its text."""
+    lines = len(file.text.splitlines())
+    size = f"{lines:,} line{'s' if lines != 1 else ''}"
+    return f"<p>Attached: {html.escape(file.name)} · {size}</p>"
 
 
 class MessageRow(QWidget):
@@ -197,19 +206,27 @@ class MessageRow(QWidget):
         rendered again when the text grows (keeps each streaming refresh short). Past
         MAX_SHOWN_CHARS only a note grows."""
         self.text = text
+        files: list[Attachment] = []
+        if self.role == "user":  # attached files folded to a line each (Copy and Edit: all)
+            text, files = split_attachments(text)
         hidden = max(0, len(text) - MAX_SHOWN_CHARS)
         self.more_note.setText(
             f"… {hidden:,} more characters not shown here (Copy copies the whole message)"
         )
         self.more_note.setVisible(hidden > 0)
         text = text[:MAX_SHOWN_CHARS]
+        if self.role == "user":
+            shown = (plain_text_html(text) if text.strip() else "") + "".join(
+                folded_file_html(file) for file in files
+            )
+            if shown != self._shown:
+                self._shown = shown
+                self.body.setHtml(shown)
+                self._fit_bubble()
+            return
         if text == self._shown:
             return
         self._shown = text
-        if self.role == "user":
-            self.body.setHtml(plain_text_html(text))
-            self._fit_bubble()
-            return
         frozen_text = "".join(part for part, _ in self.frozen)
         if not text.startswith(frozen_text):
             for _, browser in self.frozen:
@@ -316,7 +333,8 @@ class MessageRow(QWidget):
         if self._edit_box is not None:
             self.bubble.setMaximumWidth(limit)  # the editor takes the room it can
             return
-        lines = self.text[:MAX_SHOWN_CHARS].split("\n")
+        shown = self.body.toPlainText().replace(ZERO_WIDTH_SPACE, "").replace("\u2028", "\n")
+        lines = shown.split("\n")
         if any(len(line) > BUBBLE_MEASURED_CHARS for line in lines):
             natural = limit  # a long line wraps at the limit anyway: no need to measure it
         else:

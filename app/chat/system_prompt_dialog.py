@@ -8,6 +8,7 @@ may be empty (no system prompt for this chat). Layout only: the window hands the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject
@@ -27,10 +28,12 @@ logger = logging.getLogger(__name__)
 BUTTON_TEXT_LENGTH = 28
 
 
-def describe_prompt(own: str | None, global_prompt: str) -> str:
-    """The header button's text: where this chat's prompt comes from and how it starts."""
+def describe_prompt(own: str | None, global_prompt: str, *, source: str = "global") -> str:
+    """The header button's text: where this chat's prompt comes from and how it starts.
+    ``global_prompt`` is the prompt a chat without its own follows, from ``source`` ("global":
+    Settings → Generation; or the chat's preset, e.g. "preset “Coding”")."""
     if own is None:
-        return "System prompt: global" if global_prompt.strip() else "System prompt: none"
+        return f"System prompt: {source}" if global_prompt.strip() else "System prompt: none"
     line = " ".join(own.split())
     if not line:
         return "System prompt: none (this chat)"
@@ -49,12 +52,17 @@ class SystemPromptButton(ElidedToolButton):
         self.setAccessibleName("This chat's system prompt")
         self.show_prompt(None, "")
 
-    def show_prompt(self, own: str | None, global_prompt: str) -> None:
+    def show_prompt(self, own: str | None, global_prompt: str, *, source: str = "global") -> None:
         effective = global_prompt if own is None else own
-        source = "the global one (Settings → Generation)" if own is None else "this chat's own"
+        if own is not None:
+            origin = "this chat's own"
+        elif source == "global":
+            origin = "the global one (Settings → Generation)"
+        else:
+            origin = f"the chat's {source}"
         self.set_label(
-            describe_prompt(own, global_prompt),
-            f"System prompt: {source}\n\n{effective.strip() or '(empty)'}\n\nClick to edit.",
+            describe_prompt(own, global_prompt, source=source),
+            f"System prompt: {origin}\n\n{effective.strip() or '(empty)'}\n\nClick to edit.",
         )
 
 
@@ -111,10 +119,20 @@ class SystemPromptEditor(QObject):
     """Keeps the header button in step with the current chat and opens the dialog on a click
     (or the Chat menu's item); the window only places the button."""
 
-    def __init__(self, controller: Any, settings_store: Any, parent: Any = None) -> None:
+    def __init__(
+        self,
+        controller: Any,
+        settings_store: Any,
+        parent: Any = None,
+        *,
+        inherited: Callable[[], tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(parent)
         self._controller = controller
         self._settings = settings_store
+        # Where a chat without its own prompt takes it from, and that prompt: ("global", the
+        # settings' prompt) unless the window says the chat's preset ("preset “Coding”", its own).
+        self._inherited = inherited or (lambda: ("global", self._settings.settings.system_prompt))
         self.button = SystemPromptButton()
         self.button.clicked.connect(self.open_dialog)
         self.dialog: SystemPromptDialog | None = None
@@ -125,7 +143,8 @@ class SystemPromptEditor(QObject):
 
     def refresh(self) -> None:
         own = self._controller.own_system_prompt()
-        self.button.show_prompt(own, self._settings.settings.system_prompt)
+        source, inherited = self._inherited()
+        self.button.show_prompt(own, inherited, source=source)
 
     def open_dialog(self) -> SystemPromptDialog:
         conversation_id = self._controller.current_conversation_id

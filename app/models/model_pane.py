@@ -132,6 +132,10 @@ class ModelPane(QWidget):
         card = Card("Models on this computer", f"In {paths.models_dir()}")
         self.local_list = QListWidget()
         self.local_list.setFixedHeight(84)
+        # A long row is cut in its middle with "…" (its name and "loaded" stay; all of it in the
+        # tooltip) rather than scrolled sideways behind a bar.
+        self.local_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.local_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.local_list.itemDoubleClicked.connect(
             lambda item: self._choose(item.data(Qt.ItemDataRole.UserRole))
         )
@@ -202,9 +206,10 @@ class ModelPane(QWidget):
             folder = str(summary.folder)
             self._summaries[folder] = summary
             loaded = self.is_loaded(folder)
-            item = QListWidgetItem(library_row_text(summary, loaded=loaded))
+            row = library_row_text(summary, loaded=loaded)
+            item = QListWidgetItem(row)
             item.setData(Qt.ItemDataRole.UserRole, folder)
-            item.setToolTip(folder + ("\nloaded now" if loaded else ""))
+            item.setToolTip(f"{' '.join(row.split())}\n{folder}")
             if loaded:
                 font = QFont(item.font())
                 font.setBold(True)

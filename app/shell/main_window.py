@@ -130,7 +130,9 @@ class MainWindow(QMainWindow):
         header_layout.setContentsMargins(20, 10, 16, 10)
         header_layout.addWidget(self.title_label)
         header_layout.addStretch(1)
-        self.system_prompt = SystemPromptEditor(self.controller, settings, self)
+        self.system_prompt = SystemPromptEditor(
+            self.controller, settings, self, inherited=self._inherited_prompt
+        )
         header_layout.addWidget(self.system_prompt.button)
         self.preset_chip = PresetSwitcher()  # this chat's generation preset
         self.preset_chip.setMaximumWidth(PRESET_CHIP_MAX_WIDTH)
@@ -350,6 +352,14 @@ class MainWindow(QMainWindow):
 
     def _show_preset(self) -> None:
         self.preset_chip.show_presets(self.settings.presets, self._current_preset())
+        self.system_prompt.refresh()  # a preset's prompt replaces the global one
+
+    def _inherited_prompt(self) -> tuple[str, str]:
+        """Where the current chat's prompt comes from when it has none of its own, and that prompt."""
+        preset = find_preset(self.settings.presets, self._current_preset())
+        if preset is not None:
+            return f"preset “{preset.name}”", preset.system_prompt
+        return "global", self.settings.system_prompt
 
     # --- pages and conversations -------------------------------------------------------------
 

@@ -93,6 +93,15 @@ def test_the_loaded_model_is_marked_and_cannot_be_deleted(qtbot, tiny_model: Pat
     texts = [pane.local_list.item(i).text() for i in range(pane.local_list.count())]
     assert texts[0].startswith("● Loaded-int4 (TinyMistral)") and texts[0].endswith("· loaded")
     assert "loaded" not in texts[1]
+    # A long row: cut with "…" to the list's width, all of it in the tooltip.
+    view, first = pane.local_list, pane.local_list.item(0)
+    view.setFixedWidth(260)
+    qtbot.waitUntil(lambda: view.viewport().width() < 260)
+    assert view.horizontalScrollBar().maximum() == 0  # nothing hidden off to the side
+    assert (
+        first.toolTip().startswith("● Loaded-int4 (TinyMistral) int4")
+        and str(loaded) in first.toolTip()
+    )
     _select(pane, loaded)
     assert not pane.delete_button.isEnabled() and pane.reveal_button.isEnabled()
     assert "loaded" in pane.delete_button.toolTip()
@@ -100,7 +109,6 @@ def test_the_loaded_model_is_marked_and_cannot_be_deleted(qtbot, tiny_model: Pat
         delete_model(loaded, loaded=str(loaded / "TinyMistral.mlpackage"))
     _select(pane, other)
     assert pane.delete_button.isEnabled()
-    pane.grab().save("/tmp/i16-model-pane.png")
 
 
 def test_delete_asks_first_then_frees_the_folder_and_its_compiled_copy(

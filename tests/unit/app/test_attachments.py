@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtGui import QGuiApplication
 
 from app.chat.attachments import (
     MAX_ATTACHMENT_BYTES,
+    Attachment,
     AttachmentError,
+    message_with_attachments,
     read_attachment,
+    split_attachments,
 )
 from tests.unit.app.scripted_engine import scripted_window
 
@@ -35,11 +39,19 @@ def test_only_text_files_are_attached_and_each_refusal_says_why(tmp_path: Path) 
     ):
         with pytest.raises(AttachmentError, match=expected.replace("(", r"\(")):
             read_attachment(path)
+    typed = "Example:\n```py\nx = 1\n```"  # typed, not attached: never folded
+    assert split_attachments(typed) == (typed, [])
     fenced = tmp_path / "README.md"
     fenced.write_text("Use:\n```sh\nmake\n```\n")
     markdown = read_attachment(fenced).as_markdown()
     assert markdown.startswith("README.md:\n````markdown\n")  # a fence its text cannot close
     assert markdown.endswith("\n````")
+    empty = Attachment("empty file.txt", "")
+    sent = message_with_attachments(typed, [read_attachment(fenced), empty])
+    assert split_attachments(sent) == (
+        typed,
+        [Attachment("README.md", "Use:\n```sh\nmake\n```"), empty],
+    )
 
 
 def test_an_attached_file_shows_its_token_cost_and_goes_with_the_message(qtbot, tmp_path) -> None:
@@ -54,7 +66,6 @@ def test_an_attached_file_shows_its_token_cost_and_goes_with_the_message(qtbot, 
     assert chip.label.text().startswith("hello.py · ≈ ")
     assert composer.tokens_label.text().endswith("tokens of the model's 256")
     assert composer.button.isEnabled()  # a file alone can be sent
-    window.grab().save("/tmp/shots/i24-attachment.png")
     engine.answers.append(["It says hi."])
     composer.input.setPlainText("What does this do?")
     composer.button.click()
@@ -64,6 +75,10 @@ def test_an_attached_file_shows_its_token_cost_and_goes_with_the_message(qtbot, 
         question == 'What does this do?\n\nhello.py:\n```python\ndef hello():\n    return "hi"\n```'
     )
     assert engine.generates()[-1].messages[-1].content == question
+    bubble = window.chat_view.rows[0]  # the file folded to a line; Copy still takes it all
+    assert bubble.plain_text() == "What does this do?\nAttached: hello.py · 2 lines"
+    bubble.copy_text()
+    assert QGuiApplication.clipboard().text() == question
     assert composer.attachments == [] and composer.attachments_box.isHidden()
 
 

@@ -38,8 +38,12 @@ def test_a_preset_chosen_in_the_header_drives_that_chats_turns_only(qtbot, tmp_p
         "Default (Settings → Generation)",
         "Precise",
     ]
+    prompt_chip = window.system_prompt.button
+    assert prompt_chip.text() == "System prompt: global"
     chip.preset_actions()[1].trigger()  # a new chat: it takes the preset at its first message
     assert chip.text() == "Precise"
+    assert prompt_chip.text() == "System prompt: preset “Precise”"  # its prompt, not the global
+    assert "Answer in one sentence." in prompt_chip.toolTip()
 
     def ask(text: str) -> None:
         engine.answers.append(["Fine."])
@@ -53,10 +57,10 @@ def test_a_preset_chosen_in_the_header_drives_that_chats_turns_only(qtbot, tmp_p
     assert request.config == PRECISE.generation
     assert request.messages[0].content == "Answer in one sentence."
     assert window.settings.chat_presets == ((precise_chat, "Precise"),)
-    window.grab().save("/tmp/shots/i24-preset-chip.png")
 
     window.new_chat()
     assert chip.text() == "Default"
+    assert prompt_chip.text() == "System prompt: global"
     ask("Capital of Italy?")
     request = engine.generates()[-1]
     assert (
@@ -64,6 +68,7 @@ def test_a_preset_chosen_in_the_header_drives_that_chats_turns_only(qtbot, tmp_p
     )
     window.open_conversation(precise_chat)
     assert chip.text() == "Precise"
+    assert prompt_chip.text() == "System prompt: preset “Precise”"
     chip.preset_actions()[0].trigger()  # back to the defaults
     assert window.settings.chat_presets == ()
 
