@@ -6,6 +6,8 @@ real HTTP server on 127.0.0.1) and check that nothing is written outside the sta
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,127 @@ def test_the_model_chip_and_title_show_names_as_text(make_window, tmp_path: Path
     _assert_literal(window.model_chip, "Loading <b>x<i>…")
     assert window.title_label.textFormat().name == "PlainText"
     window.grab().save("/tmp/i10-labels-plain.png")
+
+
+# --- Issue 21: the app's end of the engine pipe, and Stop as a promise ---------------------------
+
+FAKE_ENGINE_DEEP_LINE = (
+    "import sys\n"
+    "from engine import wire\n"
+    "from engine.messages import EngineError\n"
+    "out = sys.stdout.buffer\n"
+    "out.write(b'[' * 100000 + b'\\n' + wire.encode(EngineError(None, 'still here')))\n"
+    "out.flush()\n"
+    "sys.stdin.read()\n"
+)
+# An engine whose reader never gets to a Cancel (as when a C call holds its GIL): reads, never answers.
+FAKE_ENGINE_DEAF = "import sys\nsys.stdin.buffer.read()\n"
+
+
+def _client(script: str, events: list):
+    from app.chat.engine_process import EngineProcessClient
+
+    return EngineProcessClient(events.append, command=[sys.executable, "-c", script])
+
+
+def test_the_app_reads_on_after_a_deeply_nested_event_line(qtbot) -> None:
+    from engine.messages import EngineError
+
+    events: list = []
+    client = _client(FAKE_ENGINE_DEEP_LINE, events)
+    try:
+        qtbot.waitUntil(lambda: bool(events), timeout=30_000)  # nothing came before the fix
+        assert events == [EngineError(None, "still here")] and client.restarts == 0
+    finally:
+        client.close()
+
+
+def test_an_engine_that_does_not_hear_stop_is_restarted_and_the_answer_ends(qtbot) -> None:
+    from engine.messages import ChatMessage, EngineError, Generate, GenerationFinished
+
+    events: list = []
+    client = _client(FAKE_ENGINE_DEAF, events)
+    try:
+        old_pid = client.pid
+        client.submit(Generate(5, "c", (ChatMessage("user", "hi"),)))
+        time.sleep(0.2)
+        stopped = time.monotonic()
+        client.cancel()
+        qtbot.waitUntil(
+            lambda: any(isinstance(e, GenerationFinished) for e in events), timeout=10_000
+        )
+        assert time.monotonic() - stopped < 2.0
+        error, finished = events[:2]
+        assert isinstance(error, EngineError) and error.request_id == 5
+        assert "did not stop within 1.5 s" in error.message and "\n" not in error.message
+        assert finished.request_id == 5 and finished.stats.finish_reason == "cancelled"
+        assert client.restarts == 1 and client.pid != old_pid
+    finally:
+        client.close()
+
+
+def _send(qtbot, window, text: str) -> None:
+    from PySide6.QtCore import Qt
+
+    window.composer.input.setFocus()
+    window.composer.input.setPlainText(text)
+    qtbot.keyClick(window.composer.input, Qt.Key.Key_Return)
+
+
+def _stop(qtbot, window) -> float:
+    """Press Stop; the seconds until the window is idle again."""
+    from PySide6.QtCore import Qt
+
+    pressed = time.monotonic()
+    qtbot.mouseClick(window.composer.button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    return time.monotonic() - pressed
+
+
+def _answers_next(qtbot, window) -> None:
+    window.new_chat()  # Mistral's template refuses two user messages in a row
+    _send(qtbot, window, "Hello")
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=120_000)
+    messages = window.store.messages(window.controller.current_conversation_id)
+    assert messages[-1].role == "assistant", [(m.role, m.content, m.finish_reason) for m in messages]
+    assert messages[-1].finish_reason in ("eos", "max_tokens")
+
+
+def test_stop_ends_a_template_render_that_holds_the_engines_gil(
+    qtbot, make_window, converted_package, tmp_path: Path
+) -> None:
+    from tests.adversarial.test_engine_inputs import (
+        SELF_NESTED_LIST,
+        _model_with_template,
+        _when_asked,
+    )
+
+    model = _model_with_template(
+        converted_package("mistral", "int4"), tmp_path / "gil", _when_asked(SELF_NESTED_LIST)
+    )
+    window = make_window(model)
+    _send(qtbot, window, "hang")
+    time.sleep(1.0)  # inside the render (the engine's time limit is 5 s)
+    assert window.controller.busy
+    assert _stop(qtbot, window) < 2.0  # 45 s later it was still busy before the fix
+    _answers_next(qtbot, window)
+
+
+def test_stop_restarts_an_engine_stuck_in_a_gil_holding_call_and_keeps_the_answer(
+    qtbot, make_window, converted_package, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.runtime.coreml_standin import STANDIN_ENV
+
+    monkeypatch.setenv(STANDIN_ENV, "load_seconds=0,predict_seconds=4")  # Core ML-like: GIL held
+    window = make_window(converted_package("mistral", "int4"), max_new_tokens=200)
+    old_pid = window.bridge.worker.pid
+    seen: list[str] = []
+    window.controller.answerText.connect(seen.append)
+    _send(qtbot, window, "Tell me a long story")
+    qtbot.waitUntil(lambda: bool(seen), timeout=120_000)
+    time.sleep(0.5)  # inside the next 4 s predict
+    assert _stop(qtbot, window) < 2.0
+    answer = window.store.messages(window.controller.current_conversation_id)[-1]
+    assert answer.role == "assistant" and answer.finish_reason == "cancelled"
+    assert answer.content.startswith(seen[0]) and answer.content
+    assert window.bridge.worker.pid != old_pid
