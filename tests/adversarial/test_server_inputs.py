@@ -181,3 +181,50 @@ def test_hostile_json_is_a_400_error_object_and_the_server_goes_on(served, raw):
     assert status == 400
     assert body["error"]["type"] == "invalid_request_error"
     _still_serving(served)
+
+
+# --- Issue 21: coreml-chat-serve and a template that holds the GIL inside one C call ------------
+
+
+def test_serve_answers_a_gil_holding_template_with_an_error_in_10_s_and_serves_on(
+    converted_package, tmp_path
+):
+    import subprocess
+    import sys
+    import time
+
+    from tests.adversarial.test_engine_inputs import (
+        SELF_NESTED_DICT,
+        _model_with_template,
+        _when_asked,
+    )
+
+    model = _model_with_template(
+        converted_package("mistral", "none"), tmp_path / "gil", _when_asked(SELF_NESTED_DICT)
+    )
+    command = [sys.executable, "-m", "engine.server.cli", str(model), "--port", "0",
+               "--api-key", API_KEY]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = ""
+        while not url:
+            line = server.stdout.readline()
+            assert line, "coreml-chat-serve ended before serving"
+            if line.startswith("serving: "):
+                url = line.split(": ", 1)[1].strip()
+        headers = AUTH
+        started = time.monotonic()
+        status, answer = raw_request(
+            f"{url}/chat/completions", body=_chat("TinyMistral", "hang"), headers=headers
+        )
+        assert time.monotonic() - started < 10.0  # 90 s and growing at 20 MB/s before
+        assert status >= 400 and "took longer than 5 s" in answer["error"]["message"]
+        status, answer = raw_request(
+            f"{url}/chat/completions",
+            body=_chat("TinyMistral", "Hello", max_tokens=3),
+            headers=headers,
+        )
+        assert status == 200 and answer["choices"][0]["message"]["content"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
