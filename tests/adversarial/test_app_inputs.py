@@ -222,7 +222,9 @@ def _answers_next(qtbot, window) -> None:
     _send(qtbot, window, "Hello")
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=120_000)
     messages = window.store.messages(window.controller.current_conversation_id)
-    assert messages[-1].role == "assistant", [(m.role, m.content, m.finish_reason) for m in messages]
+    assert messages[-1].role == "assistant", [
+        (m.role, m.content, m.finish_reason) for m in messages
+    ]
     assert messages[-1].finish_reason in ("eos", "max_tokens")
 
 
@@ -264,3 +266,20 @@ def test_stop_restarts_an_engine_stuck_in_a_gil_holding_call_and_keeps_the_answe
     assert answer.role == "assistant" and answer.finish_reason == "cancelled"
     assert answer.content.startswith(seen[0]) and answer.content
     assert window.bridge.worker.pid != old_pid
+
+
+def test_the_server_pane_says_who_can_reach_a_server_on_another_address(qtbot) -> None:
+    from app.settings.app_settings import AppSettings
+    from app.settings.server_pane import ServerSettingsPane
+    from engine.messages import ServerState
+
+    pane = ServerSettingsPane(AppSettings())
+    qtbot.addWidget(pane)
+    pane.set_state(ServerState(True, "http://127.0.0.1:8080/v1", 0))
+    assert "exposed" not in pane.status.text()
+    pane.set_state(ServerState(True, "http://[::]:8080/v1", 0))
+    assert (
+        pane.status.text()
+        .splitlines()[1]
+        .startswith("exposed: listening on ::: any device on any network this machine is on")
+    )

@@ -228,3 +228,42 @@ def test_serve_answers_a_gil_holding_template_with_an_error_in_10_s_and_serves_o
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("host", "who"),
+    [
+        ("127.0.0.1", None),
+        ("::1", None),
+        ("localhost", None),
+        ("0.0.0.0", "any device on any network this machine is on"),
+        ("::", "any device on any network this machine is on"),
+        ("192.168.1.20", "any device on that local network"),
+        ("8.8.8.8", "anyone on the internet who can reach that address"),
+        ("mac.example", "any device that can reach that name"),
+    ],
+)
+def test_who_can_reach_a_server_is_said_for_every_non_loopback_address(host, who):
+    from engine.server.host import exposure_notice
+
+    notice = exposure_notice(host)
+    assert notice is None if who is None else (who in notice and host in notice)
+
+
+def test_serve_on_every_address_prints_who_can_now_reach_it(converted_package):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "engine.server.cli", str(converted_package("mistral", "none")),
+               "--host", "0.0.0.0", "--port", "0"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [server.stdout.readline() for _ in range(4)]  # model, serving, exposure, key
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert lines[1].startswith("serving: ") and lines[3].startswith("api key: cmc-")
+    assert lines[2].strip() == (
+        "exposed: listening on 0.0.0.0: any device on any network this machine is on can use "
+        "the model with the key (only this machine: --host 127.0.0.1)"
+    )
