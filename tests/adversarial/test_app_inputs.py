@@ -83,7 +83,10 @@ def test_a_link_in_the_staging_folder_does_not_lead_outside(
     fake_hub: FakeHub, tmp_path: Path, canary: Path
 ) -> None:
     """A staging folder left behind with a link in it (the name checks alone would pass)."""
-    fake_hub.repos["evil/repo"] = {"X.mlpackage/canary.txt": b"overwritten"}
+    fake_hub.repos["evil/repo"] = {
+        "X.mlpackage/Manifest.json": b"{}",
+        "X.mlpackage/canary.txt": b"overwritten",
+    }
     listing = list_repo("evil/repo", endpoint=fake_hub.url)
     destination = tmp_path / "models" / "X"
     staging = staging_folder_for(destination)
@@ -283,3 +286,36 @@ def test_the_server_pane_says_who_can_reach_a_server_on_another_address(qtbot) -
         .splitlines()[1]
         .startswith("exposed: listening on ::: any device on any network this machine is on")
     )
+
+
+# --- Issue 21: a listing whose package files have absolute names ---------------------------------
+
+
+def test_a_listing_of_absolute_names_is_refused_and_leaves_no_model_folder(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """Before: the package ('//X.mlpackage') matched no file, nothing was fetched, no error was
+    shown, and an empty model folder was renamed into place."""
+    listing = RepoListing(
+        "evil/repo",
+        SHA,
+        (RepoFile("/X.mlpackage/Manifest.json", 2), RepoFile("/X.mlpackage/Data/w.bin", 4)),
+    )
+    with pytest.raises(HubError, match=r"refusing the repository file name '//?X\.mlpackage"):
+        plan_files(listing)
+    destination = tmp_path / "models" / "X"
+    with pytest.raises(HubError, match=r"expected a \.mlpackage/Manifest\.json among the files"):
+        download_files(listing, (), destination, endpoint=fake_hub.url)  # a caller without a plan
+    assert not destination.exists() and not staging_folder_for(destination).exists()
+    assert _file_gets(fake_hub) == []
+
+
+def test_a_download_that_brings_no_package_leaves_no_model_folder(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    fake_hub.repos["odd/repo"] = {"X.mlpackage/Data/w.bin": b"abcd", "tokenizer.json": b"{}"}
+    listing = list_repo("odd/repo", endpoint=fake_hub.url)
+    destination = tmp_path / "models" / "X"
+    with pytest.raises(HubError, match=r"expected X\.mlpackage/Manifest\.json .*found none"):
+        download_files(listing, plan_files(listing), destination, endpoint=fake_hub.url)
+    assert not destination.exists() and not staging_folder_for(destination).exists()
