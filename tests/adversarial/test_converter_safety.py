@@ -529,3 +529,37 @@ def test_two_forced_conversions_finishing_together_leave_one_model_and_one_clear
         packages = [p.name for p in output.iterdir() if p.suffix == ".mlpackage"]
         assert packages in (["A.mlpackage"], ["B.mlpackage"])
         assert sorted(p.name for p in folder.iterdir()) == ["go", "model"]  # nothing stranded
+
+
+# --- Issue 21: a GGUF whose tensor headers lie is refused naming the tensor ----------------------
+
+
+@pytest.mark.parametrize(
+    ("gguf_name", "rows", "expected"),
+    [
+        ("blk.0.attn_k.weight", 4, r"blk\.0\.attn_k\.weight has 4 rows: expected 256 \(4 key-va"),
+        ("blk.0.attn_q.weight", 0, r"blk\.0\.attn_q\.weight has shape \(0, 256\): expected every"),
+        ("token_embd.weight", 0, r"token_embd\.weight has shape \(0, 256\): expected every"),
+    ],
+)
+def test_a_gguf_tensor_of_the_wrong_shape_is_refused_by_name(tmp_path, gguf_name, rows, expected):
+    import gguf
+
+    from converter.gguf.exact_import import read_gguf
+    from converter.torch_model import ModelSpec
+    from tests.unit.converter.gguf_synthetic import SMALL_LLAMA_CONFIG, synthetic_blocks
+
+    raw, _ = synthetic_blocks("Q8_0", (256, 256))
+    path = tmp_path / "lying.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor(gguf_name, raw[:rows], raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    # Before: "cannot reshape array of size 4 into shape (4,0,2)", "integer division or modulo
+    # by zero", or nothing until the module's weights were loaded.
+    with pytest.raises(ConversionError, match=expected):
+        imported = read_gguf(path, ModelSpec.from_config(SMALL_LLAMA_CONFIG))
+        for name in imported.quantized:
+            imported.blocks(name)
