@@ -17,9 +17,9 @@ or the frozen app's ``--render-templates``) that runs the same bounded sandbox, 
   reset before each render to the time it may take: SIGXCPU ends it);
 - the child ends when its input closes (the engine is gone).
 
-A killed child is started again at the next render (about 0.1–0.3 s, once); a normal render costs
-one pipe round trip more than rendering in process (``benchmarks``-style figure in the commit:
-well under a millisecond for a real template).
+A killed child is started again at the next render (about 0.15 s, once). A normal render costs one
+pipe round trip more than rendering in process: SmolLM2's template over a 20-message chat, 1.0 ms
+against 0.6 ms per turn (two renders), measured in one run on a loaded 2-core machine.
 """
 
 from __future__ import annotations
