@@ -69,13 +69,15 @@ def move_into_place(staging: Path, output_dir: Path, *, replace: bool) -> None:
     aside = None
     if replace and output_dir.exists():
         problem = model_folder_problem(output_dir)
-        if problem:
+        # A problem only because it vanished while read: another run moved it aside first.
+        if problem and os.path.lexists(output_dir):
             raise ConversionError(f"{problem}; --force only replaces a coreml-chat model folder")
-        aside = aside_folder(output_dir, os.getpid())
-        try:
-            os.rename(output_dir, aside)
-        except FileNotFoundError:  # another run moved it aside first: its swap decides
-            aside = None
+        if not problem:
+            aside = aside_folder(output_dir, os.getpid())
+            try:
+                os.rename(output_dir, aside)
+            except FileNotFoundError:  # another run moved it aside first: its swap decides
+                aside = None
     try:
         rename_no_replace(staging, output_dir)
     except FileExistsError as error:
