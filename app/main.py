@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.diagnostics.probe import main as probe_main  # a model runs in this process
 
         return int(probe_main(args[1:]) or 0)
+    if args[:1] == ["--render-templates"]:
+        from engine.text.render_process import main as render_main  # the engine's template child
+
+        return int(render_main(args[1:]) or 0)
     if args[:1] == ["--self-test"]:
         from app.self_test import main as self_test_main
 

@@ -59,29 +59,54 @@ def move_into_place(staging: Path, output_dir: Path, *, replace: bool) -> None:
     Without ``replace`` the rename fails if ``output_dir`` appeared meanwhile. With it, an existing
     ``output_dir`` must still be a model folder; it is moved aside, the new folder renamed in, and
     the old one deleted last (restored if the rename in fails).
+
+    Two ``--force`` runs over one model folder may finish together: the one whose rename in comes
+    second finds the other's new model in place. The old model it moved aside was to be replaced
+    either way, and has been: it is deleted, and the run ends with one ``ConversionError`` saying
+    another conversion replaced the folder first. Nothing is left as a hidden ``.replaced-`` folder.
     """
     shutil.rmtree(staging / TEMPORARY_FILES, ignore_errors=True)
     aside = None
     if replace and output_dir.exists():
         problem = model_folder_problem(output_dir)
-        if problem:
+        # A problem only because it vanished while read: another run moved it aside first.
+        if problem and os.path.lexists(output_dir):
             raise ConversionError(f"{problem}; --force only replaces a coreml-chat model folder")
-        aside = aside_folder(output_dir, os.getpid())
-        os.rename(output_dir, aside)
+        if not problem:
+            aside = aside_folder(output_dir, os.getpid())
+            try:
+                os.rename(output_dir, aside)
+            except FileNotFoundError:  # another run moved it aside first: its swap decides
+                aside = None
     try:
         rename_no_replace(staging, output_dir)
     except FileExistsError as error:
         if aside is not None:
-            os.rename(aside, output_dir)
+            _put_back(aside, output_dir)
+        if replace:
+            raise ConversionError(
+                f"another conversion replaced {output_dir} first; this conversion's model was "
+                "discarded (convert again to replace it with this one)"
+            ) from error
         raise ConversionError(
             f"{output_dir} appeared while converting (another conversion?); it was left as it "
             "is: choose another name, or use --force to replace a model folder"
         ) from error
     except BaseException:
         if aside is not None:
-            os.rename(aside, output_dir)
+            _put_back(aside, output_dir)
         raise
     if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _put_back(aside: Path, output_dir: Path) -> None:
+    """Move the old model back into ``output_dir``; when another run's model is there already, the
+    old one was replaced after all: delete it (it is never left hidden)."""
+    try:
+        rename_no_replace(aside, output_dir)
+    except FileExistsError:
+        logger.info("%s was replaced by another conversion: removing the old model", output_dir)
         shutil.rmtree(aside, ignore_errors=True)
 
 

@@ -131,22 +131,22 @@ class StageReporter:
             self.starts[name] = offset
             self.shares[name] = weights[name] / total
             offset += self.shares[name]
-        self.stage = ""
+        self.current_stage = ""
         self.overall = 0.0
 
     def begin(self, stage: str, message: str = "") -> None:
-        self.stage = stage
+        self.current_stage = stage
         self.report(0.0, message or stage)
 
     def report(self, fraction: float, message: str = "") -> None:
         fraction = min(1.0, max(0.0, fraction))
-        overall = self.starts[self.stage] + self.shares[self.stage] * fraction
+        overall = self.starts[self.current_stage] + self.shares[self.current_stage] * fraction
         self.overall = max(self.overall, min(1.0, overall))
         if self.callback is not None:
             self.callback(
                 ProgressEvent(
                     event="progress",
-                    stage=self.stage,
+                    stage=self.current_stage,
                     stage_fraction=round(fraction, 4),
                     overall=round(self.overall, 4),
                     message=message,

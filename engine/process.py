@@ -62,10 +62,13 @@ def serve(requests: BinaryIO, events: BinaryIO, *, hf_token: str | None = None) 
 
     worker = EngineWorker(EventWriter(events), hf_token=hf_token, load=loader_from_environment())
     try:
-        for line in iter(requests.readline, b""):
-            if not line.strip():
-                continue
+        while True:
             try:
+                line = wire.read_line(requests)
+                if not line:
+                    break
+                if not line.strip():
+                    continue
                 request = wire.decode(line)
             except wire.WireError as error:
                 logger.error("ignored a request line: %s", error)

@@ -13,6 +13,10 @@ happened, that the engine restarts) and ``GenerationFinished`` with finish reaso
 and the text received so far; a new engine process starts and reloads the last model. If the process
 died while loading that model, it is not loaded again (it would likely die again): the load fails
 with an ``EngineError`` instead.
+
+Stop is a promise too: an engine that has not ended every answer Stop applies to within
+``STOP_GRACE_SECONDS`` (a C call holding its GIL, so its reader never sees the ``Cancel``) is
+killed and restarted the same way; those answers end as cancelled, with what was written so far.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ HF_TOKEN_ENV = "COREML_CHAT_ENGINE_HF_TOKEN"  # engine.process reads it (not on 
 EOF_GRACE_SECONDS = 0.2  # after closing its input, how long the engine may take to exit by itself
 TERMINATE_GRACE_SECONDS = 1.0  # after SIGTERM, before SIGKILL
 MAX_SILENT_DEATHS = 3  # engine processes in a row that died before sending anything: give up
+STOP_GRACE_SECONDS = 1.5  # after Stop, how long answers may run before the engine is restarted
 _STOP = object()
 
 
@@ -90,7 +95,7 @@ class _Answer:
 
     pieces: list[str] = field(default_factory=list)
 
-    def finished(self, request_id: int) -> GenerationFinished:
+    def finished(self, request_id: int, reason: str = "interrupted") -> GenerationFinished:
         stats = GenerationStats(
             prompt_tokens=0,
             tokens_fed=0,
@@ -100,7 +105,7 @@ class _Answer:
             decode_tokens_per_second=0.0,
             cache_length=0,
             context_length=0,
-            finish_reason="interrupted",
+            finish_reason=reason,
         )
         return GenerationFinished(request_id, "".join(self.pieces), stats)
 
@@ -166,6 +171,8 @@ class EngineProcessClient:
         self._heard_from = False  # the current process sent an event
         self._silent_deaths = 0  # processes in a row that died without a word (cannot start?)
         self._broken = ""  # why no engine runs any more (after MAX_SILENT_DEATHS)
+        self._stop_forced = False  # the current process was killed because Stop went unheard
+        self.stop_grace = STOP_GRACE_SECONDS
         self.restarts = 0
         with self._lock:  # the reader thread waits for this assignment
             self._process = self._start()
@@ -191,6 +198,8 @@ class EngineProcessClient:
                 self._last_load, self._loaded = request, False
             elif isinstance(request, Generate):
                 self._answers[request.request_id] = _Answer()
+            elif isinstance(request, Cancel):
+                self._watch_stop(request)
             self._process.send(wire.encode(request))
 
     def cancel(self) -> None:
@@ -207,8 +216,37 @@ class EngineProcessClient:
 
     # --- processes ---------------------------------------------------------------------------
 
+    def _watch_stop(self, request: Cancel) -> None:
+        """Answers this Stop applies to must end within ``stop_grace``, or the engine is ended."""
+        if request.request_id is None:
+            stopping = set(self._answers)
+        else:
+            stopping = {request.request_id} & set(self._answers)
+        if not stopping:
+            return
+        timer = threading.Timer(self.stop_grace, self._enforce_stop, args=(self._process, stopping))
+        timer.daemon = True
+        timer.start()
+
+    def _enforce_stop(self, process: _EngineProcess, stopping: set[int]) -> None:
+        with self._lock:
+            if self._closed or process is not self._process:
+                return
+            still = stopping & set(self._answers)
+            if not still:
+                return
+            logger.warning(
+                "engine process %d did not stop %s within %.1f s: ending it",
+                process.popen.pid,
+                sorted(still),
+                self.stop_grace,
+            )
+            self._stop_forced = True
+            process.popen.kill()  # the reader sees the end of its output: _on_exit restarts
+
     def _start(self) -> _EngineProcess:
         self._heard_from = False
+        self._stop_forced = False
         process = _EngineProcess(self._command, _engine_environment(self._hf_token))
         reader = threading.Thread(
             target=self._read, args=(process,), name="engine-reader", daemon=True
@@ -226,8 +264,11 @@ class EngineProcessClient:
     def _read(self, process: _EngineProcess) -> None:
         stdout: IO[bytes] | None = process.popen.stdout
         assert stdout is not None
-        for line in iter(stdout.readline, b""):
+        while True:
             try:
+                line = wire.read_line(stdout)
+                if not line:
+                    break
                 event = wire.decode(line)
             except wire.WireError as error:
                 logger.error("engine process sent a line that is not an event: %s", error)
@@ -265,8 +306,9 @@ class EngineProcessClient:
             load = self._last_load
             died_loading = load is not None and not self._loaded
             answers, self._answers = self._answers, {}
-            heard_from = self._heard_from
-            self._silent_deaths = 0 if self._heard_from else self._silent_deaths + 1
+            heard_from = self._heard_from or self._stop_forced
+            stop_forced = self._stop_forced
+            self._silent_deaths = 0 if heard_from else self._silent_deaths + 1
             if self._silent_deaths >= MAX_SILENT_DEATHS:
                 self._broken = (
                     f"The engine process cannot start ({how}, {self._silent_deaths} times in a "
@@ -292,8 +334,13 @@ class EngineProcessClient:
                 )
             elif load is not None:
                 self._process.send(wire.encode(load))
+            cause = (
+                f"The engine did not stop within {self.stop_grace:g} s, so it was ended"
+                if stop_forced
+                else f"The engine stopped unexpectedly ({how})"
+            )
             message = (
-                f"The engine stopped unexpectedly ({how}). It was restarted"
+                f"{cause}. It was restarted"
                 + (
                     f" and is loading {Path(load.path).name} again"
                     if load and not died_loading
@@ -303,7 +350,9 @@ class EngineProcessClient:
             )
             for request_id, answer in answers.items():
                 self._emit(EngineError(request_id, message, kind="engine_stopped"))
-                self._emit(answer.finished(request_id))
+                self._emit(
+                    answer.finished(request_id, "cancelled" if stop_forced else "interrupted")
+                )
             if not answers and not died_loading and (load is not None or heard_from):
                 self._emit(EngineError(None, message, kind="engine_stopped"))
 

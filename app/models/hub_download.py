@@ -196,6 +196,7 @@ def plan_files(listing: RepoListing, package: str | None = None) -> tuple[RepoFi
         raise HubError(
             f"{listing.repo_id} has no package {package!r} (it has {', '.join(packages)})"
         )
+    check_repo_file_name(package)  # '//X.mlpackage' from absolute names would match no file
     parent = str(PurePosixPath(package).parent)
     wanted = []
     for file in listing.files:
@@ -204,7 +205,30 @@ def plan_files(listing: RepoListing, package: str | None = None) -> tuple[RepoFi
         if in_package or (beside and PurePosixPath(file.path).name in TOKENIZER_FILES):
             check_repo_file_name(file.path)
             wanted.append(file)
+    _check_has_manifest(tuple(wanted), listing.repo_id)
     return tuple(wanted)
+
+
+def _manifests(files: tuple[RepoFile, ...]) -> list[str]:
+    return [
+        f.path
+        for f in files
+        if PurePosixPath(f.path).name == "Manifest.json"
+        and PurePosixPath(f.path).parent.suffix == ".mlpackage"
+    ]
+
+
+def _check_has_manifest(files: tuple[RepoFile, ...], where: str) -> None:
+    """A download without a package's Manifest.json would make a model folder that cannot open."""
+    if not _manifests(files):
+        packages = sorted({str(PurePosixPath(f.path).parent) for f in files} - {"."})
+        expected = (
+            f"{packages[0].split('.mlpackage')[0]}.mlpackage" if packages else "NAME.mlpackage"
+        )
+        raise HubError(
+            f"expected {expected}/Manifest.json in {where}, found none: not a whole Core ML "
+            "package, so nothing was downloaded"
+        )
 
 
 def model_folder_name(listing: RepoListing, package: str) -> str:
@@ -340,6 +364,12 @@ def download_files(
         state["done"] = completed
         report(0, force=True)
     shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
+    if not any((staging / name).is_file() for name in _manifests(files)):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise HubError(
+            f"expected a .mlpackage/Manifest.json among the files downloaded from "
+            f"{listing.repo_id}, found none: the download was removed"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging.replace(destination)
     logger.info("downloaded %s at %s into %s", listing.repo_id, listing.sha, destination)

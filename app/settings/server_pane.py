@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QGuiApplication
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton, QSpinBox, QWidg
 from app.settings.app_settings import AppSettings
 from app.ui.pane_widgets import Card, hint, label, monospace_font, page_layout, row
 from engine.messages import ServerState
-from engine.server.host import generate_api_key
+from engine.server.host import exposure_notice, generate_api_key
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,9 @@ class ServerSettingsPane(QWidget):
 
     def set_state(self, state: ServerState) -> None:
         if state.running:
-            self.status.setText(f"Running at {state.url} · {state.requests_served} requests served")
+            text = f"Running at {state.url} · {state.requests_served} requests served"
+            exposure = exposure_notice(urlsplit(state.url).hostname or "")
+            self.status.setText(f"{text}\n{exposure}" if exposure else text)
         else:
             self.status.setText(state.message or "Not running")
 

@@ -192,6 +192,27 @@ class GGUFImport:
         return np.arange(rows).reshape(heads, rows // heads // 2, 2).swapaxes(2, 1).reshape(-1)
 
 
+def _check_shape(gguf_name: str, shape: tuple[int, ...], spec: ModelSpec) -> None:
+    """A file's tensor header is checked before its bytes are used: an empty dimension, or q/k
+    rows that are not heads x head_dim (llama.cpp's row permutation is undone per head), would
+    otherwise fail deep in NumPy ("cannot reshape array of size 0 ...")."""
+    if not shape or any(n <= 0 for n in shape):
+        raise ConversionError(
+            f"GGUF tensor {gguf_name} has shape {shape}: expected every dimension to be at "
+            "least 1 (the file is damaged or not what its header says)"
+        )
+    for marker, heads, what in (
+        (".attn_q.", spec.num_heads, "attention heads"),
+        (".attn_k.", spec.num_kv_heads, "key-value heads"),
+    ):
+        expected = heads * spec.head_dim
+        if marker in gguf_name and shape[0] != expected:
+            raise ConversionError(
+                f"GGUF tensor {gguf_name} has {shape[0]} rows: expected {expected} "
+                f"({heads} {what} x head dimension {spec.head_dim}, from the model's config)"
+            )
+
+
 def read_gguf(path: Path, spec: ModelSpec, *, form: str = "exact") -> GGUFImport:
     """Map the file (nothing is read yet) and check every tensor's type before any work.
     ``form``: ``exact`` (the GGUF's own blocks) or ``native`` (``converter.quantization.native_form``)."""
@@ -210,6 +231,7 @@ def read_gguf(path: Path, spec: ModelSpec, *, form: str = "exact") -> GGUFImport
             continue
         gguf_type = item.tensor_type.name
         shape = tuple(int(n) for n in reversed(item.shape.tolist()))
+        _check_shape(item.name, shape, spec)
         tensor = GGUFTensor(
             item.name, name, gguf_type, shape, item.data, int(item.data_offset), int(item.n_bytes)
         )

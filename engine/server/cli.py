@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.messages import EngineError, Event, LoadModel, ModelLoaded, ServerState, StartServer
 from engine.package.model import COMPUTE_UNITS
-from engine.server.host import generate_api_key
+from engine.server.host import exposure_notice, generate_api_key
 
 API_KEY_VARIABLE = "COREML_CHAT_API_KEY"
 LOAD_TIMEOUT_SECONDS = 1800.0
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         serving.set()
         print(f"model: {loaded.info.name} ({loaded.info.runtime_name} runtime)", flush=True)
         print(f"serving: {state.url}", flush=True)
+        exposure = exposure_notice(args.host)
+        if exposure:
+            print(exposure, flush=True)
         if generated:
             print(f"api key: {api_key}", flush=True)
         stop = threading.Event()

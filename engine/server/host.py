@@ -13,6 +13,7 @@ Starlette and uvicorn are imported in ``start`` only: importing the engine stays
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import secrets
@@ -44,6 +45,34 @@ STOP_TIMEOUT_SECONDS = 5.0
 def generate_api_key() -> str:
     """A new bearer key (192 random bits), for the app's first enable and the headless server."""
     return "cmc-" + secrets.token_urlsafe(24)
+
+
+def exposure_notice(host: str) -> str | None:
+    """One line saying who can reach a server bound to ``host`` (None on a loopback address: only
+    this machine). The key guards every request, but a user who typed another address should be
+    told that the model is now offered beyond this machine."""
+    name = host.strip().strip("[]")
+    if name.lower() == "localhost":
+        return None
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return (
+            f"exposed: listening on {host}: any device that can reach that name can use the model "
+            "with the key (only this machine: --host 127.0.0.1)"
+        )
+    if address.is_loopback:
+        return None
+    if address.is_unspecified:
+        who = "any device on any network this machine is on"
+    elif address.is_private or address.is_link_local:
+        who = "any device on that local network"
+    else:
+        who = "anyone on the internet who can reach that address"
+    return (
+        f"exposed: listening on {host}: {who} can use the model with the key "
+        "(only this machine: --host 127.0.0.1)"
+    )
 
 
 def is_server_request(request_id: object) -> bool:

@@ -51,6 +51,11 @@ def rendering_cancelled_by(cancel: threading.Event | None) -> Iterator[None]:
         _cancel.reset(token)
 
 
+def current_cancel() -> threading.Event | None:
+    """The cancel event of the enclosing ``rendering_cancelled_by`` block (None outside one)."""
+    return _cancel.get()
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     if len(text) > _MESSAGE_CHARACTERS:

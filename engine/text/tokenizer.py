@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -90,9 +91,18 @@ class ChatTokenizer:
     special_tokens: dict[str, str] = field(default_factory=dict)
     eos_token_ids: frozenset[int] = frozenset()
     bos_token_id: int | None = None
+    # Renders the template: in this process (tests, tools), or ``render_process.render_isolated``
+    # (the engine: a killable child, so Stop and the time limit hold whatever the template does).
+    render_template: Callable[..., str] = render_chat_template
 
     @classmethod
-    def from_folder(cls, folder: Path, metadata: dict[str, str] | None = None) -> ChatTokenizer:
+    def from_folder(
+        cls,
+        folder: Path,
+        metadata: dict[str, str] | None = None,
+        *,
+        render_template: Callable[..., str] = render_chat_template,
+    ) -> ChatTokenizer:
         """Read ``tokenizer.json`` + ``tokenizer_config.json`` (and ``chat_template.jinja``, which
         transformers 5 writes beside them and prefers); eos ids also from the package metadata."""
         from tokenizers import Tokenizer
@@ -146,7 +156,7 @@ class ChatTokenizer:
         bos_id = tokenizer.token_to_id(bos_text) if bos_text else None
         if bos_id is None and metadata.get(meta.BOS_TOKEN_ID, "").strip().isdigit():
             bos_id = int(metadata[meta.BOS_TOKEN_ID])
-        return cls(tokenizer, template, special, frozenset(eos_ids), bos_id)
+        return cls(tokenizer, template, special, frozenset(eos_ids), bos_id, render_template)
 
     @property
     def vocab_size(self) -> int:
@@ -164,7 +174,7 @@ class ChatTokenizer:
         add_generation_prompt: bool = True,
         tools: list[dict[str, Any]] | None = None,
     ) -> str:
-        return render_chat_template(
+        return self.render_template(
             self.chat_template,
             [template_payload(m) for m in messages],
             add_generation_prompt=add_generation_prompt,

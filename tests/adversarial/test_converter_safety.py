@@ -463,3 +463,103 @@ def test_verify_compares_with_the_source_model_not_our_module(
     report = convert(request).verification
     assert report is not None and not report.passed, report
     assert report.top1_agreement < 0.9
+
+
+# --- Issue 21: two --force conversions finishing together over one model folder -----------------
+
+
+def test_the_second_of_two_forced_swaps_says_so_and_strands_nothing(tmp_path, monkeypatch):
+    """The interleaving that lost the race in 6 of 15 rounds: A moves the old model aside, B (which
+    found no folder to move) renames its model in, then A's rename in finds B's model there."""
+    from converter import output_folder
+
+    output = _fake_model_folder(tmp_path / "model", package="Old")
+    staging_a = _fake_model_folder(tmp_path / ".model.partial-a", package="A")
+    staging_b = _fake_model_folder(tmp_path / ".model.partial-b", package="B")
+    real_rename = output_folder.rename_no_replace
+
+    def b_finishes_first(source, destination):
+        if source == staging_a:
+            real_rename(staging_b, destination)  # run B, whose check found the folder gone
+        real_rename(source, destination)
+
+    monkeypatch.setattr(output_folder, "rename_no_replace", b_finishes_first)
+    with pytest.raises(ConversionError, match=r"another conversion replaced .*model first"):
+        move_into_place(staging_a, output, replace=True)
+    assert sorted(p.name for p in output.iterdir())[0] == "B.mlpackage"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.partial-a", "model"]
+
+
+RACE = """
+import shutil
+import sys
+from pathlib import Path
+from converter.errors import ConversionError
+from converter.output_folder import move_into_place
+staging, output, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+while not go.exists():
+    pass
+try:
+    move_into_place(staging, output, replace=True)
+    print("replaced")
+except ConversionError as error:
+    print("error:", error)
+finally:  # as staging_area does
+    shutil.rmtree(staging, ignore_errors=True)
+"""
+
+
+def test_two_forced_conversions_finishing_together_leave_one_model_and_one_clear_error(tmp_path):
+    for round_ in range(15):
+        folder = tmp_path / str(round_)
+        output = _fake_model_folder(folder / "model", package="Old")
+        go = folder / "go"
+        runs = []
+        for name in ("A", "B"):
+            staging = _fake_model_folder(folder / f".model.partial-{name}", package=name)
+            command = [sys.executable, "-c", RACE, str(staging), str(output), str(go)]
+            runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        go.touch()
+        outcomes = [run.communicate(timeout=120) for run in runs]
+        said = sorted(out.decode().strip() for out, _ in outcomes)
+        assert all(not err for _, err in outcomes), outcomes  # no traceback, no raw OSError
+        assert said[-1] == "replaced" and said[0] in ("replaced", f"error: another conversion "
+            f"replaced {output} first; this conversion's model was discarded (convert again to "
+            "replace it with this one)"), said  # fmt: skip
+        packages = [p.name for p in output.iterdir() if p.suffix == ".mlpackage"]
+        assert packages in (["A.mlpackage"], ["B.mlpackage"])
+        assert sorted(p.name for p in folder.iterdir()) == ["go", "model"]  # nothing stranded
+
+
+# --- Issue 21: a GGUF whose tensor headers lie is refused naming the tensor ----------------------
+
+
+@pytest.mark.parametrize(
+    ("gguf_name", "rows", "expected"),
+    [
+        ("blk.0.attn_k.weight", 4, r"blk\.0\.attn_k\.weight has 4 rows: expected 256 \(4 key-va"),
+        ("blk.0.attn_q.weight", 0, r"blk\.0\.attn_q\.weight has shape \(0, 256\): expected every"),
+        ("token_embd.weight", 0, r"token_embd\.weight has shape \(0, 256\): expected every"),
+    ],
+)
+def test_a_gguf_tensor_of_the_wrong_shape_is_refused_by_name(tmp_path, gguf_name, rows, expected):
+    import gguf
+
+    from converter.gguf.exact_import import read_gguf
+    from converter.torch_model import ModelSpec
+    from tests.unit.converter.gguf_synthetic import SMALL_LLAMA_CONFIG, synthetic_blocks
+
+    raw, _ = synthetic_blocks("Q8_0", (256, 256))
+    path = tmp_path / "lying.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor(gguf_name, raw[:rows], raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    # Before: "cannot reshape array of size 4 into shape (4,0,2)", "integer division or modulo
+    # by zero", or nothing until the module's weights were loaded.
+    with pytest.raises(ConversionError, match=expected):
+        imported = read_gguf(path, ModelSpec.from_config(SMALL_LLAMA_CONFIG))
+        for name in imported.quantized:
+            imported.blocks(name)

@@ -271,3 +271,146 @@ def test_cli_json_prints_an_answer_that_filled_the_context(converted_package, ca
     tokenizer = ChatTokenizer.from_folder(folder)
     assert output["text"] == tokenizer.decode(output["token_ids"])
     assert "filled the model's context" in captured.err
+
+
+# --- Issue 21: templates that spend their time inside one C call holding the GIL ----------------
+# The sandbox checks its budget between Python steps; these never take one, so in the engine's
+# own process neither the time limit nor Stop (the pipe's reader thread needs the GIL) could end
+# them. The engine renders in a child it kills (engine/text/render_process.py).
+
+SELF_NESTED_LIST = (
+    "{% set ns = namespace(d=[]) %}{% for i in range(40) %}{% set ns.d = [ns.d, ns.d] %}"
+    "{% endfor %}{{ ns.d }}"
+)
+SELF_NESTED_DICT = (
+    "{% set ns = namespace(d={}) %}{% for i in range(40) %}{% set ns.d = {'a': ns.d, 'b': ns.d} %}"
+    "{% endfor %}{{ ns.d | tojson }}"
+)
+WORDWRAP = "{{ ('a ' * 8000000) | wordwrap(1) }}"
+GIL_HOLDING = {"self-nested-list": SELF_NESTED_LIST, "self-nested-dict": SELF_NESTED_DICT,
+               "wordwrap": WORDWRAP}  # fmt: skip
+
+
+def _when_asked(template: str) -> str:
+    return "{% if messages[-1].content == 'hang' %}" + template + "{% endif %}"
+
+
+@pytest.fixture(params=GIL_HOLDING.values(), ids=GIL_HOLDING.keys())
+def gil_holding_model(request, converted_package, tmp_path):
+    return _model_with_template(
+        converted_package("mistral", "none"), tmp_path / "gil", _when_asked(request.param)
+    )
+
+
+def test_a_render_inside_one_c_call_ends_at_its_time_limit(worker, gil_holding_model, monkeypatch):
+    monkeypatch.setattr(template_sandbox, "DEFAULT_LIMITS", RenderLimits(seconds=1.0))
+    engine, events = worker
+    engine.submit(LoadModel(1, str(gil_holding_model)))
+    events.until(ModelLoaded, 1)
+    started = time.monotonic()
+    engine.submit(Generate(2, "c", (ChatMessage("user", "hang"),)))
+    error, _ = events.until(GenerationFinished, 2, timeout=30)  # unbounded before: 25-90+ s
+    elapsed = time.monotonic() - started
+    assert isinstance(error, EngineError) and "\n" not in error.message
+    assert "took longer than 1 s to render" in error.message
+    assert elapsed < 1.0 + 3.0  # the limit, the kill's grace, a new renderer on a loaded machine
+    _serves_the_next_request(engine, events)
+
+
+def test_stop_ends_a_render_inside_one_c_call_within_two_seconds(
+    worker, converted_package, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(template_sandbox, "DEFAULT_LIMITS", RenderLimits(seconds=3600))
+    model = _model_with_template(
+        converted_package("mistral", "none"), tmp_path / "gil", _when_asked(SELF_NESTED_LIST)
+    )
+    engine, events = worker
+    engine.submit(LoadModel(1, str(model)))
+    events.until(ModelLoaded, 1)
+    engine.submit(Generate(2, "c", (ChatMessage("user", "hang"),)))
+    time.sleep(1.0)  # well inside the one C call
+    stopped = time.monotonic()
+    engine.cancel(2)
+    finished, _ = events.until(GenerationFinished, 2, timeout=30)
+    assert isinstance(finished, GenerationFinished) and finished.stats.finish_reason == "cancelled"
+    assert time.monotonic() - stopped < 2.0
+    _serves_the_next_request(engine, events)
+
+
+def test_the_renderer_costs_little_per_turn_on_a_real_template(smollm2_tokenizer_dir):
+    """One pipe round trip per render: measured against the same renders in process, same run."""
+    from engine.text.render_process import RenderProcess
+
+    renderer = RenderProcess()
+    isolated = ChatTokenizer.from_folder(smollm2_tokenizer_dir, render_template=renderer.render)
+    in_process = ChatTokenizer.from_folder(smollm2_tokenizer_dir)
+    conversation = [ChatMessage("system", "Be brief.")] + [
+        ChatMessage("user" if turn % 2 == 0 else "assistant", "a few words " * 60)
+        for turn in range(20)
+    ]
+    try:
+        assert isolated.encode_chat(conversation) == in_process.encode_chat(conversation)
+
+        def per_turn(tokenizer: ChatTokenizer) -> float:
+            started = time.perf_counter()
+            for _ in range(20):
+                tokenizer.render_parts(conversation)
+            return (time.perf_counter() - started) / 20
+
+        extra = min(per_turn(isolated) for _ in range(3)) - min(
+            per_turn(in_process) for _ in range(3)
+        )
+        assert extra < 0.005  # seconds per turn (about 0.4 ms measured on a loaded 2-core machine)
+        assert renderer.started == 1  # one child for every render
+    finally:
+        renderer.close()
+
+
+# --- Issue 21: the engine pipe bounds what it decodes, on both ends --------------------------------
+
+DEEP_LINE = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+
+
+def test_decode_refuses_deep_nesting_with_a_wire_error():
+    from engine import wire
+
+    with pytest.raises(wire.WireError, match="nested at most 32 deep"):
+        wire.decode(DEEP_LINE)
+    nested = {"type": "EngineError", "fields": {"request_id": None, "message": "x"}}
+    for _ in range(40):  # within json's recursion limit, past ours
+        nested = {"type": "EngineError", "fields": {"request_id": None, "message": [nested]}}
+    with pytest.raises(wire.WireError, match="nested at most 32 deep"):
+        wire.decode(json.dumps(nested))
+
+
+def test_a_line_past_the_size_limit_is_skipped_whole_and_the_next_one_is_read(monkeypatch):
+    import io
+
+    from engine import wire
+    from engine.messages import Cancel
+
+    monkeypatch.setattr(wire, "MAX_LINE_BYTES", 1000)
+    stream = io.BytesIO(b'{"type": "Cancel", ' + b"x" * 5000 + b"}\n" + wire.encode(Cancel(3)))
+    with pytest.raises(wire.WireError, match="at most 1,000 bytes, found 5,021"):
+        wire.read_line(stream)
+    assert wire.decode(wire.read_line(stream)) == Cancel(3)
+    assert wire.read_line(stream) == b""
+
+
+def test_the_engine_process_survives_a_deeply_nested_request_line(tmp_path):
+    from engine import wire
+
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "app", "--engine"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        engine.stdin.write(DEEP_LINE + wire.encode(LoadModel(7, str(tmp_path / "missing"))))
+        engine.stdin.flush()
+        answer = wire.decode(engine.stdout.readline())  # b"" (the process ended) before the fix
+        assert isinstance(answer, EngineError) and answer.request_id == 7
+    finally:
+        engine.kill()
+        engine.wait()

@@ -181,3 +181,89 @@ def test_hostile_json_is_a_400_error_object_and_the_server_goes_on(served, raw):
     assert status == 400
     assert body["error"]["type"] == "invalid_request_error"
     _still_serving(served)
+
+
+# --- Issue 21: coreml-chat-serve and a template that holds the GIL inside one C call ------------
+
+
+def test_serve_answers_a_gil_holding_template_with_an_error_in_10_s_and_serves_on(
+    converted_package, tmp_path
+):
+    import subprocess
+    import sys
+    import time
+
+    from tests.adversarial.test_engine_inputs import (
+        SELF_NESTED_DICT,
+        _model_with_template,
+        _when_asked,
+    )
+
+    model = _model_with_template(
+        converted_package("mistral", "none"), tmp_path / "gil", _when_asked(SELF_NESTED_DICT)
+    )
+    command = [sys.executable, "-m", "engine.server.cli", str(model), "--port", "0",
+               "--api-key", API_KEY]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = ""
+        while not url:
+            line = server.stdout.readline()
+            assert line, "coreml-chat-serve ended before serving"
+            if line.startswith("serving: "):
+                url = line.split(": ", 1)[1].strip()
+        headers = AUTH
+        started = time.monotonic()
+        status, answer = raw_request(
+            f"{url}/chat/completions", body=_chat("TinyMistral", "hang"), headers=headers
+        )
+        assert time.monotonic() - started < 10.0  # 90 s and growing at 20 MB/s before
+        assert status >= 400 and "took longer than 5 s" in answer["error"]["message"]
+        status, answer = raw_request(
+            f"{url}/chat/completions",
+            body=_chat("TinyMistral", "Hello", max_tokens=3),
+            headers=headers,
+        )
+        assert status == 200 and answer["choices"][0]["message"]["content"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("host", "who"),
+    [
+        ("127.0.0.1", None),
+        ("::1", None),
+        ("localhost", None),
+        ("0.0.0.0", "any device on any network this machine is on"),
+        ("::", "any device on any network this machine is on"),
+        ("192.168.1.20", "any device on that local network"),
+        ("8.8.8.8", "anyone on the internet who can reach that address"),
+        ("mac.example", "any device that can reach that name"),
+    ],
+)
+def test_who_can_reach_a_server_is_said_for_every_non_loopback_address(host, who):
+    from engine.server.host import exposure_notice
+
+    notice = exposure_notice(host)
+    assert notice is None if who is None else (who in notice and host in notice)
+
+
+def test_serve_on_every_address_prints_who_can_now_reach_it(converted_package):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "engine.server.cli", str(converted_package("mistral", "none")),
+               "--host", "0.0.0.0", "--port", "0"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [server.stdout.readline() for _ in range(4)]  # model, serving, exposure, key
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert lines[1].startswith("serving: ") and lines[3].startswith("api key: cmc-")
+    assert lines[2].strip() == (
+        "exposed: listening on 0.0.0.0: any device on any network this machine is on can use "
+        "the model with the key (only this machine: --host 127.0.0.1)"
+    )
