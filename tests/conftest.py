@@ -14,6 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest_plugins = [
     "tests.fixtures.engine_worker",
     "tests.fixtures.fake_hub",
+    "tests.fixtures.server",
     "tests.fixtures.window",
 ]
 
