@@ -124,21 +124,21 @@ class MainWindow(QMainWindow):
         self.model_chip.set_model("No model")
         self.model_chip.setMaximumWidth(CHIP_MAX_WIDTH)  # the chat's title comes first
 
-        header = QWidget(objectName="chatHeader")
-        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        header_layout = QHBoxLayout(header)
-        header_layout.setContentsMargins(20, 10, 16, 10)
-        header_layout.addWidget(self.title_label)
-        header_layout.addStretch(1)
-        self.system_prompt = SystemPromptEditor(
-            self.controller, settings, self, inherited=self._inherited_prompt
-        )
-        header_layout.addWidget(self.system_prompt.button)
-        self.preset_chip = PresetSwitcher()  # this chat's generation preset
-        self.preset_chip.setMaximumWidth(PRESET_CHIP_MAX_WIDTH)
-        header_layout.addWidget(self.preset_chip)
-        header_layout.addWidget(self.model_chip)
+        self._lay_out()
 
+        self.loading_notice = LoadingNotice(self._show_loading, parent=self)
+        self._make_actions()
+        self._connect()
+        self._update_model_state()
+        self._show_preset()
+        self.show_page("chat" if self.settings.model_path else "welcome")
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def _lay_out(self) -> None:
+        """The sidebar beside the pages: the welcome page and the chat page (header, banner,
+        messages, composer, status line)."""
+        header = self._header()
         composer_row = QHBoxLayout()
         composer_row.setContentsMargins(24, 6, 24, 2)
         composer_row.addStretch(1)
@@ -179,12 +179,23 @@ class MainWindow(QMainWindow):
         splitter.setChildrenCollapsible(False)
         self.setCentralWidget(splitter)
 
-        self.loading_notice = LoadingNotice(self._show_loading, parent=self)
-        self._make_actions()
-        self._connect()
-        self._update_model_state()
-        self._show_preset()
-        self.show_page("chat" if self.settings.model_path else "welcome")
+    def _header(self) -> QWidget:
+        """The chat's title, then its system prompt, preset and model chips."""
+        header = QWidget(objectName="chatHeader")
+        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        header_layout = QHBoxLayout(header)
+        header_layout.setContentsMargins(20, 10, 16, 10)
+        header_layout.addWidget(self.title_label)
+        header_layout.addStretch(1)
+        self.system_prompt = SystemPromptEditor(
+            self.controller, self.settings_store, self, inherited=self._inherited_prompt
+        )
+        header_layout.addWidget(self.system_prompt.button)
+        self.preset_chip = PresetSwitcher()  # this chat's generation preset
+        self.preset_chip.setMaximumWidth(PRESET_CHIP_MAX_WIDTH)
+        header_layout.addWidget(self.preset_chip)
+        header_layout.addWidget(self.model_chip)
+        return header
 
     # --- set-up ------------------------------------------------------------------------------
 
