@@ -104,6 +104,14 @@ class MessageRow(QWidget):
         self.bodies_layout.setSpacing(0)
         self.bodies_layout.addWidget(self.body)
         self.bodies_layout.addWidget(self.more_note)
+        self._make_actions(role)
+        self._show_actions()  # hidden, never shown before it has a parent
+
+        self._lay_out(role, assistant_name)
+
+    def _make_actions(self, role: str) -> None:
+        """Copy, Edit, Regenerate, Retry and Continue, the version switcher and the finish note,
+        in one row (which of them show: ``_show_actions``)."""
         self.actions_row = QHBoxLayout()
         self.actions_row.setSpacing(2)
         self.copy_button = self._action("Copy", self.copy_text)
@@ -140,8 +148,9 @@ class MessageRow(QWidget):
         self._hovered = self._focused = self._last = False
         self._editor: QPlainTextEdit | None = None
         self._edit_box: QWidget | None = None
-        self._show_actions()  # hidden, never shown before it has a parent
 
+    def _lay_out(self, role: str, assistant_name: str) -> None:
+        """A user message in a bubble at the right; an answer under its author's name."""
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 6, 0, 6)
         outer.setSpacing(4)
