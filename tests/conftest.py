@@ -283,3 +283,38 @@ def smollm2_exact_dir(smollm2_gguf: Path) -> Path:
 def progress_log(model_folder: Path) -> Path:
     """Where the smollm2_int4_dir fixture keeps the CLI's JSON progress lines."""
     return model_folder.with_name(model_folder.name + ".progress.jsonl")
+
+
+@pytest.fixture(scope="session")
+def family_model_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """``family_model_dir(family)``: a tiny random model of ``family`` (``tests/families.py``)
+    saved with save_pretrained, with SmolLM2's tokenizer; made once per session."""
+    from tests.families import save_family_model
+
+    made: dict[str, Path] = {}
+
+    def make(family: str) -> Path:
+        if family not in made:
+            tokenizer = request.getfixturevalue("smollm2_tokenizer_dir")
+            folder = tmp_path_factory.mktemp(f"tiny-{family}")
+            made[family] = save_family_model(folder, family, tokenizer)
+        return made[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def family_gguf(tmp_path_factory: pytest.TempPathFactory, family_model_dir, smollm2_gguf: Path):
+    """``family_gguf(family)``: the tiny ``family`` model written as a GGUF of its architecture."""
+    from tests.families import write_family_gguf
+
+    made: dict[str, Path] = {}
+
+    def make(family: str) -> Path:
+        if family not in made:
+            folder = tmp_path_factory.mktemp(f"gguf-{family}")
+            path = folder / f"tiny-{family}.Q4_0.gguf"
+            made[family] = write_family_gguf(family_model_dir(family), path, family, smollm2_gguf)
+        return made[family]
+
+    return make

@@ -124,15 +124,6 @@ def test_checkpoint_tensors_we_do_not_handle_are_refused(tmp_path, tiny_mistral_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source"]
 
 
-def test_context_above_a_sliding_window_is_refused(tmp_path, tiny_mistral_dir):
-    source = _copy(tiny_mistral_dir, tmp_path / "source")
-    config = json.loads((source / "config.json").read_text())
-    config["sliding_window"] = 32
-    (source / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConversionError, match="attention window 32"):
-        convert(ConversionRequest(str(source), tmp_path / "out", context_length=64))
-
-
 def test_block_size_that_does_not_divide_the_weights_is_refused_up_front(tmp_path, tiny_llama_dir):
     stages: list[str] = []
     with pytest.raises(ConversionError, match="--block-size 48 does not divide"):

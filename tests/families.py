@@ -1,0 +1,140 @@
+"""Tiny random models of each supported family, and GGUF files written from them.
+
+Each model is built from transformers' own config class and saved with ``save_pretrained``; its
+vectors (norms, biases) are randomised, so a dropped bias or a misread norm changes the logits. The
+GGUF is written with the ``gguf`` package's writer under llama.cpp's tensor names for the
+architecture (Gemma's norms as 1 + w, as llama.cpp stores them), layer weights in Q4_0, the
+embedding in Q8_0, with SmolLM2's tokenizer (a GPT-2 BPE) copied from the demo GGUF.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+# family → (transformers config and model class names, GGUF architecture)
+FAMILIES = {
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "qwen2"),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", "qwen3"),
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", "gemma3"),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", "gemma2"),
+}
+WINDOW = 8  # the Gemma models' sliding window: tests feed chunks shorter and longer than it
+VOCAB = 49152  # SmolLM2's tokenizer
+
+
+def family_config(family: str) -> dict:
+    common = {
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "rms_norm_eps": 1e-6,
+    }
+    if family == "qwen2":
+        return {**common, "rope_theta": 1_000_000.0, "tie_word_embeddings": True}
+    if family == "qwen3":
+        # head_dim 128 as in every Qwen3 (transformers reads no head_dim from a qwen3 GGUF).
+        return {**common, "head_dim": 128, "rope_theta": 1_000_000.0}
+    gemma = {
+        **common,
+        "head_dim": 32,
+        "sliding_window": WINDOW,
+        "query_pre_attn_scalar": 24,  # not head_dim: the query scale is a switch of its own
+        "layer_types": ["sliding_attention", "full_attention"],
+    }
+    if family == "gemma3":
+        return gemma
+    # Small caps, so that soft-capping changes these random models' numbers.
+    return {**gemma, "attn_logit_softcapping": 0.05, "final_logit_softcapping": 0.2}
+
+
+def save_family_model(folder: Path, family: str, tokenizer_dir: Path) -> Path:
+    import shutil
+
+    import torch
+    import transformers
+
+    config_class, model_class, _ = FAMILIES[family]
+    torch.manual_seed(sum(map(ord, family)))
+    config = getattr(transformers, config_class)(**family_config(family))
+    model = getattr(transformers, model_class)(config)
+    with torch.no_grad():
+        for _, parameter in model.named_parameters():
+            if parameter.ndim == 1:  # norms and biases: not their initial ones and zeros
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+    model.save_pretrained(str(folder))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(tokenizer_dir / name, folder / name)
+    return folder
+
+
+def write_family_gguf(model_dir: Path, path: Path, family: str, tokenizer_gguf: Path) -> Path:
+    """``model_dir``'s weights as a GGUF of ``family``'s architecture (Q4_0 layers, Q8_0
+    embedding, F32 vectors), with ``tokenizer_gguf``'s tokenizer."""
+    import gguf
+    from gguf.quants import quantize
+    from safetensors.torch import load_file
+
+    from converter.gguf.tensor_names import LAYER_NAMES, NORMS_INCLUDE_OFFSET, TOP_NAMES
+
+    arch = FAMILIES[family][2]
+    config = family_config(family)
+    weights = {
+        k: v.float().numpy() for k, v in load_file(str(model_dir / "model.safetensors")).items()
+    }
+    names = {hf: gguf_name for gguf_name, hf in TOP_NAMES.items()}
+    for layer in range(config["num_hidden_layers"]):
+        for short, hf in LAYER_NAMES[arch].items():
+            for kind in ("weight", "bias"):
+                names[f"model.layers.{layer}.{hf}.{kind}"] = f"blk.{layer}.{short}.{kind}"
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim", config["hidden_size"] // heads)
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(config["num_key_value_heads"])
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_rope_freq_base(config.get("rope_theta", 10000.0))
+    writer.add_vocab_size(config["vocab_size"])
+    if "sliding_window" in config:
+        writer.add_sliding_window(config["sliding_window"])
+    for name, value in config.items():
+        if name.endswith("softcapping"):
+            key = "attn_logit_softcapping" if name.startswith("attn") else "final_logit_softcapping"
+            writer.add_float32(f"{arch}.{key}", value)
+    reader = gguf.GGUFReader(str(tokenizer_gguf))
+    for field in reader.fields.values():
+        if field.name.startswith("tokenizer."):
+            kind = field.types[0]
+            sub_type = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(field.name, field.contents(), kind, sub_type=sub_type)
+    for hf_name, values in weights.items():
+        if hf_name not in names:
+            raise KeyError(f"no GGUF name for {hf_name}")
+        gguf_name = names[hf_name]
+        if values.ndim == 1:
+            if arch in NORMS_INCLUDE_OFFSET and hf_name.endswith("norm.weight"):
+                values = values + 1.0
+            writer.add_tensor(gguf_name, values.astype(np.float32))
+            continue
+        qtype = (
+            gguf.GGMLQuantizationType.Q8_0 if "embed" in hf_name else gguf.GGMLQuantizationType.Q4_0
+        )
+        writer.add_tensor(gguf_name, quantize(values, qtype), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
