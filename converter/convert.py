@@ -347,7 +347,7 @@ def _save(
     from converter.weights import special_token_ids
 
     source, request = resolved.source, resolved.request
-    bos, eos = special_token_ids(source)
+    bos, eos = special_token_ids(source, tokenizer_file=package.parent / meta.TOKENIZER_FILE)
     export.describe(
         mlmodel,
         export.PackageFacts(
