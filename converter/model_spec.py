@@ -76,9 +76,15 @@ FAMILIES = {
         residual_scale=0.125,
         sliding_pattern=2,
     ),
+    "Phi3ForCausalLM": Family(
+        "Phi-3",
+        fused_projections=True,
+        partial_rotary=True,
+        rope_types=("default", "longrope"),
+    ),
 }
 SUPPORTED_ARCHITECTURES = tuple(FAMILIES)
-SUPPORTED_NAMES = "Llama, Mistral, Qwen2/2.5, Qwen3, Gemma 2 and Gemma 3"
+SUPPORTED_NAMES = "Llama, Mistral, Qwen2/2.5, Qwen3, Gemma 2, Gemma 3 and Phi-3/3.5/4-mini"
 # Architectures whose configs carry their model type under another name.
 MODEL_TYPES = {
     "llama": "LlamaForCausalLM",
@@ -88,6 +94,7 @@ MODEL_TYPES = {
     "gemma3_text": "Gemma3ForCausalLM",
     "gemma3": "Gemma3ForCausalLM",
     "gemma2": "Gemma2ForCausalLM",
+    "phi3": "Phi3ForCausalLM",
 }
 ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu_pytorch_tanh": "gelu_tanh"}
 # Keys of Llama look-alikes that change the numbers (Granite's multipliers, SmolLM3's layers
@@ -111,6 +118,7 @@ class RoPE:
     theta: float
     rope_type: str = "default"
     scaling: tuple[tuple[str, Any], ...] = ()
+    attention_factor: float = 1.0  # longrope: cos and sin are multiplied by it
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,8 @@ class ModelSpec:
     final_softcap: float = 0.0
     layer_types: tuple[str, ...] = ()  # per layer FULL or SLIDING; empty: all FULL
     local_rope: RoPE | None = None  # the sliding layers' RoPE when it differs (Gemma 3)
-    rotary_dim: int = 0  # 0: head_dim
+    rotary_dim: int = 0  # 0: head_dim (Phi-4-mini rotates 0.75 of it)
+    fused_projections: bool = False  # Phi-3's qkv_proj and gate_up_proj, split at load
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ModelSpec:
@@ -175,6 +184,15 @@ class ModelSpec:
             if math.isclose(query_scale, head_dim**-0.5, rel_tol=1e-12):
                 query_scale = 0.0
         attention_bias = bool(config.get("attention_bias", False))
+        max_positions = number.integer("max_position_embeddings", 2048)
+        if global_rope.rope_type == "longrope":
+            global_rope, max_positions = _longrope(global_rope, config, max_positions)
+            local_rope = global_rope
+        rotary_dim = round(head_dim * _partial_rotary(config)) if family.partial_rotary else 0
+        if rotary_dim % 2 or rotary_dim > head_dim:
+            raise ConversionError(
+                f"config.json: partial rotary gives {rotary_dim} of {head_dim} dims"
+            )
         return cls(
             architecture=architecture,
             vocab_size=number.integer("vocab_size"),
@@ -187,7 +205,7 @@ class ModelSpec:
             rms_norm_eps=number.real("rms_norm_eps", 1e-6),
             rope_theta=global_rope.theta,
             tie_word_embeddings=bool(config.get("tie_word_embeddings", family.tie_default)),
-            max_position_embeddings=number.integer("max_position_embeddings", 2048),
+            max_position_embeddings=max_positions,
             rope_scaling=global_rope.scaling,
             sliding_window=window,
             qkv_bias=family.qkv_bias or attention_bias,
@@ -203,16 +221,16 @@ class ModelSpec:
             final_softcap=_softcap(config, "final_logit_softcapping"),
             layer_types=layer_types if SLIDING in layer_types else (),
             local_rope=local_rope if local_rope != global_rope else None,
-            rotary_dim=0,
+            rotary_dim=0 if rotary_dim == head_dim else rotary_dim,
+            fused_projections=family.fused_projections,
         )
 
     @property
     def rope(self) -> RoPE:
         scaling = dict(self.rope_scaling)
-        rope_type = str(scaling.get("rope_type", scaling.get("type", "default")))
-        return RoPE(
-            self.rope_theta, rope_type if self.rope_scaling else "default", self.rope_scaling
-        )
+        rope_type = str(scaling.get("rope_type", "default")) if self.rope_scaling else "default"
+        factor = float(scaling.get("attention_factor", 1.0)) if rope_type == "longrope" else 1.0
+        return RoPE(self.rope_theta, rope_type, self.rope_scaling, factor)
 
     def is_sliding(self, layer: int) -> bool:
         return bool(self.layer_types) and self.layer_types[layer] == SLIDING
@@ -340,8 +358,19 @@ def _rope_from(parameters: Mapping[str, Any], theta: Any, family: Family) -> RoP
             "original_max_position_embeddings",
         ),
         "linear": ("factor",),
+        "longrope": (
+            "short_factor",
+            "long_factor",
+            "factor",
+            "attention_factor",
+            "original_max_position_embeddings",
+        ),
     }.get(rope_type, ())
-    scaling = tuple(sorted((k, v) for k, v in parameters.items() if k in keep))
+    scaling = tuple(
+        sorted(
+            (k, tuple(v) if isinstance(v, list) else v) for k, v in parameters.items() if k in keep
+        )
+    )
     if rope_type != "default":
         scaling = (("rope_type", rope_type), *scaling)
     return RoPE(float(theta), rope_type, scaling)
@@ -367,6 +396,35 @@ def _ropes(config: Mapping[str, Any], family: Family) -> tuple[RoPE, RoPE]:
     if architecture_of(config) == "Gemma3ForCausalLM":
         return full, RoPE(10000.0)
     return full, full
+
+
+def _partial_rotary(config: Mapping[str, Any]) -> float:
+    rope = config.get("rope_parameters")
+    if isinstance(rope, Mapping) and rope.get("partial_rotary_factor") is not None:
+        return float(rope["partial_rotary_factor"])
+    return float(config.get("partial_rotary_factor") or 1.0)
+
+
+def _longrope(rope: RoPE, config: Mapping[str, Any], max_positions: int) -> tuple[RoPE, int]:
+    """Phi's LongRoPE with its short factors, and the context it holds: transformers switches to
+    the long factors for the whole sequence once it exceeds ``original_max_position_embeddings``,
+    which a kv-cache of earlier positions cannot follow; that longer context is refused."""
+    scaling = dict(rope.scaling)
+    original = scaling.get("original_max_position_embeddings") or config.get(
+        "original_max_position_embeddings"
+    )
+    if not isinstance(original, int) or original <= 0:
+        raise ConversionError("config.json: longrope without original_max_position_embeddings")
+    factor = scaling.get("factor") or max_positions / original
+    attention = scaling.get("attention_factor")
+    if attention is None:
+        attention = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
+    short = scaling.get("short_factor")
+    if not isinstance(short, tuple) or not short:
+        raise ConversionError("config.json: longrope without short_factor")
+    scaling.update(attention_factor=float(attention), original_max_position_embeddings=original)
+    kept = tuple(sorted(scaling.items()))
+    return RoPE(rope.theta, "longrope", kept, float(attention)), min(max_positions, original)
 
 
 def unsupported_features(config: Mapping[str, Any], *, family: Family | None = None) -> list[str]:

@@ -40,6 +40,9 @@ def rope_inverse_frequencies(rope: RoPE, dims: int) -> torch.Tensor:
     exponents = torch.arange(0, dims, 2, dtype=torch.float64) / dims
     inv_freq = 1.0 / (rope.theta**exponents)
     scaling = dict(rope.scaling)
+    if rope.rope_type == "longrope":  # the short factors: see model_spec._longrope
+        short = torch.tensor(scaling["short_factor"], dtype=torch.float64)
+        return inv_freq / short
     if rope.rope_type == "linear":
         return inv_freq / float(scaling["factor"])
     if rope.rope_type != "llama3":
@@ -61,7 +64,8 @@ def rope_tables(rope: RoPE, dims: int, context_length: int) -> tuple[torch.Tenso
     positions = torch.arange(context_length, dtype=torch.float64)
     angles = torch.outer(positions, rope_inverse_frequencies(rope, dims))
     angles = torch.cat((angles, angles), dim=-1)
-    return angles.cos().float(), angles.sin().float()
+    factor = rope.attention_factor
+    return (angles.cos() * factor).float(), (angles.sin() * factor).float()
 
 
 class RMSNorm(nn.Module):
@@ -327,6 +331,7 @@ def build_stateful_model(
 ) -> StatefulCausalLM:
     """Build the module on the meta device and adopt ``weights`` without copying them (the
     norms, a few vectors, are turned into the factors the module multiplies by)."""
+    weights = split_fused(spec, weights)
     weights = {**weights, **_norm_factors(spec, weights, norms_include_offset=norms_include_offset)}
     with torch.device("meta"):
         module = StatefulCausalLM(
@@ -374,6 +379,47 @@ def build_stateful_model(
     module.valueCache = untouched_zeros(cache_shape, cache_dtype)
     module._make_tables()
     return module.eval()
+
+
+def fused_parts(spec: ModelSpec) -> dict[str, tuple[tuple[str, int], ...]]:
+    """Phi-3's fused projections: each part's name and rows, in order."""
+    width = spec.head_dim
+    return {
+        "self_attn.qkv_proj": (
+            ("self_attn.q_proj", spec.num_heads * width),
+            ("self_attn.k_proj", spec.num_kv_heads * width),
+            ("self_attn.v_proj", spec.num_kv_heads * width),
+        ),
+        "mlp.gate_up_proj": (
+            ("mlp.gate_proj", spec.intermediate_size),
+            ("mlp.up_proj", spec.intermediate_size),
+        ),
+    }
+
+
+def split_fused(spec: ModelSpec, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fused projections split into the module's by rows (views: nothing is copied)."""
+    if not spec.fused_projections:
+        return dict(weights)
+    parts = fused_parts(spec)
+    split: dict[str, torch.Tensor] = {}
+    for name, tensor in weights.items():
+        layer, _, kind = name.rpartition(".")
+        key = next((k for k in parts if layer.endswith(k)), None)
+        if key is None:
+            split[name] = tensor
+            continue
+        base = layer[: -len(key)]
+        expected = sum(rows for _, rows in parts[key])
+        if tensor.shape[0] != expected:
+            raise ConversionError(
+                f"weight {name} has {tensor.shape[0]} rows, the config implies {expected}"
+            )
+        start = 0
+        for part, rows in parts[key]:
+            split[f"{base}{part}.{kind}"] = tensor.narrow(0, start, rows)
+            start += rows
+    return split
 
 
 def _norm_factors(

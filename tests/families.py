@@ -19,6 +19,7 @@ FAMILIES = {
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", "qwen3"),
     "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", "gemma3"),
     "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", "gemma2"),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", "phi3"),
 }
 WINDOW = 8  # the Gemma models' sliding window: tests feed chunks shorter and longer than it
 VOCAB = 49152  # SmolLM2's tokenizer
@@ -42,6 +43,24 @@ def family_config(family: str) -> dict:
     if family == "qwen3":
         # head_dim 128 as in every Qwen3 (transformers reads no head_dim from a qwen3 GGUF).
         return {**common, "head_dim": 128, "rope_theta": 1_000_000.0}
+    if family == "phi3":  # Phi-4-mini's shape: partial rotary 0.75, LongRoPE
+        half = 64 // 4 * 3 // 4 // 2  # head_dim 16, 12 of it rotated
+        return {
+            **common,
+            "pad_token_id": 0,
+            "max_position_embeddings": 256,
+            "original_max_position_embeddings": 64,
+            "partial_rotary_factor": 0.75,
+            "rope_parameters": {
+                "rope_type": "longrope",
+                "rope_theta": 10000.0,
+                "partial_rotary_factor": 0.75,
+                "original_max_position_embeddings": 64,
+                "short_factor": [1.0 + 0.1 * i for i in range(half)],
+                "long_factor": [2.0 + 0.5 * i for i in range(half)],
+            },
+            "tie_word_embeddings": True,
+        }
     gemma = {
         **common,
         "head_dim": 32,

@@ -35,7 +35,7 @@ CHOICES = (
     (
         "convert",
         "Convert a model",
-        "Llama, Mistral, Qwen, Gemma: a checkpoint, folder or .gguf file.",
+        "Llama, Mistral, Qwen, Gemma, Phi: a checkpoint, folder or .gguf file.",
     ),
 )
 GLYPHS = {"demo": "★", "open": "▤", "hub": "↓", "convert": "⚙"}

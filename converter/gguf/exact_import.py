@@ -35,6 +35,7 @@ from converter.gguf.tensor_names import NORMS_INCLUDE_OFFSET, PERMUTED_QK, torch
 from converter.model_spec import ModelSpec
 from converter.quantization.blockwise_consts import replace_with_blocks
 from converter.quantization.lazy_blob_weights import LazyWeights
+from converter.torch_model import fused_parts
 
 logger = logging.getLogger(__name__)
 
@@ -219,10 +220,10 @@ def read_gguf(path: Path, spec: ModelSpec, *, form: str = "exact") -> GGUFImport
         tensor = GGUFTensor(
             item.name, name, gguf_type, shape, item.data, int(item.data_offset), int(item.n_bytes)
         )
-        if gguf_type in FLOAT_TYPES:
-            floats[name] = tensor
-        elif gguf_type in DECODERS and len(shape) == 2:
-            quantized[name] = tensor
+        if gguf_type in FLOAT_TYPES or (gguf_type in DECODERS and len(shape) == 2):
+            kind = floats if gguf_type in FLOAT_TYPES else quantized
+            for part in split_rows(tensor, spec):
+                kind[part.torch_name] = part
         else:
             raise ConversionError(
                 f"GGUF tensor {item.name} has type {gguf_type}; exact import supports "
@@ -237,6 +238,40 @@ def read_gguf(path: Path, spec: ModelSpec, *, form: str = "exact") -> GGUFImport
         form=form,
         architecture=architecture,
     )
+
+
+def split_rows(tensor: GGUFTensor, spec: ModelSpec) -> list[GGUFTensor]:
+    """A fused tensor (Phi-3's attn_qkv, ffn_up holding gate and up) as the module's parts, by
+    rows: each row is whole blocks, so every part keeps its own bytes exactly."""
+    if not spec.fused_projections:
+        return [tensor]
+    layer, _, kind = tensor.torch_name.rpartition(".")
+    parts = next((p for key, p in fused_parts(spec).items() if layer.endswith(key)), None)
+    if parts is None:
+        return [tensor]
+    base = layer[: layer.rindex(".", 0, layer.rindex(".")) + 1]  # "model.layers.3."
+    rows = tensor.shape[0]
+    expected = sum(count for _, count in parts)
+    if rows != expected:
+        raise ConversionError(
+            f"GGUF tensor {tensor.gguf_name} has {rows} rows, the config implies {expected}"
+        )
+    row_bytes = tensor.n_bytes // rows
+    found, start = [], 0
+    for part, count in parts:
+        found.append(
+            GGUFTensor(
+                tensor.gguf_name,
+                f"{base}{part}.{kind}",
+                tensor.gguf_type,
+                (count, *tensor.shape[1:]),
+                tensor.raw[start : start + count],
+                tensor.data_offset + start * row_bytes,
+                count * row_bytes,
+            )
+        )
+        start += count
+    return found
 
 
 def module_weights(imported: GGUFImport) -> dict[str, torch.Tensor]:

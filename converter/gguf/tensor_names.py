@@ -39,6 +39,12 @@ LAYER_NAMES = {
     "qwen3": {**_LLAMA, **_QK_NORMS},
     "gemma2": _GEMMA2,
     "gemma3": {**_GEMMA2, **_QK_NORMS},
+    # Phi-3: fused q/k/v and gate/up, split by rows at import (converter.gguf.exact_import).
+    "phi3": {
+        **{k: v for k, v in _LLAMA.items() if k not in ("attn_q", "attn_k", "attn_v", "ffn_gate")},
+        "attn_qkv": "self_attn.qkv_proj",
+        "ffn_up": "mlp.gate_up_proj",
+    },
 }
 TOP_NAMES = {
     "token_embd.weight": "model.embed_tokens.weight",
@@ -63,6 +69,11 @@ def torch_name(gguf_name: str, architecture: str = "llama") -> str | None:
         )
     if gguf_name in RECOMPUTED:
         return None
+    if gguf_name.startswith("rope_factors_"):
+        raise ConversionError(
+            f"GGUF tensor {gguf_name} holds LongRoPE factors, which the exact import does not "
+            "read yet (transformers does not either): convert the Hub model instead"
+        )
     if gguf_name in TOP_NAMES:
         return TOP_NAMES[gguf_name]
     match = _LAYER_PATTERN.match(gguf_name)

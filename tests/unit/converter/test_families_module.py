@@ -62,6 +62,7 @@ def test_family_matches_transformers_across_the_window(family):
         ("gemma3", {"query_scale": 0.0}),
         ("gemma2", {"attn_softcap": 0.0}),
         ("gemma2", {"final_softcap": 0.0}),
+        ("phi3", {"rope_scaling": ()}),
     ],
 )
 def test_each_switch_matters(family, switch):
@@ -130,3 +131,9 @@ def test_number_changing_keys_are_refused_by_name(extra, named):
 def test_unsupported_architecture_names_the_supported_families():
     with pytest.raises(ConversionError, match=r"GraniteForCausalLM: .*Qwen3.*Gemma 3"):
         ModelSpec.from_config({"architectures": ["GraniteForCausalLM"]})
+
+
+def test_phi3_longrope_holds_its_original_context_only():
+    _, spec, _ = _pair("phi3")
+    assert spec.rope.rope_type == "longrope" and spec.rope.attention_factor > 1
+    assert spec.max_position_embeddings == 64 and spec.rotary_dim == 12

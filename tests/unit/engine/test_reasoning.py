@@ -45,7 +45,5 @@ def test_unfinished_reasoning_stays_reasoning() -> None:
 
 def test_enable_thinking_reaches_the_template_only_when_set() -> None:
     assert template_variables(GenerationConfig()) == {}
-    assert template_variables(GenerationConfig(enable_thinking=False)) == {
-        "enable_thinking": False
-    }
+    assert template_variables(GenerationConfig(enable_thinking=False)) == {"enable_thinking": False}
     assert GenerationConfig(enable_thinking="no").problems().keys() == {"enable_thinking"}  # type: ignore[arg-type]
