@@ -47,3 +47,21 @@ def test_enable_thinking_reaches_the_template_only_when_set() -> None:
     assert template_variables(GenerationConfig()) == {}
     assert template_variables(GenerationConfig(enable_thinking=False)) == {"enable_thinking": False}
     assert GenerationConfig(enable_thinking="no").problems().keys() == {"enable_thinking"}  # type: ignore[arg-type]
+
+
+def test_enable_thinking_false_reaches_a_qwen3_style_template() -> None:
+    from engine.text.chat_template import render_chat_template
+
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n"
+        "{% if enable_thinking is defined and enable_thinking is false %}"
+        "<think>\n\n</think>\n\n{% endif %}{% endif %}"
+    )
+    messages = [{"role": "user", "content": "2+2?"}]
+    off = template_variables(GenerationConfig(enable_thinking=False))
+    assert render_chat_template(template, messages, variables=off).endswith(
+        "assistant\n<think>\n\n</think>\n\n"
+    )
+    default = template_variables(GenerationConfig())
+    assert render_chat_template(template, messages, variables=default).endswith("assistant\n")
