@@ -47,11 +47,11 @@ def test_corrupt_weights_are_reported_and_nothing_is_written(tmp_path, tiny_mist
 def test_unsupported_architecture_is_refused_before_loading_weights(tmp_path, tiny_llama_dir):
     source = _copy(tiny_llama_dir, tmp_path / "source")
     config = json.loads((source / "config.json").read_text())
-    config["architectures"] = ["Qwen2ForCausalLM"]
+    config["architectures"] = ["GraniteForCausalLM"]
     (source / "config.json").write_text(json.dumps(config))
     (source / "model.safetensors").write_bytes(b"not weights")  # never read
     stages: list[str] = []
-    with pytest.raises(ConversionError, match="Qwen2ForCausalLM"):
+    with pytest.raises(ConversionError, match="unsupported architecture GraniteForCausalLM"):
         convert(
             ConversionRequest(str(source), tmp_path / "out"),
             progress=lambda e: stages.append(e.stage),
