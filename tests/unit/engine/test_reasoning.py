@@ -65,3 +65,16 @@ def test_enable_thinking_false_reaches_a_qwen3_style_template() -> None:
     )
     default = template_variables(GenerationConfig())
     assert render_chat_template(template, messages, variables=default).endswith("assistant\n")
+
+
+def test_enable_thinking_reaches_the_template_in_the_render_process() -> None:
+    """The engine renders templates in a child process: the variables travel there too."""
+    from engine.text.render_process import RenderProcess
+
+    renderer = RenderProcess()
+    try:
+        template = "{% if enable_thinking is defined and enable_thinking is false %}off{% endif %}"
+        assert renderer.render(template, [], variables={"enable_thinking": False}) == "off"
+        assert renderer.render(template, []) == ""
+    finally:
+        renderer.close()
