@@ -2,9 +2,11 @@
 
 Three sources, each package measured against ITS OWN source in transformers (float32):
 
-- ``gguf``: the demo GGUF (``gguf_file=``: transformers dequantizes it with gguf's own code, so it
+- ``gguf``: the demo GGUF, or ``--gguf FILE`` (Gemma 3 270M: tests/conftest.py's
+  ``gemma3_270m_gguf``) (``gguf_file=``: transformers dequantizes it with gguf's own code, so it
   runs the weights llama.cpp runs); recipes exact GGUF import, ``native`` (the GGUF's blocks in
-  coremltools' own forms: ``--gguf-form native``), int4 re-quantized, int8.
+  coremltools' own forms: ``--gguf-form native``), int4 re-quantized, int8. A base model without
+  a chat template is measured on the text alone.
 - ``f32``: the same model dequantized by transformers and saved as float32 safetensors. Its
   weights lie exactly on a Q4_1 grid of block 32, so an asymmetric recipe can find that grid again
   almost exactly: its figures flatter the asymmetric recipes.
@@ -141,6 +143,8 @@ def token_sets(gguf: Path) -> dict[str, list[int]]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if not tokenizer.chat_template:  # a base model (Gemma 3 270M): the text alone
+        return {"text": tokenizer(TEXT)["input_ids"]}
     chat = tokenizer.apply_chat_template(CHAT, tokenize=True, add_generation_prompt=False)
     if isinstance(chat, dict) or hasattr(chat, "input_ids"):
         chat = chat["input_ids"]

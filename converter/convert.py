@@ -105,12 +105,6 @@ def _check_against_model(request: ConversionRequest, spec: ModelSpec) -> None:
             f"--context-length {request.context_length} is above the model's maximum "
             f"{spec.max_position_embeddings}"
         )
-    if spec.sliding_window and request.context_length > spec.sliding_window:
-        raise ConversionError(
-            f"--context-length {request.context_length} is above the model's attention window "
-            f"{spec.sliding_window} (sliding-window attention is not supported): use at most "
-            f"{spec.sliding_window}"
-        )
     if request.quantize == "int4":
         # Each int4 block spans input channels of one weight; coremltools leaves a weight whose
         # input size the block does not divide in float16 (with a warning only).
@@ -305,6 +299,7 @@ def _load(resolved: _Resolved, *, reporter: StageReporter, cancel: CancelToken) 
         weights,
         context_length=request.context_length,
         last_logits_only=request.last_logits_only,
+        norms_include_offset=imported is not None and imported.norms_include_offset,
     )
     del weights
     gc.collect()
@@ -352,7 +347,7 @@ def _save(
     from converter.weights import special_token_ids
 
     source, request = resolved.source, resolved.request
-    bos, eos = special_token_ids(source)
+    bos, eos = special_token_ids(source, tokenizer_file=package.parent / meta.TOKENIZER_FILE)
     export.describe(
         mlmodel,
         export.PackageFacts(

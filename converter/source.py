@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import ConversionError
+from converter.model_spec import MODEL_TYPES, ModelSpec
 from converter.naming import gguf_model_name, safe_name
 from converter.options import HUB_ID
-from converter.torch_model import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +26,6 @@ HUB_WEIGHT_PATTERNS = [
     "tokenizer.model",
     "*.jinja",
 ]
-# GGUF architectures transformers maps onto these two classes.
-GGUF_ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
 
 
 @dataclass(frozen=True)
@@ -110,8 +108,8 @@ def _resolve_gguf(path: Path) -> ResolvedSource:
     config = config_object.to_dict()
     if not config.get("architectures"):
         model_type = str(config.get("model_type", ""))
-        if model_type in GGUF_ARCHITECTURES:
-            config["architectures"] = [GGUF_ARCHITECTURES[model_type]]
+        if model_type in MODEL_TYPES:
+            config["architectures"] = [MODEL_TYPES[model_type]]
     spec = ModelSpec.from_config(config)
     return ResolvedSource(
         source_id=path.name, folder=path.parent, gguf_file=path.name, config=config, spec=spec

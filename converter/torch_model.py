@@ -1,4 +1,4 @@
-"""Our own stateful Llama/Mistral module: the torch program the converter traces.
+"""Our own stateful decoder module: the torch program the converter traces, for every family.
 
 Built from a Hugging Face config and its weights, not by patching transformers (its internals change
 between versions). The interface is the one of DESIGN.md's model folder:
@@ -10,6 +10,10 @@ between versions). The interface is the one of DESIGN.md's model folder:
 - attention is one fused ``scaled_dot_product_attention`` without an explicit ``scale`` (coremltools
   keeps it fused only then), over the cache's first ``end`` positions with the caller's mask.
 - the RMSNorm divides by the largest magnitude first, so ``x * x`` cannot overflow in float16.
+- a family is a set of switches in ``ModelSpec`` (``converter.model_spec``), never a copy of this
+  module. Sliding-window layers mask keys older than the window inside the module (the caller's mask
+  is causal only); soft-capped attention (Gemma 2) takes an explicit path, since the fused op cannot
+  express it.
 """
 
 from __future__ import annotations
@@ -17,156 +21,32 @@ from __future__ import annotations
 import math
 import mmap
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from converter.errors import ConversionError
-
-SUPPORTED_ARCHITECTURES = ("MistralForCausalLM", "LlamaForCausalLM")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """The architecture facts the stateful module needs, read from a Hugging Face config."""
-
-    architecture: str
-    vocab_size: int
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    rms_norm_eps: float
-    rope_theta: float
-    tie_word_embeddings: bool
-    max_position_embeddings: int
-    rope_scaling: tuple[tuple[str, Any], ...] = ()
-    sliding_window: int = 0  # Mistral's attention window; 0: none
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ModelSpec:
-        """Read a config dict (``config.json`` or ``PretrainedConfig.to_dict()``)."""
-        architectures = config.get("architectures") or []
-        architecture = architectures[0] if architectures else ""
-        if architecture not in SUPPORTED_ARCHITECTURES:
-            found = architecture or f"model_type {config.get('model_type', 'unknown')!r}"
-            raise ConversionError(
-                f"unsupported architecture {found}: coreml-chat converts "
-                f"{' and '.join(SUPPORTED_ARCHITECTURES)} models"
-            )
-        unsupported = unsupported_features(config)
-        if unsupported:
-            raise ConversionError(
-                f"{architecture} with {unsupported[0]} is not supported: coreml-chat converts "
-                "plain Llama/Mistral layers only (converting anyway would drop it silently)"
-            )
-        number = _ConfigReader(config)
-        heads = number.integer("num_attention_heads")
-        hidden = number.integer("hidden_size")
-        rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
-        theta = config.get("rope_theta") or rope.get("rope_theta") or 10000.0
-        rope_type = rope.get("rope_type", rope.get("type", "default")) or "default"
-        if rope_type not in ("default", "llama3"):
-            raise ConversionError(
-                f"unsupported rope scaling {rope_type!r}: coreml-chat supports default and llama3 rope"
-            )
-        scaling = tuple(sorted((k, v) for k, v in rope.items() if k != "rope_theta"))
-        return cls(
-            architecture=architecture,
-            vocab_size=number.integer("vocab_size"),
-            hidden_size=hidden,
-            intermediate_size=number.integer("intermediate_size"),
-            num_layers=number.integer("num_hidden_layers"),
-            num_heads=heads,
-            num_kv_heads=number.integer("num_key_value_heads", heads),
-            head_dim=number.integer("head_dim", hidden // heads),
-            rms_norm_eps=number.real("rms_norm_eps", 1e-6),
-            rope_theta=number.real("rope_theta", theta),
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-            max_position_embeddings=number.integer("max_position_embeddings", 2048),
-            rope_scaling=scaling if rope_type == "llama3" else (),
-            sliding_window=number.integer("sliding_window", 0),
-        )
-
-    @property
-    def parameter_count(self) -> int:
-        attention = self.hidden_size * self.head_dim * (2 * self.num_heads + 2 * self.num_kv_heads)
-        mlp = 3 * self.hidden_size * self.intermediate_size
-        per_layer = attention + mlp + 2 * self.hidden_size
-        embeddings = self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
-        return self.num_layers * per_layer + embeddings + self.hidden_size
+from converter.model_spec import (  # noqa: F401 (re-exported)
+    SUPPORTED_ARCHITECTURES,
+    ModelSpec,
+    RoPE,
+    unsupported_features,
+)
 
 
-class _ConfigReader:
-    """Reads numbers from a config, with a one-line error for a key that is missing or not a
-    number (a traceback from ``int(config[key])`` says neither which file nor what to do)."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = config
-
-    def _value(self, key: str, default: Any) -> Any:
-        value = self.config.get(key)
-        if value is None:
-            if default is None:
-                raise ConversionError(
-                    f"the model's config.json lacks {key!r}, which a Llama/Mistral config has; "
-                    "is the checkpoint complete?"
-                )
-            return default
-        return value
-
-    def integer(self, key: str, default: int | None = None) -> int:
-        value = self._value(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConversionError(
-                f"config.json: expected a non-negative whole number for {key!r}, found {value!r}"
-            )
-        if value == 0 and key not in ("sliding_window",):
-            raise ConversionError(f"config.json: expected a positive {key!r}, found 0")
-        return value
-
-    def real(self, key: str, default: float) -> float:
-        value = self._value(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ConversionError(
-                f"config.json: expected a positive number for {key!r}, found {value!r}"
-            )
-        return float(value)
-
-
-def unsupported_features(config: Mapping[str, Any]) -> list[str]:
-    """Config features the stateful module does not implement, as ``key=value`` (empty: none).
-
-    Each would change the model's numbers; ignoring one converts a different model than the
-    source (``attention_bias`` once converted to 0% top-1 agreement and verified as 100%).
-    """
-    found = []
-    for key in ("attention_bias", "mlp_bias"):
-        if config.get(key):
-            found.append(f"{key}={config[key]}")
-    if config.get("hidden_act", "silu") not in ("silu", "swish"):
-        found.append(f"hidden_act={config['hidden_act']}")
-    if config.get("quantization_config"):
-        method = dict(config["quantization_config"]).get("quant_method", "unknown")
-        found.append(f"quantization_config (a {method} checkpoint)")
-    partial = config.get("partial_rotary_factor", 1.0)
-    if partial not in (None, 1, 1.0):
-        found.append(f"partial_rotary_factor={partial}")
-    return found
-
-
-def rope_inverse_frequencies(spec: ModelSpec) -> torch.Tensor:
-    """The rotary inverse frequencies, with llama3's scaling applied when the config asks for it."""
-    exponents = torch.arange(0, spec.head_dim, 2, dtype=torch.float64) / spec.head_dim
-    inv_freq = 1.0 / (spec.rope_theta**exponents)
-    if not spec.rope_scaling:
+def rope_inverse_frequencies(rope: RoPE, dims: int) -> torch.Tensor:
+    """The rotary inverse frequencies over ``dims`` rotated dimensions, scaled as the config asks."""
+    exponents = torch.arange(0, dims, 2, dtype=torch.float64) / dims
+    inv_freq = 1.0 / (rope.theta**exponents)
+    scaling = dict(rope.scaling)
+    if rope.rope_type == "longrope":  # the short factors: see model_spec._longrope
+        short = torch.tensor(scaling["short_factor"], dtype=torch.float64)
+        return inv_freq / short
+    if rope.rope_type == "linear":
+        return inv_freq / float(scaling["factor"])
+    if rope.rope_type != "llama3":
         return inv_freq
-    scaling = dict(spec.rope_scaling)
     factor = float(scaling["factor"])
     low = float(scaling.get("low_freq_factor", 1.0))
     high = float(scaling.get("high_freq_factor", 4.0))
@@ -179,8 +59,19 @@ def rope_inverse_frequencies(spec: ModelSpec) -> torch.Tensor:
     return torch.where(medium, smoothed, scaled)
 
 
+def rope_tables(rope: RoPE, dims: int, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (context_length, dims), float32, in transformers' half-split layout."""
+    positions = torch.arange(context_length, dtype=torch.float64)
+    angles = torch.outer(positions, rope_inverse_frequencies(rope, dims))
+    angles = torch.cat((angles, angles), dim=-1)
+    factor = rope.attention_factor
+    return (angles.cos() * factor).float(), (angles.sin() * factor).float()
+
+
 class RMSNorm(nn.Module):
-    """RMSNorm that stays finite in float16: scale by the row's largest magnitude before squaring."""
+    """RMSNorm that stays finite in float16: scale by the row's largest magnitude before squaring.
+
+    Its weight is the factor itself: Gemma's ``(1 + w)`` is added at load (``build_stateful_model``)."""
 
     def __init__(self, size: int, eps: float) -> None:
         super().__init__()
@@ -198,13 +89,14 @@ class RMSNorm(nn.Module):
 class Attention(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
-        self.num_heads = spec.num_heads
-        self.num_kv_heads = spec.num_kv_heads
-        self.head_dim = spec.head_dim
-        self.q_proj = nn.Linear(spec.hidden_size, spec.num_heads * spec.head_dim, bias=False)
-        self.k_proj = nn.Linear(spec.hidden_size, spec.num_kv_heads * spec.head_dim, bias=False)
-        self.v_proj = nn.Linear(spec.hidden_size, spec.num_kv_heads * spec.head_dim, bias=False)
-        self.o_proj = nn.Linear(spec.num_heads * spec.head_dim, spec.hidden_size, bias=False)
+        hidden, head_dim = spec.hidden_size, spec.head_dim
+        self.q_proj = nn.Linear(hidden, spec.num_heads * head_dim, bias=spec.qkv_bias)
+        self.k_proj = nn.Linear(hidden, spec.num_kv_heads * head_dim, bias=spec.qkv_bias)
+        self.v_proj = nn.Linear(hidden, spec.num_kv_heads * head_dim, bias=spec.qkv_bias)
+        self.o_proj = nn.Linear(spec.num_heads * head_dim, hidden, bias=spec.o_bias)
+        if spec.qk_norm:
+            self.q_norm = RMSNorm(head_dim, spec.rms_norm_eps)
+            self.k_norm = RMSNorm(head_dim, spec.rms_norm_eps)
 
 
 def project(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -225,10 +117,13 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(spec.hidden_size, spec.intermediate_size, bias=False)
         self.up_proj = nn.Linear(spec.hidden_size, spec.intermediate_size, bias=False)
         self.down_proj = nn.Linear(spec.intermediate_size, spec.hidden_size, bias=False)
+        self.activation = spec.activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = F.silu(project(self.gate_proj, x)) * project(self.up_proj, x)
-        return project(self.down_proj, hidden)
+        gate = project(self.gate_proj, x)
+        tanh = self.activation == "gelu_tanh"
+        gate = F.gelu(gate, approximate="tanh") if tanh else F.silu(gate)
+        return project(self.down_proj, gate * project(self.up_proj, x))
 
 
 class DecoderLayer(nn.Module):
@@ -236,8 +131,15 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = Attention(spec)
         self.mlp = MLP(spec)
-        self.input_layernorm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
-        self.post_attention_layernorm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        # Norms that read the residual stream see it times residual_scale: eps scales with it.
+        stream_eps = spec.rms_norm_eps * spec.residual_scale**2
+        self.input_layernorm = RMSNorm(spec.hidden_size, stream_eps)
+        if spec.sandwich_norms:
+            self.post_attention_layernorm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+            self.pre_feedforward_layernorm = RMSNorm(spec.hidden_size, stream_eps)
+            self.post_feedforward_layernorm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        else:
+            self.post_attention_layernorm = RMSNorm(spec.hidden_size, stream_eps)
 
 
 class Backbone(nn.Module):
@@ -247,15 +149,24 @@ class Backbone(nn.Module):
         super().__init__()
         self.embed_tokens = nn.Embedding(spec.vocab_size, spec.hidden_size)
         self.layers = nn.ModuleList(DecoderLayer(spec) for _ in range(spec.num_layers))
-        self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps * spec.residual_scale**2)
 
 
 def _rotate_half(x: torch.Tensor, half: int) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, dims: int) -> torch.Tensor:
+    """RoPE on the first ``dims`` dimensions of each head (all of them unless partial)."""
+    if dims == x.shape[-1]:
+        return x * cos + _rotate_half(x, dims // 2) * sin
+    rotated, passed = x[..., :dims], x[..., dims:]
+    rotated = rotated * cos + _rotate_half(rotated, dims // 2) * sin
+    return torch.cat((rotated, passed), dim=-1)
+
+
 class StatefulCausalLM(nn.Module):
-    """A Llama/Mistral decoder whose kv-cache lives in two registered buffers (Core ML states)."""
+    """A decoder whose kv-cache lives in two registered buffers (Core ML states)."""
 
     def __init__(
         self,
@@ -276,17 +187,56 @@ class StatefulCausalLM(nn.Module):
         cache_shape = (spec.num_layers, 1, spec.num_kv_heads, context_length, spec.head_dim)
         self.register_buffer("keyCache", torch.zeros(cache_shape, dtype=cache_dtype))
         self.register_buffer("valueCache", torch.zeros(cache_shape, dtype=cache_dtype))
-        positions = torch.arange(context_length, dtype=torch.float64)
-        angles = torch.outer(positions, rope_inverse_frequencies(spec))
-        angles = torch.cat((angles, angles), dim=-1)
-        self.register_buffer("rope_cos", angles.cos().float(), persistent=False)
-        self.register_buffer("rope_sin", angles.sin().float(), persistent=False)
+        self._make_tables()
+
+    @property
+    def rotary_dim(self) -> int:
+        return self.spec.rotary_dim or self.spec.head_dim
+
+    def _make_tables(self) -> None:
+        """RoPE tables (one per layer type when they differ) and the positions of the window mask."""
+        spec = self.spec
+        cos, sin = rope_tables(spec.rope, self.rotary_dim, self.context_length)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        if spec.local_rope is not None:
+            cos, sin = rope_tables(spec.local_rope, self.rotary_dim, self.context_length)
+            self.register_buffer("local_rope_cos", cos, persistent=False)
+            self.register_buffer("local_rope_sin", sin, persistent=False)
+        if spec.sliding_window:
+            positions = torch.arange(self.context_length, dtype=torch.int32)
+            self.register_buffer("positions", positions, persistent=False)
 
     def reset_cache(self, *, end: int | None = None) -> None:
         """Zero the caches in place, or only their first ``end`` positions (tracing touches no
         others: zeroing all of a 2048-token cache would make all of it resident for nothing)."""
         self.keyCache[:, :, :, :end].zero_()
         self.valueCache[:, :, :, :end].zero_()
+
+    def _window_mask(self, mask: torch.Tensor, past: int, end: int) -> torch.Tensor:
+        """The caller's causal mask with keys at or beyond the window behind each query masked
+        (transformers keeps key j for query i when j > i - window)."""
+        rows = self.positions[past:end].unsqueeze(1)
+        columns = self.positions[:end].unsqueeze(0)
+        outside = (rows - columns) >= self.spec.sliding_window
+        return torch.where(outside, torch.full_like(mask, float("-inf")), mask)
+
+    def _attend(self, q, keys, values, mask) -> torch.Tensor:
+        spec = self.spec
+        if not spec.attn_softcap:
+            if spec.query_scale:  # scale q instead: an explicit scale would unfuse the op
+                q = q * (spec.query_scale * math.sqrt(spec.head_dim))
+            # Attention in float32 terms: coremltools' torch frontend computes in float32 and reads
+            # the float16 states as float32, so the casts make both sides agree; its float16
+            # compute-precision pass then turns the whole program into float16.
+            return F.scaled_dot_product_attention(
+                q.float(), keys.float(), values.float(), attn_mask=mask.float()
+            )
+        # Soft-capped scores (Gemma 2): cap * tanh(scores / cap), which the fused op cannot do.
+        scale = spec.query_scale or spec.head_dim**-0.5
+        scores = torch.matmul(q.float() * scale, keys.float().transpose(-1, -2))
+        scores = torch.tanh(scores / spec.attn_softcap) * spec.attn_softcap + mask.float()
+        return torch.matmul(torch.softmax(scores, dim=-1), values.float())
 
     def forward(self, input_ids: torch.Tensor, causal_mask: torch.Tensor) -> torch.Tensor:
         spec = self.spec
@@ -295,26 +245,33 @@ class StatefulCausalLM(nn.Module):
         past = end - length
         dtype = self.model.embed_tokens.weight.dtype
         mask = causal_mask.to(dtype)
-        cos = self.rope_cos[past:end].to(dtype)
-        sin = self.rope_sin[past:end].to(dtype)
+        window_mask = self._window_mask(mask, past, end) if spec.sliding_window else mask
+        tables = {False: (self.rope_cos[past:end].to(dtype), self.rope_sin[past:end].to(dtype))}
+        if spec.local_rope is not None:
+            tables[True] = (
+                self.local_rope_cos[past:end].to(dtype),
+                self.local_rope_sin[past:end].to(dtype),
+            )
         repeats = spec.num_heads // spec.num_kv_heads
-        half = spec.head_dim // 2
+        dims = self.rotary_dim
 
         hidden = self.model.embed_tokens(input_ids)
+        if spec.embedding_scale != 1.0:
+            hidden = hidden * spec.embedding_scale
         for index, layer in enumerate(self.model.layers):
             attention = layer.self_attn
+            sliding = spec.is_sliding(index)
+            cos, sin = tables[sliding and spec.local_rope is not None]
             x = layer.input_layernorm(hidden)
-            q = (
-                project(attention.q_proj, x)
-                .view(1, length, spec.num_heads, spec.head_dim)
-                .transpose(1, 2)
-            )
+            q = project(attention.q_proj, x).view(1, length, spec.num_heads, spec.head_dim)
             k = project(attention.k_proj, x).view(1, length, spec.num_kv_heads, spec.head_dim)
             v = project(attention.v_proj, x).view(1, length, spec.num_kv_heads, spec.head_dim)
-            k = k.transpose(1, 2)
+            if spec.qk_norm:
+                q = attention.q_norm(q)
+                k = attention.k_norm(k)
+            q = _rotate(q.transpose(1, 2), cos, sin, dims)
+            k = _rotate(k.transpose(1, 2), cos, sin, dims)
             v = v.transpose(1, 2)
-            q = q * cos + _rotate_half(q, half) * sin
-            k = k * cos + _rotate_half(k, half) * sin
             self.keyCache[index : index + 1, :, :, past:end, :] = k.unsqueeze(0).to(
                 self.keyCache.dtype
             )
@@ -327,18 +284,22 @@ class StatefulCausalLM(nn.Module):
                 grouped = (1, spec.num_kv_heads, repeats, end, spec.head_dim)
                 keys = keys.unsqueeze(2).expand(grouped).reshape(1, spec.num_heads, end, -1)
                 values = values.unsqueeze(2).expand(grouped).reshape(1, spec.num_heads, end, -1)
-            # Attention in float32 terms: coremltools' torch frontend computes in float32 and reads
-            # the float16 states as float32, so the casts make both sides agree; its float16
-            # compute-precision pass then turns the whole program into float16.
-            attended = F.scaled_dot_product_attention(
-                q.float(), keys.float(), values.float(), attn_mask=mask.float()
-            ).to(dtype)
+            attended = self._attend(q, keys, values, window_mask if sliding else mask).to(dtype)
             attended = attended.transpose(1, 2).reshape(1, length, spec.num_heads * spec.head_dim)
-            hidden = hidden + project(attention.o_proj, attended)
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+            attended = project(attention.o_proj, attended)
+            if spec.sandwich_norms:
+                hidden = hidden + layer.post_attention_layernorm(attended)
+                feed = layer.mlp(layer.pre_feedforward_layernorm(hidden))
+                hidden = hidden + layer.post_feedforward_layernorm(feed)
+            else:
+                hidden = hidden + attended
+                hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
         if self.last_logits_only:
             hidden = hidden[:, -1:, :]
-        return project(self.lm_head, self.model.norm(hidden))
+        logits = project(self.lm_head, self.model.norm(hidden))
+        if spec.final_softcap:
+            logits = torch.tanh(logits.float() / spec.final_softcap) * spec.final_softcap
+        return logits
 
 
 def causal_mask(past: int, length: int, *, dtype: torch.dtype = torch.float16) -> torch.Tensor:
@@ -366,8 +327,12 @@ def build_stateful_model(
     context_length: int,
     last_logits_only: bool = False,
     cache_dtype: torch.dtype = torch.float16,
+    norms_include_offset: bool = False,
 ) -> StatefulCausalLM:
-    """Build the module on the meta device and adopt ``weights`` without copying them."""
+    """Build the module on the meta device and adopt ``weights`` without copying them (the
+    norms, a few vectors, are turned into the factors the module multiplies by)."""
+    weights = split_fused(spec, weights)
+    weights = {**weights, **_norm_factors(spec, weights, norms_include_offset=norms_include_offset)}
     with torch.device("meta"):
         module = StatefulCausalLM(
             spec,
@@ -387,7 +352,7 @@ def build_stateful_model(
     )
     if unexpected:
         raise ConversionError(
-            f"the checkpoint has {len(unexpected)} tensors a plain Llama/Mistral has not "
+            f"the checkpoint has {len(unexpected)} tensors a {spec.architecture} has not "
             f"(first: {unexpected[0]}); coreml-chat cannot convert them and will not drop them"
         )
     state = {name: tensor for name, tensor in weights.items() if name in expected}
@@ -412,9 +377,65 @@ def build_stateful_model(
     cache_shape = (spec.num_layers, 1, spec.num_kv_heads, context_length, spec.head_dim)
     module.keyCache = untouched_zeros(cache_shape, cache_dtype)
     module.valueCache = untouched_zeros(cache_shape, cache_dtype)
-    positions = torch.arange(context_length, dtype=torch.float64)
-    angles = torch.outer(positions, rope_inverse_frequencies(spec))
-    angles = torch.cat((angles, angles), dim=-1)
-    module.rope_cos = angles.cos().float()
-    module.rope_sin = angles.sin().float()
+    module._make_tables()
     return module.eval()
+
+
+def fused_parts(spec: ModelSpec) -> dict[str, tuple[tuple[str, int], ...]]:
+    """Phi-3's fused projections: each part's name and rows, in order."""
+    width = spec.head_dim
+    return {
+        "self_attn.qkv_proj": (
+            ("self_attn.q_proj", spec.num_heads * width),
+            ("self_attn.k_proj", spec.num_kv_heads * width),
+            ("self_attn.v_proj", spec.num_kv_heads * width),
+        ),
+        "mlp.gate_up_proj": (
+            ("mlp.gate_proj", spec.intermediate_size),
+            ("mlp.up_proj", spec.intermediate_size),
+        ),
+    }
+
+
+def split_fused(spec: ModelSpec, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fused projections split into the module's by rows (views: nothing is copied)."""
+    if not spec.fused_projections:
+        return dict(weights)
+    parts = fused_parts(spec)
+    split: dict[str, torch.Tensor] = {}
+    for name, tensor in weights.items():
+        layer, _, kind = name.rpartition(".")
+        key = next((k for k in parts if layer.endswith(k)), None)
+        if key is None:
+            split[name] = tensor
+            continue
+        base = layer[: -len(key)]
+        expected = sum(rows for _, rows in parts[key])
+        if tensor.shape[0] != expected:
+            raise ConversionError(
+                f"weight {name} has {tensor.shape[0]} rows, the config implies {expected}"
+            )
+        start = 0
+        for part, rows in parts[key]:
+            split[f"{base}{part}.{kind}"] = tensor.narrow(0, start, rows)
+            start += rows
+    return split
+
+
+def _norm_factors(
+    spec: ModelSpec, weights: Mapping[str, torch.Tensor], *, norms_include_offset: bool
+) -> dict[str, torch.Tensor]:
+    """The norms' weights as the factors the module multiplies by: Gemma's ``1 + w`` (llama.cpp
+    stores it so already: ``norms_include_offset``), and the norms that write into the residual
+    stream times ``residual_scale`` (keeping Gemma's stream in float16's range). In float32, then
+    back to the tensor's dtype."""
+    offset = 0.0 if norms_include_offset else spec.norm_offset
+    writers = ("post_attention_layernorm.weight", "post_feedforward_layernorm.weight")
+    changed = {}
+    for name, tensor in weights.items():
+        if not name.endswith("norm.weight"):
+            continue
+        scale = spec.residual_scale if spec.sandwich_norms and name.endswith(writers) else 1.0
+        if offset or scale != 1.0:
+            changed[name] = ((tensor.float() + offset) * scale).to(tensor.dtype)
+    return changed

@@ -92,8 +92,32 @@ def _load_gguf_weights(
     return weights
 
 
-def special_token_ids(source: ResolvedSource) -> tuple[int | None, tuple[int, ...]]:
-    """bos id and every eos id, from the config and generation_config.json."""
+# Tokens that end a turn in chat templates, found by their text as llama.cpp does: a GGUF names one
+# eos_token_id (Gemma's <eos>, Phi's <|endoftext|>), but a Gemma turn ends with <end_of_turn>,
+# Phi's with <|end|>, Llama 3's with <|eot_id|>, ChatML's with <|im_end|>.
+END_OF_TURN_TEXTS = ("<end_of_turn>", "<|end|>", "<|eot_id|>", "<|im_end|>")
+
+
+def end_of_turn_ids(tokenizer_file: Path) -> list[int]:
+    """Ids of ``END_OF_TURN_TEXTS`` that are special tokens of ``tokenizer_file`` (tokenizer.json)."""
+    try:
+        added = json.loads(tokenizer_file.read_text(encoding="utf-8")).get("added_tokens") or []
+    except (OSError, ValueError):
+        logger.warning("cannot read %s for its end-of-turn tokens", tokenizer_file)
+        return []
+    found = {
+        token.get("content"): token.get("id")
+        for token in added
+        if isinstance(token, dict) and token.get("special")
+    }
+    return [found[text] for text in END_OF_TURN_TEXTS if isinstance(found.get(text), int)]
+
+
+def special_token_ids(
+    source: ResolvedSource, *, tokenizer_file: Path | None = None
+) -> tuple[int | None, tuple[int, ...]]:
+    """bos id and every eos id, from the config and generation_config.json, and the end-of-turn
+    tokens of ``tokenizer_file`` (the tokenizer.json written beside the package)."""
     config = source.config
     eos: list[int] = []
 
@@ -110,6 +134,8 @@ def special_token_ids(source: ResolvedSource) -> tuple[int | None, tuple[int, ..
             add(json.loads(generation_path.read_text(encoding="utf-8")).get("eos_token_id"))
         except (OSError, ValueError):
             logger.warning("ignoring unreadable %s", generation_path)
+    if tokenizer_file is not None:
+        add(end_of_turn_ids(tokenizer_file))
     bos = config.get("bos_token_id")
     return (bos if isinstance(bos, int) else None), tuple(eos)
 

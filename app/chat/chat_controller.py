@@ -430,7 +430,9 @@ class ChatController(QObject):
             context_estimated=not counted and self._stats.context_estimated,
             finish_reason=stats.finish_reason,
         )
-        if event.text:
+        # event.text is the answer alone; until the window folds reasoning apart, the answer is
+        # kept as it was shown (reasoning included), so nothing shown is lost when it is saved.
+        if event.text and not event.reasoning:
             active.pieces = [event.text]  # the engine's own whole text (stop strings cut)
         self._finish(active.text, stats.finish_reason, shown=shown)
         if shown:

@@ -107,7 +107,8 @@ class ConverterPane(QWidget):
     def _source_card(self, output_dir: str) -> Card:
         card = Card(
             "Convert a Hugging Face model",
-            "Mistral or Llama models: a Hub id, a local model folder, or a .gguf file. The model "
+            "Llama, Mistral, Qwen2/2.5, Qwen3, Gemma 2/3 or Phi-3/3.5/4-mini models: a Hub id, a "
+            "local model folder, or a .gguf file. The model "
             "becomes a stateful Core ML package with its tokenizer.",
         )
         form = card.form()

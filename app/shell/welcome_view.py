@@ -32,7 +32,11 @@ CHOICES = (
     ("demo", "Try the demo model", "SmolLM2-135M-Instruct, converted on this machine (~100 MB)."),
     ("open", "Open a local model", "A model folder or an .mlpackage you already have."),
     ("hub", "Download from the Hub", "For example apple/mistral-coreml (Mistral 7B, int4)."),
-    ("convert", "Convert a model", "Any Llama or Mistral checkpoint, folder or .gguf file."),
+    (
+        "convert",
+        "Convert a model",
+        "Llama, Mistral, Qwen, Gemma, Phi: a checkpoint, folder or .gguf file.",
+    ),
 )
 GLYPHS = {"demo": "★", "open": "▤", "hub": "↓", "convert": "⚙"}
 CARD_MIN_WIDTH = 250

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,45 +31,20 @@ import torch
 
 from converter.errors import ConversionError
 from converter.gguf.blocks import DECODERS, FLOAT_TYPES, CoreMLBlocks, decode_blocks, permute_rows
+from converter.gguf.tensor_names import NORMS_INCLUDE_OFFSET, PERMUTED_QK, torch_name
+from converter.model_spec import ModelSpec
 from converter.quantization.blockwise_consts import replace_with_blocks
 from converter.quantization.lazy_blob_weights import LazyWeights
-from converter.torch_model import ModelSpec
+from converter.torch_model import fused_parts
 
 logger = logging.getLogger(__name__)
 
 FractionReport = Callable[[float, str], None]
 
-_LAYER_NAMES = {
-    "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
-_TOP_NAMES = {
-    "token_embd.weight": "model.embed_tokens.weight",
-    "output_norm.weight": "model.norm.weight",
-    "output.weight": "lm_head.weight",
-}
-_LAYER_PATTERN = re.compile(r"^blk\.(\d+)\.(\w+)\.weight$")
 # Data bits of each exact form, for the conversion log (the Q5/Q6 types take 8-bit data).
 # Rows decoded per read: a few MB of file bytes and temporaries, not a whole embedding's.
 ROWS_PER_READ = 2048
 DATA_BITS = {"Q4_0": 4, "Q4_1": 4, "Q4_K": 4, "Q8_0": 8, "Q5_0": 8, "Q5_1": 8, "Q5_K": 8, "Q6_K": 8}
-
-
-def torch_name(gguf_name: str) -> str | None:
-    """``blk.3.attn_q.weight`` → ``model.layers.3.self_attn.q_proj.weight`` (None: not ours)."""
-    if gguf_name in _TOP_NAMES:
-        return _TOP_NAMES[gguf_name]
-    match = _LAYER_PATTERN.match(gguf_name)
-    if match and match.group(2) in _LAYER_NAMES:
-        return f"model.layers.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}.weight"
-    return None
 
 
 @dataclass(frozen=True)
@@ -93,6 +67,12 @@ class GGUFImport:
     floats: dict[str, GGUFTensor]
     quantized: dict[str, GGUFTensor]
     form: str = "exact"  # or "native": converter.quantization.native_form
+    architecture: str = "llama"  # the GGUF's general.architecture
+
+    @property
+    def norms_include_offset(self) -> bool:
+        """Gemma's norms hold 1 + w in the file (``build_stateful_model`` adds it otherwise)."""
+        return self.architecture in NORMS_INCLUDE_OFFSET
 
     def recipes(self) -> dict[str, str]:
         """Recipe per tensor group, for the metadata and the log: ``{"Q4_1": "210 tensors,
@@ -180,8 +160,11 @@ class GGUFImport:
         return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float16))
 
     def row_order(self, tensor: GGUFTensor) -> np.ndarray | None:
-        """llama.cpp permutes Llama's q/k rows for its RoPE; transformers undoes it the same way."""
+        """llama.cpp permutes Llama's q/k rows for its RoPE; transformers undoes it the same way.
+        The NEOX-RoPE architectures (Qwen, Gemma, Phi) keep Hugging Face's order."""
         spec = self.spec
+        if self.architecture not in PERMUTED_QK or tensor.gguf_name.endswith(".bias"):
+            return None
         if ".attn_q." in tensor.gguf_name:
             heads = spec.num_heads
         elif ".attn_k." in tensor.gguf_name:
@@ -222,12 +205,14 @@ def read_gguf(path: Path, spec: ModelSpec, *, form: str = "exact") -> GGUFImport
         reader = GGUFReader(str(path))
     except (OSError, ValueError) as error:
         raise ConversionError(f"cannot read GGUF file {path}: {error}") from error
+    field = reader.fields.get("general.architecture")
+    architecture = str(field.contents()) if field is not None else "llama"
     floats: dict[str, GGUFTensor] = {}
     quantized: dict[str, GGUFTensor] = {}
     for item in reader.tensors:
-        name = torch_name(item.name)
+        name = torch_name(item.name, architecture)
         if name is None:
-            logger.info("ignoring GGUF tensor %s (not part of the architecture)", item.name)
+            logger.info("not reading GGUF tensor %s (computed from the config)", item.name)
             continue
         gguf_type = item.tensor_type.name
         shape = tuple(int(n) for n in reversed(item.shape.tolist()))
@@ -235,17 +220,58 @@ def read_gguf(path: Path, spec: ModelSpec, *, form: str = "exact") -> GGUFImport
         tensor = GGUFTensor(
             item.name, name, gguf_type, shape, item.data, int(item.data_offset), int(item.n_bytes)
         )
-        if gguf_type in FLOAT_TYPES:
-            floats[name] = tensor
-        elif gguf_type in DECODERS and len(shape) == 2:
-            quantized[name] = tensor
+        if gguf_type in FLOAT_TYPES or (gguf_type in DECODERS and len(shape) == 2):
+            kind = floats if gguf_type in FLOAT_TYPES else quantized
+            for part in split_rows(tensor, spec):
+                kind[part.torch_name] = part
         else:
             raise ConversionError(
                 f"GGUF tensor {item.name} has type {gguf_type}; exact import supports "
                 f"{', '.join(FLOAT_TYPES + tuple(DECODERS))} (use --quantize int4, int8 or none "
                 "to dequantize and re-quantize it instead)"
             )
-    return GGUFImport(path=path, spec=spec, floats=floats, quantized=quantized, form=form)
+    return GGUFImport(
+        path=path,
+        spec=spec,
+        floats=floats,
+        quantized=quantized,
+        form=form,
+        architecture=architecture,
+    )
+
+
+def split_rows(tensor: GGUFTensor, spec: ModelSpec) -> list[GGUFTensor]:
+    """A fused tensor (Phi-3's attn_qkv, ffn_up holding gate and up) as the module's parts, by
+    rows: each row is whole blocks, so every part keeps its own bytes exactly."""
+    if not spec.fused_projections:
+        return [tensor]
+    layer, _, kind = tensor.torch_name.rpartition(".")
+    parts = next((p for key, p in fused_parts(spec).items() if layer.endswith(key)), None)
+    if parts is None:
+        return [tensor]
+    base = layer[: layer.rindex(".", 0, layer.rindex(".")) + 1]  # "model.layers.3."
+    rows = tensor.shape[0]
+    expected = sum(count for _, count in parts)
+    if rows != expected:
+        raise ConversionError(
+            f"GGUF tensor {tensor.gguf_name} has {rows} rows, the config implies {expected}"
+        )
+    row_bytes = tensor.n_bytes // rows
+    found, start = [], 0
+    for part, count in parts:
+        found.append(
+            GGUFTensor(
+                tensor.gguf_name,
+                f"{base}{part}.{kind}",
+                tensor.gguf_type,
+                (count, *tensor.shape[1:]),
+                tensor.raw[start : start + count],
+                tensor.data_offset + start * row_bytes,
+                count * row_bytes,
+            )
+        )
+        start += count
+    return found
 
 
 def module_weights(imported: GGUFImport) -> dict[str, torch.Tensor]:
@@ -312,7 +338,12 @@ def reference_logits(imported: GGUFImport, tokens: np.ndarray, *, context_length
         weights[name] = torch.from_numpy(
             np.ascontiguousarray(values if order is None else values[order], dtype=np.float16)
         )
-    module = build_stateful_model(imported.spec, weights, context_length=context_length)
+    module = build_stateful_model(
+        imported.spec,
+        weights,
+        context_length=context_length,
+        norms_include_offset=imported.norms_include_offset,
+    )
     del weights
     result = verify.reference_logits(module, tokens)
     del module

@@ -140,7 +140,10 @@ class ChatSession:
         dropped = min(already_dropped, max(0, len(turns) - 1))
         while dropped < len(turns) - 1 and turns[dropped].role in ("assistant", "tool"):
             dropped += 1  # a conversation starts with a user message
-        tokens = self.tokenizer.encode_chat(system + turns[dropped:], tools=tools)
+        variables = template_variables(config)
+        tokens = self.tokenizer.encode_chat(
+            system + turns[dropped:], tools=tools, variables=variables
+        )
         if len(tokens) <= budget:
             return PromptPlan(tokens, tuple(system + turns[dropped:]), dropped)
         if config.context_policy == "stop":
@@ -153,7 +156,9 @@ class ChatSession:
             # Drop the oldest exchange: a user message and the answer after it.
             rest = turns[dropped:]
             dropped += 2 if len(rest) > 2 and rest[1].role == "assistant" else 1
-            tokens = self.tokenizer.encode_chat(system + turns[dropped:], tools=tools)
+            tokens = self.tokenizer.encode_chat(
+                system + turns[dropped:], tools=tools, variables=variables
+            )
         if len(tokens) <= budget:
             return PromptPlan(tokens, tuple(system + turns[dropped:]), dropped)
         raise ContextFullError(
@@ -228,3 +233,9 @@ class ChatSession:
         logits = np.array(logits, dtype=np.float32)  # a copy of its own
         cache.last_prompt_logits = (cache.length, logits)
         return logits.copy(), fed
+
+
+def template_variables(config: GenerationConfig) -> dict[str, object]:
+    """The chat template's options a generation config sets (``enable_thinking`` only when
+    given: templates that do not know it ignore it, and None keeps the template's default)."""
+    return {} if config.enable_thinking is None else {"enable_thinking": config.enable_thinking}

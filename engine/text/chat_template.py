@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -174,8 +174,10 @@ def render_chat_template(
     cancel: threading.Event | None = None,
     limits: RenderLimits | None = None,
     tools: list[dict[str, Any]] | None = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> str:
-    """The rendered prompt. ``cancel`` (default: the one of ``rendering_cancelled_by``) stops the
+    """The rendered prompt (``variables``: the template's own options, e.g. ``enable_thinking``).
+    ``cancel`` (default: the one of ``rendering_cancelled_by``) stops the
     render with ``ChatTemplateCancelled``; ``limits`` default to ``template_sandbox.DEFAULT_LIMITS``."""
     from engine.text import template_sandbox
     from engine.text.template_sandbox import RenderBudget, RenderCancelled, render_budget
@@ -187,6 +189,7 @@ def render_chat_template(
     try:
         with render_budget(budget):
             for piece in compiled.generate(
+                **(variables or {}),
                 **(special_tokens or {}),
                 messages=messages,
                 tools=tools or None,  # transformers passes None when there are none; templates

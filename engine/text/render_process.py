@@ -108,6 +108,7 @@ class RenderProcess:
         cancel: threading.Event | None = None,
         limits: RenderLimits | None = None,
         tools: list[dict[str, Any]] | None = None,
+        variables: dict[str, Any] | None = None,
     ) -> str:
         limits = limits or template_sandbox.DEFAULT_LIMITS
         cancel = cancel or current_cancel()
@@ -118,6 +119,7 @@ class RenderProcess:
             "special_tokens": special_tokens or {},
             "limits": dataclasses.asdict(limits),
             "tools": tools,
+            "variables": dict(variables or {}),
         }
         data = (json.dumps(request) + "\n").encode()  # ASCII: lone surrogates travel escaped
         with self._lock:
@@ -288,6 +290,7 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
             special_tokens=request["special_tokens"],
             limits=limits,
             tools=request.get("tools"),
+            variables=request.get("variables"),
         )
     except ChatTemplateCancelled as error:
         return {"error": str(error), "cancelled": True}

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -173,6 +173,7 @@ class ChatTokenizer:
         *,
         add_generation_prompt: bool = True,
         tools: list[dict[str, Any]] | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> str:
         return self.render_template(
             self.chat_template,
@@ -180,6 +181,7 @@ class ChatTokenizer:
             add_generation_prompt=add_generation_prompt,
             special_tokens=self.special_tokens,
             tools=tools,
+            variables=variables,
         )
 
     def _with_tools(
@@ -235,6 +237,7 @@ class ChatTokenizer:
         *,
         add_generation_prompt: bool = True,
         tools: list[dict[str, Any]] | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, bool]]:
         """The rendered conversation as (text, written by a person) parts, in order.
 
@@ -249,7 +252,9 @@ class ChatTokenizer:
             ChatMessage(m.role, f"{opening}{m.content}{closing}", m.tool_calls, m.tool_call_id)
             for m in messages
         ]
-        rendered = self.render(marked, add_generation_prompt=add_generation_prompt, tools=tools)
+        rendered = self.render(
+            marked, add_generation_prompt=add_generation_prompt, tools=tools, variables=variables
+        )
         parts: list[tuple[str, bool]] = []
         pattern = re.compile(f"{re.escape(opening)}(.*?){re.escape(closing)}", re.DOTALL)
         position = 0
@@ -264,7 +269,9 @@ class ChatTokenizer:
             for text, written in parts
             if text
         ]
-        plain = self.render(messages, add_generation_prompt=add_generation_prompt, tools=tools)
+        plain = self.render(
+            messages, add_generation_prompt=add_generation_prompt, tools=tools, variables=variables
+        )
         return _align(parts, plain)
 
     def encode(self, text: str) -> list[int]:
@@ -320,6 +327,7 @@ class ChatTokenizer:
         *,
         add_generation_prompt: bool = True,
         tools: list[dict[str, Any]] | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> list[int]:
         """The conversation's ids; control tokens come only from the template's own markup.
 
@@ -330,7 +338,7 @@ class ChatTokenizer:
         looked for only in the markup: a person's text is encoded as text.
         """
         parts = self.render_parts(
-            messages, add_generation_prompt=add_generation_prompt, tools=tools
+            messages, add_generation_prompt=add_generation_prompt, tools=tools, variables=variables
         )
         specials = self._special_pattern
         if specials is None or not any(written and specials.search(t) for t, written in parts):

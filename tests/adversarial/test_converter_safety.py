@@ -358,8 +358,8 @@ def test_kill_leaves_nothing_outside_the_staging_folder_and_the_next_run_sweeps_
     assert left == [f".m.partial-{process.pid}", "mine"]
     _assert_survives(parent / "mine", files)
 
-    _edit_config(source, architectures=["Qwen2ForCausalLM"])  # the next run fails early
-    with pytest.raises(ConversionError, match="Qwen2ForCausalLM"):
+    _edit_config(source, architectures=["GraniteForCausalLM"])  # the next run fails early
+    with pytest.raises(ConversionError, match="GraniteForCausalLM"):
         convert(ConversionRequest(str(source), parent / "other", context_length=16))
     assert sorted(p.name for p in parent.iterdir()) == ["mine"]
     _assert_survives(parent / "mine", files)

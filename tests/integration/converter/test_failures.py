@@ -47,11 +47,11 @@ def test_corrupt_weights_are_reported_and_nothing_is_written(tmp_path, tiny_mist
 def test_unsupported_architecture_is_refused_before_loading_weights(tmp_path, tiny_llama_dir):
     source = _copy(tiny_llama_dir, tmp_path / "source")
     config = json.loads((source / "config.json").read_text())
-    config["architectures"] = ["Qwen2ForCausalLM"]
+    config["architectures"] = ["GraniteForCausalLM"]
     (source / "config.json").write_text(json.dumps(config))
     (source / "model.safetensors").write_bytes(b"not weights")  # never read
     stages: list[str] = []
-    with pytest.raises(ConversionError, match="Qwen2ForCausalLM"):
+    with pytest.raises(ConversionError, match="unsupported architecture GraniteForCausalLM"):
         convert(
             ConversionRequest(str(source), tmp_path / "out"),
             progress=lambda e: stages.append(e.stage),
@@ -122,15 +122,6 @@ def test_checkpoint_tensors_we_do_not_handle_are_refused(tmp_path, tiny_mistral_
     with pytest.raises(ConversionError, match=r"first: model\.layers\.0\.self_attn\.q_proj\.bias"):
         convert(ConversionRequest(str(source), tmp_path / "out", context_length=16))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source"]
-
-
-def test_context_above_a_sliding_window_is_refused(tmp_path, tiny_mistral_dir):
-    source = _copy(tiny_mistral_dir, tmp_path / "source")
-    config = json.loads((source / "config.json").read_text())
-    config["sliding_window"] = 32
-    (source / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConversionError, match="attention window 32"):
-        convert(ConversionRequest(str(source), tmp_path / "out", context_length=64))
 
 
 def test_block_size_that_does_not_divide_the_weights_is_refused_up_front(tmp_path, tiny_llama_dir):

@@ -97,13 +97,12 @@ class ScriptedEngine:
         self.closed = True
 
     def _finish(self, request: Generate, pieces: list[str], reason: str) -> None:
+        from engine.text.reasoning import split_reasoning
+
         self.open = None
-        text = "".join(pieces)
-        self.on_event(
-            GenerationFinished(
-                request.request_id, text, scripted_stats(request, len(pieces), reason)
-            )
-        )
+        reasoning, text = split_reasoning("".join(pieces))  # as the engine's worker does
+        stats = scripted_stats(request, len(pieces), reason)
+        self.on_event(GenerationFinished(request.request_id, text, stats, reasoning))
 
     def generates(self) -> list[Generate]:
         return [r for r in self.requests if isinstance(r, Generate)]

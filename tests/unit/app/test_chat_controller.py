@@ -88,6 +88,16 @@ def test_the_user_message_is_saved_before_the_engine_is_asked_and_the_answer_str
     assert (stats.context_used, stats.context_length) == (23, CONTEXT_LENGTH)
 
 
+def test_an_answer_with_reasoning_is_saved_as_it_was_shown(qtbot, chat):
+    """The engine's finished text is the answer alone; until the window folds reasoning, what
+    was shown (reasoning included) is what is saved: nothing shown is lost."""
+    controller, engine, store = chat
+    engine.answers.append(["<think>", "Two and two.", "</think>", "Four."])
+    answer = _answer(qtbot, controller, lambda: controller.send("2+2?"))
+    assert answer.content == "<think>Two and two.</think>Four."
+    assert store.messages(controller.current_conversation_id)[-1].content == answer.content
+
+
 def test_without_a_model_or_while_answering_a_send_is_refused_and_nothing_is_saved(
     qtbot, tmp_path: Path
 ):
