@@ -228,7 +228,10 @@ def _converter_fingerprint(*parts: str) -> str:
     import hashlib
 
     digest = hashlib.sha256("|".join(parts).encode())
-    for path in sorted((REPO / "converter").glob("*.py")):
+    # Every module a conversion runs: the converter's, sub-packages included, and the metadata
+    # keys it writes (engine/package/metadata.py).
+    sources = [*(REPO / "converter").rglob("*.py"), REPO / "engine" / "package" / "metadata.py"]
+    for path in sorted(sources):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -18,7 +18,6 @@ merge placeholders of the same shape into one const and the names would be lost.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -216,20 +215,19 @@ def read_gguf(path: Path, spec: ModelSpec, *, form: str = "exact") -> GGUFImport
             continue
         gguf_type = item.tensor_type.name
         shape = tuple(int(n) for n in reversed(item.shape.tolist()))
-        _check_shape(item.name, shape, spec)
-        tensor = GGUFTensor(
-            item.name, name, gguf_type, shape, item.data, int(item.data_offset), int(item.n_bytes)
-        )
-        if gguf_type in FLOAT_TYPES or (gguf_type in DECODERS and len(shape) == 2):
-            kind = floats if gguf_type in FLOAT_TYPES else quantized
-            for part in split_rows(tensor, spec):
-                kind[part.torch_name] = part
-        else:
+        if not (gguf_type in FLOAT_TYPES or (gguf_type in DECODERS and len(shape) == 2)):
             raise ConversionError(
                 f"GGUF tensor {item.name} has type {gguf_type}; exact import supports "
                 f"{', '.join(FLOAT_TYPES + tuple(DECODERS))} (use --quantize int4, int8 or none "
                 "to dequantize and re-quantize it instead)"
             )
+        _check_shape(item.name, shape, spec)  # the type first: what the user can act on
+        tensor = GGUFTensor(
+            item.name, name, gguf_type, shape, item.data, int(item.data_offset), int(item.n_bytes)
+        )
+        kind = floats if gguf_type in FLOAT_TYPES else quantized
+        for part in split_rows(tensor, spec):
+            kind[part.torch_name] = part
     return GGUFImport(
         path=path,
         spec=spec,
@@ -316,36 +314,3 @@ def log_recipes(imported: GGUFImport, log: Callable[[str], None]) -> None:
         if DATA_BITS.get(gguf_type) == 8 and gguf_type != "Q8_0":
             note = " (exact, stored as 8-bit data: bigger than the GGUF's own bits)"
         log(f"{gguf_type}: {text}{note}")
-
-
-def reference_logits(imported: GGUFImport, tokens: np.ndarray, *, context_length: int):
-    """``--verify``'s torch reference: the module with ``gguf.quants.dequantize``'s weights.
-
-    This one path holds a float16 copy of the model (only while the reference runs): the exact
-    package is checked against the weights llama.cpp would use, not against itself.
-    """
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize
-
-    from converter import verify
-    from converter.torch_model import build_stateful_model
-
-    weights = {name: imported.float_tensor(name) for name in imported.floats}
-    for name, tensor in imported.quantized.items():
-        values = dequantize(np.asarray(tensor.raw), GGMLQuantizationType[tensor.gguf_type])
-        values = values.reshape(tensor.shape)
-        order = imported.row_order(tensor)
-        weights[name] = torch.from_numpy(
-            np.ascontiguousarray(values if order is None else values[order], dtype=np.float16)
-        )
-    module = build_stateful_model(
-        imported.spec,
-        weights,
-        context_length=context_length,
-        norms_include_offset=imported.norms_include_offset,
-    )
-    del weights
-    result = verify.reference_logits(module, tokens)
-    del module
-    gc.collect()
-    return result
