@@ -309,7 +309,8 @@ class _Api:
                     if event is None:
                         return Response(status_code=499)
                     if isinstance(event, TokenText):
-                        pieces.append(event.text)
+                        if not event.reasoning:  # the reasoning comes whole with the end
+                            pieces.append(event.text)
                         logprobs.extend(event.logprobs)
                     event = await self.next_event(stream, answers.request)
                 if event.stats.finish_reason == "cancelled":
@@ -321,7 +322,9 @@ class _Api:
                     text, calls = split_calls(text, shape.tool_format)
                 wanted = answers.parsed.config.top_logprobs is not None
                 record = shape.logprobs(logprobs) if wanted else None
-                choices.append(shape.choice(index, text, event.stats, calls, record))
+                choices.append(
+                    shape.choice(index, text, event.stats, calls, record, reasoning=event.reasoning)
+                )
                 usage = _added(usage, event.stats)
         if answers.error is not None:
             return _error_response(answers.error)
@@ -346,7 +349,12 @@ class _Api:
                 while not isinstance(event, GenerationFinished):
                     if event is None:
                         return
-                    if isinstance(event, TokenText) and (event.text or event.logprobs):
+                    if isinstance(event, TokenText) and event.reasoning and shape.chat:
+                        # llama-server's and LM Studio's field: the thinking apart from content
+                        if event.text:
+                            delta = {"reasoning_content": event.text}
+                            yield shape.sse(shape.chunk(delta, None, index))
+                    elif isinstance(event, TokenText) and (event.text or event.logprobs):
                         shown = event.text if splitter is None else splitter.add(event.text)
                         record = shape.logprobs(event.logprobs) if event.logprobs else None
                         if shown or record:
@@ -490,10 +498,16 @@ class _Shape:
         stats: GenerationStats,
         calls: list[tuple[str, ParsedCall]] | None = None,
         logprobs: dict[str, Any] | None = None,
+        *,
+        reasoning: str = "",
     ) -> dict[str, Any]:
+        """One whole choice; a chat message carries the model's thinking apart from its answer
+        (``reasoning_content``, as llama-server and LM Studio return it) when there was some."""
         reason = "tool_calls" if calls else _FINISH_REASONS.get(stats.finish_reason, "stop")
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
+            if reasoning:
+                message["reasoning_content"] = reasoning
             if calls:
                 message = {**message, "content": text or None, "tool_calls": message_calls(calls)}
             choice = {"index": index, "message": message, "logprobs": logprobs}

@@ -320,7 +320,7 @@ class OllamaApi:
         while not isinstance(event, GenerationFinished):
             if event is None:
                 return Response(status_code=499)
-            if isinstance(event, TokenText):
+            if isinstance(event, TokenText) and not event.reasoning:
                 pieces.append(event.text)
             event = await self.core.next_event(stream, request)
         if event.stats.finish_reason == "cancelled":
@@ -330,7 +330,7 @@ class OllamaApi:
         calls: list[tuple[str, ParsedCall]] = []
         if shape.tool_format is not None:
             text, calls = split_calls(text, shape.tool_format)  # type: ignore[arg-type]
-        return JSONResponse(shape.last(text, event.stats, started, calls))
+        return JSONResponse(shape.last(text, event.stats, started, calls, thinking=event.reasoning))
 
     async def _lines(
         self, stream: RequestStream, request: Request, shape: _Shape, event: Any, started: float
@@ -340,7 +340,9 @@ class OllamaApi:
             while not isinstance(event, GenerationFinished):
                 if event is None:
                     return
-                if isinstance(event, TokenText) and event.text:
+                if isinstance(event, TokenText) and event.text and event.reasoning:
+                    yield shape.line(shape.piece("", thinking=event.text))
+                elif isinstance(event, TokenText) and event.text:
                     shown = event.text if splitter is None else splitter.add(event.text)
                     if shown:
                         yield shape.line(shape.piece(shown))
@@ -361,21 +363,41 @@ class _Shape:
     def __init__(self, model: str, *, chat: bool, tool_format: str | None) -> None:
         self.model, self.chat, self.tool_format = model, chat, tool_format
 
-    def piece(self, text: str, calls: list[tuple[str, ParsedCall]] | None = None) -> dict[str, Any]:
+    def piece(
+        self,
+        text: str,
+        calls: list[tuple[str, ParsedCall]] | None = None,
+        *,
+        thinking: str = "",
+    ) -> dict[str, Any]:
+        """A piece of the answer; the model's reasoning goes in ``thinking`` (Ollama's field)."""
         head = {"model": self.model, "created_at": _now()}
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
+            if thinking:
+                message["thinking"] = thinking
             if calls:
                 message["tool_calls"] = _ollama_calls(calls)
             return {**head, "message": message, "done": False}
-        return {**head, "response": text, "done": False}
+        return {
+            **head,
+            "response": text,
+            **({"thinking": thinking} if thinking else {}),
+            "done": False,
+        }
 
     def last(
-        self, text: str, stats: GenerationStats, started: float, calls: list[tuple[str, ParsedCall]]
+        self,
+        text: str,
+        stats: GenerationStats,
+        started: float,
+        calls: list[tuple[str, ParsedCall]],
+        *,
+        thinking: str = "",
     ) -> dict[str, Any]:
         reason = _DONE_REASONS.get(stats.finish_reason, "stop")
         return {
-            **self.piece(text, calls),
+            **self.piece(text, calls, thinking=thinking),
             "done": True,
             "done_reason": reason,
             **_timings(stats, started),

@@ -42,6 +42,7 @@ MODEL_INFO = ModelInfo(
 class ScriptedEngine:
     pieces: tuple[str, ...] = ("Hello", ", world")
     info: ModelInfo | None = MODEL_INFO
+    thoughts: tuple[str, ...] = ()  # reasoning pieces sent before the answer (TokenText.reasoning)
     received: list[Generate] = field(default_factory=list)
     host: ServerHost | None = None
 
@@ -60,6 +61,8 @@ class ScriptedEngine:
     def _answer(self, request: Generate) -> None:
         assert self.host is not None
         top = request.config.top_logprobs
+        for index, thought in enumerate(self.thoughts):
+            self.host.on_event(TokenText(request.request_id, thought, index, reasoning=True))
         for index, piece in enumerate(self.pieces):
             logprobs = ()
             if top is not None:  # one token per piece, its alternatives made up
@@ -67,7 +70,8 @@ class ScriptedEngine:
                 logprobs = (TokenLogprob(piece, -0.25 * (index + 1), alternatives),)
             self.host.on_event(TokenText(request.request_id, piece, index, logprobs))
         stats = GenerationStats(10, 10, len(self.pieces), 0.01, 100.0, 10.0, 13, 2048, "eos")
-        self.host.on_event(GenerationFinished(request.request_id, "".join(self.pieces), stats))
+        answer, thinking = "".join(self.pieces), "".join(self.thoughts)
+        self.host.on_event(GenerationFinished(request.request_id, answer, stats, thinking))
 
 
 @dataclass
