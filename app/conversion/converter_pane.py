@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QFormLayout,
     QGridLayout,
     QLabel,
     QLineEdit,
@@ -139,6 +140,12 @@ class ConverterPane(QWidget):
         self.name_field.setPlaceholderText("model folder name")
         self.name_field.textEdited.connect(lambda _: setattr(self, "_name_edited", True))
         form.addRow(label("Name", name="FieldLabel"), self.name_field)
+        self._add_output_options(form)
+        return card
+
+    def _add_output_options(self, form: QFormLayout) -> None:
+        """Context length, quantization (block size, int4 recipe, 8-bit embeddings), and the
+        last-logits, verify and replace choices."""
         self.context_spin = QSpinBox()
         self.context_spin.setRange(MIN_CONTEXT_LENGTH, MAX_CONTEXT_LENGTH)
         self.context_spin.setSingleStep(256)
@@ -201,7 +208,6 @@ class ConverterPane(QWidget):
         )
         form.addRow("", row(self.last_logits_check, self.verify_check))
         form.addRow("", self.force_check)
-        return card
 
     def _run_card(self) -> Card:
         card = Card("Progress")
