@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from converter.errors import ConversionError
+from converter.naming import FAMILY_NAMES
 
 FULL, SLIDING = "full_attention", "sliding_attention"
 
@@ -49,12 +50,12 @@ class Family:
 
 
 FAMILIES = {
-    "LlamaForCausalLM": Family("Llama"),
-    "MistralForCausalLM": Family("Mistral"),
-    "Qwen2ForCausalLM": Family("Qwen2/2.5", qkv_bias=True),
-    "Qwen3ForCausalLM": Family("Qwen3", qk_norm=True),
+    "LlamaForCausalLM": Family(FAMILY_NAMES["LlamaForCausalLM"]),
+    "MistralForCausalLM": Family(FAMILY_NAMES["MistralForCausalLM"]),
+    "Qwen2ForCausalLM": Family(FAMILY_NAMES["Qwen2ForCausalLM"], qkv_bias=True),
+    "Qwen3ForCausalLM": Family(FAMILY_NAMES["Qwen3ForCausalLM"], qk_norm=True),
     "Gemma3ForCausalLM": Family(
-        "Gemma 3",
+        FAMILY_NAMES["Gemma3ForCausalLM"],
         qk_norm=True,
         norm_offset=1.0,
         scaled_embeddings=True,
@@ -66,7 +67,7 @@ FAMILIES = {
         sliding_pattern=6,
     ),
     "Gemma2ForCausalLM": Family(
-        "Gemma 2",
+        FAMILY_NAMES["Gemma2ForCausalLM"],
         norm_offset=1.0,
         scaled_embeddings=True,
         sandwich_norms=True,
@@ -77,7 +78,7 @@ FAMILIES = {
         sliding_pattern=2,
     ),
     "Phi3ForCausalLM": Family(
-        "Phi-3",
+        FAMILY_NAMES["Phi3ForCausalLM"],
         fused_projections=True,
         partial_rotary=True,
         rope_types=("default", "longrope"),

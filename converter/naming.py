@@ -87,3 +87,22 @@ def quantization_label(
             f"expected a resolved quantization (int4, int8, none, exact), found {quantize!r}"
         )
     return labels[quantize]
+
+
+# The model families the converter supports, by the architecture a Hugging Face config names (and
+# a package's metadata records): the names people know them by.
+FAMILY_NAMES: dict[str, str] = {
+    "LlamaForCausalLM": "Llama",
+    "MistralForCausalLM": "Mistral",
+    "Qwen2ForCausalLM": "Qwen2/2.5",
+    "Qwen3ForCausalLM": "Qwen3",
+    "Gemma3ForCausalLM": "Gemma 3",
+    "Gemma2ForCausalLM": "Gemma 2",
+    "Phi3ForCausalLM": "Phi-3",
+}
+
+
+def family_label(architecture: str) -> str:
+    """``Qwen3 (Qwen3ForCausalLM)`` for a known family; the architecture as it is otherwise."""
+    family = FAMILY_NAMES.get(architecture)
+    return f"{family} ({architecture})" if family else (architecture or "unknown")

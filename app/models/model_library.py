@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from converter.naming import family_label
 from engine import paths
 from engine.messages import ModelInfo
 from engine.package import metadata as meta
@@ -232,7 +233,7 @@ def model_info_rows(info: ModelInfo | None) -> list[tuple[str, str]]:
     rows += [
         ("Context", f"{info.context_length:,} tokens"),
         ("Quantization", info.quantization or "unknown"),
-        ("Architecture", info.architecture or "unknown"),
+        ("Architecture", family_label(info.architecture)),
         ("Runtime", RUNTIME_LABELS.get(info.runtime_name, info.runtime_name)),
     ]
     if info.runtime_name == "coreml":

@@ -144,3 +144,13 @@ def test_auto_means_one_thing_everywhere() -> None:
 def test_the_block_size_range_is_the_one_the_pane_offers(block: int, ok: bool) -> None:
     found = problems(ConversionRequest("owner/model", Path("/tmp/new-model-x"), block_size=block))
     assert (not any("block size" in p for p in found)) is ok
+
+
+def test_the_families_have_one_name_each_for_the_converter_and_the_app() -> None:
+    from converter.model_spec import FAMILIES
+    from converter.naming import FAMILY_NAMES, family_label
+
+    assert {a: f.name for a, f in FAMILIES.items()} == FAMILY_NAMES
+    assert family_label("Qwen3ForCausalLM") == "Qwen3 (Qwen3ForCausalLM)"
+    assert family_label("GraniteForCausalLM") == "GraniteForCausalLM"
+    assert family_label("") == "unknown"
