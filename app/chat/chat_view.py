@@ -203,7 +203,8 @@ class ChatView(QScrollArea):
     def _apply_pending_text(self) -> None:
         if self.streaming_row is not None and self._pending_text is not None:
             self.streaming_row.set_text(self._pending_text)
-            self.streaming_row.typing.setText("Writing…")
+            thinking = self.streaming_row.reasoning_fold.thinking
+            self.streaming_row.typing.setText("Thinking…" if thinking else "Writing…")
         self._pending_text = None
 
     def finish_answer(self, message: StoredMessage | None) -> None:
