@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QToolButton, QVBoxLayout, QWidget
 
 from app.chat.message_widgets import SafeTextBrowser
@@ -62,8 +63,12 @@ class ReasoningFold(QWidget):
             self.seconds = now - self._started
         self.thinking = thinking
         if reasoning != self.reasoning:
-            self.reasoning = reasoning
-            if self.expanded:
+            previous, self.reasoning = self.reasoning, reasoning
+            if self.expanded and reasoning.startswith(previous):  # streaming: add the new end
+                cursor = QTextCursor(self.text_view.document())
+                cursor.movePosition(QTextCursor.MoveOperation.End)
+                cursor.insertText(reasoning[len(previous) :])
+            elif self.expanded:
                 self.text_view.setPlainText(reasoning)
         self._relabel()
 

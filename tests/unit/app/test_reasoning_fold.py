@@ -22,7 +22,7 @@ def _send(window, text: str) -> None:
 def test_reasoning_streams_folded_and_the_answer_renders_alone(qtbot, tmp_path) -> None:
     window, engine = scripted_window(qtbot, tmp_path / "Model", theme="light")
     engine.hold = True
-    engine.answers.append(["<think>", "\nThe user asks for 2+2.", " Two and two make four."])
+    engine.answers.append(["<think>", "\nThe user asks for 2+2."])
     _send(window, "2+2?")
     row = window.chat_view.streaming_row
     fold = row.reasoning_fold
@@ -30,9 +30,12 @@ def test_reasoning_streams_folded_and_the_answer_renders_alone(qtbot, tmp_path) 
     assert row.typing.text() == "Thinking…"
     assert row.plain_text() == ""  # nothing of the reasoning in the answer's view
     assert not fold.text_view.isVisible()  # folded
+    fold.toggle.click()  # open while it streams: the reasoning grows in place
+    assert fold.text_view.toPlainText() == "The user asks for 2+2."
 
-    engine.release(["</think>", "\n\n**Four**."])
+    engine.release([" Two and two make four.", "</think>", "\n\n**Four**."])
     qtbot.waitUntil(lambda: not window.controller.busy)
+    assert fold.text_view.toPlainText() == REASONING
     assert fold.toggle.text().startswith("Thought for ") and fold.toggle.text().endswith(" s")
     assert row.plain_text() == "Four."
     assert "think" not in row.body.toHtml().lower()
