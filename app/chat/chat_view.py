@@ -176,6 +176,16 @@ class ChatView(QScrollArea):
         row.copy_text()
         return True
 
+    def toggle_last_reasoning(self) -> bool:
+        """Chat → Show or Hide Last Reasoning: the keyboard's way to the last answer's reasoning
+        (the fold's line is not a Tab stop: Tab does not walk the history)."""
+        row = self.last_row("assistant")
+        if row is None or not row.reasoning_fold.isVisible():
+            return False
+        row.reasoning_fold.toggle.toggle()
+        self.ensureWidgetVisible(row.reasoning_fold)
+        return True
+
     def edit_last_message(self) -> bool:
         """Chat → Edit Last Message (↑ in an empty message box): the last question's Edit."""
         row = self.last_row("user")

@@ -2,8 +2,8 @@
 reasons, "Thought for 12 s" once it answers) that opens to show the reasoning as plain text and
 closes again. It is never part of the answer's markdown, and Copy leaves it out.
 
-The line is a Tab stop (unlike the message's other actions): the reasoning is content a keyboard
-user must be able to open; Space or Enter opens and closes it.
+The line is not a Tab stop (Tab does not walk the history, as for the message's other actions):
+the keyboard opens and closes the last answer's reasoning from the Chat menu (Ctrl+Shift+R).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class ReasoningFold(QWidget):
         self.toggle.setCheckable(True)
         self.toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.toggle.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a click takes no focus ring
+        self.toggle.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # as the message's other actions
         self.toggle.setCursor(Qt.CursorShape.PointingHandCursor)
         self.toggle.toggled.connect(self._on_toggled)
         self.text_view = SafeTextBrowser(self)
