@@ -31,6 +31,7 @@ class ActiveAnswer:
     generation: str = ""  # its generation settings, JSON
     prefix: str = ""  # Continue: the stored answer this one carries on (``message_id`` is its row)
     continued_finish: str = ""  # Continue: that answer's own end, kept when no new token comes
+    reasoning: bool = False  # the last piece was reasoning (its <think> marker is in ``pieces``)
 
     def provenance(self) -> dict[str, Any]:
         """What the store keeps with the answer: which model wrote it, with which settings."""

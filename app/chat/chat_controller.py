@@ -34,6 +34,9 @@ from engine.messages import (
     PrefillProgress,
     TokenText,
 )
+from engine.text.reasoning import CLOSE as THINK_CLOSE
+from engine.text.reasoning import OPEN as THINK_OPEN
+from engine.text.reasoning import split_reasoning
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +308,7 @@ class ChatController(QObject):
         if system_prompt:
             history.append(ChatMessage("system", system_prompt))
         history.extend(
-            ChatMessage(m.role, m.content)
+            ChatMessage(m.role, m.content if m.role == "user" else split_reasoning(m.content)[1])
             for m in self.store.messages(conversation_id)
             if m.content and m.role in ("user", "assistant") and m.id != replaces
         )
@@ -357,6 +360,9 @@ class ChatController(QObject):
         if active.first_token_at is None:
             active.first_token_at = now
             self._stats.time_to_first_token = now - active.started_at
+        if event.reasoning != active.reasoning:  # the engine leaves the markers out: put them back
+            active.pieces.append(THINK_OPEN if event.reasoning else THINK_CLOSE)
+            active.reasoning = event.reasoning
         active.pieces.append(event.text)
         active.tokens += 1
         self._stats.generated_tokens = active.tokens
@@ -430,10 +436,11 @@ class ChatController(QObject):
             context_estimated=not counted and self._stats.context_estimated,
             finish_reason=stats.finish_reason,
         )
-        # event.text is the answer alone; until the window folds reasoning apart, the answer is
-        # kept as it was shown (reasoning included), so nothing shown is lost when it is saved.
-        if event.text and not event.reasoning:
-            active.pieces = [event.text]  # the engine's own whole text (stop strings cut)
+        # event.text is the answer alone: it is stored with its reasoning before it, between the
+        # think markers (the window folds it; nothing shown is lost).
+        if event.text:  # the engine's own whole text (stop strings cut)
+            thought = [THINK_OPEN, event.reasoning, THINK_CLOSE] if event.reasoning else []
+            active.pieces = [*thought, event.text]
         self._finish(active.text, stats.finish_reason, shown=shown)
         if shown:
             self.statsChanged.emit(self._stats)

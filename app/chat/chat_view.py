@@ -176,6 +176,16 @@ class ChatView(QScrollArea):
         row.copy_text()
         return True
 
+    def toggle_last_reasoning(self) -> bool:
+        """Chat → Show or Hide Last Reasoning: the keyboard's way to the last answer's reasoning
+        (the fold's line is not a Tab stop: Tab does not walk the history)."""
+        row = self.last_row("assistant")
+        if row is None or not row.reasoning_fold.isVisible():
+            return False
+        row.reasoning_fold.toggle.toggle()
+        self.ensureWidgetVisible(row.reasoning_fold)
+        return True
+
     def edit_last_message(self) -> bool:
         """Chat → Edit Last Message (↑ in an empty message box): the last question's Edit."""
         row = self.last_row("user")
@@ -203,7 +213,8 @@ class ChatView(QScrollArea):
     def _apply_pending_text(self) -> None:
         if self.streaming_row is not None and self._pending_text is not None:
             self.streaming_row.set_text(self._pending_text)
-            self.streaming_row.typing.setText("Writing…")
+            thinking = self.streaming_row.reasoning_fold.thinking
+            self.streaming_row.typing.setText("Thinking…" if thinking else "Writing…")
         self._pending_text = None
 
     def finish_answer(self, message: StoredMessage | None) -> None:

@@ -41,7 +41,9 @@ from app.chat.markdown_render import (
     plain_text_html,
 )
 from app.chat.message_widgets import COPIED_FEEDBACK_MS, MessageEditor, SafeTextBrowser
+from app.chat.reasoning_fold import ReasoningFold
 from app.conversations.store import StoredMessage
+from engine.text.reasoning import ReasoningSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +93,8 @@ class MessageRow(QWidget):
         super().__init__(parent)
         self.role = role
         self.message: StoredMessage | None = None
-        self.text = ""
+        self.text = ""  # as stored: an answer's reasoning included, between its think markers
+        self.answer = ""  # what Copy copies: an answer without its reasoning
         self._renderer = renderer
         self.frozen: list[tuple[str, Any]] = []  # finished parts of a long answer (AnswerParts)
         self.body = self._new_browser()  # the part that is still changing
@@ -99,6 +102,8 @@ class MessageRow(QWidget):
         self.more_note = QLabel(objectName="finishNote")
         self.more_note.setTextFormat(Qt.TextFormat.PlainText)
         self.more_note.hide()
+        self.reasoning_fold = ReasoningFold(self)  # an answer's reasoning, folded above it
+        self.reasoning_fold.hide()
         self.bodies_layout = QVBoxLayout()
         self.bodies_layout.setContentsMargins(0, 0, 0, 0)
         self.bodies_layout.setSpacing(0)
@@ -179,9 +184,13 @@ class MessageRow(QWidget):
             header.addWidget(self.typing)
             header.addStretch(1)
             outer.addLayout(header)
+            column = QVBoxLayout()
+            column.setSpacing(0)
+            column.addWidget(self.reasoning_fold)
+            column.addLayout(self.bodies_layout)
             body_line = QHBoxLayout()
             body_line.setContentsMargins(34, 0, 0, 0)
-            body_line.addLayout(self.bodies_layout)
+            body_line.addLayout(column)
             outer.addLayout(body_line)
             self.bubble = None
         actions_holder = QHBoxLayout()
@@ -214,10 +223,15 @@ class MessageRow(QWidget):
         """Show ``text``; a long markdown answer is cut into parts and only the last part is
         rendered again when the text grows (keeps each streaming refresh short). Past
         MAX_SHOWN_CHARS only a note grows."""
-        self.text = text
+        self.text = self.answer = text
         files: list[Attachment] = []
         if self.role == "user":  # attached files folded to a line each (Copy and Edit: all)
             text, files = split_attachments(text)
+        else:  # the reasoning folded above the answer; the markdown is the answer's alone
+            reasoning, text, thinking = _split_reasoning(text)
+            self.reasoning_fold.set_reasoning(reasoning, thinking=thinking)
+            self.reasoning_fold.setVisible(bool(reasoning) or thinking)
+            self.answer = text
         hidden = max(0, len(text) - MAX_SHOWN_CHARS)
         self.more_note.setText(
             f"… {hidden:,} more characters not shown here (Copy copies the whole message)"
@@ -361,7 +375,8 @@ class MessageRow(QWidget):
             self.continueRequested.emit(self.message.id)
 
     def copy_text(self) -> None:
-        QGuiApplication.clipboard().setText(self.text)
+        """The message as written; an answer without its reasoning."""
+        QGuiApplication.clipboard().setText(self.answer)
         self.copy_button.setText(COPIED_LABEL)
         QTimer.singleShot(COPIED_FEEDBACK_MS, self, lambda: self.copy_button.setText(COPY_LABEL))
 
@@ -433,3 +448,12 @@ class MessageRow(QWidget):
     @property
     def editor(self) -> QPlainTextEdit | None:
         return self._editor
+
+
+def _split_reasoning(text: str) -> tuple[str, str, bool]:
+    """(reasoning, answer, still reasoning) of an answer as stored or streamed so far."""
+    splitter = ReasoningSplitter()
+    parts = splitter.feed(text) + splitter.finish()
+    reasoning = "".join(piece for piece, is_reasoning in parts if is_reasoning)
+    answer = "".join(piece for piece, is_reasoning in parts if not is_reasoning)
+    return reasoning, answer, splitter.reasoning

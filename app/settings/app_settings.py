@@ -82,6 +82,8 @@ def settings_to_dict(settings: AppSettings) -> dict[str, Any]:
             "seed": generation.seed,
             "stop_strings": list(generation.stop_strings),
             "context_policy": generation.context_policy,
+            # null: the chat template's own default (reasoning models think); false: they don't
+            "enable_thinking": generation.enable_thinking,
         },
         "compute_units": settings.compute_units,
         "model_path": settings.model_path,
@@ -145,6 +147,11 @@ _GENERATION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "seed": _check_number("seed"),
     "stop_strings": stop_strings_problem,
     "context_policy": _check_choice(CONTEXT_POLICIES),
+    "enable_thinking": lambda value: (
+        None
+        if value is None or isinstance(value, bool)
+        else f"expected null, true or false, found {value!r}"
+    ),
 }
 
 

@@ -79,6 +79,7 @@ class GenerationPane(QWidget):
         for spin in (self.top_k, self.seed, self.max_new_tokens):
             spin.valueChanged.connect(self.changed)
         self.fixed_seed.toggled.connect(self.changed)
+        self.thinking.toggled.connect(self.changed)
         self.context_policy.currentIndexChanged.connect(self.changed)
         self.system_prompt.textChanged.connect(self.changed)
         self.stop_strings.textChanged.connect(self._on_stop_strings_edited)
@@ -176,12 +177,17 @@ class GenerationPane(QWidget):
         stop_column.addWidget(hint("One a line; \\n is a line break."))
         stop_column.addWidget(self.stop_strings_error)
         form.addRow(label("Stop strings", name="FieldLabel"), stop_column)
+        self.thinking = QCheckBox("Let reasoning models think before answering")
+        self.thinking.setToolTip(
+            "Off: models whose chat template can skip reasoning (Qwen3) answer at once"
+        )
+        form.addRow(label("Reasoning", name="FieldLabel"), self.thinking)
         return length
 
     def set_values(self, system_prompt: str, config: GenerationConfig) -> None:
         widgets = (self.system_prompt, self.temperature, self.top_k, self.top_p, self.min_p,
                    self.repetition_penalty, self.fixed_seed, self.seed, self.max_new_tokens,
-                   self.context_policy, self.stop_strings)  # fmt: skip
+                   self.context_policy, self.stop_strings, self.thinking)  # fmt: skip
         for widget in widgets:
             widget.blockSignals(True)
         try:
@@ -203,6 +209,7 @@ class GenerationPane(QWidget):
             if parse_stop_strings(self.stop_strings.toPlainText())[0] != config.stop_strings:
                 self.stop_strings.setPlainText(format_stop_strings(config.stop_strings))
             self.stop_strings_error.hide()
+            self.thinking.setChecked(config.enable_thinking is not False)
         finally:
             for widget in widgets:
                 widget.blockSignals(False)
@@ -241,6 +248,8 @@ class GenerationPane(QWidget):
             seed=self.seed.value() if self.fixed_seed.isChecked() else None,
             stop_strings=self._stop_strings,
             context_policy=str(self.context_policy.currentData()),  # type: ignore[arg-type]
+            # on: left unset (the template's default); off: the template is told not to think
+            enable_thinking=None if self.thinking.isChecked() else False,
         )
 
     def _on_stop_strings_edited(self) -> None:

@@ -221,6 +221,9 @@ class MainWindow(QMainWindow):
         self.copy_answer_action = action(
             "Copy Last Answer", "Ctrl+Shift+C", self.chat_view.copy_last_answer
         )
+        self.reasoning_action = action(
+            "Show or Hide Last Reasoning", "Ctrl+Shift+R", self.chat_view.toggle_last_reasoning
+        )
         self.edit_last_action = action("Edit Last Message", [], self._edit_last_message)
         self.edit_last_action.setToolTip("Or ↑ in an empty message box")
         self.search_action = action(
@@ -247,7 +250,8 @@ class MainWindow(QMainWindow):
             file_menu.addAction(item)
         chat_menu = menu.addMenu("&Chat")
         for item in (self.stop_action, self.regenerate_action, self.copy_answer_action,
-                     self.edit_last_action, self.search_action):  # fmt: skip
+                     self.reasoning_action, self.edit_last_action,
+                     self.search_action):  # fmt: skip
             chat_menu.addAction(item)
         chat_menu.addAction(self.system_prompt_action)
         self.doctor_action = QAction("Run Diagnostics…", self)

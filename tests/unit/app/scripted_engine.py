@@ -23,6 +23,7 @@ from engine.messages import (
     Request,
     TokenText,
 )
+from engine.text.reasoning import ReasoningSplitter, split_reasoning
 
 CONTEXT_LENGTH = 256
 INFO = ModelInfo(
@@ -61,6 +62,7 @@ class ScriptedEngine:
         self.finish_reason = "eos"  # how an answer that is not held ends
         self.open: tuple[Generate, list[str]] | None = None
         self.closed = False
+        self._splitter = ReasoningSplitter()
 
     def submit(self, request: Request) -> None:
         self.requests.append(request)
@@ -72,12 +74,28 @@ class ScriptedEngine:
             pieces = self.answers.pop(0)
             total = 10 * len(request.messages)
             self.on_event(PrefillProgress(request.request_id, total, total))
-            for index, piece in enumerate(pieces):
-                self.on_event(TokenText(request.request_id, piece, 100 + index))
+            self._splitter = ReasoningSplitter()
+            self._send(request, pieces, last=not self.hold)
             if self.hold:
                 self.open = (request, pieces)
             else:
                 self._finish(request, pieces, self.finish_reason)
+
+    def _send(self, request: Generate, pieces: list[str], *, last: bool) -> None:
+        """As the engine's worker sends them: reasoning flagged, its think markers left out."""
+        for index, piece in enumerate(pieces):
+            parts = self._splitter.feed(piece)
+            if last and index == len(pieces) - 1:
+                parts += self._splitter.finish()
+            for text, reasoning in parts or [("", self._splitter.reasoning)]:
+                self.on_event(TokenText(request.request_id, text, 100 + index, (), reasoning))
+
+    def release(self, pieces: list[str]) -> None:
+        """Send the held answer's next ``pieces``, then end it as ``finish_reason``."""
+        assert self.open is not None
+        request, sent = self.open
+        self._send(request, pieces, last=True)
+        self._finish(request, sent + pieces, self.finish_reason)
 
     def cancel(self) -> None:
         if self.open is not None:
@@ -97,8 +115,6 @@ class ScriptedEngine:
         self.closed = True
 
     def _finish(self, request: Generate, pieces: list[str], reason: str) -> None:
-        from engine.text.reasoning import split_reasoning
-
         self.open = None
         reasoning, text = split_reasoning("".join(pieces))  # as the engine's worker does
         stats = scripted_stats(request, len(pieces), reason)

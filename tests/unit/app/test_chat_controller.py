@@ -89,8 +89,9 @@ def test_the_user_message_is_saved_before_the_engine_is_asked_and_the_answer_str
 
 
 def test_an_answer_with_reasoning_is_saved_as_it_was_shown(qtbot, chat):
-    """The engine's finished text is the answer alone; until the window folds reasoning, what
-    was shown (reasoning included) is what is saved: nothing shown is lost."""
+    """The engine sends reasoning pieces without their markers and a finished text without the
+    reasoning; the answer is saved with its reasoning between the markers (the window folds it):
+    nothing shown is lost."""
     controller, engine, store = chat
     engine.answers.append(["<think>", "Two and two.", "</think>", "Four."])
     answer = _answer(qtbot, controller, lambda: controller.send("2+2?"))

@@ -208,6 +208,22 @@ def test_dialog_changes_persist_across_a_reopen(qtbot) -> None:
     assert reopened.generation_pane.seed.isEnabled()
 
 
+def test_the_thinking_checkbox_is_saved_and_reopened(qtbot) -> None:
+    """Checked (the default) leaves ``enable_thinking`` unset; unchecked saves false."""
+    dialog = _dialog(qtbot, load_settings())
+    assert dialog.generation_pane.thinking.isChecked()
+    assert dialog.settings().generation.enable_thinking is None
+    dialog.generation_pane.thinking.setChecked(False)
+    dialog.accept()
+    assert load_settings().generation.enable_thinking is False
+    assert json.loads(settings_path().read_text())["generation"]["enable_thinking"] is False
+    reopened = _dialog(qtbot, load_settings())
+    assert not reopened.generation_pane.thinking.isChecked()
+    reopened.generation_pane.thinking.setChecked(True)
+    reopened.accept()
+    assert load_settings().generation.enable_thinking is None
+
+
 def test_restore_defaults_and_unseeded(qtbot) -> None:
     start = AppSettings(generation=GenerationConfig(temperature=1.5, seed=3))
     dialog = _dialog(qtbot, start)
