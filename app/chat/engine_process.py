@@ -25,7 +25,6 @@ import contextlib
 import logging
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from engine import wire
+from engine.exit_status import describe_exit
 from engine.messages import (
     Cancel,
     EngineError,
@@ -75,18 +75,6 @@ def _engine_environment(hf_token: str) -> dict[str, str]:
     if hf_token:
         env[HF_TOKEN_ENV] = hf_token
     return env
-
-
-def describe_exit(returncode: int | None) -> str:
-    """``-9`` → "killed by SIGKILL"; ``1`` → "exit status 1"."""
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit status {returncode}"
 
 
 @dataclass

@@ -36,6 +36,7 @@ import threading
 import time
 from typing import Any
 
+from engine.exit_status import describe_exit
 from engine.text import template_sandbox
 from engine.text.chat_template import (
     ChatTemplateCancelled,
@@ -60,19 +61,6 @@ def render_command(*, executable: str | None = None, frozen: bool | None = None)
     executable = executable or sys.executable
     frozen = getattr(sys, "frozen", False) if frozen is None else frozen
     return [executable, RENDER_FLAG] if frozen else [executable, "-m", __name__]
-
-
-def _describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        import signal
-
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit status {returncode}"
 
 
 class RenderProcess:
@@ -205,7 +193,7 @@ class RenderProcess:
                 continue
             chunk = os.read(descriptor, 1 << 20)
             if not chunk:
-                how = _describe_exit(popen.wait())
+                how = describe_exit(popen.wait())
                 self._popen = None
                 raise ChatTemplateError(
                     "the chat template went past the renderer's memory or time limit "

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from app.chat.engine_process import MAX_SILENT_DEATHS, EngineProcessClient, describe_exit
+from app.chat.engine_process import MAX_SILENT_DEATHS, EngineProcessClient
+from engine.exit_status import describe_exit
 from engine.messages import EngineError, Generate, LoadModel, ModelLoaded
 
 
