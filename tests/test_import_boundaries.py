@@ -215,12 +215,13 @@ def _import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 edges.update(alias.name for alias in node.names if alias.name in modules)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for alias in node.names:
-                    full = f"{node.module}.{alias.name}"
-                    if full in modules:
-                        edges.add(full)
-                    elif node.module in modules:
-                        edges.add(node.module)
+                if node.module in modules:  # ``from pkg import sub`` runs pkg/__init__ too
+                    edges.add(node.module)
+                edges.update(
+                    f"{node.module}.{alias.name}"
+                    for alias in node.names
+                    if f"{node.module}.{alias.name}" in modules
+                )
         graph[module] = edges - {module}
     return graph
 

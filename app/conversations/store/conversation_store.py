@@ -15,8 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from app.conversations.store import importing
-from app.conversations.store import search as searching
+from app.conversations.store.importing import import_conversations
 from app.conversations.store.migrations import MIGRATIONS
 from app.conversations.store.records import (
     DEFAULT_TITLE,
@@ -27,6 +26,8 @@ from app.conversations.store.records import (
     title_from_text,
 )
 from app.conversations.store.rows import SELECT_MESSAGES, conversation_from_row, message_from_row
+from app.conversations.store.search import SNIPPET_TOKENS
+from app.conversations.store.search import search as search_messages
 from engine import paths
 from engine.messages import Role
 
@@ -118,11 +119,9 @@ class ConversationStore:
         rows = self._db.execute("SELECT * FROM conversations ORDER BY updated_at DESC").fetchall()
         return [conversation_from_row(row) for row in rows]
 
-    def search(
-        self, text: str, *, snippet_tokens: int = searching.SNIPPET_TOKENS
-    ) -> list[SearchHit]:
+    def search(self, text: str, *, snippet_tokens: int = SNIPPET_TOKENS) -> list[SearchHit]:
         """Chats matching ``text`` (titles and shown messages), most recently updated first."""
-        return searching.search(self._db, text, snippet_tokens=snippet_tokens)
+        return search_messages(self._db, text, snippet_tokens=snippet_tokens)
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         row = self._db.execute(
@@ -171,7 +170,7 @@ class ConversationStore:
         self, records: list[tuple[Conversation, list[StoredMessage]]]
     ) -> list[str]:
         """Write whole chats in one transaction (``importing.import_conversations``)."""
-        return importing.import_conversations(self._db, records)
+        return import_conversations(self._db, records)
 
     # --- messages --------------------------------------------------------------------------------
 
