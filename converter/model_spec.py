@@ -49,34 +49,27 @@ class Family:
     rope_types: tuple[str, ...] = ("default", "llama3", "linear")
 
 
+# What Gemma 2 and 3 share: (1 + w) norms, four of them a layer, embeddings scaled by sqrt(hidden),
+# gelu-tanh, tied embeddings, and the residual stream rescaled into float16's range.
+_GEMMA: dict[str, object] = {
+    "norm_offset": 1.0,
+    "scaled_embeddings": True,
+    "sandwich_norms": True,
+    "activation_key": "hidden_activation",
+    "default_activation": "gelu_pytorch_tanh",
+    "tie_default": True,
+    "residual_scale": 0.125,
+}
+
 FAMILIES = {
     "LlamaForCausalLM": Family(FAMILY_NAMES["LlamaForCausalLM"]),
     "MistralForCausalLM": Family(FAMILY_NAMES["MistralForCausalLM"]),
     "Qwen2ForCausalLM": Family(FAMILY_NAMES["Qwen2ForCausalLM"], qkv_bias=True),
     "Qwen3ForCausalLM": Family(FAMILY_NAMES["Qwen3ForCausalLM"], qk_norm=True),
     "Gemma3ForCausalLM": Family(
-        FAMILY_NAMES["Gemma3ForCausalLM"],
-        qk_norm=True,
-        norm_offset=1.0,
-        scaled_embeddings=True,
-        sandwich_norms=True,
-        activation_key="hidden_activation",
-        default_activation="gelu_pytorch_tanh",
-        tie_default=True,
-        residual_scale=0.125,
-        sliding_pattern=6,
+        FAMILY_NAMES["Gemma3ForCausalLM"], qk_norm=True, sliding_pattern=6, **_GEMMA
     ),
-    "Gemma2ForCausalLM": Family(
-        FAMILY_NAMES["Gemma2ForCausalLM"],
-        norm_offset=1.0,
-        scaled_embeddings=True,
-        sandwich_norms=True,
-        activation_key="hidden_activation",
-        default_activation="gelu_pytorch_tanh",
-        tie_default=True,
-        residual_scale=0.125,
-        sliding_pattern=2,
-    ),
+    "Gemma2ForCausalLM": Family(FAMILY_NAMES["Gemma2ForCausalLM"], sliding_pattern=2, **_GEMMA),
     "Phi3ForCausalLM": Family(
         FAMILY_NAMES["Phi3ForCausalLM"],
         fused_projections=True,

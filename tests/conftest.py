@@ -128,17 +128,9 @@ def _save_tiny_model(folder: Path, tokenizer_dir: Path, *, architecture: str) ->
     from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
     torch.manual_seed(1234 if architecture == "mistral" else 4321)
-    common = {
-        "vocab_size": 32768,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-    }
+    from tests.families import TINY_DECODER
+
+    common = {**TINY_DECODER, "vocab_size": 32768}
     if architecture == "mistral":
         model = MistralForCausalLM(MistralConfig(**common, rope_theta=1_000_000.0))
     else:

@@ -25,19 +25,21 @@ WINDOW = 8  # the Gemma models' sliding window: tests feed chunks shorter and lo
 VOCAB = 49152  # SmolLM2's tokenizer
 
 
+# The shape of every tiny random model the tests convert (Llama and Mistral in tests/conftest.py too).
+TINY_DECODER = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 1024,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
+
+
 def family_config(family: str) -> dict:
-    common = {
-        "vocab_size": VOCAB,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-        "rms_norm_eps": 1e-6,
-    }
+    common = {**TINY_DECODER, "vocab_size": VOCAB, "rms_norm_eps": 1e-6}
     if family == "qwen2":
         return {**common, "rope_theta": 1_000_000.0, "tie_word_embeddings": True}
     if family == "qwen3":
